@@ -1,0 +1,272 @@
+"""The ``airloop`` command: one entry point per stage, for shells, notebooks and containers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any
+
+import typer
+
+from airloop.settings import Settings, get_settings
+from airloop.usecase import UseCase, UseCaseError, load_usecase
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+
+StartOpt = Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD); default: the use case's replay start")]
+EndOpt = Annotated[str | None, typer.Option(help="Day after the last one (exclusive); default: replay end")]
+DaysOpt = Annotated[int | None, typer.Option(help="Number of days from --start, instead of --end")]
+
+
+def _context() -> tuple[Settings, UseCase]:
+    settings = get_settings()
+    return settings, load_usecase(settings.usecase)
+
+
+def _window(uc: UseCase, start: str | None, end: str | None, days: int | None) -> tuple[date, date]:
+    if uc.replay is None and (start is None or (end is None and days is None)):
+        raise typer.BadParameter("this use case has no replay window: give --start and --end")
+    first = date.fromisoformat(start) if start else uc.replay.start  # type: ignore[union-attr]
+    if days is not None:
+        last = first + timedelta(days=days)
+    else:
+        last = date.fromisoformat(end) if end else uc.replay.end  # type: ignore[union-attr]
+    if last <= first:
+        raise typer.BadParameter(f"the window is empty: {first} .. {last}")
+    return first, last
+
+
+def _extend_replay_end(settings: Settings, uc: UseCase, last: date) -> Settings:
+    """Let the DAG's end date cover a window that goes past the use case's replay end."""
+    if uc.replay is not None and last > (settings.replay_end or uc.replay.end):
+        os.environ["AIRLOOP_REPLAY_END"] = last.isoformat()
+        get_settings.cache_clear()
+        return get_settings()
+    return settings
+
+
+@app.command()
+def setup() -> None:
+    """Create the home folder, migrate Airflow's DB, register the Feast definitions."""
+    settings, uc = _context()
+    _setup(settings, uc)
+    typer.echo(f"airloop home ready at {settings.home} (use case {uc.name!r})")
+
+
+def _setup(settings: Settings, uc: UseCase) -> None:
+    from airloop.features.store import apply_definitions
+    from airloop.orchestration.runtime import migrate_db
+
+    for folder in (settings.home, settings.landing_dir, settings.feast_dir, settings.mlflow_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    migrate_db(settings)
+    apply_definitions(settings, uc)
+
+
+@app.command()
+def land(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> None:
+    """Replay the use case's data set into the landing zone, one partition per day."""
+    from airloop.data.replay import land_window
+
+    settings, uc = _context()
+    first, last = _window(uc, start, end, days)
+    written = land_window(uc, settings, first, last)
+    typer.echo(f"landed {first} .. {last} (exclusive) into {settings.landing_dir}: {written}")
+
+
+@app.command("run")
+def run_in_process(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> None:
+    """Run the feature pipeline for each day in this process, without Airflow."""
+    from airloop.data.intervals import daily_intervals
+    from airloop.features.pipeline import run_interval
+
+    settings, uc = _context()
+    first, last = _window(uc, start, end, days)
+    for lo, hi in daily_intervals(first, last):
+        result = run_interval(lo, hi, uc, settings)
+        typer.echo(f"{result['partition']}: {result['rows']}")
+
+
+@app.command()
+def backfill(
+    start: StartOpt = None,
+    end: EndOpt = None,
+    days: DaysOpt = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the runs to finish")] = True,
+) -> None:
+    """Ask the running Airflow to backfill the feature pipeline over a window."""
+    from airloop.orchestration.runtime import ApiClient
+
+    settings, uc = _context()
+    first, last = _window(uc, start, end, days)
+    client = ApiClient(settings)
+    _backfill(client, first, last)
+    if wait:
+        outcome = _wait_for_runs(client, "feature_pipeline", first, last)
+        if outcome["failed"]:
+            raise typer.Exit(1)
+
+
+def _backfill(client: Any, first: date, last: date) -> None:
+    to_date = datetime.combine(last, datetime.min.time()) - timedelta(seconds=1)
+    created = client.create_backfill("feature_pipeline", f"{first}T00:00:00Z", to_date.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    typer.echo(f"backfill {created['id']} of feature_pipeline: {first} .. {last} (exclusive)")
+
+
+def _wait_for_runs(client: Any, dag_id: str, first: date, last: date, services: Any = None,
+                   stall_seconds: float = 120.0) -> dict[str, Any]:
+    """Poll the runs of a window until all finish, printing progress; stop when stuck."""
+    expected = (last - first).days
+    lo, hi = f"{first}T00:00:00Z", f"{last}T00:00:00Z"
+    seen, last_change = None, time.monotonic()
+    while True:
+        if services is not None:
+            services.check_alive()
+        runs = [
+            r
+            for r in client.dag_runs(dag_id, logical_date_gte=lo, logical_date_lt=hi)
+            if r.get("logical_date")
+        ]
+        states: dict[str, int] = {}
+        for run in runs:
+            states[run["state"]] = states.get(run["state"], 0) + 1
+        done = states.get("success", 0) + states.get("failed", 0)
+        snapshot = (done, tuple(sorted(states.items())))
+        if snapshot != seen:
+            seen, last_change = snapshot, time.monotonic()
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(states.items()))
+            typer.echo(f"  [{done}/{expected}] {detail}")
+        if len(runs) >= expected and done >= expected:
+            break
+        if states.get("failed") and time.monotonic() - last_change > stall_seconds:
+            typer.echo("  runs after a failed interval wait for it (depends_on_past); stopping the wait")
+            break
+        time.sleep(2.0)
+    failed = [r for r in runs if r["state"] == "failed"]
+    for run in failed:
+        for ti in client.failed_tasks(dag_id, run["dag_run_id"]):
+            typer.echo(f"  failed: {run['logical_date'][:10]} {ti['task_id']}", err=True)
+    return {"states": states, "failed": [r["logical_date"] for r in failed]}
+
+
+@app.command()
+def demo(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> None:
+    """The main job: land a replay window and run the feature pipeline through Airflow's scheduler."""
+    from airloop.data.replay import land_window
+    from airloop.orchestration.runtime import ApiClient, Services
+
+    began = time.monotonic()
+    settings, uc = _context()
+    first, last = _window(uc, start, end, days)
+    settings = _extend_replay_end(settings, uc, last)
+    typer.echo(f"airloop demo: use case {uc.name!r}, {first} .. {last} (exclusive), home {settings.home}")
+    typer.echo("1/4 setting up the home (Airflow DB, Feast registry)")
+    _setup(settings, uc)
+    typer.echo("2/4 landing raw partitions (replay of the data set)")
+    land_window(uc, settings, first, last)
+    typer.echo("3/4 starting Airflow (api-server, scheduler, dag-processor)")
+    with Services(settings) as services:
+        client = ApiClient(settings)
+        client.wait_healthy(services)
+        client.wait_for_dag("feature_pipeline", services)
+        typer.echo("4/4 running the feature pipeline through the scheduler")
+        _backfill(client, first, last)
+        outcome = _wait_for_runs(client, "feature_pipeline", first, last, services)
+    elapsed = time.monotonic() - began
+    _print_summary(settings, uc, elapsed)
+    if outcome["failed"]:
+        typer.echo(f"some intervals failed: {outcome['failed']}", err=True)
+        raise typer.Exit(1)
+
+
+def _print_summary(settings: Settings, uc: UseCase, elapsed: float) -> None:
+    from airloop.status import collect_status
+
+    status = collect_status(settings, uc)
+    runs = (status["airflow"]["dag_runs"] or {}).get("feature_pipeline", {})
+    val = status["validation"]
+    typer.echo("")
+    typer.echo(f"== airloop: {uc.name} ==")
+    typer.echo(f"intervals run:        {runs.get('success', 0)} succeeded, {runs.get('failed', 0)} failed")
+    typer.echo(f"rows validated:       {val['rows_validated']:,} in {val['partitions_passed']} partitions")
+    typer.echo(f"rows quarantined:     {val['rows_quarantined']:,} in {len(val['quarantined'])} partitions")
+    for name, table in status["offline_store"]["tables"].items():
+        typer.echo(f"offline {name:<20} {table['rows']:>9,} rows in {table['partitions']} partitions")
+    for name, count in (status["online_store"]["entities"] or {}).items():
+        typer.echo(f"online  {name:<20} {count:>9,} entities")
+    typer.echo(f"seconds taken:        {elapsed:.0f}")
+    typer.echo("")
+    typer.echo("where to look next:")
+    typer.echo("  make up                  the Airflow UI with these runs")
+    typer.echo("  airloop status --json    this summary as JSON")
+    typer.echo(f"  {status['offline_store']['path']}   the offline store (Parquet, one file per interval)")
+    typer.echo(f"  {settings.reports_dir / 'validation'}   validation reports")
+
+
+@app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
+    """What airloop holds now: runs, validated and quarantined rows, store contents."""
+    from airloop.status import collect_status
+
+    settings, uc = _context()
+    state = collect_status(settings, uc)
+    if as_json:
+        typer.echo(json.dumps(state, indent=2, default=str))
+        return
+    _print_summary(settings, uc, 0.0)
+
+
+@app.command()
+def up(land_replay: Annotated[bool, typer.Option("--land/--no-land", help="Land the replay window first")] = True) -> None:
+    """Start Airflow (api-server, scheduler, dag-processor, triggerer) until Ctrl-C."""
+    from airloop.data.replay import land_window
+    from airloop.orchestration.runtime import COMPONENTS_ALL, ApiClient, Services, admin_password
+
+    settings, uc = _context()
+    _setup(settings, uc)
+    if land_replay and uc.replay is not None:
+        land_window(uc, settings, uc.replay.start, settings.replay_end or uc.replay.end)
+    services = Services(settings, COMPONENTS_ALL).start()
+    try:
+        client = ApiClient(settings)
+        client.wait_healthy(services)
+        client.wait_for_dag("feature_pipeline", services)
+        typer.echo(f"Airflow UI: {settings.api_base_url}")
+        typer.echo(f"login:      {settings.airflow_admin_user} / {admin_password(settings)}")
+        typer.echo(f"logs:       {settings.home / 'logs'}")
+        typer.echo("backfill:   airloop backfill --start 2013-01-01 --days 7   (in another shell)")
+        typer.echo("Ctrl-C stops everything.")
+        while True:
+            services.check_alive()
+            time.sleep(2.0)
+    except KeyboardInterrupt:
+        typer.echo("stopping Airflow")
+    finally:
+        services.stop()
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def airflow(ctx: typer.Context) -> None:
+    """Run any Airflow CLI command with airloop's environment (e.g. `airloop airflow dags list`)."""
+    from airloop.orchestration.runtime import airflow_bin, airflow_environ
+
+    settings = get_settings()
+    os.execvpe(airflow_bin(), [airflow_bin(), *ctx.args], airflow_environ(settings))
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("AIRLOOP_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    try:
+        app()
+    except UseCaseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The landing zone: where raw partitions arrive, one data interval at a time.
+
+Layout under ``$AIRLOOP_HOME/landing``: ``<source>/<partition key>.<format>`` for partitioned
+sources, ``<source>/current.<format>`` for reference tables.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from airloop.data.intervals import partition_key
+from airloop.settings import Settings
+from airloop.usecase import SourceSpec
+
+
+class RawDataError(ValueError):
+    """A raw partition that cannot even be read (missing, empty, unparseable)."""
+
+
+def landing_path(settings: Settings, source: str, spec: SourceSpec, start: datetime | None) -> Path:
+    name = "current" if spec.kind == "reference" else partition_key(start)  # type: ignore[arg-type]
+    return settings.landing_dir / source / f"{name}.{spec.format}"
+
+
+def read_raw(path: Path, spec: SourceSpec) -> pd.DataFrame:
+    """Read a landed file as it is; type checks are the validation gate's job."""
+    if not path.exists():
+        raise RawDataError(f"missing file: {path} has not landed")
+    if path.stat().st_size == 0:
+        raise RawDataError(f"empty file: {path} has no content")
+    try:
+        if spec.format == "csv":
+            return pd.read_csv(path, keep_default_na=True, na_values=["NA"], low_memory=False)
+        return pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise RawDataError(f"empty file: {path} has no header and no rows") from None
+    except Exception as exc:
+        raise RawDataError(f"unreadable file: {path}: {type(exc).__name__}: {exc}") from None
+
+
+def write_raw(df: pd.DataFrame, path: Path, spec: SourceSpec) -> Path:
+    """Write a landing file atomically (a reader never sees half a partition)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if spec.format == "csv":
+        df.to_csv(tmp, index=False)
+    else:
+        df.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path

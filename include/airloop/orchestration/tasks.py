@@ -1,0 +1,42 @@
+"""Glue between Airflow tasks and airloop's domain functions.
+
+Task bodies call :func:`run_stage`: it imports the stage lazily (DAG files stay light), and
+turns errors that a retry cannot fix (bad data, a bad use case) into AirflowFailException so
+the run fails at once with the reason, instead of retrying.
+"""
+
+from __future__ import annotations
+
+import importlib
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+PERMANENT_ERRORS = (
+    "airloop.quality.gate:ValidationFailed",
+    "airloop.data.landing:RawDataError",
+    "airloop.usecase:UseCaseError",
+)
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "retries": 1,
+    "retry_delay": timedelta(seconds=15),
+}
+
+TAGS = ("airloop", "features", "experimentation", "training", "serving", "monitoring")
+
+
+def _load(path: str) -> Any:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def run_stage(stage: str, **kwargs: Any) -> Any:
+    """Call ``module:function`` with kwargs; permanent errors fail the task without retries."""
+    function = _load(stage)
+    permanent = tuple(_load(p) for p in PERMANENT_ERRORS)
+    try:
+        return function(**kwargs)
+    except permanent as exc:
+        raise AirflowFailException(str(exc)) from exc

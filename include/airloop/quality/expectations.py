@@ -1,0 +1,170 @@
+"""The validation gate: Great Expectations suites built from the use case's source schemas."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from airloop.usecase import SourceSpec
+
+_TYPE_LISTS = {
+    "string": ["object", "str", "string", "StringDtype"],
+    "number": ["int8", "int16", "int32", "int64", "Int64", "float32", "float64", "Float64"],
+    "integer": ["int8", "int16", "int32", "int64", "Int64", "float64"],
+    "bool": ["bool", "boolean"],
+}
+
+
+@dataclass
+class Failure:
+    """One failed check, worded for the person who must fix the data."""
+
+    source: str
+    check: str
+    column: str | None
+    reason: str
+    examples: list[Any] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "check": self.check,
+            "column": self.column,
+            "reason": self.reason,
+            "examples": self.examples,
+        }
+
+
+def _quiet_gx() -> None:
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
+def build_expectations(spec: SourceSpec) -> list[Any]:
+    """The suite for one source: schema, types, nulls, ranges, value sets, keys, row count."""
+    _quiet_gx()
+    import great_expectations.expectations as gxe
+
+    exps: list[Any] = []
+    for col in spec.columns:
+        exps.append(gxe.ExpectColumnToExist(column=col.name))
+        if col.type == "timestamp":
+            exps.append(gxe.ExpectColumnValuesToBeDateutilParseable(column=col.name))
+        else:
+            exps.append(
+                gxe.ExpectColumnValuesToBeInTypeList(column=col.name, type_list=_TYPE_LISTS[col.type])
+            )
+        if not col.nullable:
+            exps.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
+        if col.min is not None or col.max is not None:
+            exps.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=col.name, min_value=col.min, max_value=col.max, mostly=col.mostly
+                )
+            )
+        if col.values is not None:
+            exps.append(
+                gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=col.values, mostly=col.mostly)
+            )
+    if spec.unique:
+        derived = {d.name: d.concat for d in spec.derive}
+        keys: list[str] = []
+        for key in spec.unique:
+            keys += [c for c in derived.get(key, [key]) if c not in keys]
+        if len(keys) == 1:
+            exps.append(gxe.ExpectColumnValuesToBeUnique(column=keys[0]))
+        else:
+            exps.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=keys))
+    exps.append(gxe.ExpectTableRowCountToBeBetween(min_value=spec.min_rows, max_value=spec.max_rows))
+    return exps
+
+
+def _frame_for_validation(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
+    """Timestamps already typed by the file format are checked as text, like CSV ones."""
+    out = df.copy()
+    for col in spec.columns:
+        if col.type == "timestamp" and col.name in out and pd.api.types.is_datetime64_any_dtype(out[col.name]):
+            out[col.name] = out[col.name].dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+    return out
+
+
+def validate_frame(df: pd.DataFrame, spec: SourceSpec, source: str) -> tuple[list[Failure], dict[str, Any]]:
+    """Run the source's suite; returns the failures and GX's own result as JSON."""
+    _quiet_gx()
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch = (
+        context.data_sources.add_pandas(f"{source}_source")
+        .add_dataframe_asset(source)
+        .add_batch_definition_whole_dataframe(f"{source}_batch")
+    )
+    suite = context.suites.add(gx.ExpectationSuite(name=f"{source}_suite"))
+    for exp in build_expectations(spec):
+        suite.add_expectation(exp)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{source}_validation", data=batch, suite=suite)
+    )
+    result = definition.run(batch_parameters={"dataframe": _frame_for_validation(df, spec)})
+    missing = {c.name for c in spec.columns} - set(df.columns)
+    failures = [
+        f
+        for r in result.results
+        if not r.success
+        for f in [_describe(source, r, missing)]
+        if f is not None
+    ]
+    raw = result.to_json_dict()
+    raw["ignored_columns"] = sorted(set(df.columns) - {c.name for c in spec.columns})
+    return failures, raw
+
+
+def _describe(source: str, r: Any, missing: set[str]) -> Failure | None:
+    cfg = r.expectation_config
+    column = cfg.kwargs.get("column")
+    kind = cfg.type.removeprefix("expect_")
+    if column in missing and kind != "column_to_exist":
+        return None  # reported once, by the column_to_exist check
+    res = r.result or {}
+    examples = list(res.get("partial_unexpected_list") or [])[:5]
+    count = res.get("unexpected_count")
+    if kind == "column_to_exist":
+        reason = f"column {column!r} is missing"
+    elif r.exception_info and r.exception_info.get("raised_exception"):
+        reason = f"could not be checked: {r.exception_info.get('exception_message', '')[:200]}"
+    elif kind == "table_row_count_to_be_between":
+        reason = (
+            f"row count {res.get('observed_value')} outside "
+            f"[{cfg.kwargs.get('min_value')}, {cfg.kwargs.get('max_value') or 'any'}]"
+        )
+    elif kind == "column_values_to_be_in_type_list":
+        reason = f"column {column!r} has the wrong type (found {res.get('observed_value') or 'mixed values'})"
+    elif kind == "column_values_to_not_be_null":
+        reason = f"column {column!r} has {count} null values"
+    elif kind == "column_values_to_be_between":
+        reason = (
+            f"column {column!r} has {count} values outside "
+            f"[{cfg.kwargs.get('min_value')}, {cfg.kwargs.get('max_value')}]"
+        )
+    elif kind == "column_values_to_be_in_set":
+        reason = f"column {column!r} has {count} values outside the allowed set"
+    elif kind == "column_values_to_be_dateutil_parseable":
+        reason = f"column {column!r} has {count} values that are not timestamps"
+    elif kind in ("column_values_to_be_unique", "compound_columns_to_be_unique"):
+        keys = column or cfg.kwargs.get("column_list")
+        reason = f"key {keys} has {count} duplicate rows"
+    else:
+        reason = f"{kind} failed"
+    return Failure(source, kind, column, reason, [_plain(x) for x in examples])
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,144 @@
+"""The gate between landing and features: validate a partition, quarantine it when it fails.
+
+A failed partition is moved out of the landing zone into ``quarantine/<partition key>/`` with a
+``report.json`` that says what was wrong and Great Expectations Data Docs (HTML) to browse.
+Nothing downstream is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from airloop.data.intervals import as_utc, partition_key, utc_now
+from airloop.data.landing import landing_path
+from airloop.quality.expectations import Failure, build_expectations, validate_frame
+from airloop.settings import Settings
+from airloop.usecase import SourceSpec, UseCase
+
+log = logging.getLogger(__name__)
+
+
+class ValidationFailed(RuntimeError):
+    """The partition broke the use case's expectations; the message says how and where to look."""
+
+    def __init__(self, message: str, report_path: Path) -> None:
+        super().__init__(message)
+        self.report_path = report_path
+
+
+def gate_partition(
+    usecase: UseCase,
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    frames: dict[str, pd.DataFrame],
+    read_errors: dict[str, str],
+) -> dict[str, Any]:
+    """Validate every source of an interval; pass returns the report, fail quarantines and raises."""
+    key = partition_key(start)
+    failures: list[Failure] = [Failure(s, "readable", None, msg) for s, msg in read_errors.items()]
+    results: dict[str, Any] = {}
+    rows: dict[str, int] = {}
+    for source, df in frames.items():
+        found, raw = validate_frame(df, usecase.sources[source], source)
+        failures += found
+        results[source] = raw
+        rows[source] = len(df)
+    report = {
+        "usecase": usecase.name,
+        "partition": key,
+        "interval": [as_utc(start).isoformat(), as_utc(end).isoformat()],
+        "validated_at": utc_now().isoformat(),
+        "success": not failures,
+        "rows": rows,
+        "ignored_columns": {s: r["ignored_columns"] for s, r in results.items() if r["ignored_columns"]},
+        "failures": [f.as_dict() for f in failures],
+    }
+    reports = settings.reports_dir / "validation"
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / f"{key}.json").write_text(json.dumps(report, indent=2))
+    if not failures:
+        return report
+    qdir = quarantine_partition(usecase, settings, start, report)
+    try:
+        docs = build_data_docs(qdir, {s: (usecase.sources[s], df) for s, df in frames.items()})
+        report["data_docs"] = str(docs) if docs else None
+    except Exception as exc:  # Data Docs are a convenience; the JSON report is the record
+        log.warning("could not build Data Docs for %s: %s", key, exc)
+        report["data_docs"] = None
+    (qdir / "report.json").write_text(json.dumps(report, indent=2))
+    reasons = "\n".join(f"  - {f.source}: {f.reason}" for f in failures)
+    raise ValidationFailed(
+        f"partition {key} of use case {usecase.name!r} failed validation and was quarantined "
+        f"in {qdir}:\n{reasons}\nFix the data, land it again, then clear this run.",
+        qdir / "report.json",
+    )
+
+
+def quarantine_partition(
+    usecase: UseCase, settings: Settings, start: datetime, report: dict[str, Any]
+) -> Path:
+    """Move the interval's landed files aside, so no later run reads them by mistake."""
+    qdir = settings.quarantine_dir / usecase.name / partition_key(start)
+    qdir.mkdir(parents=True, exist_ok=True)
+    for source in usecase.partitioned_sources:
+        src = landing_path(settings, source, usecase.sources[source], start)
+        if src.exists():
+            target = qdir / source / src.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(src), target)
+    (qdir / "report.json").write_text(json.dumps(report, indent=2))
+    log.warning("quarantined partition %s in %s", report["partition"], qdir)
+    return qdir
+
+
+def build_data_docs(qdir: Path, frames: dict[str, tuple[SourceSpec, pd.DataFrame]]) -> Path | None:
+    """Great Expectations Data Docs for the quarantined partition, in a context of its own."""
+    if not frames:
+        return None
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    from airloop.quality.expectations import _frame_for_validation
+
+    context = gx.get_context(mode="file", project_root_dir=str(qdir))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    datasource = context.data_sources.add_or_update_pandas("quarantine")
+    definitions = []
+    batches = {}
+    for source, (spec, _df) in frames.items():
+        asset = (
+            datasource.get_asset(source)
+            if source in [a.name for a in datasource.assets]
+            else datasource.add_dataframe_asset(source)
+        )
+        batch = asset.add_batch_definition_whole_dataframe(f"{source}_batch")
+        suite = gx.ExpectationSuite(name=f"{source}_suite")
+        for exp in build_expectations(spec):
+            suite.add_expectation(exp)
+        suite = context.suites.add_or_update(suite)
+        vd = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=f"{source}_validation", data=batch, suite=suite)
+        )
+        definitions.append(vd)
+        batches[source] = vd
+    for source, vd in batches.items():
+        spec, df = frames[source]
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"{source}_checkpoint",
+                validation_definitions=[vd],
+                actions=[UpdateDataDocsAction(name="data_docs")],
+            )
+        )
+        checkpoint.run(batch_parameters={"dataframe": _frame_for_validation(df, spec)})
+    index = qdir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    return index if index.exists() else None

@@ -1,0 +1,181 @@
+"""Typed settings: one home folder for all state, embedded defaults, servers from the environment.
+
+Every value can be set with an ``AIRLOOP_`` environment variable (``AIRLOOP_HOME``,
+``AIRLOOP_AIRFLOW_DB_URL``, ``AIRLOOP_FEAST_ONLINE_STORE`` ...). Nothing happens at import
+time: call :func:`get_settings` inside the function that needs it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from datetime import date
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _checkout_root() -> Path | None:
+    """The source checkout when the package is installed in editable mode, else None."""
+    root = PACKAGE_DIR.parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "dags").is_dir():
+        return root
+    return None
+
+
+def _default_home() -> Path:
+    root = _checkout_root()
+    return (root if root else Path.cwd()) / ".airloop"
+
+
+def _default_dags_folder() -> Path:
+    root = _checkout_root()
+    return (root if root else Path.cwd()) / "dags"
+
+
+class Settings(BaseSettings):
+    """Where airloop keeps its state and which engines it talks to."""
+
+    model_config = SettingsConfigDict(env_prefix="AIRLOOP_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    usecase: str = "flights"
+    replay_end: date | None = None
+    dags_folder: Path = Field(default_factory=_default_dags_folder)
+
+    # Airflow: embedded SQLite + LocalExecutor by default; PostgreSQL/Celery from the environment.
+    airflow_db_url: str | None = None
+    airflow_executor: str = "airloop.orchestration.executor.PreloadingLocalExecutor"
+    airflow_parallelism: int = 4
+    airflow_host: str = "127.0.0.1"
+    airflow_port: int = 8280
+    airflow_worker_log_port: int = 8795
+    airflow_trigger_log_port: int = 8796
+    airflow_admin_user: str = "admin"
+    celery_broker_url: str | None = None
+    celery_result_backend: str | None = None
+
+    # Feast: DuckDB offline store, SQLite (or Redis) online store.
+    feast_online_store: Literal["sqlite", "redis"] = "sqlite"
+    feast_redis_url: str = "127.0.0.1:6379"
+    feast_registry_url: str | None = None
+
+    # MLflow: SQLite backend and local artifacts unless a tracking server is given.
+    mlflow_tracking_uri: str | None = None
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.home / "airflow"
+
+    @property
+    def landing_dir(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.home / "staging"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.home / "feast"
+
+    @property
+    def offline_dir(self) -> Path:
+        return self.feast_dir / "offline"
+
+    @property
+    def online_store_path(self) -> Path:
+        return self.feast_dir / "online.db"
+
+    @property
+    def feast_registry(self) -> str:
+        return self.feast_registry_url or str(self.feast_dir / "registry.db")
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
+
+    @property
+    def api_base_url(self) -> str:
+        return f"http://{self.airflow_host}:{self.airflow_port}"
+
+    def airflow_env(self) -> dict[str, str]:
+        """Environment for every Airflow component, so they agree on home, DB, ports and keys."""
+        keys = _stable_keys(self.airflow_home)
+        db_url = self.airflow_db_url or f"sqlite:///{self.airflow_home / 'airflow.db'}"
+        env = {
+            "AIRLOOP_HOME": str(self.home),
+            "AIRLOOP_USECASE": self.usecase,
+            "AIRFLOW_HOME": str(self.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__EXECUTOR": self.airflow_executor,
+            "AIRFLOW__CORE__PARALLELISM": str(self.airflow_parallelism),
+            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(self.airflow_parallelism),
+            "AIRFLOW__CORE__FERNET_KEY": keys["fernet"],
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_base_url}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.airflow_admin_user}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(
+                self.airflow_home / "simple_auth_manager_passwords.json.generated"
+            ),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+            "AIRFLOW__API__HOST": self.airflow_host,
+            "AIRFLOW__API__PORT": str(self.airflow_port),
+            "AIRFLOW__API__BASE_URL": self.api_base_url,
+            "AIRFLOW__API__SECRET_KEY": keys["secret"],
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": keys["jwt"],
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.airflow_worker_log_port),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.airflow_trigger_log_port),
+            "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        }
+        if self.celery_broker_url:
+            env["AIRFLOW__CELERY__BROKER_URL"] = self.celery_broker_url
+        if self.celery_result_backend:
+            env["AIRFLOW__CELERY__RESULT_BACKEND"] = self.celery_result_backend
+        return env
+
+
+def _stable_keys(airflow_home: Path) -> dict[str, str]:
+    """Secrets the Airflow components must share; generated once per home, never committed."""
+    path = airflow_home / ".airloop_keys"
+    if path.is_file():
+        lines = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+        if {"fernet", "secret", "jwt"} <= lines.keys():
+            return lines
+    import base64
+
+    keys = {
+        "fernet": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "secret": secrets.token_urlsafe(32),
+        "jwt": secrets.token_urlsafe(64),
+    }
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k}={v}\n" for k, v in keys.items()))
+    path.chmod(0o600)
+    return keys
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()

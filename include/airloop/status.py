@@ -1,0 +1,112 @@
+"""What airloop holds right now: runs, validated and quarantined rows, store contents.
+
+Read straight from the stores (and Airflow's metadata DB), so it works with Airflow stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from airloop.settings import Settings
+from airloop.usecase import UseCase
+
+
+def _dag_runs(settings: Settings) -> dict[str, dict[str, int]] | None:
+    from sqlalchemy import create_engine, text
+
+    url = settings.airflow_env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if url.startswith("sqlite:///") and not settings.airflow_home.joinpath("airflow.db").exists():
+        return None
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT dag_id, state, COUNT(*) FROM dag_run GROUP BY dag_id, state")
+            ).fetchall()
+    except Exception:
+        return None
+    finally:
+        engine.dispose()
+    out: dict[str, dict[str, int]] = {}
+    for dag_id, state, count in rows:
+        out.setdefault(dag_id, {})[str(state)] = int(count)
+    return out
+
+
+def _validation(settings: Settings, usecase: UseCase) -> dict[str, Any]:
+    passed, failed, rows = [], [], 0
+    for path in sorted((settings.reports_dir / "validation").glob("*.json")):
+        report = json.loads(path.read_text())
+        if report.get("usecase") != usecase.name:
+            continue
+        (passed if report["success"] else failed).append(report["partition"])
+        if report["success"]:
+            rows += sum(report["rows"].get(s, 0) for s in usecase.partitioned_sources)
+    quarantined: list[dict[str, Any]] = []
+    qroot = settings.quarantine_dir / usecase.name
+    for report_path in sorted(qroot.glob("*/report.json")):
+        report = json.loads(report_path.read_text())
+        quarantined.append(
+            {
+                "partition": report["partition"],
+                "rows": sum(report["rows"].values()),
+                "reasons": [f"{f['source']}: {f['reason']}" for f in report["failures"]],
+                "report": str(report_path),
+                "data_docs": report.get("data_docs"),
+            }
+        )
+    return {
+        "partitions_passed": len(passed),
+        "partitions_failed": len(failed),
+        "rows_validated": rows,
+        "rows_quarantined": sum(q["rows"] for q in quarantined),
+        "quarantined": quarantined,
+    }
+
+
+def _offline(settings: Settings, usecase: UseCase) -> dict[str, Any]:
+    import pyarrow.parquet as pq
+
+    from airloop.features.store import offline_root
+
+    tables: dict[str, Any] = {}
+    root = offline_root(settings, usecase)
+    for table_dir in sorted(p for p in root.glob("*") if p.is_dir()):
+        files = sorted(table_dir.glob("*.parquet"))
+        tables[table_dir.name] = {
+            "partitions": len(files),
+            "rows": sum(pq.ParquetFile(f).metadata.num_rows for f in files),
+            "first": files[0].stem if files else None,
+            "last": files[-1].stem if files else None,
+        }
+    return {"path": str(root), "tables": tables}
+
+
+def _online(settings: Settings, usecase: UseCase) -> dict[str, Any]:
+    if settings.feast_online_store != "sqlite":
+        return {"store": settings.feast_online_store, "entities": None}
+    path = settings.online_store_path
+    counts: dict[str, int] = {}
+    if path.exists():
+        with sqlite3.connect(path) as conn:
+            for view in usecase.feature_views:
+                table = f"{usecase.name}_{view.name}"
+                try:
+                    (n,) = conn.execute(f'SELECT COUNT(DISTINCT entity_key) FROM "{table}"').fetchone()
+                except sqlite3.OperationalError:
+                    n = 0
+                counts[view.name] = int(n)
+    return {"store": "sqlite", "path": str(path), "entities": counts}
+
+
+def collect_status(settings: Settings, usecase: UseCase) -> dict[str, Any]:
+    return {
+        "usecase": usecase.name,
+        "home": str(settings.home),
+        "airflow": {"url": settings.api_base_url, "dag_runs": _dag_runs(settings)},
+        "validation": _validation(settings, usecase),
+        "offline_store": _offline(settings, usecase),
+        "online_store": _online(settings, usecase),
+    }
