@@ -37,6 +37,19 @@ from airloop.usecase import UseCase, load_usecase
 log = logging.getLogger(__name__)
 
 
+class IntervalError(ValueError):
+    """A stage was handed an interval it cannot own, such as a zero-width one."""
+
+
+def check_interval(start: datetime, end: datetime) -> None:
+    """Stages own [start, end); a zero-width interval means the DAG uses a trigger timetable."""
+    if as_utc(end) <= as_utc(start):
+        raise IntervalError(
+            f"data interval [{start}, {end}) is empty: schedule the DAG with a data-interval "
+            "timetable (CronDataIntervalTimetable), not a trigger timetable"
+        )
+
+
 def _context(usecase: UseCase | str | None, settings: Settings | None) -> tuple[UseCase, Settings]:
     settings = settings or get_settings()
     if usecase is None:
@@ -60,6 +73,7 @@ def extract_partition(
     start: datetime, end: datetime, usecase: UseCase | str | None = None, settings: Settings | None = None
 ) -> dict[str, Any]:
     """Snapshot the interval's landed files into staging, with their digests for lineage."""
+    check_interval(start, end)
     uc, st = _context(usecase, settings)
     stage = staging_dir(st, uc, start) / "raw"
     if stage.exists():

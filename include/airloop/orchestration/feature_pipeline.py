@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, dag, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, dag, task
 
 from airloop.orchestration.tasks import DEFAULT_ARGS, run_stage
 from airloop.settings import get_settings
@@ -36,11 +36,13 @@ def build_feature_pipeline(doc_md: str | None = None) -> DAG:
         dag_id="feature_pipeline",
         description=f"Raw {name} data per interval → validation gate → features → Feast",
         doc_md=doc_md,
-        schedule=usecase.schedule,
+        # Data intervals, not trigger times: each run owns [start, end) of the source's data.
+        schedule=CronDataIntervalTimetable(usecase.schedule, timezone="UTC"),
         start_date=start,
         end_date=end,
         catchup=False,
-        max_active_runs=4,
+        # Rolling features read the labels earlier intervals published: one interval at a time.
+        max_active_runs=1,
         default_args={**DEFAULT_ARGS, "owner": usecase.owner},
         tags=["airloop", "features", f"usecase:{name}"],
     )
@@ -67,8 +69,7 @@ def build_feature_pipeline(doc_md: str | None = None) -> DAG:
                 usecase=name,
             )
 
-        # Rolling features read earlier intervals' labels: wait for the previous interval.
-        @task(depends_on_past=True)
+        @task
         def build_offline_features(
             extracted: dict[str, Any],
             data_interval_start: datetime | None = None,

@@ -192,7 +192,7 @@ class ApiClient:
         self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
     def create_backfill(
-        self, dag_id: str, from_date: str, to_date: str, max_active_runs: int = 4, reprocess: str = "completed"
+        self, dag_id: str, from_date: str, to_date: str, max_active_runs: int = 1, reprocess: str = "completed"
     ) -> dict[str, Any]:
         return self._request(
             "POST",

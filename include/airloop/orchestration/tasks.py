@@ -17,6 +17,7 @@ PERMANENT_ERRORS = (
     "airloop.quality.gate:ValidationFailed",
     "airloop.data.landing:RawDataError",
     "airloop.usecase:UseCaseError",
+    "airloop.features.pipeline:IntervalError",
 )
 
 DEFAULT_ARGS: dict[str, Any] = {

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def day(d: int) -> datetime:
+    return datetime(2013, 1, d, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def landed(airflow_db, flights):
+    """Real flights for 1-6 January 2013 in the session home's landing zone."""
+    from airloop.data.replay import land_window
+    from airloop.features.store import apply_definitions
+
+    land_window(flights, airflow_db, date(2013, 1, 1), date(2013, 1, 7))
+    apply_definitions(airflow_db, flights)
+    return airflow_db
+
+
+@pytest.fixture(scope="session")
+def feature_dag(landed):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags" / "feature_pipeline.py"))
+    assert not bag.import_errors
+    return bag.dags["feature_pipeline"]
+
+
+def run_interval(dag: Any, d: int) -> Any:
+    """A real Airflow run of the interval [day d, day d+1) (dag.test: real tasks, real metadata DB).
+
+    A manual run's data interval is the last complete one before its logical date, hence d + 1.
+    """
+    run = dag.test(logical_date=day(d + 1))
+    assert run.data_interval_start == day(d), run.data_interval_start
+    return run
+
+
+def task_states(dag_run: Any) -> dict[str, str]:
+    return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+
+
+def store_snapshot(settings: Any, usecase: Any) -> dict[str, Any]:
+    """Digest of every offline partition and every online row: equal snapshots, equal stores."""
+    from airloop.features.store import offline_root
+
+    offline = {
+        str(p.relative_to(offline_root(settings, usecase))): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(offline_root(settings, usecase).rglob("*.parquet"))
+    }
+    online: dict[str, list[tuple[Any, ...]]] = {}
+    with sqlite3.connect(settings.online_store_path) as conn:
+        for view in usecase.feature_views:
+            table = f"{usecase.name}_{view.name}"
+            online[view.name] = conn.execute(
+                f'SELECT entity_key, feature_name, value, event_ts FROM "{table}" ORDER BY 1, 2'
+            ).fetchall()
+    return {"offline": offline, "online": online}
+
+
+def landing_file(settings: Any, usecase: Any, source: str, d: int) -> Path:
+    from airloop.data.landing import landing_path
+
+    return landing_path(settings, source, usecase.sources[source], day(d))

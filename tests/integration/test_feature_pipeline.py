@@ -1,0 +1,87 @@
+"""The feature pipeline as Airflow runs it, on real flights, into real Feast stores."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from tests.integration.conftest import day, run_interval, store_snapshot, task_states
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def two_days(feature_dag, landed, flights):
+    runs = [run_interval(feature_dag, d) for d in (1, 2)]
+    return runs
+
+
+def test_runs_succeed_and_fill_the_offline_store(two_days, landed, flights) -> None:
+    from airloop.features.store import partition_file
+
+    for run in two_days:
+        assert str(run.state) == "success", task_states(run)
+    for table in ["_events", "_labels", *[v.name for v in flights.feature_views]]:
+        assert partition_file(landed, flights, table, day(2)).exists(), table
+
+
+def test_historical_features_are_point_in_time_correct(two_days, landed, flights) -> None:
+    from airloop.features.store import feature_store, read_partitions
+
+    store = feature_store(landed, flights)
+    events = read_partitions(landed, flights, "_events", day(2), day(3))
+    assert events is not None and len(events) > 500
+    frame = store.get_historical_features(
+        entity_df=events, features=store.get_feature_service("flight_delay_v1"), full_feature_names=True
+    ).to_df()
+    assert len(frame) == len(events)
+    # Weather at the origin in the departure hour equals the raw observation.
+    raw = pd.read_csv(landed.landing_dir / "weather" / "2013-01-02.csv")
+    raw["time_hour"] = pd.to_datetime(raw["time_hour"], utc=True)
+    row = frame.sort_values("event_id").iloc[100]
+    expected = raw[(raw["origin"] == row["origin"]) & (raw["time_hour"] == row["event_timestamp"])]["temp"].iloc[0]
+    assert row["origin_weather__temp"] == pytest.approx(expected)
+    # Rolling delay rates on day 2 were computed from labels that had arrived by midnight.
+    assert frame["carrier_delays__count_1d"].notna().mean() > 0.9
+    labels = read_partitions(landed, flights, "_labels", day(1), day(2))
+    known = labels[labels["available_at"] < pd.Timestamp(day(2))]
+    ua = known.merge(read_partitions(landed, flights, "_events", day(1), day(2)), on="event_id")
+    ua = ua[ua["carrier"] == "UA"]
+    got = frame[frame["carrier"] == "UA"]["carrier_delays__rate_1d"].iloc[0]
+    assert got == pytest.approx(ua["label"].mean())
+
+
+def test_online_store_serves_the_latest_values(two_days, landed, flights) -> None:
+    from airloop.features.store import feature_store
+
+    store = feature_store(landed, flights)
+    online = store.get_online_features(
+        features=store.get_feature_service("flight_delay_v1"),
+        entity_rows=[{"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}],
+        full_feature_names=True,
+    ).to_dict()
+    raw = pd.read_csv(landed.landing_dir / "weather" / "2013-01-02.csv")
+    last_ewr = raw[raw["origin"] == "EWR"].sort_values("time_hour").iloc[-1]
+    assert online["origin_weather__temp"][0] == pytest.approx(last_ewr["temp"])
+    assert online["carrier_delays__count_1d"][0] > 0
+    assert online["plane_attributes__seats"][0] > 0
+
+
+def test_rerun_leaves_identical_stores(two_days, feature_dag, landed, flights) -> None:
+    before = store_snapshot(landed, flights)
+    rerun = run_interval(feature_dag, 2)
+    assert str(rerun.state) == "success"
+    assert store_snapshot(landed, flights) == before
+
+
+def test_rerunning_an_older_interval_keeps_the_newest_online_values(two_days, feature_dag, landed, flights) -> None:
+    before = store_snapshot(landed, flights)
+    assert str(run_interval(feature_dag, 1).state) == "success"
+    assert store_snapshot(landed, flights) == before
+
+
+def test_validation_report_is_written(two_days, landed) -> None:
+    report = json.loads((landed.reports_dir / "validation" / "2013-01-02.json").read_text())
+    assert report["success"] is True and report["rows"]["flights"] > 500
