@@ -17,8 +17,12 @@ from airloop.usecase import UseCase, UseCaseError, load_usecase
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 
-StartOpt = Annotated[str | None, typer.Option(help="First day (YYYY-MM-DD); default: the use case's replay start")]
-EndOpt = Annotated[str | None, typer.Option(help="Day after the last one (exclusive); default: replay end")]
+StartOpt = Annotated[
+    str | None, typer.Option(help="First day (YYYY-MM-DD); default: the use case's replay start")
+]
+EndOpt = Annotated[
+    str | None, typer.Option(help="Day after the last one (exclusive); default: replay end")
+]
 DaysOpt = Annotated[int | None, typer.Option(help="Number of days from --start, instead of --end")]
 
 
@@ -113,12 +117,20 @@ def backfill(
 
 def _backfill(client: Any, first: date, last: date) -> None:
     to_date = datetime.combine(last, datetime.min.time()) - timedelta(seconds=1)
-    created = client.create_backfill("feature_pipeline", f"{first}T00:00:00Z", to_date.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    created = client.create_backfill(
+        "feature_pipeline", f"{first}T00:00:00Z", to_date.strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
     typer.echo(f"backfill {created['id']} of feature_pipeline: {first} .. {last} (exclusive)")
 
 
-def _wait_for_runs(client: Any, dag_id: str, first: date, last: date, services: Any = None,
-                   stall_seconds: float = 600.0) -> dict[str, Any]:
+def _wait_for_runs(
+    client: Any,
+    dag_id: str,
+    first: date,
+    last: date,
+    services: Any = None,
+    stall_seconds: float = 600.0,
+) -> dict[str, Any]:
     """Poll the runs of a window until all finish, printing progress; stop when stuck."""
     expected = (last - first).days
     lo, hi = f"{first}T00:00:00Z", f"{last}T00:00:00Z"
@@ -143,7 +155,9 @@ def _wait_for_runs(client: Any, dag_id: str, first: date, last: date, services: 
         if len(runs) >= expected and done >= expected:
             break
         if time.monotonic() - last_change > stall_seconds:
-            typer.echo(f"  no progress for {stall_seconds:.0f}s; stopping the wait (see the Airflow UI)")
+            typer.echo(
+                f"  no progress for {stall_seconds:.0f}s; stopping the wait (see the Airflow UI)"
+            )
             break
         time.sleep(2.0)
     failed = [r for r in runs if r["state"] == "failed"]
@@ -163,7 +177,9 @@ def demo(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> No
     settings, uc = _context()
     first, last = _window(uc, start, end, days)
     settings = _extend_replay_end(settings, uc, last)
-    typer.echo(f"airloop demo: use case {uc.name!r}, {first} .. {last} (exclusive), home {settings.home}")
+    typer.echo(
+        f"airloop demo: use case {uc.name!r}, {first} .. {last} (exclusive), home {settings.home}"
+    )
     typer.echo("1/4 setting up the home (Airflow DB, Feast registry)")
     _setup(settings, uc)
     typer.echo("2/4 landing raw partitions (replay of the data set)")
@@ -191,11 +207,19 @@ def _print_summary(settings: Settings, uc: UseCase, elapsed: float) -> None:
     val = status["validation"]
     typer.echo("")
     typer.echo(f"== airloop: {uc.name} ==")
-    typer.echo(f"intervals run:        {runs.get('success', 0)} succeeded, {runs.get('failed', 0)} failed")
-    typer.echo(f"rows validated:       {val['rows_validated']:,} in {val['partitions_passed']} partitions")
-    typer.echo(f"rows quarantined:     {val['rows_quarantined']:,} in {len(val['quarantined'])} partitions")
+    typer.echo(
+        f"intervals run:        {runs.get('success', 0)} succeeded, {runs.get('failed', 0)} failed"
+    )
+    typer.echo(
+        f"rows validated:       {val['rows_validated']:,} in {val['partitions_passed']} partitions"
+    )
+    typer.echo(
+        f"rows quarantined:     {val['rows_quarantined']:,} in {len(val['quarantined'])} partitions"
+    )
     for name, table in status["offline_store"]["tables"].items():
-        typer.echo(f"offline {name:<20} {table['rows']:>9,} rows in {table['partitions']} partitions")
+        typer.echo(
+            f"offline {name:<20} {table['rows']:>9,} rows in {table['partitions']} partitions"
+        )
     for name, count in (status["online_store"]["entities"] or {}).items():
         typer.echo(f"online  {name:<20} {count:>9,} entities")
     typer.echo(f"seconds taken:        {elapsed:.0f}")
@@ -203,7 +227,9 @@ def _print_summary(settings: Settings, uc: UseCase, elapsed: float) -> None:
     typer.echo("where to look next:")
     typer.echo("  make up                  the Airflow UI with these runs")
     typer.echo("  airloop status --json    this summary as JSON")
-    typer.echo(f"  {status['offline_store']['path']}   the offline store (Parquet, one file per interval)")
+    typer.echo(
+        f"  {status['offline_store']['path']}   the offline store (Parquet, one file per interval)"
+    )
     typer.echo(f"  {settings.reports_dir / 'validation'}   validation reports")
 
 
@@ -221,7 +247,11 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] =
 
 
 @app.command()
-def up(land_replay: Annotated[bool, typer.Option("--land/--no-land", help="Land the replay window first")] = True) -> None:
+def up(
+    land_replay: Annotated[
+        bool, typer.Option("--land/--no-land", help="Land the replay window first")
+    ] = True,
+) -> None:
     """Start Airflow (api-server, scheduler, dag-processor, triggerer) until Ctrl-C."""
     from airloop.data.replay import land_window
     from airloop.orchestration.runtime import COMPONENTS_ALL, ApiClient, Services, admin_password
@@ -273,7 +303,10 @@ def feast(ctx: typer.Context) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=os.environ.get("AIRLOOP_LOG_LEVEL", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("AIRLOOP_LOG_LEVEL", "WARNING"),
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     try:
         app()

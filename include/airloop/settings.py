@@ -8,8 +8,8 @@ time: call :func:`get_settings` inside the function that needs it.
 from __future__ import annotations
 
 import secrets
-from functools import lru_cache
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 

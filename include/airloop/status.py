@@ -36,7 +36,9 @@ def _dag_runs(settings: Settings) -> dict[str, dict[str, int]] | None:
 
 
 def _validation(settings: Settings, usecase: UseCase) -> dict[str, Any]:
-    passed, failed, rows = [], [], 0
+    passed: list[str] = []
+    failed: list[str] = []
+    rows = 0
     for path in sorted((settings.reports_dir / "validation").glob("*.json")):
         report = json.loads(path.read_text())
         if report.get("usecase") != usecase.name:
@@ -94,7 +96,9 @@ def _online(settings: Settings, usecase: UseCase) -> dict[str, Any]:
             for view in usecase.feature_views:
                 table = f"{usecase.name}_{view.name}"
                 try:
-                    (n,) = conn.execute(f'SELECT COUNT(DISTINCT entity_key) FROM "{table}"').fetchone()
+                    (n,) = conn.execute(
+                        f'SELECT COUNT(DISTINCT entity_key) FROM "{table}"'
+                    ).fetchone()
                 except sqlite3.OperationalError:
                     n = 0
                 counts[view.name] = int(n)

@@ -248,10 +248,17 @@ class UseCase(_Model):
         event_cols = set(events.output_columns())
         for field in [self.events.id, self.events.timestamp, *self.events.request_fields]:
             if field not in event_cols:
-                raise ValueError(f"events field {field!r} is not a column of {self.events.source!r}")
+                raise ValueError(
+                    f"events field {field!r} is not a column of {self.events.source!r}"
+                )
         labels = self._source(self.label.source, "label.source")
         label_cols = set(labels.output_columns())
-        label_fields = (self.label.event_id, self.label.event_timestamp, self.label.column, self.label.available_at)
+        label_fields = (
+            self.label.event_id,
+            self.label.event_timestamp,
+            self.label.column,
+            self.label.available_at,
+        )
         for field in label_fields:
             if field not in label_cols:
                 raise ValueError(f"label field {field!r} is not a column of {self.label.source!r}")
@@ -279,7 +286,9 @@ class UseCase(_Model):
                     raise ValueError(f"feature view {view.name!r}: {view.source!r} lacks {missing}")
         for name in self.feature_service.feature_views or []:
             if name not in views:
-                raise ValueError(f"feature service {self.feature_service.name!r}: unknown view {name!r}")
+                raise ValueError(
+                    f"feature service {self.feature_service.name!r}: unknown view {name!r}"
+                )
         if self.replay:
             for name in self.replay.sources:
                 self._source(name, "replay.sources")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -37,8 +38,12 @@ def test_dag_id_is_the_file_stem(dagbag) -> None:
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=[p.stem for p in DAG_FILES])
 def test_header_policy(dagbag, dag_file: Path) -> None:
     dag = dagbag.dags[dag_file.stem]
-    assert dag.doc_md and dag.doc_md.strip().startswith("###"), "doc_md must be the file's Markdown docstring"
-    assert "schedule=" in (REPO / "include/airloop/orchestration" / f"{dag_file.stem}.py").read_text()
+    assert dag.doc_md and dag.doc_md.strip().startswith("###"), (
+        "doc_md must be the file's Markdown docstring"
+    )
+    assert (
+        "schedule=" in (REPO / "include/airloop/orchestration" / f"{dag_file.stem}.py").read_text()
+    )
     assert dag.catchup in (True, False)
     assert dag.tags, "tags are required"
     for tag in dag.tags:
@@ -63,9 +68,14 @@ def test_dag_file_imports_no_heavy_module(dag_file: Path) -> None:
 
 def test_feature_pipeline_shape(dagbag) -> None:
     dag = dagbag.dags["feature_pipeline"]
-    order = ["extract_partition", "validate_partition", "build_offline_features", "materialize_online"]
+    order = [
+        "extract_partition",
+        "validate_partition",
+        "build_offline_features",
+        "materialize_online",
+    ]
     assert set(dag.task_ids) == set(order)
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.max_active_runs == 1
     assert dag.get_task("materialize_online").pool == "airloop_online_store"

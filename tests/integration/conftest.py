@@ -54,7 +54,9 @@ def store_snapshot(settings: Any, usecase: Any) -> dict[str, Any]:
     from airloop.features.store import offline_root
 
     offline = {
-        str(p.relative_to(offline_root(settings, usecase))): hashlib.sha256(p.read_bytes()).hexdigest()
+        str(p.relative_to(offline_root(settings, usecase))): hashlib.sha256(
+            p.read_bytes()
+        ).hexdigest()
         for p in sorted(offline_root(settings, usecase).rglob("*.parquet"))
     }
     online: dict[str, list[tuple[Any, ...]]] = {}

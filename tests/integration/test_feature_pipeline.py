@@ -34,14 +34,18 @@ def test_historical_features_are_point_in_time_correct(two_days, landed, flights
     events = read_partitions(landed, flights, "_events", day(2), day(3))
     assert events is not None and len(events) > 500
     frame = store.get_historical_features(
-        entity_df=events, features=store.get_feature_service("flight_delay_v1"), full_feature_names=True
+        entity_df=events,
+        features=store.get_feature_service("flight_delay_v1"),
+        full_feature_names=True,
     ).to_df()
     assert len(frame) == len(events)
     # Weather at the origin in the departure hour equals the raw observation.
     raw = pd.read_csv(landed.landing_dir / "weather" / "2013-01-02.csv")
     raw["time_hour"] = pd.to_datetime(raw["time_hour"], utc=True)
     row = frame.sort_values("event_id").iloc[100]
-    expected = raw[(raw["origin"] == row["origin"]) & (raw["time_hour"] == row["event_timestamp"])]["temp"].iloc[0]
+    expected = raw[(raw["origin"] == row["origin"]) & (raw["time_hour"] == row["event_timestamp"])][
+        "temp"
+    ].iloc[0]
     assert row["origin_weather__temp"] == pytest.approx(expected)
     # Rolling delay rates on day 2 were computed from labels that had arrived by midnight.
     assert frame["carrier_delays__count_1d"].notna().mean() > 0.9
@@ -76,7 +80,9 @@ def test_rerun_leaves_identical_stores(two_days, feature_dag, landed, flights) -
     assert store_snapshot(landed, flights) == before
 
 
-def test_rerunning_an_older_interval_keeps_the_newest_online_values(two_days, feature_dag, landed, flights) -> None:
+def test_rerunning_an_older_interval_keeps_the_newest_online_values(
+    two_days, feature_dag, landed, flights
+) -> None:
     before = store_snapshot(landed, flights)
     assert str(run_interval(feature_dag, 1).state) == "success"
     assert store_snapshot(landed, flights) == before

@@ -38,9 +38,13 @@ def _restore(landed, flights, pristine: Path) -> None:
     from airloop.data.intervals import partition_key
     from tests.integration.conftest import day
 
-    shutil.rmtree(landed.quarantine_dir / flights.name / partition_key(day(DAY)), ignore_errors=True)
+    shutil.rmtree(
+        landed.quarantine_dir / flights.name / partition_key(day(DAY)), ignore_errors=True
+    )
     for source in flights.partitioned_sources:
-        shutil.copy2(next((pristine / source).iterdir()), landing_file(landed, flights, source, DAY))
+        shutil.copy2(
+            next((pristine / source).iterdir()), landing_file(landed, flights, source, DAY)
+        )
 
 
 def _edit_csv(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path], None]:
@@ -52,16 +56,30 @@ def _edit_csv(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path], 
 
 CASES = {
     "null-keys": ("flights", _edit_csv(lambda d: d.assign(carrier=None)), "column 'carrier' has"),
-    "negative-distance": ("flights", _edit_csv(lambda d: d.assign(distance=-d["distance"])), "column 'distance' has"),
-    "missing-column": ("weather", _edit_csv(lambda d: d.drop(columns=["origin"])), "column 'origin' is missing"),
-    "wrong-type": ("arrivals", _edit_csv(lambda d: d.assign(arr_delay="late")), "column 'arr_delay' has the wrong type"),
+    "negative-distance": (
+        "flights",
+        _edit_csv(lambda d: d.assign(distance=-d["distance"])),
+        "column 'distance' has",
+    ),
+    "missing-column": (
+        "weather",
+        _edit_csv(lambda d: d.drop(columns=["origin"])),
+        "column 'origin' is missing",
+    ),
+    "wrong-type": (
+        "arrivals",
+        _edit_csv(lambda d: d.assign(arr_delay="late")),
+        "column 'arr_delay' has the wrong type",
+    ),
     "empty-file": ("flights", lambda p: p.write_bytes(b""), "empty file"),
     "missing-file": ("weather", lambda p: p.unlink(), "missing file"),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
-def test_corrupted_partition_is_stopped_and_quarantined(case: str, history, feature_dag, landed, flights) -> None:
+def test_corrupted_partition_is_stopped_and_quarantined(
+    case: str, history, feature_dag, landed, flights
+) -> None:
     from airloop.data.intervals import partition_key
     from tests.integration.conftest import day
 
@@ -80,9 +98,13 @@ def test_corrupted_partition_is_stopped_and_quarantined(case: str, history, feat
     qdir = landed.quarantine_dir / flights.name / partition_key(day(DAY))
     report = json.loads((qdir / "report.json").read_text())
     assert report["success"] is False
-    assert any(reason in f["reason"] and f["source"] == source for f in report["failures"]), report["failures"]
+    assert any(reason in f["reason"] and f["source"] == source for f in report["failures"]), report[
+        "failures"
+    ]
     for other in flights.partitioned_sources:
-        assert not landing_file(landed, flights, other, DAY).exists(), "the partition must leave the landing zone"
+        assert not landing_file(landed, flights, other, DAY).exists(), (
+            "the partition must leave the landing zone"
+        )
     if case != "missing-file" and case != "empty-file":
         assert report["data_docs"] and Path(report["data_docs"]).is_file()
     assert store_snapshot(landed, flights) == before

@@ -34,7 +34,10 @@ def test_real_partition_passes(good: pd.DataFrame, spec) -> None:
 @pytest.mark.parametrize(
     ("corrupt", "expected"),
     [
-        (lambda d: d.assign(carrier=d["carrier"].where(d.index > 3, None)), "column 'carrier' has 4 null values"),
+        (
+            lambda d: d.assign(carrier=d["carrier"].where(d.index > 3, None)),
+            "column 'carrier' has 4 null values",
+        ),
         (lambda d: d.assign(distance=-d["distance"]), "column 'distance' has"),
         (lambda d: d.drop(columns=["origin"]), "column 'origin' is missing"),
         (lambda d: d.assign(distance="far"), "column 'distance' has the wrong type"),
@@ -43,9 +46,20 @@ def test_real_partition_passes(good: pd.DataFrame, spec) -> None:
         (lambda d: pd.concat([d, d.head(3)], ignore_index=True), "duplicate rows"),
         (lambda d: d.head(10), "row count 10 outside"),
     ],
-    ids=["null-key", "negative-distance", "missing-column", "wrong-type", "value-set", "bad-timestamp", "duplicates", "row-count"],
+    ids=[
+        "null-key",
+        "negative-distance",
+        "missing-column",
+        "wrong-type",
+        "value-set",
+        "bad-timestamp",
+        "duplicates",
+        "row-count",
+    ],
 )
-def test_each_kind_of_bad_data_is_rejected(good: pd.DataFrame, spec, corrupt, expected: str) -> None:
+def test_each_kind_of_bad_data_is_rejected(
+    good: pd.DataFrame, spec, corrupt, expected: str
+) -> None:
     reasons = _reasons(corrupt(good.copy()), spec)
     assert any(expected in r for r in reasons), reasons
 

@@ -43,7 +43,13 @@ def test_only_labels_known_before_the_snapshot_count(flights, view) -> None:
             ("c", "UA", "2013-01-09T18:00Z", "2013-01-10T00:00Z", 1),  # arrives exactly at as_of
             ("d", "UA", "2013-01-05T10:00Z", "2013-01-05T16:00Z", 0),  # 7d only
             ("e", "UA", "2013-01-01T10:00Z", "2013-01-01T16:00Z", 1),  # older than 7d
-            ("f", "UA", "2013-01-10T00:00Z", "2013-01-09T00:00Z", 1),  # event at as_of (bogus early label)
+            (
+                "f",
+                "UA",
+                "2013-01-10T00:00Z",
+                "2013-01-09T00:00Z",
+                1,
+            ),  # event at as_of (bogus early label)
             ("g", "AA", "2013-01-09T12:00Z", "2013-01-09T18:00Z", 0),
         ]
     )
@@ -76,7 +82,14 @@ def test_labels_table_applies_the_threshold_and_drops_missing(flights) -> None:
 
 def test_reference_snapshot_is_stamped_at_interval_start(flights) -> None:
     view = flights.feature_view("plane_attributes")
-    table = pd.DataFrame({"tailnum": ["N1", "N2", None], "year": [2001.0, None, 1999.0], "seats": [100, 50, 10], "engines": [2, 2, 1]})
+    table = pd.DataFrame(
+        {
+            "tailnum": ["N1", "N2", None],
+            "year": [2001.0, None, 1999.0],
+            "seats": [100, 50, 10],
+            "engines": [2, 2, 1],
+        }
+    )
     out = compute.reference_snapshot_view(flights, view, table, AS_OF)
     assert out["tailnum"].tolist() == ["N1", "N2"]
     assert (out["event_timestamp"] == ts("2013-01-10T00:00Z")).all()

@@ -8,11 +8,17 @@ from airloop.settings import Settings
 def test_defaults_are_embedded(tmp_path: Path) -> None:
     s = Settings(home=tmp_path / "h")
     env = s.airflow_env()
-    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{tmp_path / 'h' / 'airflow' / 'airflow.db'}"
+    assert (
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        == f"sqlite:///{tmp_path / 'h' / 'airflow' / 'airflow.db'}"
+    )
     assert s.tracking_uri.startswith("sqlite:///")
     assert s.feast_online_store == "sqlite"
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
-    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"http://127.0.0.1:{s.airflow_port}/execution/"
+    assert (
+        env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+        == f"http://127.0.0.1:{s.airflow_port}/execution/"
+    )
 
 
 def test_constructing_settings_creates_nothing(tmp_path: Path) -> None:

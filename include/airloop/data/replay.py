@@ -39,9 +39,7 @@ def load_replay_frame(replay: ReplaySourceSpec) -> pd.DataFrame:
         df = df[replay.columns]
     if replay.shift is not None and replay.shift_from and replay.shifted_column:
         shifted = pd.to_datetime(df[replay.shift_from], utc=True) + replay.shift
-        df[replay.shifted_column] = shifted.dt.strftime(
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
+        df[replay.shifted_column] = shifted.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     return df
 
 

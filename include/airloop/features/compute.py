@@ -149,4 +149,3 @@ __all__ = [
     "reference_snapshot_view",
     "source_rows_view",
 ]
-

@@ -70,7 +70,10 @@ def _sha256(path: Path) -> str:
 
 
 def extract_partition(
-    start: datetime, end: datetime, usecase: UseCase | str | None = None, settings: Settings | None = None
+    start: datetime,
+    end: datetime,
+    usecase: UseCase | str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Snapshot the interval's landed files into staging, with their digests for lineage."""
     check_interval(start, end)
@@ -87,7 +90,12 @@ def extract_partition(
             continue
         dst = stage / f"{name}.{spec.format}"
         shutil.copy2(src, dst)
-        files[name] = {"uri": str(dst), "landed": str(src), "sha256": _sha256(dst), "bytes": dst.stat().st_size}
+        files[name] = {
+            "uri": str(dst),
+            "landed": str(src),
+            "sha256": _sha256(dst),
+            "bytes": dst.stat().st_size,
+        }
     manifest = {"usecase": uc.name, "partition": partition_key(start), "files": files}
     (stage / "manifest.json").write_text(json.dumps(manifest, indent=2))
     log.info("extracted partition %s: %s", manifest["partition"], sorted(files))
@@ -206,14 +214,20 @@ def write_offline_store(
 
 
 def materialize_online(
-    start: datetime, end: datetime, usecase: UseCase | str | None = None, settings: Settings | None = None
+    start: datetime,
+    end: datetime,
+    usecase: UseCase | str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     uc, st = _context(usecase, settings)
     return materialize_interval(st, uc, start, end)
 
 
 def run_interval(
-    start: datetime, end: datetime, usecase: UseCase | str | None = None, settings: Settings | None = None
+    start: datetime,
+    end: datetime,
+    usecase: UseCase | str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """All stages in one process: for the CLI and for notebooks, not for the scheduler."""
     uc, st = _context(usecase, settings)

@@ -45,7 +45,9 @@ def write_partition(df: pd.DataFrame, path: Path) -> Path:
     table = pa.Table.from_pandas(df, preserve_index=False)
     # An empty or all-missing text column has Arrow type null; readers of many partitions
     # (DuckDB behind Feast) need every file to agree, so such columns are written as strings.
-    fields = [pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema]
+    fields = [
+        pa.field(f.name, pa.string()) if pa.types.is_null(f.type) else f for f in table.schema
+    ]
     table = table.cast(pa.schema(fields, metadata=table.schema.metadata))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -80,7 +82,11 @@ def repo_config(settings: Settings, usecase: UseCase) -> Any:
         online = {"type": "sqlite", "path": str(settings.online_store_path)}
     registry: Any = settings.feast_registry
     if settings.feast_registry_url and "://" in settings.feast_registry_url:
-        registry = {"registry_type": "sql", "path": settings.feast_registry_url, "cache_ttl_seconds": 60}
+        registry = {
+            "registry_type": "sql",
+            "path": settings.feast_registry_url,
+            "cache_ttl_seconds": 60,
+        }
     return RepoConfig(
         project=usecase.name,
         provider="local",

@@ -52,7 +52,10 @@ def build_feature_pipeline(doc_md: str | None = None) -> DAG:
             data_interval_start: datetime | None = None, data_interval_end: datetime | None = None
         ) -> dict[str, Any]:
             return run_stage(
-                f"{STAGES}:extract_partition", start=data_interval_start, end=data_interval_end, usecase=name
+                f"{STAGES}:extract_partition",
+                start=data_interval_start,
+                end=data_interval_end,
+                usecase=name,
             )
 
         @task
@@ -89,10 +92,13 @@ def build_feature_pipeline(doc_md: str | None = None) -> DAG:
             data_interval_start: datetime | None = None, data_interval_end: datetime | None = None
         ) -> dict[str, Any]:
             return run_stage(
-                f"{STAGES}:materialize_online", start=data_interval_start, end=data_interval_end, usecase=name
+                f"{STAGES}:materialize_online",
+                start=data_interval_start,
+                end=data_interval_end,
+                usecase=name,
             )
 
-        extracted = extract_partition()
+        extracted: Any = extract_partition()
         validated = validate_partition(extracted)
         built = build_offline_features(extracted)
         validated >> built >> materialize_online()

@@ -14,7 +14,8 @@ def main() -> int:
 
     bag = DagBag(dag_folder=str(get_settings().dags_folder))
     for stat in sorted(bag.dagbag_stats, key=lambda s: s.file):
-X
+        seconds = stat.duration.total_seconds()
+        sys.stdout.write(f"{stat.file:<40} {seconds:6.3f}s  dags: {stat.dags}\n")
     for path, error in bag.import_errors.items():
         sys.stderr.write(f"IMPORT ERROR {path}:\n{error}\n")
     return 1 if bag.import_errors else 0

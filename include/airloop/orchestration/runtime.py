@@ -44,7 +44,9 @@ def airflow_environ(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_airflow_cli(settings: Settings, args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_airflow_cli(
+    settings: Settings, args: list[str], check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """One Airflow CLI call with airloop's environment."""
     proc = subprocess.run(
         [airflow_bin(), *args], env=airflow_environ(settings), capture_output=True, text=True
@@ -91,7 +93,9 @@ class Services:
             if proc.poll() is not None:
                 log_file = self.settings.home / "logs" / f"{name}.log"
                 tail = log_file.read_text(errors="replace")[-1500:] if log_file.exists() else ""
-                raise AirflowError(f"airflow {name} exited with code {proc.returncode}; see {log_file}\n{tail}")
+                raise AirflowError(
+                    f"airflow {name} exited with code {proc.returncode}; see {log_file}\n{tail}"
+                )
 
     def stop(self, timeout: float = 30.0) -> None:
         for proc in self.procs.values():
@@ -173,9 +177,13 @@ class ApiClient:
             if self.healthy() and admin_password(self.settings):
                 return
             time.sleep(1.0)
-        raise AirflowError(f"Airflow was not healthy after {timeout:.0f}s; see {self.settings.home / 'logs'}")
+        raise AirflowError(
+            f"Airflow was not healthy after {timeout:.0f}s; see {self.settings.home / 'logs'}"
+        )
 
-    def wait_for_dag(self, dag_id: str, services: Services | None = None, timeout: float = 180.0) -> dict[str, Any]:
+    def wait_for_dag(
+        self, dag_id: str, services: Services | None = None, timeout: float = 180.0
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if services:
@@ -186,13 +194,20 @@ class ApiClient:
                 if "HTTP 404" not in str(exc):
                     raise
             time.sleep(1.0)
-        raise AirflowError(f"DAG {dag_id!r} was not parsed after {timeout:.0f}s; see the dag-processor log")
+        raise AirflowError(
+            f"DAG {dag_id!r} was not parsed after {timeout:.0f}s; see the dag-processor log"
+        )
 
     def unpause(self, dag_id: str) -> None:
         self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
     def create_backfill(
-        self, dag_id: str, from_date: str, to_date: str, max_active_runs: int = 1, reprocess: str = "completed"
+        self,
+        dag_id: str,
+        from_date: str,
+        to_date: str,
+        max_active_runs: int = 1,
+        reprocess: str = "completed",
     ) -> dict[str, Any]:
         return self._request(
             "POST",
@@ -211,8 +226,12 @@ class ApiClient:
         return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?{query}")["dag_runs"]
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}})
+        return self._request(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}}
+        )
 
     def failed_tasks(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        out = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?state=failed")
+        out = self._request(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?state=failed"
+        )
         return out["task_instances"]

@@ -54,7 +54,9 @@ def build_expectations(spec: SourceSpec) -> list[Any]:
             exps.append(gxe.ExpectColumnValuesToBeDateutilParseable(column=col.name))
         else:
             exps.append(
-                gxe.ExpectColumnValuesToBeInTypeList(column=col.name, type_list=_TYPE_LISTS[col.type])
+                gxe.ExpectColumnValuesToBeInTypeList(
+                    column=col.name, type_list=_TYPE_LISTS[col.type]
+                )
             )
         if not col.nullable:
             exps.append(gxe.ExpectColumnValuesToNotBeNull(column=col.name))
@@ -66,7 +68,9 @@ def build_expectations(spec: SourceSpec) -> list[Any]:
             )
         if col.values is not None:
             exps.append(
-                gxe.ExpectColumnValuesToBeInSet(column=col.name, value_set=col.values, mostly=col.mostly)
+                gxe.ExpectColumnValuesToBeInSet(
+                    column=col.name, value_set=col.values, mostly=col.mostly
+                )
             )
     if spec.unique:
         derived = {d.name: d.concat for d in spec.derive}
@@ -77,7 +81,9 @@ def build_expectations(spec: SourceSpec) -> list[Any]:
             exps.append(gxe.ExpectColumnValuesToBeUnique(column=keys[0]))
         else:
             exps.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=keys))
-    exps.append(gxe.ExpectTableRowCountToBeBetween(min_value=spec.min_rows, max_value=spec.max_rows))
+    exps.append(
+        gxe.ExpectTableRowCountToBeBetween(min_value=spec.min_rows, max_value=spec.max_rows)
+    )
     return exps
 
 
@@ -85,12 +91,18 @@ def _frame_for_validation(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
     """Timestamps already typed by the file format are checked as text, like CSV ones."""
     out = df.copy()
     for col in spec.columns:
-        if col.type == "timestamp" and col.name in out and pd.api.types.is_datetime64_any_dtype(out[col.name]):
+        if (
+            col.type == "timestamp"
+            and col.name in out
+            and pd.api.types.is_datetime64_any_dtype(out[col.name])
+        ):
             out[col.name] = out[col.name].dt.strftime("%Y-%m-%dT%H:%M:%S%z")
     return out
 
 
-def validate_frame(df: pd.DataFrame, spec: SourceSpec, source: str) -> tuple[list[Failure], dict[str, Any]]:
+def validate_frame(
+    df: pd.DataFrame, spec: SourceSpec, source: str
+) -> tuple[list[Failure], dict[str, Any]]:
     """Run the source's suite; returns the failures and GX's own result as JSON."""
     _quiet_gx()
     import great_expectations as gx

@@ -58,7 +58,9 @@ def gate_partition(
         "validated_at": utc_now().isoformat(),
         "success": not failures,
         "rows": rows,
-        "ignored_columns": {s: r["ignored_columns"] for s, r in results.items() if r["ignored_columns"]},
+        "ignored_columns": {
+            s: r["ignored_columns"] for s, r in results.items() if r["ignored_columns"]
+        },
         "failures": [f.as_dict() for f in failures],
     }
     reports = settings.reports_dir / "validation"

@@ -1,0 +1,109 @@
+"""The main job as a user runs it: `airloop demo` through Airflow's scheduler, then `airloop up`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+AIRLOOP = str(Path(sys.executable).with_name("airloop"))
+
+
+@pytest.fixture(scope="module")
+def user_env(tmp_path_factory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("e2e-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AIRLOOP"))}
+    env.update(
+        {
+            "AIRLOOP_HOME": str(home),
+            "AIRLOOP_AIRFLOW_PORT": "8491",
+            "AIRLOOP_AIRFLOW_WORKER_LOG_PORT": "8492",
+            "AIRLOOP_AIRFLOW_TRIGGER_LOG_PORT": "8493",
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def demo(user_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [AIRLOOP, "demo", "--start", "2013-01-01", "--days", "3"],
+        env=user_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_demo_runs_the_feature_pipeline_through_the_scheduler(demo) -> None:
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    assert "intervals run:        3 succeeded, 0 failed" in demo.stdout
+    assert "rows quarantined:     0" in demo.stdout
+
+
+def test_status_json_reports_the_same_state(demo, user_env: dict[str, str]) -> None:
+    out = subprocess.run(
+        [AIRLOOP, "status", "--json"], env=user_env, capture_output=True, text=True, check=True
+    )
+    state = json.loads(out.stdout)
+    runs = state["airflow"]["dag_runs"]["feature_pipeline"]
+    assert runs == {"success": 3}
+    assert (
+        state["validation"]["partitions_passed"] == 3
+        and state["validation"]["rows_validated"] > 4000
+    )
+    assert state["offline_store"]["tables"]["_events"]["partitions"] == 3
+    assert all(n > 0 for n in state["online_store"]["entities"].values())
+
+
+def test_up_serves_the_ui_with_the_dag_and_its_runs(demo, user_env: dict[str, str]) -> None:
+    proc = subprocess.Popen(
+        [AIRLOOP, "up"], env=user_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 300
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            lines.append(line)
+            if line.startswith("Ctrl-C"):
+                break
+        text = "".join(lines)
+        assert "Airflow UI: http://127.0.0.1:8491" in text, text
+        password = next(line.split(" / ")[1].strip() for line in lines if line.startswith("login:"))
+        token = _post(
+            "http://127.0.0.1:8491/auth/token", {"username": "admin", "password": password}
+        )
+        runs = _get(
+            "http://127.0.0.1:8491/api/v2/dags/feature_pipeline/dagRuns", token["access_token"]
+        )
+        assert runs["total_entries"] == 3
+        assert urllib.request.urlopen("http://127.0.0.1:8491/", timeout=10).status == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+
+
+def _post(url: str, body: dict) -> dict:
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def _get(url: str, token: str) -> dict:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
