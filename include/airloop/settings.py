@@ -112,6 +112,10 @@ class Settings(BaseSettings):
         return self.mlflow_tracking_uri or f"sqlite:///{self.mlflow_dir / 'mlflow.db'}"
 
     @property
+    def mlflow_artifact_root(self) -> str:
+        return str(self.mlflow_dir / "artifacts")
+
+    @property
     def api_base_url(self) -> str:
         return f"http://{self.airflow_host}:{self.airflow_port}"
 

@@ -18,7 +18,7 @@ def test_package_paths_resolve_without_importing() -> None:
 def test_land_window_partitions_by_interval(tmp_path: Path, flights) -> None:
     settings = Settings(home=tmp_path)
     written = land_window(flights, settings, date(2013, 1, 2), date(2013, 1, 4))
-    assert written == {"flights": 2, "arrivals": 2, "weather": 2, "planes": 1}
+    assert written == {"flights": 2, "arrivals": 2, "weather": 2, "planes": 1, "airlines": 1}
     day = landing_path(
         settings, "flights", flights.sources["flights"], pd.Timestamp("2013-01-02", tz="UTC")
     )
