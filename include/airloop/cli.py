@@ -184,18 +184,34 @@ def demo(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> No
     _setup(settings, uc)
     typer.echo("2/4 landing raw partitions (replay of the data set)")
     land_window(uc, settings, first, last)
-    typer.echo("3/4 starting Airflow (api-server, scheduler, dag-processor)")
+    typer.echo("3/6 starting Airflow (api-server, scheduler, dag-processor)")
     with Services(settings) as services:
         client = ApiClient(settings)
         client.wait_healthy(services)
-        client.wait_for_dag("feature_pipeline", services)
-        typer.echo("4/4 running the feature pipeline through the scheduler")
+        for dag_id in ("feature_pipeline", "experimentation", "model_training"):
+            client.wait_for_dag(dag_id, services)
+        typer.echo("4/6 running the feature pipeline through the scheduler")
         _backfill(client, first, last)
         outcome = _wait_for_runs(client, "feature_pipeline", first, last, services)
+        if outcome["failed"]:
+            typer.echo(f"some intervals failed: {outcome['failed']}", err=True)
+            raise typer.Exit(1)
+        window = {"window_start": first.isoformat(), "window_end": last.isoformat()}
+        typer.echo("5/6 running a small experiment (3 trials in parallel, tracked in MLflow)")
+        _run_and_wait(client, services, "experimentation", {**window, "n_trials": 3})
+        typer.echo("6/6 training, gating, registering and promoting the model")
+        _run_and_wait(client, services, "model_training", window)
     elapsed = time.monotonic() - began
     _print_summary(settings, uc, elapsed)
-    if outcome["failed"]:
-        typer.echo(f"some intervals failed: {outcome['failed']}", err=True)
+
+
+def _run_and_wait(client: Any, services: Any, dag_id: str, conf: dict[str, Any]) -> None:
+    run = client.trigger(dag_id, conf)
+    done = client.wait_for_run(dag_id, run["dag_run_id"], services)
+    typer.echo(f"  {dag_id}: {done['state']} ({run['dag_run_id']})")
+    if done["state"] != "success":
+        for ti in client.failed_tasks(dag_id, run["dag_run_id"]):
+            typer.echo(f"  failed task: {ti['task_id']} (see its log in the Airflow UI)", err=True)
         raise typer.Exit(1)
 
 
@@ -222,6 +238,27 @@ def _print_summary(settings: Settings, uc: UseCase, elapsed: float) -> None:
         )
     for name, count in (status["online_store"]["entities"] or {}).items():
         typer.echo(f"online  {name:<20} {count:>9,} entities")
+    champion = status.get("champion")
+    if champion:
+        metrics = ", ".join(
+            f"{k.removeprefix('test_')} {v:.3f}" for k, v in sorted(champion["metrics"].items())
+        )
+        lineage = champion["lineage"]
+        typer.echo(f"champion:             {champion['name']} v{champion['version']} ({metrics})")
+        typer.echo(f"  aliases:            {champion['aliases']}")
+        for key in (
+            "window_start",
+            "window_end",
+            "feature_service",
+            "training_set_digest",
+            "dag_id",
+            "run_id",
+            "mlflow_run_id",
+            "git_commit",
+            "promotion",
+        ):
+            if key in lineage:
+                typer.echo(f"  {key + ':':<19} {lineage[key]}")
     typer.echo(f"seconds taken:        {elapsed:.0f}")
     typer.echo("")
     typer.echo("where to look next:")
@@ -231,6 +268,9 @@ def _print_summary(settings: Settings, uc: UseCase, elapsed: float) -> None:
         f"  {status['offline_store']['path']}   the offline store (Parquet, one file per interval)"
     )
     typer.echo(f"  {settings.reports_dir / 'validation'}   validation reports")
+    typer.echo(
+        f"  .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}   runs, models, lineage"
+    )
 
 
 @app.command()
@@ -244,6 +284,94 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] =
         typer.echo(json.dumps(state, indent=2, default=str))
         return
     _print_summary(settings, uc, 0.0)
+
+
+@app.command()
+def train(
+    start: StartOpt = None,
+    end: EndOpt = None,
+    days: DaysOpt = None,
+    config: Annotated[
+        str | None, typer.Option(help='JSON, e.g. {"family": "logistic", "params": {"C": 1.0}}')
+    ] = None,
+) -> None:
+    """Run the training pipeline (D) in this process: train, evaluate, gate, register, promote."""
+    from airloop.training.pipeline import run_training
+
+    settings, uc = _context()
+    first, last = _window(uc, start, end, days)
+    result = run_training(
+        first.isoformat(),
+        last.isoformat(),
+        json.loads(config) if config else None,
+        {"trigger": "cli"},
+        uc,
+        settings,
+    )
+    typer.echo(
+        json.dumps(
+            {k: result[k] for k in ("trained", "evaluation", "registered", "promotion")},
+            indent=2,
+            default=str,
+        )
+    )
+
+
+@app.command()
+def experiment(
+    start: StartOpt = None,
+    end: EndOpt = None,
+    days: DaysOpt = None,
+    family: Annotated[str | None, typer.Option(help="Model family")] = None,
+    search_space: Annotated[
+        str | None, typer.Option(help='JSON, e.g. {"learning_rate": [0.05, 0.1]}')
+    ] = None,
+    trials: Annotated[int, typer.Option(help="Number of trials")] = 3,
+) -> None:
+    """Run an experiment (C) in this process, one trial after another."""
+    from airloop.training.experiment import (
+        plan_from_params,
+        prepare_experiment,
+        run_trial,
+        select_best,
+    )
+
+    settings, uc = _context()
+    first, last = _window(uc, start, end, days)
+    params: dict[str, Any] = {
+        "window_start": first.isoformat(),
+        "window_end": last.isoformat(),
+        "n_trials": trials,
+    }
+    if family:
+        params["model_family"] = family
+    if search_space:
+        params["search_space"] = json.loads(search_space)
+    lineage = {"trigger": "cli"}
+    prepared = prepare_experiment(params, lineage, uc, settings)
+    results = [run_trial(prepared, t, lineage, uc, settings) for t in plan_from_params(params, uc)]
+    typer.echo(json.dumps(select_best(prepared, results, uc, settings), indent=2))
+
+
+@app.command()
+def evaluate(
+    run_id: Annotated[str, typer.Argument(help="MLflow run id of a trained model")],
+    start: StartOpt = None,
+    end: EndOpt = None,
+    days: DaysOpt = None,
+) -> None:
+    """Evaluate a trained model (and the champion) on the window's held-out time slice."""
+    from airloop.training.pipeline import evaluate_model, prepare_training_set
+
+    settings, uc = _context()
+    first, last = _window(uc, start, end, days)
+    ts = prepare_training_set(
+        params={"window_start": first.isoformat(), "window_end": last.isoformat()},
+        usecase=uc,
+        settings=settings,
+    )
+    result = evaluate_model(ts, {"run_id": run_id}, uc, settings)
+    typer.echo(json.dumps(result, indent=2, default=str))
 
 
 @app.command()
@@ -303,6 +431,9 @@ def feast(ctx: typer.Context) -> None:
 
 
 def main() -> None:
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
     logging.basicConfig(
         level=os.environ.get("AIRLOOP_LOG_LEVEL", "WARNING"),
         format="%(levelname)s %(name)s: %(message)s",

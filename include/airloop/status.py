@@ -113,4 +113,13 @@ def collect_status(settings: Settings, usecase: UseCase) -> dict[str, Any]:
         "validation": _validation(settings, usecase),
         "offline_store": _offline(settings, usecase),
         "online_store": _online(settings, usecase),
+        "champion": _champion(settings, usecase),
     }
+
+
+def _champion(settings: Settings, usecase: UseCase) -> dict[str, Any] | None:
+    if settings.mlflow_tracking_uri is None and not (settings.mlflow_dir / "mlflow.db").exists():
+        return None
+    from airloop.registry.models import describe_champion
+
+    return describe_champion(settings, usecase)

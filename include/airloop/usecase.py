@@ -189,8 +189,30 @@ class FeatureServiceSpec(_Model):
 
 
 class GateSpec(_Model):
+    """Promotion rules: absolute floors (or ceilings, for error metrics) and the champion margin."""
+
     minimum: dict[str, float] = {}
+    maximum: dict[str, float] = {}
     max_regression: float = 0.0
+
+
+class TrainingSpec(_Model):
+    """How models are trained from the feature service plus request-time fields."""
+
+    model_name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
+    categorical: list[str] = []
+    numeric: list[str] = []
+    slices: list[str] = []
+    window: Duration = timedelta(days=28)
+    schedule: str = "@weekly"
+    validation_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    test_fraction: float = Field(default=0.15, gt=0, lt=0.5)
+    seed: int = 42
+    family: str = "hist_gradient_boosting"
+    params: dict[str, Any] = {}
+    min_rows: int = 200
+    positive_rate: tuple[float, float] = (0.01, 0.99)
+    max_null_share: float = Field(default=0.6, ge=0, le=1)
 
 
 class DriftSpec(_Model):
@@ -237,6 +259,7 @@ class UseCase(_Model):
     feature_service: FeatureServiceSpec
     metrics: list[str] = Field(min_length=1)
     gates: GateSpec = GateSpec()
+    training: TrainingSpec
     drift: DriftSpec = DriftSpec()
     replay: ReplaySpec | None = None
 
@@ -289,6 +312,10 @@ class UseCase(_Model):
                 raise ValueError(
                     f"feature service {self.feature_service.name!r}: unknown view {name!r}"
                 )
+        request = set(self.events.request_fields)
+        for field in [*self.training.categorical, *self.training.numeric, *self.training.slices]:
+            if field not in request:
+                raise ValueError(f"training field {field!r} is not one of events.request_fields")
         if self.replay:
             for name in self.replay.sources:
                 self._source(name, "replay.sources")

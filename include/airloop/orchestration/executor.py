@@ -21,6 +21,8 @@ PRELOAD = (
     "mlflow",
     "great_expectations",
     "airloop.features.pipeline",
+    "airloop.training.pipeline",
+    "airloop.training.experiment",
 )
 
 log = logging.getLogger(__name__)

@@ -230,6 +230,23 @@ class ApiClient:
             "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}}
         )
 
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+
+    def wait_for_run(
+        self, dag_id: str, run_id: str, services: Services | None = None, timeout: float = 900.0
+    ) -> dict[str, Any]:
+        """Poll one run until it succeeds or fails."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if services:
+                services.check_alive()
+            run = self.dag_run(dag_id, run_id)
+            if run["state"] in TERMINAL:
+                return run
+            time.sleep(2.0)
+        raise AirflowError(f"{dag_id} run {run_id} did not finish within {timeout:.0f}s")
+
     def failed_tasks(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         out = self._request(
             "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?state=failed"

@@ -18,6 +18,9 @@ PERMANENT_ERRORS = (
     "airloop.data.landing:RawDataError",
     "airloop.usecase:UseCaseError",
     "airloop.features.pipeline:IntervalError",
+    "airloop.training.dataset:TrainingDataError",
+    "airloop.training.models:ModelConfigError",
+    "airloop.training.experiment:ExperimentError",
 )
 
 DEFAULT_ARGS: dict[str, Any] = {
@@ -31,6 +34,19 @@ TAGS = ("airloop", "features", "experimentation", "training", "serving", "monito
 def _load(path: str) -> Any:
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def run_lineage() -> dict[str, Any]:
+    """Who and what started this run: recorded on every MLflow run and model version."""
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    run = context["dag_run"]
+    triggered_by = getattr(run, "triggered_by", None)
+    trigger = str(getattr(run, "run_type", "unknown"))
+    if triggered_by is not None:
+        trigger = f"{trigger}/{getattr(triggered_by, 'value', triggered_by)}"
+    return {"dag_id": run.dag_id, "run_id": run.run_id, "trigger": trigger}
 
 
 def run_stage(stage: str, **kwargs: Any) -> Any:

@@ -100,10 +100,10 @@ def _frame_for_validation(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
     return out
 
 
-def validate_frame(
-    df: pd.DataFrame, spec: SourceSpec, source: str
+def run_expectations(
+    df: pd.DataFrame, expectations: list[Any], name: str, missing: set[str] | None = None
 ) -> tuple[list[Failure], dict[str, Any]]:
-    """Run the source's suite; returns the failures and GX's own result as JSON."""
+    """Run a list of expectations on a frame in an ephemeral context; failures worded for people."""
     _quiet_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -111,26 +111,35 @@ def validate_frame(
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     batch = (
-        context.data_sources.add_pandas(f"{source}_source")
-        .add_dataframe_asset(source)
-        .add_batch_definition_whole_dataframe(f"{source}_batch")
+        context.data_sources.add_pandas(f"{name}_source")
+        .add_dataframe_asset(name)
+        .add_batch_definition_whole_dataframe(f"{name}_batch")
     )
-    suite = context.suites.add(gx.ExpectationSuite(name=f"{source}_suite"))
-    for exp in build_expectations(spec):
+    suite = context.suites.add(gx.ExpectationSuite(name=f"{name}_suite"))
+    for exp in expectations:
         suite.add_expectation(exp)
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{source}_validation", data=batch, suite=suite)
+        gx.ValidationDefinition(name=f"{name}_validation", data=batch, suite=suite)
     )
-    result = definition.run(batch_parameters={"dataframe": _frame_for_validation(df, spec)})
-    missing = {c.name for c in spec.columns} - set(df.columns)
+    result = definition.run(batch_parameters={"dataframe": df})
     failures = [
         f
         for r in result.results
         if not r.success
-        for f in [_describe(source, r, missing)]
+        for f in [_describe(name, r, missing or set())]
         if f is not None
     ]
-    raw = result.to_json_dict()
+    return failures, result.to_json_dict()
+
+
+def validate_frame(
+    df: pd.DataFrame, spec: SourceSpec, source: str
+) -> tuple[list[Failure], dict[str, Any]]:
+    """Run the source's suite; returns the failures and GX's own result as JSON."""
+    missing = {c.name for c in spec.columns} - set(df.columns)
+    failures, raw = run_expectations(
+        _frame_for_validation(df, spec), build_expectations(spec), source, missing
+    )
     raw["ignored_columns"] = sorted(set(df.columns) - {c.name for c in spec.columns})
     return failures, raw
 
@@ -166,6 +175,11 @@ def _describe(source: str, r: Any, missing: set[str]) -> Failure | None:
         reason = f"column {column!r} has {count} values outside the allowed set"
     elif kind == "column_values_to_be_dateutil_parseable":
         reason = f"column {column!r} has {count} values that are not timestamps"
+    elif kind == "column_mean_to_be_between":
+        reason = (
+            f"column {column!r} has mean {res.get('observed_value')} outside "
+            f"[{cfg.kwargs.get('min_value')}, {cfg.kwargs.get('max_value')}]"
+        )
     elif kind in ("column_values_to_be_unique", "compound_columns_to_be_unique"):
         keys = column or cfg.kwargs.get("column_list")
         reason = f"key {keys} has {count} duplicate rows"

@@ -1,0 +1,21 @@
+"""
+### Model training (D)
+
+On its schedule, by hand (params: `window_start`, `window_end`, `config`), or later on drift:
+
+1. **build_training_set**: point-in-time correct, labels only as known at the window's end;
+2. **validate_training_set**: Great Expectations: label balance, missing features, ranges;
+3. **train_model**: the latest experiment's proposal (or the given config), fixed seeds;
+4. **evaluate_model**: a later, held-out time slice: metrics, per-slice metrics, calibration,
+   and the champion on the same rows;
+5. **register_model**: the gate, then one MLflow model version per run with full lineage,
+   alias `challenger`;
+6. **promote_model**: `champion` moves to it when the gate passed (the old one becomes
+   `previous`); otherwise the version records "not promoted, because …".
+"""
+
+from airflow.sdk import DAG
+
+from airloop.orchestration.model_training import build_model_training
+
+dag: DAG = build_model_training(doc_md=__doc__)

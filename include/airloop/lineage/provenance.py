@@ -1,0 +1,43 @@
+"""Where code and environment came from: git commit and lock file digest (P3, P4)."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from functools import cache
+
+from airloop.settings import PACKAGE_DIR, _checkout_root
+
+
+@cache
+def git_commit() -> str:
+    """The checkout's commit (with ``+dirty`` if it has local changes), or ``unknown``."""
+    root = _checkout_root()
+    if root is None:
+        return "unknown"
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}+dirty" if dirty else commit
+
+
+@cache
+def lock_hash() -> str:
+    """SHA-256 of ``uv.lock``: the exact environment the code ran in."""
+    root = _checkout_root() or PACKAGE_DIR
+    lock = root / "uv.lock"
+    if not lock.is_file():
+        return "unknown"
+    return hashlib.sha256(lock.read_bytes()).hexdigest()

@@ -1,0 +1,124 @@
+"""The training pipeline DAG (D): train → evaluate → gate → register → promote."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, dag, task
+
+from airloop.orchestration.feature_pipeline import schedule_bounds
+from airloop.orchestration.tasks import DEFAULT_ARGS, run_lineage, run_stage
+from airloop.settings import get_settings
+from airloop.usecase import load_usecase
+
+STAGES = "airloop.training.pipeline"
+
+
+def build_model_training(doc_md: str | None = None) -> DAG:
+    usecase = load_usecase(get_settings().usecase)
+    name = usecase.name
+    start, end = schedule_bounds(usecase)
+
+    @dag(
+        dag_id="model_training",
+        description=f"Train, evaluate, gate, register and promote the {name} model",
+        doc_md=doc_md,
+        schedule=CronDataIntervalTimetable(usecase.training.schedule, timezone="UTC"),
+        start_date=start + usecase.training.window,
+        end_date=end,
+        catchup=False,
+        max_active_runs=1,
+        default_args={**DEFAULT_ARGS, "owner": usecase.owner},
+        tags=["airloop", "training", f"usecase:{name}"],
+        params={
+            "window_start": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="First day of the training window (default: the interval end minus training.window)",
+            ),
+            "window_end": Param(
+                None,
+                type=["null", "string"],
+                format="date",
+                description="Day after the window (default: the data interval end)",
+            ),
+            "config": Param(
+                {},
+                type="object",
+                description='{"family": ..., "params": {...}}; empty: the latest experiment proposal, else the use case default',
+            ),
+        },
+    )
+    def model_training() -> None:
+        @task
+        def build_training_set(
+            params: dict[str, Any] | None = None,
+            data_interval_start: datetime | None = None,
+            data_interval_end: datetime | None = None,
+        ) -> dict[str, Any]:
+            return run_stage(
+                f"{STAGES}:prepare_training_set",
+                start=data_interval_start,
+                end=data_interval_end,
+                params=dict(params or {}),
+                usecase=name,
+            )
+
+        @task
+        def validate_training_set(training_set: dict[str, Any]) -> dict[str, Any]:
+            return run_stage(
+                f"{STAGES}:validate_training_set", training_set=training_set, usecase=name
+            )
+
+        @task
+        def train_model(
+            training_set: dict[str, Any],
+            validation: dict[str, Any],
+            params: dict[str, Any] | None = None,
+        ) -> dict[str, Any]:
+            config = dict((params or {}).get("config") or {}) or None
+            return run_stage(
+                f"{STAGES}:train_model",
+                training_set=training_set,
+                lineage=run_lineage(),
+                config=config,
+                usecase=name,
+            )
+
+        @task
+        def evaluate_model(training_set: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
+            return run_stage(
+                f"{STAGES}:evaluate_model", training_set=training_set, trained=trained, usecase=name
+            )
+
+        @task
+        def register_model(
+            training_set: dict[str, Any],
+            validation: dict[str, Any],
+            trained: dict[str, Any],
+            evaluation: dict[str, Any],
+        ) -> dict[str, Any]:
+            return run_stage(
+                f"{STAGES}:register_model",
+                training_set=training_set,
+                validation=validation,
+                trained=trained,
+                evaluation=evaluation,
+                lineage=run_lineage(),
+                usecase=name,
+            )
+
+        @task
+        def promote_model(registered: dict[str, Any]) -> dict[str, Any]:
+            return run_stage(f"{STAGES}:promote_model", registered=registered, usecase=name)
+
+        training_set: Any = build_training_set()
+        validation: Any = validate_training_set(training_set)
+        trained: Any = train_model(training_set, validation)
+        evaluation: Any = evaluate_model(training_set, trained)
+        registered: Any = register_model(training_set, validation, trained, evaluation)
+        promote_model(registered)
+
+    return model_training()

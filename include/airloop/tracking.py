@@ -1,0 +1,43 @@
+"""MLflow as registry and metadata store, configured from settings (no work at import time)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airloop.settings import Settings
+
+
+def configure(settings: Settings) -> Any:
+    """Point MLflow at airloop's tracking store and return a client."""
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+    from mlflow import MlflowClient
+
+    settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def experiment_id(settings: Settings, name: str) -> str:
+    """The experiment's id, creating it with an artifact root inside the home when local."""
+    client = configure(settings)
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    location = None
+    if settings.mlflow_tracking_uri is None:
+        location = f"file://{settings.mlflow_artifact_root}/{name.replace('/', '__')}"
+    try:
+        return str(client.create_experiment(name, artifact_location=location))
+    except Exception:  # another task created it first
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return str(found.experiment_id)
+
+
+def experiment_name(usecase_name: str, kind: str) -> str:
+    return f"{usecase_name}/{kind}"
