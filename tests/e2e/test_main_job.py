@@ -35,7 +35,7 @@ def user_env(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def demo(user_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [AIRLOOP, "demo", "--start", "2013-01-01", "--days", "3"],
+        [AIRLOOP, "demo", "--start", "2013-01-01", "--days", "5"],
         env=user_env,
         capture_output=True,
         text=True,
@@ -45,7 +45,9 @@ def demo(user_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def test_demo_runs_the_feature_pipeline_through_the_scheduler(demo) -> None:
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    assert "intervals run:        3 succeeded, 0 failed" in demo.stdout
+    assert "intervals run:        5 succeeded, 0 failed" in demo.stdout
+    assert "experimentation: success" in demo.stdout and "model_training: success" in demo.stdout
+    assert "champion:             flight_delay v1" in demo.stdout
     assert "rows quarantined:     0" in demo.stdout
 
 
@@ -55,12 +57,16 @@ def test_status_json_reports_the_same_state(demo, user_env: dict[str, str]) -> N
     )
     state = json.loads(out.stdout)
     runs = state["airflow"]["dag_runs"]["feature_pipeline"]
-    assert runs == {"success": 3}
+    assert runs == {"success": 5}
     assert (
-        state["validation"]["partitions_passed"] == 3
+        state["validation"]["partitions_passed"] == 5
         and state["validation"]["rows_validated"] > 4000
     )
-    assert state["offline_store"]["tables"]["_events"]["partitions"] == 3
+    assert state["offline_store"]["tables"]["_events"]["partitions"] == 5
+    champion = state["champion"]
+    assert champion["name"] == "flight_delay" and champion["version"] == "1"
+    assert champion["metrics"]["test_roc_auc"] > 0.5
+    assert champion["lineage"]["dag_id"] == "model_training"
     assert all(n > 0 for n in state["online_store"]["entities"].values())
 
 
@@ -88,7 +94,7 @@ def test_up_serves_the_ui_with_the_dag_and_its_runs(demo, user_env: dict[str, st
         runs = _get(
             "http://127.0.0.1:8491/api/v2/dags/feature_pipeline/dagRuns", token["access_token"]
         )
-        assert runs["total_entries"] == 3
+        assert runs["total_entries"] == 5
         assert urllib.request.urlopen("http://127.0.0.1:8491/", timeout=10).status == 200
     finally:
         proc.send_signal(signal.SIGINT)

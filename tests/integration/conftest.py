@@ -17,11 +17,11 @@ def day(d: int) -> datetime:
 
 @pytest.fixture(scope="session")
 def landed(airflow_db, flights):
-    """Real flights for 1-6 January 2013 in the session home's landing zone."""
+    """Real flights for 1-9 January 2013 in the session home's landing zone."""
     from airloop.data.replay import land_window
     from airloop.features.store import apply_definitions
 
-    land_window(flights, airflow_db, date(2013, 1, 1), date(2013, 1, 7))
+    land_window(flights, airflow_db, date(2013, 1, 1), date(2013, 1, 10))
     apply_definitions(airflow_db, flights)
     return airflow_db
 

@@ -25,7 +25,7 @@ def build_model_training(doc_md: str | None = None) -> DAG:
         description=f"Train, evaluate, gate, register and promote the {name} model",
         doc_md=doc_md,
         schedule=CronDataIntervalTimetable(usecase.training.schedule, timezone="UTC"),
-        start_date=start + usecase.training.window,
+        start_date=start,
         end_date=end,
         catchup=False,
         max_active_runs=1,

@@ -19,7 +19,12 @@ def _ranges(usecase: UseCase) -> dict[str, tuple[float | None, float | None]]:
         for name in view.feature_names():
             column = f"{view.name}__{name}"
             if view.kind == "label_rate":
-                bounds[column] = (0.0, 1.0) if name.startswith("rate_") else (0.0, None)
+                if name.startswith("count_"):
+                    bounds[column] = (0.0, None)
+                elif (
+                    usecase.task == "classification"
+                ):  # a share of positives; a mean for regression
+                    bounds[column] = (0.0, 1.0)
             elif view.source:
                 feature = next(f for f in view.features if f.name == name)
                 spec = usecase.sources[view.source].column(feature.source_column)

@@ -1,0 +1,274 @@
+"""Experimentation (C) and training (D) on real flights features, through Airflow and MLflow."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.integration.conftest import day, task_states
+
+pytestmark = pytest.mark.integration
+WINDOW = {"window_start": "2013-01-01", "window_end": "2013-01-09"}
+
+
+@pytest.fixture(scope="module")
+def features(landed, flights):
+    """The feature pipeline has filled Feast for 1-8 January (in-process where not yet run)."""
+    from airloop.features.pipeline import run_interval
+    from airloop.features.store import partition_file
+
+    for d in range(1, 9):
+        if not partition_file(landed, flights, "_events", day(d)).exists():
+            run_interval(day(d), day(d + 1), flights, landed)
+    return landed
+
+
+@pytest.fixture(scope="module")
+def mlflow_client(features):
+    from airloop.tracking import configure
+
+    return configure(features)
+
+
+def _dag(dag_id: str) -> Any:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(REPO / "dags" / f"{dag_id}.py"))
+    assert not bag.import_errors
+    return bag.dags[dag_id]
+
+
+@pytest.fixture(scope="module")
+def experiment_run(features):
+    conf = {
+        **WINDOW,
+        "n_trials": 2,
+        "search_space": {"learning_rate": [0.05, 0.1], "max_iter": [60]},
+    }
+    return _dag("experimentation").test(logical_date=day(11), run_conf=conf)
+
+
+@pytest.fixture(scope="module")
+def training_run(experiment_run, features):
+    # Within the replay (the DAG ends with the data); the window comes from the params.
+    return _dag("model_training").test(logical_date=day(12), run_conf=WINDOW)
+
+
+def test_experiment_runs_trials_in_parallel_tasks_nested_in_mlflow(
+    experiment_run, mlflow_client
+) -> None:
+    import mlflow
+
+    assert str(experiment_run.state) == "success", task_states(experiment_run)
+    tis = [ti for ti in experiment_run.get_task_instances() if ti.task_id == "run_trial"]
+    assert sorted(ti.map_index for ti in tis) == [0, 1]
+    parents = mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.`airloop.run_id` = '{experiment_run.run_id}' and tags.`airloop.stage` = 'experiment'",
+        output_format="list",
+    )
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.data.tags["airloop.proposal"] == "true"
+    proposal = json.loads(parent.data.tags["airloop.proposed_config"])
+    assert proposal["family"] == "hist_gradient_boosting" and proposal["params"]["max_iter"] == 60
+    children = mlflow.search_runs(
+        [parent.info.experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'",
+        output_format="list",
+    )
+    assert len(children) == 2
+    child = mlflow_client.get_run(children[0].info.run_id)
+    assert child.data.params["feature_service"] == "flight_delay_v1"
+    assert child.data.params["window_start"].startswith("2013-01-01")
+    assert (
+        child.data.tags["airloop.lock_hash"]
+        == hashlib.sha256((REPO / "uv.lock").read_bytes()).hexdigest()
+    )
+    inputs = child.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.digest == child.data.params["training_set_digest"][:36]
+    artifacts = {a.path for a in mlflow_client.list_artifacts(parent.info.run_id, "comparison")}
+    assert artifacts == {"comparison/trials.csv", "comparison/trials.png"}
+
+
+def test_training_registers_and_promotes_with_lineage(
+    training_run, features, flights, mlflow_client
+) -> None:
+    from airloop.features.store import feature_store, partition_file
+    from airloop.training.dataset import frame_digest
+
+    assert str(training_run.state) == "success", task_states(training_run)
+    name = flights.training.model_name
+    versions = mlflow_client.search_model_versions(
+        f"name = '{name}' and tags.`airloop.run_id` = '{training_run.run_id}'"
+    )
+    assert len(versions) == 1
+    mv = versions[0]
+    tags = mv.tags
+    # Every lineage tag resolves to something real.
+    run = mlflow_client.get_run(tags["airloop.mlflow_run_id"])
+    assert run.info.status == "FINISHED" and run.info.run_id == mv.run_id
+    for d in pd.date_range(
+        tags["airloop.window_start"], tags["airloop.window_end"], freq="D", inclusive="left"
+    ):
+        assert partition_file(features, flights, "_events", d.to_pydatetime()).exists()
+    store = feature_store(features, flights)
+    service = store.get_feature_service(tags["airloop.feature_service"])
+    assert sorted(json.loads(tags["airloop.feature_views"])) == sorted(
+        p.name for p in service.feature_view_projections
+    )
+    assert (
+        frame_digest(pd.read_parquet(tags["airloop.training_set_uri"]))
+        == tags["airloop.training_set_digest"]
+    )
+    commit = tags["airloop.git_commit"].removesuffix("+dirty")
+    assert subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", commit]).returncode == 0
+    assert tags["airloop.lock_hash"] == hashlib.sha256((REPO / "uv.lock").read_bytes()).hexdigest()
+    assert tags["airloop.dag_id"] == "model_training" and tags["airloop.validation"] == "passed"
+    assert json.loads(tags["airloop.config"])["params"]["max_iter"] == 60, (
+        "the experiment's proposal was used"
+    )
+    assert float(tags["airloop.test_roc_auc"]) > 0.5
+    # Aliases: the new version is challenger; it is champion if the gate passed.
+    assert mlflow_client.get_model_version_by_alias(name, "challenger").version == mv.version
+    if tags["airloop.gate"] == "passed":
+        assert mlflow_client.get_model_version_by_alias(name, "champion").version == mv.version
+    evaluation = {a.path for a in mlflow_client.list_artifacts(mv.run_id, "evaluation")}
+    assert {
+        "evaluation/evaluation.json",
+        "evaluation/slices.csv",
+        "evaluation/calibration.png",
+    } <= evaluation
+
+
+def test_registration_and_training_are_idempotent_per_run(
+    training_run, features, flights, mlflow_client
+) -> None:
+    from airloop.training import pipeline
+
+    lineage = {"dag_id": "model_training", "run_id": training_run.run_id, "trigger": "test"}
+    ts = pipeline.prepare_training_set(params=WINDOW, usecase=flights, settings=features)
+    trained = pipeline.train_model(ts, lineage, None, flights, features)
+    first = mlflow_client.search_model_versions(
+        f"name = '{flights.training.model_name}' and tags.`airloop.run_id` = '{training_run.run_id}'"
+    )[0]
+    assert trained["run_id"] == first.run_id, "a retried train task reuses its MLflow run"
+    evaluation = pipeline.evaluate_model(ts, trained, flights, features)
+    again = pipeline.register_model(
+        ts, {"success": True}, trained, evaluation, lineage, flights, features
+    )
+    assert again["version"] == str(first.version) and again["created"] is False
+    count = mlflow_client.search_model_versions(
+        f"name = '{flights.training.model_name}' and tags.`airloop.run_id` = '{training_run.run_id}'"
+    )
+    assert len(count) == 1
+
+
+def test_training_is_reproducible(features, flights) -> None:
+    from airloop.training import pipeline
+    from airloop.training.train import evaluate_model, train_and_log
+
+    a = pipeline.prepare_training_set(params=WINDOW, usecase=flights, settings=features)
+    b = pipeline.prepare_training_set(params=WINDOW, usecase=flights, settings=features)
+    assert a["digest"] == b["digest"]
+    config = {"family": "hist_gradient_boosting", "params": {"max_iter": 40}}
+    first = train_and_log(features, flights, a, config, {"trigger": "test"})
+    second = train_and_log(features, flights, b, config, {"trigger": "test"})
+    assert first["run_id"] != second["run_id"]
+    assert first["metrics"] == second["metrics"]
+    assert (
+        evaluate_model(features, flights, a, first["run_id"])["challenger"]
+        == evaluate_model(features, flights, b, second["run_id"])["challenger"]
+    )
+
+
+def test_gate_refuses_a_worse_challenger_and_promotes_a_better_one(
+    features, flights, mlflow_client, tmp_path
+) -> None:
+    from airloop.registry.models import describe_champion
+    from airloop.training import pipeline
+    from airloop.training.dataset import frame_digest
+    from airloop.usecase import GateSpec
+
+    usecase = flights.model_copy(
+        update={
+            "training": flights.training.model_copy(update={"model_name": "gate_test"}),
+            "gates": GateSpec(max_regression=0.0),
+        }
+    )
+    real = pipeline.prepare_training_set(params=WINDOW, usecase=usecase, settings=features)
+    frame = pd.read_parquet(real["uri"])
+    frame["label"] = frame["label"].sample(frac=1.0, random_state=3).to_numpy()
+    shuffled_path = tmp_path / "shuffled.parquet"
+    frame.to_parquet(shuffled_path, index=False)
+    shuffled = {**real, "uri": str(shuffled_path), "digest": frame_digest(frame)}
+
+    def cycle(training_set: dict[str, Any], run: str) -> dict[str, Any]:
+        lineage = {"dag_id": "gate_test", "run_id": run, "trigger": "test"}
+        trained = pipeline.train_model(
+            training_set, lineage, {"family": "logistic", "params": {"C": 1.0}}, usecase, features
+        )
+        evaluation = pipeline.evaluate_model(real, trained, usecase, features)
+        registered = pipeline.register_model(
+            training_set, {"success": True}, trained, evaluation, lineage, usecase, features
+        )
+        return {
+            "registered": registered,
+            "promotion": pipeline.promote_model(registered, usecase, features),
+        }
+
+    weak = cycle(shuffled, "weak-1")
+    assert weak["promotion"]["promoted"], "the first version becomes champion when no floor applies"
+    strong = cycle(real, "strong-1")
+    assert strong["promotion"] == {
+        "promoted": True,
+        "champion": strong["registered"]["version"],
+        "previous": weak["registered"]["version"],
+    }
+    worse = cycle(shuffled, "weak-2")
+    assert worse["promotion"]["promoted"] is False
+    champion = describe_champion(features, usecase)
+    assert champion is not None and champion["version"] == strong["registered"]["version"]
+    assert champion["aliases"] == {
+        "champion": strong["registered"]["version"],
+        "challenger": worse["registered"]["version"],
+        "previous": weak["registered"]["version"],
+    }
+    refused = mlflow_client.get_model_version("gate_test", worse["registered"]["version"])
+    assert refused.tags["airloop.promotion"].startswith("not promoted, because roc_auc")
+
+
+def test_regression_usecase_trains_end_to_end(features, tmp_path) -> None:
+    """The same engine on a regression use case: arrival delay in minutes."""
+    from airloop.features.pipeline import run_interval
+    from airloop.training import pipeline
+    from airloop.usecase import load_usecase, resolve_usecase_path
+
+    raw = yaml.safe_load(resolve_usecase_path("flights").read_text())
+    raw["name"] = "flights_minutes"
+    raw["task"] = "regression"
+    raw["label"].pop("threshold")
+    raw["label"]["name"] = "arr_delay_minutes"
+    raw["metrics"] = ["rmse", "mae", "r2"]
+    raw["gates"] = {"maximum": {"rmse": 200.0}, "max_regression": 1.0}
+    raw["feature_service"]["name"] = "flight_minutes_v1"
+    raw["training"].update({"model_name": "flight_arrival_delay", "params": {"max_iter": 60}})
+    path = tmp_path / "usecase.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    usecase = load_usecase(str(path))
+    for d in range(1, 9):
+        run_interval(day(d), day(d + 1), usecase, features)
+    result = pipeline.run_training(
+        WINDOW["window_start"], WINDOW["window_end"], None, {"trigger": "test"}, usecase, features
+    )
+    assert set(result["evaluation"]["challenger"]) == {"rmse", "mae", "r2"}
+    assert result["promotion"]["promoted"], result["registered"]["decision"]
+    labels = pd.read_parquet(result["training_set"]["uri"])["label"]
+    assert labels.nunique() > 50, "the label is minutes, not a class"

@@ -1,0 +1,151 @@
+"""Training logic without the stores: splits, trials, gates, metrics, configs, windows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from airloop.registry.models import gate
+from airloop.training.dataset import TrainingDataError, frame_digest, split_by_time
+from airloop.training.experiment import ExperimentError, plan_trials
+from airloop.training.metrics import compute_metrics, is_better, metric
+from airloop.training.pipeline import resolve_window
+from airloop.training.train import TrainConfig
+
+
+def _frame(n: int = 100) -> pd.DataFrame:
+    stamps = pd.date_range("2013-01-01", periods=n, freq="h", tz="UTC")
+    return pd.DataFrame(
+        {
+            "event_timestamp": stamps,
+            "event_id": [f"e{i}" for i in range(n)],
+            "label": np.arange(n) % 2,
+        }
+    )
+
+
+def test_split_is_in_time_order_without_overlap() -> None:
+    train, valid, test = split_by_time(_frame(), 0.15, 0.15)
+    assert train["event_timestamp"].max() < valid["event_timestamp"].min()
+    assert valid["event_timestamp"].max() < test["event_timestamp"].min()
+    assert len(train) + len(valid) + len(test) == 100
+
+
+def test_split_never_cuts_through_one_timestamp() -> None:
+    frame = _frame(40)
+    frame["event_timestamp"] = frame["event_timestamp"].dt.floor("10h")
+    train, valid, test = split_by_time(frame, 0.25, 0.25)
+    assert set(train["event_timestamp"]).isdisjoint(valid["event_timestamp"])
+    assert set(valid["event_timestamp"]).isdisjoint(test["event_timestamp"])
+
+
+def test_split_refuses_a_window_too_small() -> None:
+    frame = _frame(3)
+    frame["event_timestamp"] = frame["event_timestamp"].iloc[0]
+    with pytest.raises(TrainingDataError, match="widen the window"):
+        split_by_time(frame, 0.15, 0.15)
+
+
+def test_digest_depends_on_values_not_on_the_index() -> None:
+    a = _frame()
+    b = _frame().set_index("event_id", drop=False)
+    assert frame_digest(a) == frame_digest(b)
+    c = _frame()
+    c.loc[5, "label"] = 1 - c.loc[5, "label"]
+    assert frame_digest(a) != frame_digest(c)
+
+
+def test_trials_are_reproducible_and_distinct() -> None:
+    space = {"learning_rate": [0.05, 0.1, 0.2], "max_leaf_nodes": [15, 31]}
+    a = plan_trials("classification", "hist_gradient_boosting", space, 4, seed=7)
+    b = plan_trials("classification", "hist_gradient_boosting", space, 4, seed=7)
+    assert a == b and len(a) == 4
+    assert len({tuple(sorted(t["params"].items())) for t in a}) == 4
+
+
+@pytest.mark.parametrize(
+    ("family", "space", "message"),
+    [
+        ("xgboost", {}, "not a classification family"),
+        ("logistic", {"C": []}, "non-empty list"),
+        ("logistic", {"C": 1.0}, "non-empty list"),
+    ],
+)
+def test_bad_experiment_forms_are_refused(family: str, space: dict, message: str) -> None:
+    with pytest.raises(ExperimentError, match=message):
+        plan_trials("classification", family, space, 2, seed=1)
+
+
+def test_metric_directions() -> None:
+    assert metric("roc_auc", "classification").higher_is_better
+    assert not metric("rmse", "regression").higher_is_better
+    assert is_better("roc_auc", "classification", 0.70, 0.705, margin=0.01)
+    assert not is_better("roc_auc", "classification", 0.69, 0.705, margin=0.01)
+    assert is_better("rmse", "regression", 10.05, 10.0, margin=0.1)
+    with pytest.raises(ValueError, match="unknown classification metric"):
+        metric("rmse", "classification")
+
+
+def test_metrics_are_computed_by_task() -> None:
+    values = compute_metrics(
+        ["roc_auc", "brier_score"], "classification", [0, 1, 0, 1], [0.1, 0.9, 0.2, 0.8]
+    )
+    assert values["roc_auc"] == 1.0 and values["brier_score"] == pytest.approx(0.025)
+
+
+def test_gate_floors_and_champion_margin(flights) -> None:
+    ok = {"roc_auc": 0.70, "average_precision": 0.4, "log_loss": 0.5, "brier_score": 0.15}
+    assert gate(flights, {"challenger": ok, "champion": None}, None)["promote"]
+    low = {**ok, "roc_auc": 0.50}
+    decision = gate(flights, {"challenger": low, "champion": None}, None)
+    assert not decision["promote"] and "below the minimum 0.55" in decision["reasons"][0]
+    worse = gate(flights, {"challenger": ok, "champion": {**ok, "roc_auc": 0.75}}, "3")
+    assert not worse["promote"] and "champion v3" in worse["reasons"][0]
+    within_margin = gate(flights, {"challenger": ok, "champion": {**ok, "roc_auc": 0.705}}, "3")
+    assert within_margin["promote"]
+    ceiling = gate(flights, {"challenger": {**ok, "brier_score": 0.3}, "champion": None}, None)
+    assert "above the maximum" in ceiling["reasons"][0]
+
+
+def test_config_defaults_follow_the_usecase(flights) -> None:
+    default = TrainConfig.from_usecase(flights)
+    assert default.family == flights.training.family and default.params == flights.training.params
+    other = TrainConfig.from_usecase(flights, {"family": "logistic"})
+    assert other.family == "logistic" and other.params == {}
+
+
+def test_training_window_from_params_or_interval(flights) -> None:
+    end = datetime(2013, 2, 1, tzinfo=UTC)
+    lo, hi = resolve_window(flights, None, end, {})
+    assert hi == end and hi - lo == flights.training.window
+    lo, hi = resolve_window(
+        flights, None, end, {"window_start": "2013-01-03", "window_end": "2013-01-10"}
+    )
+    assert (lo.day, hi.day) == (3, 10)
+    with pytest.raises(ValueError, match="empty training window"):
+        resolve_window(
+            flights, None, None, {"window_start": "2013-01-10", "window_end": "2013-01-03"}
+        )
+
+
+def test_training_set_gate_rejects_unbalanced_labels(flights) -> None:
+    from airloop.training.checks import check_training_set
+
+    n = 600
+    frame = pd.DataFrame(
+        {
+            "label": [0] * n,
+            "origin_weather__temp": np.linspace(10, 90, n),
+            "carrier_delays__rate_1d": [0.2] * n,
+        }
+    )
+    with pytest.raises(TrainingDataError, match=r"column 'label' has mean 0\.0"):
+        check_training_set(flights, frame, ["origin_weather__temp", "carrier_delays__rate_1d"])
+    frame["label"] = np.arange(n) % 3 == 0
+    frame["label"] = frame["label"].astype(int)
+    frame.loc[:400, "origin_weather__temp"] = None
+    with pytest.raises(TrainingDataError, match="origin_weather__temp' has 401 null values"):
+        check_training_set(flights, frame, ["origin_weather__temp", "carrier_delays__rate_1d"])
