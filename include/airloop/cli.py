@@ -375,6 +375,23 @@ def evaluate(
 
 
 @app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8300,
+    poll: Annotated[float, typer.Option(help="Seconds between checks of the champion alias")] = 5.0,
+) -> None:
+    """Serve the champion: /v1/predict (with online features), /invocations, /health, /ready, /metrics."""
+    import uvicorn
+
+    from airloop.serving.app import create_app
+
+    settings, uc = _context()
+    uvicorn.run(
+        create_app(settings, uc, poll_seconds=poll), host=host, port=port, log_level="warning"
+    )
+
+
+@app.command()
 def up(
     land_replay: Annotated[
         bool, typer.Option("--land/--no-land", help="Land the replay window first")

@@ -73,3 +73,15 @@ def landing_file(settings: Any, usecase: Any, source: str, d: int) -> Path:
     from airloop.data.landing import landing_path
 
     return landing_path(settings, source, usecase.sources[source], day(d))
+
+
+@pytest.fixture(scope="session")
+def features(landed, flights):
+    """The feature pipeline has filled Feast for 1-8 January (in-process where not yet run)."""
+    from airloop.features.pipeline import run_interval
+    from airloop.features.store import partition_file
+
+    for d in range(1, 9):
+        if not partition_file(landed, flights, "_events", day(d)).exists():
+            run_interval(day(d), day(d + 1), flights, landed)
+    return landed

@@ -19,18 +19,6 @@ WINDOW = {"window_start": "2013-01-01", "window_end": "2013-01-09"}
 
 
 @pytest.fixture(scope="module")
-def features(landed, flights):
-    """The feature pipeline has filled Feast for 1-8 January (in-process where not yet run)."""
-    from airloop.features.pipeline import run_interval
-    from airloop.features.store import partition_file
-
-    for d in range(1, 9):
-        if not partition_file(landed, flights, "_events", day(d)).exists():
-            run_interval(day(d), day(d + 1), flights, landed)
-    return landed
-
-
-@pytest.fixture(scope="module")
 def mlflow_client(features):
     from airloop.tracking import configure
 

@@ -1,0 +1,110 @@
+"""The served model: follows a registry alias, loads new versions in the background, swaps atomically.
+
+A request takes a reference to the current :class:`LoadedModel` once and uses it to the end,
+so a swap never changes the model under a request in flight; a failed load leaves the old
+model serving and is reported on ``/ready`` and ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from airloop.settings import Settings
+from airloop.tracking import configure
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: str
+    pyfunc: Any
+    raw: Any
+    input_columns: list[str]
+    loaded_at: float = field(default_factory=time.time)
+
+
+class ModelHolder:
+    """Holds the current model for an alias and keeps it in step with the registry."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        model_name: str,
+        alias: str = "champion",
+        poll_seconds: float = 5.0,
+    ) -> None:
+        self.settings = settings
+        self.model_name = model_name
+        self.alias = alias
+        self.poll_seconds = poll_seconds
+        self.current: LoadedModel | None = None
+        self.last_error: str | None = None
+        self.failed_loads = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def target_version(self) -> str | None:
+        client = configure(self.settings)
+        try:
+            return str(client.get_model_version_by_alias(self.model_name, self.alias).version)
+        except Exception:
+            return None
+
+    def load(self, version: str) -> LoadedModel:
+        import mlflow
+
+        configure(self.settings)
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{self.model_name}/{version}")
+        schema = pyfunc.metadata.get_input_schema()
+        columns = schema.input_names() if schema is not None else []
+        return LoadedModel(self.model_name, version, pyfunc, pyfunc.get_raw_model(), list(columns))
+
+    def refresh(self) -> bool:
+        """Load the alias's version if it changed; True when a new model now serves."""
+        with self._lock:
+            target = self.target_version()
+            if target is None:
+                if self.current is None:
+                    self.last_error = f"no version of {self.model_name!r} has alias {self.alias!r}"
+                return False
+            if self.current is not None and self.current.version == target:
+                return False
+            try:
+                loaded = self.load(target)
+            except Exception as exc:  # keep serving the old model
+                self.failed_loads += 1
+                self.last_error = (
+                    f"loading {self.model_name} v{target} failed: {type(exc).__name__}: {exc}"
+                )
+                log.error(self.last_error)
+                return False
+            self.current = loaded  # one reference assignment: atomic for readers
+            self.last_error = None
+            log.info("now serving %s v%s", self.model_name, target)
+            return True
+
+    def start(self) -> None:
+        self.refresh()
+        self._thread = threading.Thread(
+            target=self._poll, name="airloop-model-refresh", daemon=True
+        )
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.refresh()
+            except Exception as exc:  # the poller must survive a registry outage
+                self.last_error = f"registry unreachable: {exc}"
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

@@ -1,0 +1,86 @@
+"""The prediction log: every prediction appended durably, partitioned by hour, off the hot path.
+
+Requests put records into a bounded queue; one writer thread appends them as JSON lines to
+``predictions/<use case>/date=YYYY-MM-DD/hour=HH.jsonl`` and fsyncs each batch. Closing the
+log drains the queue, so a graceful shutdown loses no entry.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+_STOP = object()
+
+
+class PredictionLog:
+    def __init__(self, root: Path, max_queue: int = 50_000, put_timeout: float = 1.0) -> None:
+        self.root = root
+        self.put_timeout = put_timeout
+        self.dropped = 0
+        self.written = 0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._thread = threading.Thread(
+            target=self._run, name="airloop-prediction-log", daemon=True
+        )
+        self._thread.start()
+
+    def append(self, record: dict[str, Any]) -> bool:
+        """Queue a record; waits briefly when the buffer is full, then counts it as dropped."""
+        try:
+            self._queue.put(record, timeout=self.put_timeout)
+            return True
+        except queue.Full:
+            self.dropped += 1
+            return False
+
+    def path_for(self, when: datetime) -> Path:
+        return self.root / f"date={when:%Y-%m-%d}" / f"hour={when:%H}.jsonl"
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch = [self._queue.get()]
+            while len(batch) < 1000:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if any(item is _STOP for item in batch):
+                stopping = True
+                batch = [item for item in batch if item is not _STOP]
+            self._write(batch)
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        by_file: dict[Path, list[str]] = {}
+        for record in batch:
+            when = datetime.fromisoformat(record["time"]).astimezone(UTC)
+            by_file.setdefault(self.path_for(when), []).append(json.dumps(record, default=str))
+        for path, lines in by_file.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            self.written += len(lines)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Write everything queued so far, then stop the writer."""
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+
+def read_log(root: Path) -> list[dict[str, Any]]:
+    """Every record under a log root, oldest partition first (for monitoring and tests)."""
+    records = []
+    for path in sorted(root.glob("date=*/hour=*.jsonl")):
+        with path.open(encoding="utf-8") as fh:
+            records += [json.loads(line) for line in fh if line.strip()]
+    return records

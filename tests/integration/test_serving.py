@@ -1,0 +1,296 @@
+"""The online service against a real model in a real registry and a real online store."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.integration
+WINDOW = ("2013-01-01", "2013-01-09")
+GOOD = {
+    "carrier": "UA",
+    "origin": "EWR",
+    "route": "EWR-IAH",
+    "tailnum": "N14228",
+    "distance": 1400,
+    "hour": 5,
+    "month": 1,
+}
+MARKER = "zz-secret-input-zz"
+
+
+@pytest.fixture(scope="module")
+def champion(features, flights):
+    from airloop.registry.models import describe_champion
+    from airloop.training.pipeline import run_training
+
+    if describe_champion(features, flights) is None:
+        result = run_training(*WINDOW, None, {"trigger": "test"}, flights, features)
+        if not result["promotion"]["promoted"]:  # serving needs a champion, whatever the gate said
+            from airloop.tracking import configure
+
+            configure(features).set_registered_model_alias(
+                "flight_delay", "champion", result["registered"]["version"]
+            )
+    found = describe_champion(features, flights)
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="module")
+def client(champion, features, flights):
+    from fastapi.testclient import TestClient
+
+    from airloop.serving.app import create_app
+
+    app = create_app(features, flights, poll_seconds=0.2)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def test_health_and_ready(client, champion) -> None:
+    assert client.get("/health").json() == {"status": "alive"}
+    ready = client.get("/ready")
+    assert ready.status_code == 200
+    assert (
+        ready.json()["model"]["version"] == champion["version"]
+        and ready.json()["online_store"] == "ok"
+    )
+
+
+def test_predict_equals_the_registered_model_in_process(
+    client, champion, features, flights
+) -> None:
+    import mlflow
+
+    from airloop.features.store import feature_store
+    from airloop.tracking import configure
+
+    response = client.post("/v1/predict", json={"instances": [GOOD]})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model"] == {"name": "flight_delay", "version": champion["version"]}
+    served = body["predictions"][0]
+    assert served["missing_features"] == []
+    assert served["features_as_of"]["origin_weather"].startswith("2013-01-08")
+    store = feature_store(features, flights)
+    online = store.get_online_features(
+        features=store.get_feature_service("flight_delay_v1"),
+        entity_rows=[{k: GOOD[k] for k in ("carrier", "origin", "route", "tailnum")}],
+        full_feature_names=True,
+    ).to_dict()
+    configure(features)
+    model = mlflow.sklearn.load_model(f"models:/flight_delay/{champion['version']}")
+    row = pd.DataFrame([{**{k: v[0] for k, v in online.items()}, **GOOD}])
+    columns = list(model.feature_names_in_)
+    assert served["score"] == pytest.approx(float(model.predict_proba(row[columns])[:, 1][0]))
+
+
+BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
+    (
+        "missing-field",
+        {"json": {"instances": [{k: v for k, v in GOOD.items() if k != "distance"}]}},
+        422,
+        "instances.0.distance",
+    ),
+    (
+        "mistyped-field",
+        {"json": {"instances": [{**GOOD, "distance": MARKER}]}},
+        422,
+        "instances.0.distance",
+    ),
+    ("extra-field", {"json": {"instances": [{**GOOD, MARKER: 1}]}}, 422, f"instances.0.{MARKER}"),
+    (
+        "nan",
+        {
+            "content": b'{"instances": [{"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": null, "distance": NaN, "hour": 5, "month": 1}]}',
+            "headers": {"content-type": "application/json"},
+        },
+        422,
+        "instances.0.distance",
+    ),
+    (
+        "infinity",
+        {
+            "content": b'{"instances": [{"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": null, "distance": Infinity, "hour": 5, "month": 1}]}',
+            "headers": {"content-type": "application/json"},
+        },
+        422,
+        "instances.0.distance",
+    ),
+    ("oversize-batch", {"json": {"instances": [GOOD] * 1001}}, 422, "instances"),
+    ("empty-batch", {"json": {"instances": []}}, 422, "instances"),
+    (
+        "malformed-json",
+        {
+            "content": b'{"instances": [' + MARKER.encode(),
+            "headers": {"content-type": "application/json"},
+        },
+        400,
+        "MALFORMED_JSON",
+    ),
+    (
+        "wrong-content-type",
+        {"content": MARKER.encode(), "headers": {"content-type": "text/plain"}},
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+    ),
+    ("not-an-object", {"json": [MARKER]}, 422, "(body)"),
+    (
+        "huge-body",
+        {
+            "content": b"{" + b" " * 2_000_001 + b"}",
+            "headers": {"content-type": "application/json"},
+        },
+        413,
+        "PAYLOAD_TOO_LARGE",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "request_kwargs", "status", "named"), BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS]
+)
+def test_bad_input_gets_a_4xx_naming_the_problem_without_echo(
+    client, case, request_kwargs, status, named
+) -> None:
+    response = client.post("/v1/predict", **request_kwargs)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert named in response.text
+    assert "Traceback" not in response.text
+    if case != "extra-field":  # the field name itself is the offending field
+        assert MARKER not in response.text
+    assert set(body) <= {"error_code", "message", "fields"}
+
+
+def test_invocations_speaks_the_mlflow_scoring_protocol(client, champion, features) -> None:
+    import mlflow
+
+    from airloop.tracking import configure
+
+    configure(features)
+    model = mlflow.pyfunc.load_model(f"models:/flight_delay/{champion['version']}")
+    columns = model.metadata.get_input_schema().input_names()
+    frame = pd.DataFrame([{c: 1.0 for c in columns}])
+    for c in ("carrier", "origin"):
+        frame[c] = "UA" if c == "carrier" else "EWR"
+    frame["hour"], frame["month"], frame["distance"] = 5, 1, 1400
+    frame = frame.astype(
+        {c: "float64" for c in columns if "__count_" in c or c.endswith(("seats", "engines"))}
+    )
+    expected = model.predict(frame).tolist()
+    for payload in (
+        {"dataframe_split": frame.to_dict(orient="split", index=False)},
+        {"dataframe_records": frame.to_dict(orient="records")},
+        {"inputs": frame.to_dict(orient="list")},
+    ):
+        response = client.post("/invocations", json=payload)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": expected}
+    csv = client.post(
+        "/invocations",
+        content=frame.to_csv(index=False).encode(),
+        headers={"content-type": "text/csv"},
+    )
+    assert csv.status_code == 200 and csv.json() == {"predictions": expected}
+    bad = client.post(
+        "/invocations", json={"dataframe_split": {"columns": ["x"], "data": [[MARKER]]}}
+    )
+    assert bad.status_code == 400 and MARKER not in bad.text and "expected columns" in bad.text
+
+
+def test_metrics_are_prometheus_text(client) -> None:
+    client.post("/v1/predict", json={"instances": [GOOD]})
+    text = client.get("/metrics").text
+    assert 'airloop_requests_total{endpoint="/v1/predict",status="200"}' in text
+    assert "airloop_request_seconds_bucket" in text and "airloop_prediction_score_bucket" in text
+    assert "airloop_model_version" in text
+
+
+def test_hot_swap_under_load_and_a_failed_load_keeps_the_old_model(
+    client, champion, features
+) -> None:
+    from airloop.tracking import configure
+
+    mlflow_client = configure(features)
+    old = mlflow_client.get_model_version("flight_delay", champion["version"])
+    new = mlflow_client.create_model_version(
+        "flight_delay", old.source, run_id=old.run_id, tags={"airloop.test": "hot-swap"}
+    )
+    failures: list[str] = []
+    versions: set[str] = set()
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            r = client.post("/v1/predict", json={"instances": [GOOD]})
+            if r.status_code != 200:
+                failures.append(r.text)
+            else:
+                versions.add(r.json()["model"]["version"])
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.5)
+        mlflow_client.set_registered_model_alias("flight_delay", "champion", new.version)
+        deadline = time.monotonic() + 30
+        while (
+            client.get("/ready").json()["model"]["version"] != str(new.version)
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert failures == []
+    assert versions == {champion["version"], str(new.version)}
+
+    broken = mlflow_client.create_model_version(
+        "flight_delay", "file:///nonexistent/model", tags={"airloop.test": "broken"}
+    )
+    mlflow_client.set_registered_model_alias("flight_delay", "champion", broken.version)
+    try:
+        deadline = time.monotonic() + 30
+        while (
+            client.get("/ready").json()["last_model_error"] is None and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        ready = client.get("/ready").json()
+        assert ready["model"]["version"] == str(new.version)
+        assert f"v{broken.version} failed" in ready["last_model_error"]
+        assert client.post("/v1/predict", json={"instances": [GOOD]}).status_code == 200
+        assert "airloop_model_load_failures 1.0" in client.get("/metrics").text
+    finally:
+        mlflow_client.set_registered_model_alias("flight_delay", "champion", champion["version"])
+
+
+def test_prediction_log_survives_shutdown(champion, features, flights) -> None:
+    from fastapi.testclient import TestClient
+
+    from airloop.serving.app import create_app
+    from airloop.serving.prediction_log import read_log
+
+    root = features.home / "predictions" / flights.name
+    before = len(read_log(root))
+    with TestClient(create_app(features, flights, poll_seconds=60)) as test_client:
+        for i in range(50):
+            assert (
+                test_client.post(
+                    "/v1/predict", json={"instances": [GOOD, GOOD], "request_id": f"durable-{i}"}
+                ).status_code
+                == 200
+            )
+    records = read_log(root)
+    mine = [r for r in records if r["request_id"].startswith("durable-")]
+    assert len(records) - before >= 100 and len(mine) == 100
+    assert {r["model_version"] for r in mine} == {champion["version"]}
+    assert mine[0]["entities"]["carrier"] == "UA" and "origin_weather__temp" in mine[0]["features"]
