@@ -11,7 +11,10 @@ On its schedule, by hand (params: `window_start`, `window_end`, `config`), or la
 5. **register_model**: the gate, then one MLflow model version per run with full lineage,
    alias `challenger`;
 6. **promote_model**: `champion` moves to it when the gate passed (the old one becomes
-   `previous`); otherwise the version records "not promoted, because …".
+   `previous`); otherwise the version records "not promoted, because …";
+7. **deploy_model**: the running service (`airloop serve`) loads the new champion and is
+   smoke-tested on held-out rows against the registered model; on failure `champion` goes
+   back to `previous` and the run fails with the reason.
 """
 
 from airflow.sdk import DAG

@@ -21,6 +21,10 @@ os.environ["AIRLOOP_USECASE"] = "flights"
 os.environ["AIRLOOP_AIRFLOW_PORT"] = "8391"
 os.environ["AIRLOOP_AIRFLOW_WORKER_LOG_PORT"] = "8392"
 os.environ["AIRLOOP_AIRFLOW_TRIGGER_LOG_PORT"] = "8393"
+os.environ["AIRLOOP_SERVING_PORT"] = (
+    "8394"  # nothing listens there: deploys in tests find no service
+)
+os.environ["AIRLOOP_MLFLOW_UI_PORT"] = "8395"
 os.environ.pop("AIRLOOP_REPLAY_END", None)
 
 from airloop.settings import Settings, get_settings  # noqa: E402

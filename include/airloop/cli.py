@@ -64,11 +64,13 @@ def setup() -> None:
 def _setup(settings: Settings, uc: UseCase) -> None:
     from airloop.features.store import apply_definitions
     from airloop.orchestration.runtime import migrate_db
+    from airloop.tracking import init_tracking
 
     for folder in (settings.home, settings.landing_dir, settings.feast_dir, settings.mlflow_dir):
         folder.mkdir(parents=True, exist_ok=True)
     migrate_db(settings)
     apply_definitions(settings, uc)
+    init_tracking(settings)
 
 
 @app.command()
@@ -171,7 +173,7 @@ def _wait_for_runs(
 def demo(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> None:
     """The main job: land a replay window and run the feature pipeline through Airflow's scheduler."""
     from airloop.data.replay import land_window
-    from airloop.orchestration.runtime import ApiClient, Services
+    from airloop.orchestration.runtime import ApiClient, Services, wait_http
 
     began = time.monotonic()
     settings, uc = _context()
@@ -184,12 +186,13 @@ def demo(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> No
     _setup(settings, uc)
     typer.echo("2/4 landing raw partitions (replay of the data set)")
     land_window(uc, settings, first, last)
-    typer.echo("3/6 starting Airflow (api-server, scheduler, dag-processor)")
+    typer.echo("3/6 starting Airflow (api-server, scheduler, dag-processor) and the serving API")
     with Services(settings) as services:
         client = ApiClient(settings)
         client.wait_healthy(services)
         for dag_id in ("feature_pipeline", "experimentation", "model_training"):
             client.wait_for_dag(dag_id, services)
+        wait_http(f"{settings.serving_url}/health", services)
         typer.echo("4/6 running the feature pipeline through the scheduler")
         _backfill(client, first, last)
         outcome = _wait_for_runs(client, "feature_pipeline", first, last, services)
@@ -199,10 +202,42 @@ def demo(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> No
         window = {"window_start": first.isoformat(), "window_end": last.isoformat()}
         typer.echo("5/6 running a small experiment (3 trials in parallel, tracked in MLflow)")
         _run_and_wait(client, services, "experimentation", {**window, "n_trials": 3})
-        typer.echo("6/6 training, gating, registering and promoting the model")
+        typer.echo("6/6 training, gating, registering, promoting and deploying the model")
         _run_and_wait(client, services, "model_training", window)
+        _show_predictions(settings, uc, last)
     elapsed = time.monotonic() - began
     _print_summary(settings, uc, elapsed)
+
+
+def _show_predictions(settings: Settings, uc: UseCase, last: date, n: int = 5) -> None:
+    """Ask the live service about a few flights of the last day, as a client would."""
+    from datetime import UTC
+
+    from airloop.data.intervals import as_utc
+    from airloop.features.store import EVENTS_TABLE, read_partitions
+    from airloop.serving.deploy import _call
+
+    lo = as_utc(datetime.combine(last, datetime.min.time(), UTC)) - timedelta(days=1)
+    events = read_partitions(settings, uc, EVENTS_TABLE, lo, lo + timedelta(days=1))
+    if events is None:
+        return
+    fields = list(
+        dict.fromkeys(
+            [
+                *(uc.entity(v.entity).join_key for v in uc.service_views),
+                *uc.training.categorical,
+                *uc.training.numeric,
+            ]
+        )
+    )
+    sample = events.dropna(subset=fields).head(n)
+    instances = json.loads(sample[fields].to_json(orient="records"))
+    answer = _call(settings, "POST", "/v1/predict", {"instances": instances})
+    typer.echo(
+        f"  the service ({settings.serving_url}) answers with {answer['model']['name']} v{answer['model']['version']}:"
+    )
+    for event_id, pred in zip(sample["event_id"], answer["predictions"], strict=True):
+        typer.echo(f"    {event_id:<40} score {pred['score']:.3f}")
 
 
 def _run_and_wait(client: Any, services: Any, dag_id: str, conf: dict[str, Any]) -> None:
@@ -256,6 +291,7 @@ def _print_summary(settings: Settings, uc: UseCase, elapsed: float) -> None:
             "mlflow_run_id",
             "git_commit",
             "promotion",
+            "deploy",
         ):
             if key in lineage:
                 typer.echo(f"  {key + ':':<19} {lineage[key]}")
@@ -375,9 +411,32 @@ def evaluate(
 
 
 @app.command()
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why: recorded on both versions")],
+    who: Annotated[str, typer.Option(help="Who: recorded on both versions")] = os.environ.get(
+        "USER", "unknown"
+    ),
+) -> None:
+    """Put the previous champion back, recording who and why; the service follows the alias."""
+    from airloop.registry.models import RollbackError
+    from airloop.registry.models import rollback as do_rollback
+    from airloop.serving.deploy import _call, service_alive
+
+    settings, uc = _context()
+    try:
+        result = do_rollback(settings, uc, reason, who)
+    except RollbackError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if service_alive(settings):
+        _call(settings, "POST", "/admin/reload")
+    typer.echo(f"{result['model']}: champion v{result['from']} → v{result['to']} ({who}: {reason})")
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port")] = 8300,
+    port: Annotated[int, typer.Option(help="Port (default: AIRLOOP_SERVING_PORT, 8300)")] = 0,
     poll: Annotated[float, typer.Option(help="Seconds between checks of the champion alias")] = 5.0,
 ) -> None:
     """Serve the champion: /v1/predict (with online features), /invocations, /health, /ready, /metrics."""
@@ -387,7 +446,10 @@ def serve(
 
     settings, uc = _context()
     uvicorn.run(
-        create_app(settings, uc, poll_seconds=poll), host=host, port=port, log_level="warning"
+        create_app(settings, uc, poll_seconds=poll),
+        host=host,
+        port=port or settings.serving_port,
+        log_level="warning",
     )
 
 
@@ -397,9 +459,15 @@ def up(
         bool, typer.Option("--land/--no-land", help="Land the replay window first")
     ] = True,
 ) -> None:
-    """Start Airflow (api-server, scheduler, dag-processor, triggerer) until Ctrl-C."""
+    """Start Airflow, the serving API and the MLflow UI until Ctrl-C."""
     from airloop.data.replay import land_window
-    from airloop.orchestration.runtime import COMPONENTS_ALL, ApiClient, Services, admin_password
+    from airloop.orchestration.runtime import (
+        COMPONENTS_ALL,
+        ApiClient,
+        Services,
+        admin_password,
+        wait_http,
+    )
 
     settings, uc = _context()
     _setup(settings, uc)
@@ -410,8 +478,14 @@ def up(
         client = ApiClient(settings)
         client.wait_healthy(services)
         client.wait_for_dag("feature_pipeline", services)
+        wait_http(f"{settings.serving_url}/health", services)
+        wait_http(f"http://127.0.0.1:{settings.mlflow_ui_port}/", services)
         typer.echo(f"Airflow UI: {settings.api_base_url}")
         typer.echo(f"login:      {settings.airflow_admin_user} / {admin_password(settings)}")
+        typer.echo(f"MLflow UI:  http://127.0.0.1:{settings.mlflow_ui_port}")
+        typer.echo(
+            f"serving:    {settings.serving_url}  (POST /v1/predict, /invocations; GET /ready, /metrics)"
+        )
         typer.echo(f"logs:       {settings.home / 'logs'}")
         typer.echo("backfill:   airloop backfill --start 2013-01-01 --days 7   (in another shell)")
         typer.echo("Ctrl-C stops everything.")

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     feast_redis_url: str = "127.0.0.1:6379"
     feast_registry_url: str | None = None
 
+    # Serving: the online API that deploys move to the new champion.
+    serving_host: str = "127.0.0.1"
+    serving_port: int = 8300
+    serving_token: str | None = None
+    mlflow_ui_port: int = 8500
+
     # MLflow: SQLite backend and local artifacts unless a tracking server is given.
     mlflow_tracking_uri: str | None = None
 
@@ -114,6 +120,10 @@ class Settings(BaseSettings):
     @property
     def mlflow_artifact_root(self) -> str:
         return str(self.mlflow_dir / "artifacts")
+
+    @property
+    def serving_url(self) -> str:
+        return f"http://{self.serving_host}:{self.serving_port}"
 
     @property
     def api_base_url(self) -> str:

@@ -41,3 +41,9 @@ def experiment_id(settings: Settings, name: str) -> str:
 
 def experiment_name(usecase_name: str, kind: str) -> str:
     return f"{usecase_name}/{kind}"
+
+
+def init_tracking(settings: Settings) -> None:
+    """Create the tracking store's schema once, at set-up, not in the first process to need it."""
+    client = configure(settings)
+    client.search_experiments(max_results=1)

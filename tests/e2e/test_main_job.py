@@ -27,6 +27,8 @@ def user_env(tmp_path_factory) -> dict[str, str]:
             "AIRLOOP_AIRFLOW_PORT": "8491",
             "AIRLOOP_AIRFLOW_WORKER_LOG_PORT": "8492",
             "AIRLOOP_AIRFLOW_TRIGGER_LOG_PORT": "8493",
+            "AIRLOOP_SERVING_PORT": "8494",
+            "AIRLOOP_MLFLOW_UI_PORT": "8495",
         }
     )
     return env
@@ -48,6 +50,7 @@ def test_demo_runs_the_feature_pipeline_through_the_scheduler(demo) -> None:
     assert "intervals run:        5 succeeded, 0 failed" in demo.stdout
     assert "experimentation: success" in demo.stdout and "model_training: success" in demo.stdout
     assert "champion:             flight_delay v1" in demo.stdout
+    assert "answers with flight_delay v1" in demo.stdout and demo.stdout.count(" score 0.") >= 5
     assert "rows quarantined:     0" in demo.stdout
 
 
@@ -96,6 +99,13 @@ def test_up_serves_the_ui_with_the_dag_and_its_runs(demo, user_env: dict[str, st
         )
         assert runs["total_entries"] == 5
         assert urllib.request.urlopen("http://127.0.0.1:8491/", timeout=10).status == 200
+        assert (
+            "MLflow UI:  http://127.0.0.1:8495" in text
+            and "serving:    http://127.0.0.1:8494" in text
+        )
+        ready = json.loads(urllib.request.urlopen("http://127.0.0.1:8494/ready", timeout=10).read())
+        assert ready["model"]["version"] == "1"
+        assert urllib.request.urlopen("http://127.0.0.1:8495/", timeout=30).status == 200
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)

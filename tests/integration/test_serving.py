@@ -171,6 +171,7 @@ def test_bad_input_gets_a_4xx_naming_the_problem_without_echo(
 def test_invocations_speaks_the_mlflow_scoring_protocol(client, champion, features) -> None:
     import mlflow
 
+    from airloop.training.models import model_inputs
     from airloop.tracking import configure
 
     configure(features)
@@ -180,9 +181,7 @@ def test_invocations_speaks_the_mlflow_scoring_protocol(client, champion, featur
     for c in ("carrier", "origin"):
         frame[c] = "UA" if c == "carrier" else "EWR"
     frame["hour"], frame["month"], frame["distance"] = 5, 1, 1400
-    frame = frame.astype(
-        {c: "float64" for c in columns if "__count_" in c or c.endswith(("seats", "engines"))}
-    )
+    frame = model_inputs(frame, columns)  # numbers as doubles, as the signature records them
     expected = model.predict(frame).tolist()
     for payload in (
         {"dataframe_split": frame.to_dict(orient="split", index=False)},
@@ -294,3 +293,110 @@ def test_prediction_log_survives_shutdown(champion, features, flights) -> None:
     assert len(records) - before >= 100 and len(mine) == 100
     assert {r["model_version"] for r in mine} == {champion["version"]}
     assert mine[0]["entities"]["carrier"] == "UA" and "origin_weather__temp" in mine[0]["features"]
+
+
+@pytest.fixture
+def live_service(champion, features, flights):
+    """The service on a real socket, where deploys and MLflow clients find it."""
+    import uvicorn
+
+    from airloop.serving.app import create_app
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(features, flights, poll_seconds=60),
+            host="127.0.0.1",
+            port=features.serving_port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.started
+    yield f"http://127.0.0.1:{features.serving_port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def test_mlflow_scoring_client_works_unchanged(live_service, champion, features) -> None:
+    import mlflow
+    from mlflow.pyfunc.scoring_server.client import ScoringServerClient
+
+    from airloop.tracking import configure
+
+    configure(features)
+    model = mlflow.pyfunc.load_model(f"models:/flight_delay/{champion['version']}")
+    columns = model.metadata.get_input_schema().input_names()
+    frame = pd.DataFrame([{c: 0.5 for c in columns}] * 3)
+    frame["carrier"], frame["origin"] = "UA", "EWR"
+    response = ScoringServerClient("127.0.0.1", int(live_service.rsplit(":", 1)[1])).invoke(frame)
+    assert response["predictions"] == model.predict(frame).tolist()
+
+
+def test_deploy_smoke_tests_the_live_service_and_rolls_back_on_failure(
+    live_service, champion, features, flights
+) -> None:
+    from airloop.registry.models import champion_version, promote
+    from airloop.serving.deploy import DeployError, deploy
+    from airloop.tracking import configure
+    from airloop.training.pipeline import prepare_training_set
+
+    client = configure(features)
+    original = champion["version"]
+    old = client.get_model_version("flight_delay", original)
+    training_set = prepare_training_set(
+        params={"window_start": WINDOW[0], "window_end": WINDOW[1]},
+        usecase=flights,
+        settings=features,
+    )
+    try:
+        good = client.create_model_version("flight_delay", old.source, run_id=old.run_id)
+        promotion = promote(features, flights, str(good.version), {"promote": True, "reasons": []})
+        result = deploy(features, flights, promotion, training_set)
+        assert result["deployed"] and result["smoke_test_rows"] == 50
+        assert (
+            client.get_model_version("flight_delay", good.version)
+            .tags["airloop.deploy"]
+            .startswith("ok:")
+        )
+
+        broken = client.create_model_version("flight_delay", "file:///nonexistent/model")
+        promotion = promote(
+            features, flights, str(broken.version), {"promote": True, "reasons": []}
+        )
+        assert champion_version(features, "flight_delay") == str(broken.version)
+        with pytest.raises(
+            DeployError, match=f"deploy of v{broken.version} failed.*rolled back to v{good.version}"
+        ):
+            deploy(features, flights, promotion, training_set)
+        assert champion_version(features, "flight_delay") == str(good.version)
+        tags = client.get_model_version("flight_delay", broken.version).tags
+        assert "model_training deploy" in tags["airloop.rolled_back"]
+        assert tags["airloop.deploy"].startswith(f"deploy of v{broken.version} failed")
+    finally:
+        client.set_registered_model_alias("flight_delay", "champion", original)
+
+
+def test_rollback_by_hand_records_who_and_why(champion, features, flights) -> None:
+    from airloop.registry.models import RollbackError, champion_version, promote, rollback
+    from airloop.tracking import configure
+
+    client = configure(features)
+    original = champion["version"]
+    old = client.get_model_version("flight_delay", original)
+    try:
+        newer = client.create_model_version("flight_delay", old.source, run_id=old.run_id)
+        promote(features, flights, str(newer.version), {"promote": True, "reasons": []})
+        done = rollback(features, flights, reason="complaints from ops", who="alice")
+        assert done["to"] == champion_version(features, "flight_delay")
+        assert (
+            "alice: complaints from ops"
+            in client.get_model_version("flight_delay", newer.version).tags["airloop.rolled_back"]
+        )
+        with pytest.raises(RollbackError, match="no 'previous' version"):
+            rollback(features, flights, reason="again", who="alice")
+    finally:
+        client.set_registered_model_alias("flight_delay", "champion", original)

@@ -114,11 +114,21 @@ def build_model_training(doc_md: str | None = None) -> DAG:
         def promote_model(registered: dict[str, Any]) -> dict[str, Any]:
             return run_stage(f"{STAGES}:promote_model", registered=registered, usecase=name)
 
+        @task
+        def deploy_model(promotion: dict[str, Any], training_set: dict[str, Any]) -> dict[str, Any]:
+            return run_stage(
+                f"{STAGES}:deploy_model",
+                promotion=promotion,
+                training_set=training_set,
+                usecase=name,
+            )
+
         training_set: Any = build_training_set()
         validation: Any = validate_training_set(training_set)
         trained: Any = train_model(training_set, validation)
         evaluation: Any = evaluate_model(training_set, trained)
         registered: Any = register_model(training_set, validation, trained, evaluation)
-        promote_model(registered)
+        promotion: Any = promote_model(registered)
+        deploy_model(promotion, training_set)
 
     return model_training()

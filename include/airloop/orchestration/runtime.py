@@ -24,8 +24,8 @@ from airloop.settings import Settings
 
 log = logging.getLogger(__name__)
 
-COMPONENTS_ALL = ("api-server", "scheduler", "dag-processor", "triggerer")
-COMPONENTS_RUN = ("api-server", "scheduler", "dag-processor")
+COMPONENTS_ALL = ("api-server", "scheduler", "dag-processor", "triggerer", "serving", "mlflow-ui")
+COMPONENTS_RUN = ("api-server", "scheduler", "dag-processor", "serving")
 TERMINAL = {"success", "failed"}
 
 
@@ -41,6 +41,8 @@ def airflow_bin() -> str:
 def airflow_environ(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(settings.airflow_env())
+    env["AIRLOOP_SERVING_PORT"] = str(settings.serving_port)
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     return env
 
 
@@ -80,13 +82,35 @@ class Services:
         for name in self.components:
             out = (logs / f"{name}.log").open("ab")
             self.procs[name] = subprocess.Popen(
-                [airflow_bin(), name],
+                self.command(name),
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         return self
+
+    def command(self, name: str) -> list[str]:
+        """The command line of a component: Airflow's own, the serving API, the MLflow UI."""
+        bin_dir = Path(sys.executable).parent
+        if name == "serving":
+            return [str(bin_dir / "airloop"), "serve", "--host", self.settings.serving_host]
+        if name == "mlflow-ui":
+            return [
+                str(bin_dir / "mlflow"),
+                "ui",
+                "--backend-store-uri",
+                self.settings.tracking_uri,
+                "--default-artifact-root",
+                self.settings.mlflow_artifact_root,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.settings.mlflow_ui_port),
+                "--workers",
+                "1",
+            ]
+        return [airflow_bin(), name]
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
@@ -115,6 +139,24 @@ class Services:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def wait_http(url: str, services: Services | None = None, timeout: float = 180.0) -> None:
+    """Wait until a URL answers 2xx (a component that is not Airflow: serving, MLflow UI)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if services:
+            services.check_alive()
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if 200 <= resp.status < 300:
+                    return
+        except (OSError, urllib.error.URLError):
+            pass
+        time.sleep(1.0)
+    raise AirflowError(
+        f"{url} did not answer within {timeout:.0f}s; see the logs in $AIRLOOP_HOME/logs"
+    )
 
 
 def admin_password(settings: Settings) -> str | None:

@@ -21,6 +21,7 @@ PERMANENT_ERRORS = (
     "airloop.training.dataset:TrainingDataError",
     "airloop.training.models:ModelConfigError",
     "airloop.training.experiment:ExperimentError",
+    "airloop.serving.deploy:DeployError",
 )
 
 DEFAULT_ARGS: dict[str, Any] = {

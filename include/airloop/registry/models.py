@@ -102,7 +102,8 @@ def promote(
         client.set_model_version_tag(
             name, version, "airloop.promotion", f"not promoted, because {why}"
         )
-        client.set_tag(mv.run_id, "airloop.promotion", f"not promoted, because {why}")
+        if mv.run_id:
+            client.set_tag(mv.run_id, "airloop.promotion", f"not promoted, because {why}")
         log.info("%s v%s not promoted, because %s", name, version, why)
         return {"promoted": False, "champion": current, "reasons": decision["reasons"]}
     if current == version:
@@ -120,7 +121,8 @@ def promote(
         "airloop.promotion",
         f"promoted, replacing v{current}" if current else "promoted, first champion",
     )
-    client.set_tag(mv.run_id, "airloop.promotion", "promoted")
+    if mv.run_id:
+        client.set_tag(mv.run_id, "airloop.promotion", "promoted")
     return {"promoted": True, "champion": version, "previous": current}
 
 
@@ -162,3 +164,30 @@ def feature_view_versions(settings: Settings, usecase: UseCase) -> str:
             spec.SerializeToString(deterministic=True)
         ).hexdigest()[:12]
     return json.dumps(versions, sort_keys=True)
+
+
+def rollback(settings: Settings, usecase: UseCase, reason: str, who: str) -> dict[str, Any]:
+    """Put ``previous`` back as ``champion``, recording who did it and why on both versions."""
+    from datetime import UTC, datetime
+
+    client = configure(settings)
+    name = usecase.training.model_name
+    current = champion_version(settings, name)
+    previous = champion_version(settings, name, PREVIOUS)
+    if previous is None:
+        raise RollbackError(
+            f"{name} has no 'previous' version to roll back to (champion is v{current})"
+        )
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    client.delete_registered_model_alias(name, PREVIOUS)
+    note = f"{stamp} by {who}: {reason}"
+    if current is not None:
+        client.set_model_version_tag(name, current, "airloop.rolled_back", note)
+    client.set_model_version_tag(name, previous, "airloop.restored", note)
+    log.warning("%s rolled back from v%s to v%s: %s", name, current, previous, note)
+    return {"model": name, "from": current, "to": previous, "who": who, "reason": reason}
+
+
+class RollbackError(RuntimeError):
+    """Nothing to roll back to."""

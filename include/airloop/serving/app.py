@@ -9,7 +9,6 @@ names the offending field and does not echo the input back.
 # run time from the use case as a real annotation, not a string.
 import logging
 import math
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_
 from airloop.serving.model import LoadedModel, ModelHolder
 from airloop.serving.prediction_log import PredictionLog
 from airloop.settings import Settings, get_settings
+from airloop.training.models import model_inputs
 from airloop.usecase import UseCase, load_usecase
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     usecase = usecase or load_usecase(settings.usecase)
-    token = token if token is not None else os.environ.get("AIRLOOP_SERVING_TOKEN")
+    token = token if token is not None else settings.serving_token
     holder = ModelHolder(settings, usecase.training.model_name, poll_seconds=poll_seconds)
     metrics = Metrics()
     Body = request_model(usecase)
@@ -277,7 +277,7 @@ def create_app(
                 if value is None or (isinstance(value, float) and math.isnan(value)):
                     missing_by_row[i].append(column)
                     metrics.missing.labels(column).inc()
-        scores = _score(model, usecase, frame[model.input_columns])
+        scores = _score(model, usecase, model_inputs(frame, model.input_columns))
         as_of = _feature_times(online, len(rows))
         now = datetime.now(UTC).isoformat()
         request_id = body.request_id or uuid.uuid4().hex  # type: ignore[attr-defined]
@@ -309,6 +309,16 @@ def create_app(
             "request_id": request_id,
             "model": {"name": holder.model_name, "version": model.version},
             "predictions": predictions,
+        }
+
+    @app.post("/admin/reload")
+    def reload() -> dict[str, Any]:
+        """Check the alias now instead of at the next poll (deploys call this)."""
+        holder.refresh()
+        model = holder.current
+        return {
+            "model": {"name": holder.model_name, "version": model.version} if model else None,
+            "last_model_error": holder.last_error,
         }
 
     @app.post("/invocations")

@@ -94,6 +94,21 @@ def build_model(
     return Pipeline([("preprocess", pre), ("model", estimator)])
 
 
+def model_inputs(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The model's input frame: numbers as float64, so a missing value never breaks the schema.
+
+    Counts and years are integers in the data, but a lookup can miss them at serving time;
+    MLflow's signature would then refuse a float where it recorded an integer.
+    """
+    out = frame[columns].copy()
+    for column in columns:
+        if pd.api.types.is_numeric_dtype(out[column]) and not pd.api.types.is_bool_dtype(
+            out[column]
+        ):
+            out[column] = out[column].astype("float64")
+    return out
+
+
 def score(model: Pipeline, task: str, frame: pd.DataFrame) -> Any:
     """Positive-class probability for classifiers, the prediction for regressors."""
     if task == "classification":

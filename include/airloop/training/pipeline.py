@@ -166,6 +166,18 @@ def promote_model(
     return registry.promote(st, uc, registered["version"], registered["decision"])
 
 
+def deploy_model(
+    promotion: dict[str, Any],
+    training_set: dict[str, Any],
+    usecase: UseCase | str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    from airloop.serving.deploy import deploy
+
+    uc, st = _context(usecase, settings)
+    return deploy(st, uc, promotion, training_set)
+
+
 def run_training(
     window_start: str,
     window_end: str,

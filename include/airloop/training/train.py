@@ -21,7 +21,7 @@ from airloop.settings import Settings
 from airloop.tracking import configure, experiment_id, experiment_name
 from airloop.training.dataset import load_training_set, split_by_time
 from airloop.training.metrics import calibration, compute_metrics, slice_metrics
-from airloop.training.models import build_model, score, split_columns
+from airloop.training.models import build_model, model_inputs, score, split_columns
 from airloop.usecase import UseCase
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def log_model(fitted: Fitted) -> None:
     import skops.io
     from mlflow.models import infer_signature
 
-    example = fitted.train[fitted.columns].head(5)
+    example = model_inputs(fitted.train.head(5), fitted.columns)
     signature = infer_signature(example, fitted.model.predict(example))
     trusted = skops.io.get_untrusted_types(data=skops.io.dumps(fitted.model))
     mlflow.sklearn.log_model(
@@ -234,7 +234,8 @@ def evaluate_model(
     _, _, test = split_by_time(frame, spec.validation_fraction, spec.test_fraction)
     columns = training_set["feature_columns"]
     challenger = load_model(settings, f"runs:/{run_id}/{MODEL_ARTIFACT}")
-    scores = score(challenger, usecase.task, test[columns])
+    inputs = model_inputs(test, columns)
+    scores = score(challenger, usecase.task, inputs)
     result: dict[str, Any] = {
         "test_rows": len(test),
         "test_window": [str(test[EVENT_TS].min()), str(test[EVENT_TS].max())],
@@ -247,7 +248,7 @@ def evaluate_model(
     if champion_uri:
         try:
             champion = load_model(settings, champion_uri)
-            champ_scores = score(champion, usecase.task, test[columns])
+            champ_scores = score(champion, usecase.task, inputs)
             result["champion"] = compute_metrics(
                 usecase.metrics, usecase.task, test[LABEL], champ_scores
             )
