@@ -171,8 +171,8 @@ def test_bad_input_gets_a_4xx_naming_the_problem_without_echo(
 def test_invocations_speaks_the_mlflow_scoring_protocol(client, champion, features) -> None:
     import mlflow
 
-    from airloop.training.models import model_inputs
     from airloop.tracking import configure
+    from airloop.training.models import model_inputs
 
     configure(features)
     model = mlflow.pyfunc.load_model(f"models:/flight_delay/{champion['version']}")
