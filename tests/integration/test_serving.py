@@ -400,3 +400,60 @@ def test_rollback_by_hand_records_who_and_why(champion, features, flights) -> No
             rollback(features, flights, reason="again", who="alice")
     finally:
         client.set_registered_model_alias("flight_delay", "champion", original)
+
+
+def test_batch_inference_is_idempotent_and_publishes_an_asset(champion, features, flights) -> None:
+    import hashlib
+
+    import mlflow
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    from airloop.features.store import feature_store, read_partitions
+    from airloop.serving.batch import predictions_path
+    from airloop.tracking import configure
+    from airloop.training.models import model_inputs
+    from tests.conftest import REPO
+    from tests.integration.conftest import day
+
+    dag = DagBag(dag_folder=str(REPO / "dags" / "batch_inference.py")).dags["batch_inference"]
+    uri = "airloop://flights/batch-predictions"
+
+    def events_count() -> int:
+        with create_session() as session:
+            return session.scalar(
+                select(func.count()).select_from(AssetEvent).where(AssetEvent.asset.has(uri=uri))
+            )
+
+    before = events_count()
+    first = dag.test(logical_date=day(6))  # scores [5 Jan, 6 Jan)
+    assert str(first.state) == "success"
+    path = predictions_path(features, flights, day(5))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert str(dag.test(logical_date=day(6)).state) == "success"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == digest, (
+        "a rerun overwrites with the same rows"
+    )
+    assert events_count() == before + 2
+    out = pd.read_parquet(path)
+    events = read_partitions(features, flights, "_events", day(5), day(6))
+    assert len(out) == len(events) and set(out["model_version"]) == {champion["version"]}
+    store = feature_store(features, flights)
+    frame = store.get_historical_features(
+        entity_df=events,
+        features=store.get_feature_service("flight_delay_v1"),
+        full_feature_names=True,
+    ).to_df()
+    configure(features)
+    model = mlflow.pyfunc.load_model(f"models:/flight_delay/{champion['version']}")
+    columns = model.metadata.get_input_schema().input_names()
+    expected = dict(
+        zip(
+            frame["event_id"],
+            model.get_raw_model().predict_proba(model_inputs(frame, columns))[:, 1],
+            strict=True,
+        )
+    )
+    assert out.set_index("event_id")["score"].to_dict() == pytest.approx(expected)
