@@ -15,6 +15,7 @@ help:
 	@echo "make up      Airflow UI, scheduler and friends on the embedded stack (Ctrl-C stops)"
 	@echo "make lint    ruff (with Airflow's AIR rules) and mypy"
 	@echo "make parse   import every DAG file and report errors and timings"
+	@echo "make bench   serving benchmarks against mlflow models serve and feast serve"
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -35,8 +36,8 @@ up: $(STAMP)
 	$(BIN)/airloop up
 
 lint: $(STAMP)
-	$(BIN)/ruff check include dags tests feature_repo
-	$(BIN)/ruff format --check include dags tests feature_repo
+	$(BIN)/ruff check include dags tests feature_repo benchmarks
+	$(BIN)/ruff format --check include dags tests feature_repo benchmarks
 	$(BIN)/mypy
 
 parse: $(STAMP)
@@ -46,10 +47,14 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q tests
 
+bench: $(STAMP)
+	@test -n "$$($(BIN)/airloop status --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["champion"] or "")')" || $(BIN)/airloop demo
+	$(BIN)/python benchmarks/serving.py
+
 lock:
 	$(UV) lock
 
 clean:
 	rm -rf .airloop
 
-.PHONY: help venv demo up lint parse test lock clean
+.PHONY: help venv demo up lint parse test bench lock clean
