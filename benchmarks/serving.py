@@ -71,6 +71,16 @@ class Client:
         return data
 
 
+def poster(port: int, path: str, body: bytes) -> Any:
+    """A factory of calls, each thread with a connection of its own."""
+
+    def factory() -> Any:
+        client = Client(port)
+        return lambda: client.post(path, body)
+
+    return factory
+
+
 def measure(call_factory: Any, concurrency: int) -> dict[str, float]:
     """Latency percentiles and throughput for ``REQUESTS`` calls split over ``concurrency`` threads."""
     latencies: list[float] = []
@@ -241,24 +251,13 @@ def main() -> None:
         for concurrency in (1, 4):
             results[f"c{concurrency}"] = {
                 "airloop_invocations": measure(
-                    lambda: (
-                        lambda c=Client(PORTS["airloop"]): (
-                            lambda: c.post("/invocations", invocation)
-                        )
-                    )(),
-                    concurrency,
+                    poster(PORTS["airloop"], "/invocations", invocation), concurrency
                 ),
                 "mlflow_invocations": measure(
-                    lambda: (
-                        lambda c=Client(PORTS["mlflow"]): lambda: c.post("/invocations", invocation)
-                    )(),
-                    concurrency,
+                    poster(PORTS["mlflow"], "/invocations", invocation), concurrency
                 ),
                 "airloop_predict": measure(
-                    lambda: (
-                        lambda c=Client(PORTS["airloop"]): lambda: c.post("/v1/predict", predict)
-                    )(),
-                    concurrency,
+                    poster(PORTS["airloop"], "/v1/predict", predict), concurrency
                 ),
                 "two_hop_feast_mlflow": measure(two_hop, concurrency),
                 "floor_in_process": measure(floor, 1) if concurrency == 1 else None,
