@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from airloop.settings import PACKAGE_DIR
+from airloop.settings import PACKAGE_DIR, Settings
 
 BUILTIN_DIR = PACKAGE_DIR / "usecases"
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
@@ -393,7 +393,11 @@ def load_usecase(name_or_path: str) -> UseCase:
         raise UseCaseError(f"{path}: invalid use case\n" + "\n".join(problems)) from None
 
 
-def load_active_usecase() -> UseCase:
+def resolve(usecase: UseCase | str | None, settings: Settings | None) -> tuple[UseCase, Settings]:
+    """The use case and settings a stage works with: given ones, else the active ones."""
     from airloop.settings import get_settings
 
-    return load_usecase(get_settings().usecase)
+    settings = settings or get_settings()
+    if isinstance(usecase, UseCase):
+        return usecase, settings
+    return load_usecase(usecase or settings.usecase), settings

@@ -31,8 +31,8 @@ from airloop.features.store import (
 )
 from airloop.features.transforms import clean_source
 from airloop.quality.gate import gate_partition
-from airloop.settings import Settings, get_settings
-from airloop.usecase import UseCase, load_usecase
+from airloop.settings import Settings
+from airloop.usecase import UseCase, resolve
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +48,6 @@ def check_interval(start: datetime, end: datetime) -> None:
             f"data interval [{start}, {end}) is empty: schedule the DAG with a data-interval "
             "timetable (CronDataIntervalTimetable), not a trigger timetable"
         )
-
-
-def _context(usecase: UseCase | str | None, settings: Settings | None) -> tuple[UseCase, Settings]:
-    settings = settings or get_settings()
-    if usecase is None:
-        usecase = settings.usecase
-    return (load_usecase(usecase) if isinstance(usecase, str) else usecase), settings
 
 
 def staging_dir(settings: Settings, usecase: UseCase, start: datetime) -> Path:
@@ -77,7 +70,7 @@ def extract_partition(
 ) -> dict[str, Any]:
     """Snapshot the interval's landed files into staging, with their digests for lineage."""
     check_interval(start, end)
-    uc, st = _context(usecase, settings)
+    uc, st = resolve(usecase, settings)
     stage = staging_dir(st, uc, start) / "raw"
     if stage.exists():
         shutil.rmtree(stage)
@@ -126,7 +119,7 @@ def validate_partition(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """The gate: passes with a report, or quarantines the partition and raises ValidationFailed."""
-    uc, st = _context(usecase, settings)
+    uc, st = resolve(usecase, settings)
     frames, errors = _read_staged(uc, manifest)
     report = gate_partition(uc, st, start, end, frames, errors)
     return {"partition": report["partition"], "rows": report["rows"], "success": True}
@@ -140,7 +133,7 @@ def build_features(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Clean the validated partition and compute every feature table into staging."""
-    uc, st = _context(usecase, settings)
+    uc, st = resolve(usecase, settings)
     frames, errors = _read_staged(uc, manifest)
     if errors:
         raise RawDataError(f"staged partition is unreadable, rerun from extract: {errors}")
@@ -202,7 +195,7 @@ def write_offline_store(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Publish the staged tables as this interval's partitions of the offline store."""
-    uc, st = _context(usecase, settings)
+    uc, st = resolve(usecase, settings)
     published = {}
     for name, staged in tables.items():
         target = partition_file(st, uc, name, start)
@@ -219,7 +212,7 @@ def materialize_online(
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    uc, st = _context(usecase, settings)
+    uc, st = resolve(usecase, settings)
     return materialize_interval(st, uc, start, end)
 
 
@@ -230,7 +223,7 @@ def run_interval(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """All stages in one process: for the CLI and for notebooks, not for the scheduler."""
-    uc, st = _context(usecase, settings)
+    uc, st = resolve(usecase, settings)
     extracted = extract_partition(start, end, uc, st)
     validated = validate_partition(start, end, extracted["manifest"], uc, st)
     build_offline_features(start, end, extracted["manifest"], uc, st)

@@ -12,10 +12,10 @@ from airloop.data.intervals import as_utc, partition_key
 from airloop.features.compute import EVENT_ID, EVENT_TS
 from airloop.features.store import EVENTS_TABLE, feature_store, read_partitions, write_partition
 from airloop.registry.models import CHAMPION, champion_version
-from airloop.settings import Settings, get_settings
+from airloop.settings import Settings
 from airloop.training.dataset import TrainingDataError
 from airloop.training.models import model_inputs, score
-from airloop.usecase import UseCase, load_usecase
+from airloop.usecase import UseCase, resolve
 
 
 def predictions_path(settings: Settings, usecase: UseCase, start: datetime) -> Path:
@@ -33,8 +33,7 @@ def score_interval(
 
     from airloop.tracking import configure
 
-    st = settings or get_settings()
-    uc = usecase if isinstance(usecase, UseCase) else load_usecase(usecase or st.usecase)
+    uc, st = resolve(usecase, settings)
     lo, hi = as_utc(start), as_utc(end)
     events = read_partitions(st, uc, EVENTS_TABLE, lo, hi)
     if events is None:

@@ -15,14 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from airloop.settings import Settings, get_settings
+from airloop.settings import Settings
 from airloop.tracking import configure, experiment_id, experiment_name
 from airloop.training import train as training
 from airloop.training.dataset import build_training_set
 from airloop.training.metrics import metric
 from airloop.training.models import families
 from airloop.training.pipeline import resolve_window
-from airloop.usecase import UseCase, load_usecase
+from airloop.usecase import UseCase, resolve
 
 
 class ExperimentError(ValueError):
@@ -54,9 +54,7 @@ def plan_from_params(
     params: dict[str, Any], usecase: UseCase | str | None = None
 ) -> list[dict[str, Any]]:
     """The trials a form asks for; refuses an unknown family, metric or an empty search space."""
-    uc = (
-        usecase if isinstance(usecase, UseCase) else load_usecase(usecase or get_settings().usecase)
-    )
+    uc, _ = resolve(usecase, None)
     metric(params.get("metric") or uc.metrics[0], uc.task)
     return plan_trials(
         uc.task,
@@ -76,8 +74,7 @@ def prepare_experiment(
     """Build the training set and open the parent MLflow run the trials nest under."""
     import mlflow
 
-    st = settings or get_settings()
-    uc = usecase if isinstance(usecase, UseCase) else load_usecase(usecase or st.usecase)
+    uc, st = resolve(usecase, settings)
     opt = params.get("metric") or uc.metrics[0]
     trials = plan_from_params(params, uc)
     lo, hi = resolve_window(uc, None, None, params)
@@ -128,8 +125,7 @@ def run_trial(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """One trial: a nested MLflow run with its params, validation metrics and the dataset."""
-    st = settings or get_settings()
-    uc = usecase if isinstance(usecase, UseCase) else load_usecase(usecase or st.usecase)
+    uc, st = resolve(usecase, settings)
     result = training.train_and_log(
         st,
         uc,
@@ -156,8 +152,7 @@ def select_best(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Pick the best trial on the chosen metric; log a comparison table and plot; propose it."""
-    st = settings or get_settings()
-    uc = usecase if isinstance(usecase, UseCase) else load_usecase(usecase or st.usecase)
+    uc, st = resolve(usecase, settings)
     opt = prepared["metric"]
     higher = metric(opt, uc.task).higher_is_better
     key = f"val_{opt}"

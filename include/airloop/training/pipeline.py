@@ -8,18 +8,12 @@ from typing import Any
 
 from airloop.data.intervals import as_utc
 from airloop.registry import models as registry
-from airloop.settings import Settings, get_settings
+from airloop.settings import Settings
 from airloop.tracking import configure, experiment_id, experiment_name
 from airloop.training import train as training
 from airloop.training.checks import check_training_set
 from airloop.training.dataset import build_training_set, load_training_set
-from airloop.usecase import UseCase, load_usecase
-
-
-def _context(usecase: UseCase | str | None, settings: Settings | None) -> tuple[UseCase, Settings]:
-    settings = settings or get_settings()
-    uc = usecase if isinstance(usecase, UseCase) else load_usecase(usecase or settings.usecase)
-    return uc, settings
+from airloop.usecase import UseCase, resolve
 
 
 def resolve_window(
@@ -50,7 +44,7 @@ def prepare_training_set(
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    uc, st = _context(usecase, settings)
+    uc, st = resolve(usecase, settings)
     lo, hi = resolve_window(uc, start, end, params)
     return build_training_set(st, uc, lo, hi).as_dict()
 
@@ -60,7 +54,7 @@ def validate_training_set(
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    uc, _ = _context(usecase, settings)
+    uc, _ = resolve(usecase, settings)
     frame = load_training_set(training_set["uri"])
     return check_training_set(uc, frame, training_set["feature_columns"])
 
@@ -93,7 +87,7 @@ def train_model(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Train with the given config, else the latest proposal, else the use case's default."""
-    uc, st = _context(usecase, settings)
+    uc, st = resolve(usecase, settings)
     chosen = config or proposed_config(st, uc) or {}
     lineage = {
         **lineage,
@@ -110,7 +104,7 @@ def evaluate_model(
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    uc, st = _context(usecase, settings)
+    uc, st = resolve(usecase, settings)
     champion = registry.champion_version(st, uc.training.model_name)
     uri = f"models:/{uc.training.model_name}@{registry.CHAMPION}" if champion else None
     result = training.evaluate_model(st, uc, training_set, trained["run_id"], uri)
@@ -127,7 +121,7 @@ def register_model(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Gate, then register the challenger once per run with its full lineage."""
-    uc, st = _context(usecase, settings)
+    uc, st = resolve(usecase, settings)
     decision = registry.gate(uc, evaluation, evaluation.get("champion_version"))
     tags = training.lineage_tags(
         {
@@ -162,7 +156,7 @@ def promote_model(
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    uc, st = _context(usecase, settings)
+    uc, st = resolve(usecase, settings)
     return registry.promote(st, uc, registered["version"], registered["decision"])
 
 
@@ -174,7 +168,7 @@ def deploy_model(
 ) -> dict[str, Any]:
     from airloop.serving.deploy import deploy
 
-    uc, st = _context(usecase, settings)
+    uc, st = resolve(usecase, settings)
     return deploy(st, uc, promotion, training_set)
 
 
@@ -187,7 +181,7 @@ def run_training(
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Every stage of (D) in one process: ``airloop train`` and notebooks."""
-    uc, st = _context(usecase, settings)
+    uc, st = resolve(usecase, settings)
     lineage = lineage or {"trigger": "cli"}
     ts = prepare_training_set(
         params={"window_start": window_start, "window_end": window_end}, usecase=uc, settings=st
