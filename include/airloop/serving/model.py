@@ -46,6 +46,7 @@ class ModelHolder:
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
         self.failed_loads = 0
+        self._failed_version: str | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -76,10 +77,14 @@ class ModelHolder:
                 return False
             if self.current is not None and self.current.version == target:
                 return False
+            # A version that failed to load is not retried each poll: wait for the alias to move.
+            if target == self._failed_version:
+                return False
             try:
                 loaded = self.load(target)
             except Exception as exc:  # keep serving the old model
                 self.failed_loads += 1
+                self._failed_version = target
                 self.last_error = (
                     f"loading {self.model_name} v{target} failed: {type(exc).__name__}: {exc}"
                 )
@@ -87,6 +92,7 @@ class ModelHolder:
                 return False
             self.current = loaded  # one reference assignment: atomic for readers
             self.last_error = None
+            self._failed_version = None
             log.info("now serving %s v%s", self.model_name, target)
             return True
 
