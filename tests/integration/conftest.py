@@ -85,3 +85,22 @@ def features(landed, flights):
         if not partition_file(landed, flights, "_events", day(d)).exists():
             run_interval(day(d), day(d + 1), flights, landed)
     return landed
+
+
+def online_values_for(settings: Any, usecase: Any) -> dict[str, list[Any]]:
+    """The online features of one known flight's entities (UA, EWR, EWR-IAH, N14228)."""
+    from airloop.features.store import feature_store
+
+    store = feature_store(settings, usecase)
+    return store.get_online_features(
+        features=store.get_feature_service("flight_delay_v1"),
+        entity_rows=[{"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}],
+        full_feature_names=True,
+    ).to_dict()
+
+
+def last_landed_temp(settings: Any, day_file: str, origin: str = "EWR") -> float:
+    import pandas as pd
+
+    raw = pd.read_csv(settings.landing_dir / "weather" / day_file)
+    return float(raw[raw["origin"] == origin].sort_values("time_hour").iloc[-1]["temp"])

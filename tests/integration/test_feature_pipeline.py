@@ -7,7 +7,14 @@ import json
 import pandas as pd
 import pytest
 
-from tests.integration.conftest import day, run_interval, store_snapshot, task_states
+from tests.integration.conftest import (
+    day,
+    last_landed_temp,
+    online_values_for,
+    run_interval,
+    store_snapshot,
+    task_states,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -58,17 +65,10 @@ def test_historical_features_are_point_in_time_correct(two_days, landed, flights
 
 
 def test_online_store_serves_the_latest_values(two_days, landed, flights) -> None:
-    from airloop.features.store import feature_store
-
-    store = feature_store(landed, flights)
-    online = store.get_online_features(
-        features=store.get_feature_service("flight_delay_v1"),
-        entity_rows=[{"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}],
-        full_feature_names=True,
-    ).to_dict()
-    raw = pd.read_csv(landed.landing_dir / "weather" / "2013-01-02.csv")
-    last_ewr = raw[raw["origin"] == "EWR"].sort_values("time_hour").iloc[-1]
-    assert online["origin_weather__temp"][0] == pytest.approx(last_ewr["temp"])
+    online = online_values_for(landed, flights)
+    assert online["origin_weather__temp"][0] == pytest.approx(
+        last_landed_temp(landed, "2013-01-02.csv")
+    )
     assert online["carrier_delays__count_1d"][0] > 0
     assert online["plane_attributes__seats"][0] > 0
 

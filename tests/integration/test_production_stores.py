@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from tests.integration.conftest import day
+from tests.integration.conftest import day, last_landed_temp, online_values_for
 
 pytestmark = pytest.mark.integration
 REDIS_DB = 5
@@ -34,19 +33,13 @@ def redis_settings(tmp_path_factory):
 def test_pipeline_materialises_into_redis(redis_settings, flights) -> None:
     from airloop.data.replay import land_window
     from airloop.features.pipeline import run_interval
-    from airloop.features.store import feature_store
 
     land_window(flights, redis_settings, date(2013, 1, 1), date(2013, 1, 3))
     for d in (1, 2):
         run_interval(day(d), day(d + 1), flights, redis_settings)
-    store = feature_store(redis_settings, flights)
-    online = store.get_online_features(
-        features=store.get_feature_service("flight_delay_v1"),
-        entity_rows=[{"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}],
-        full_feature_names=True,
-    ).to_dict()
-    raw = pd.read_csv(redis_settings.landing_dir / "weather" / "2013-01-02.csv")
-    last_ewr = raw[raw["origin"] == "EWR"].sort_values("time_hour").iloc[-1]
-    assert online["origin_weather__temp"][0] == pytest.approx(last_ewr["temp"])
+    online = online_values_for(redis_settings, flights)
+    assert online["origin_weather__temp"][0] == pytest.approx(
+        last_landed_temp(redis_settings, "2013-01-02.csv")
+    )
     assert online["carrier_delays__count_1d"][0] > 0
     assert not (redis_settings.feast_dir / "online.db").exists(), "nothing may fall back to SQLite"

@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, dag, task
 
 from airloop.orchestration.feature_pipeline import schedule_bounds
-from airloop.orchestration.tasks import DEFAULT_ARGS, run_stage
+from airloop.orchestration.tasks import dag_header, run_stage
 from airloop.settings import get_settings
 from airloop.usecase import load_usecase
 
@@ -26,10 +26,8 @@ def build_batch_inference(doc_md: str | None = None) -> DAG:
         schedule=CronDataIntervalTimetable(usecase.schedule, timezone="UTC"),
         start_date=start,
         end_date=end,
-        catchup=False,
         max_active_runs=2,
-        default_args={**DEFAULT_ARGS, "owner": usecase.owner},
-        tags=["airloop", "serving", f"usecase:{name}"],
+        **dag_header(usecase, "serving"),
     )
     def batch_inference() -> None:
         @task(outlets=[predictions])

@@ -7,7 +7,7 @@ from typing import Any
 from airflow.sdk import DAG, Param, dag, task
 
 from airloop.orchestration.feature_pipeline import schedule_bounds
-from airloop.orchestration.tasks import DEFAULT_ARGS, run_lineage, run_stage
+from airloop.orchestration.tasks import dag_header, run_lineage, run_stage
 from airloop.settings import get_settings
 from airloop.training.families import DEFAULT_SEARCH_SPACES, FAMILY_NAMES, METRIC_NAMES
 from airloop.usecase import load_usecase
@@ -29,9 +29,7 @@ def build_experimentation(doc_md: str | None = None) -> DAG:
         doc_md=doc_md,
         schedule=None,
         start_date=start,
-        catchup=False,
-        default_args={**DEFAULT_ARGS, "owner": usecase.owner},
-        tags=["airloop", "experimentation", f"usecase:{name}"],
+        **dag_header(usecase, "experimentation"),
         params={
             "window_start": Param(
                 window_start, type="string", format="date", title="Training window start"

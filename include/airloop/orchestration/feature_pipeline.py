@@ -7,7 +7,7 @@ from typing import Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, dag, task
 
-from airloop.orchestration.tasks import DEFAULT_ARGS, run_stage
+from airloop.orchestration.tasks import dag_header, run_stage
 from airloop.settings import get_settings
 from airloop.usecase import UseCase, load_usecase
 
@@ -40,11 +40,9 @@ def build_feature_pipeline(doc_md: str | None = None) -> DAG:
         schedule=CronDataIntervalTimetable(usecase.schedule, timezone="UTC"),
         start_date=start,
         end_date=end,
-        catchup=False,
         # Rolling features read the labels earlier intervals published: one interval at a time.
         max_active_runs=1,
-        default_args={**DEFAULT_ARGS, "owner": usecase.owner},
-        tags=["airloop", "features", f"usecase:{name}"],
+        **dag_header(usecase, "features"),
     )
     def feature_pipeline() -> None:
         @task

@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, dag, task
 
 from airloop.orchestration.feature_pipeline import schedule_bounds
-from airloop.orchestration.tasks import DEFAULT_ARGS, run_lineage, run_stage
+from airloop.orchestration.tasks import dag_header, run_lineage, run_stage
 from airloop.settings import get_settings
 from airloop.usecase import load_usecase
 
@@ -27,10 +27,8 @@ def build_model_training(doc_md: str | None = None) -> DAG:
         schedule=CronDataIntervalTimetable(usecase.training.schedule, timezone="UTC"),
         start_date=start,
         end_date=end,
-        catchup=False,
         max_active_runs=1,
-        default_args={**DEFAULT_ARGS, "owner": usecase.owner},
-        tags=["airloop", "training", f"usecase:{name}"],
+        **dag_header(usecase, "training"),
         params={
             "window_start": Param(
                 None,

@@ -240,9 +240,6 @@ class ApiClient:
             f"DAG {dag_id!r} was not parsed after {timeout:.0f}s; see the dag-processor log"
         )
 
-    def unpause(self, dag_id: str) -> None:
-        self._request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
-
     def create_backfill(
         self,
         dag_id: str,

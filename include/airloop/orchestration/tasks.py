@@ -32,6 +32,17 @@ DEFAULT_ARGS: dict[str, Any] = {
 TAGS = ("airloop", "features", "experimentation", "training", "serving", "monitoring")
 
 
+def dag_header(usecase: Any, stage: str) -> dict[str, Any]:
+    """The arguments every airloop DAG shares: owner, retries, tags, no catch-up."""
+    if stage not in TAGS:
+        raise ValueError(f"unknown stage tag {stage!r}; use one of {TAGS}")
+    return {
+        "catchup": False,
+        "default_args": {**DEFAULT_ARGS, "owner": usecase.owner},
+        "tags": ["airloop", stage, f"usecase:{usecase.name}"],
+    }
+
+
 def _load(path: str) -> Any:
     module, _, name = path.partition(":")
     return getattr(importlib.import_module(module), name)
