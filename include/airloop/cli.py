@@ -170,43 +170,84 @@ def _wait_for_runs(
 
 
 @app.command()
-def demo(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> None:
-    """The main job: land a replay window and run the feature pipeline through Airflow's scheduler."""
+def demo(
+    start: StartOpt = None,
+    train_days: Annotated[
+        int | None, typer.Option(help="Days before the first champion (default: training.window)")
+    ] = None,
+    days: Annotated[int, typer.Option(help="Days served and monitored after that")] = 14,
+    year: Annotated[bool, typer.Option("--year", help="Monitor to the end of the replay")] = False,
+    trials: Annotated[int, typer.Option(help="Trials of the first experiment (0: none)")] = 3,
+) -> None:
+    """The main job: the life of a model, replayed through Airflow's scheduler.
+
+    Features for the first days, an experiment and a first champion; then every day its
+    features, its events sent to the serving API, monitoring, and retraining when the
+    monitoring DAG asks for it. Ends with a summary and an HTML timeline.
+    """
     from airloop.data.replay import land_window
+    from airloop.monitoring.report import render_timeline
+    from airloop.orchestration.lifecycle import Lifecycle, LifecycleError
     from airloop.orchestration.runtime import ApiClient, Services, wait_http
 
     began = time.monotonic()
     settings, uc = _context()
-    first, last = _window(uc, start, end, days)
+    if uc.replay is None and start is None:
+        raise typer.BadParameter("this use case has no replay window: give --start")
+    first = date.fromisoformat(start) if start else uc.replay.start  # type: ignore[union-attr]
+    split = first + timedelta(days=train_days or uc.training.window.days)
+    last = split + timedelta(days=days)
+    if year and uc.replay is not None:
+        last = uc.replay.end
+    if last <= split:
+        raise typer.BadParameter(f"nothing to monitor: {split} .. {last}")
     settings = _extend_replay_end(settings, uc, last)
     typer.echo(
-        f"airloop demo: use case {uc.name!r}, {first} .. {last} (exclusive), home {settings.home}"
+        f"airloop demo: use case {uc.name!r}, first champion on {first} .. {split}, "
+        f"then {(last - split).days} days served and monitored to {last}; home {settings.home}"
     )
-    typer.echo("1/4 setting up the home (Airflow DB, Feast registry)")
+    typer.echo("1/5 setting up the home (Airflow DB, Feast registry, MLflow)")
     _setup(settings, uc)
-    typer.echo("2/4 landing raw partitions (replay of the data set)")
+    typer.echo("2/5 landing raw partitions (replay of the data set)")
     land_window(uc, settings, first, last)
-    typer.echo("3/6 starting Airflow (api-server, scheduler, dag-processor) and the serving API")
+    typer.echo("3/5 starting Airflow (api-server, scheduler, dag-processor) and the serving API")
     with Services(settings) as services:
         client = ApiClient(settings)
         client.wait_healthy(services)
-        for dag_id in ("feature_pipeline", "experimentation", "model_training"):
+        for dag_id in ("feature_pipeline", "experimentation", "model_training", "monitoring"):
             client.wait_for_dag(dag_id, services)
         wait_http(f"{settings.serving_url}/health", services)
-        typer.echo("4/6 running the feature pipeline through the scheduler")
-        _backfill(client, first, last)
-        outcome = _wait_for_runs(client, "feature_pipeline", first, last, services)
-        if outcome["failed"]:
-            typer.echo(f"some intervals failed: {outcome['failed']}", err=True)
-            raise typer.Exit(1)
-        window = {"window_start": first.isoformat(), "window_end": last.isoformat()}
-        typer.echo("5/6 running a small experiment (3 trials in parallel, tracked in MLflow)")
-        _run_and_wait(client, services, "experimentation", {**window, "n_trials": 3})
-        typer.echo("6/6 training, gating, registering, promoting and deploying the model")
-        _run_and_wait(client, services, "model_training", window)
-        _show_predictions(settings, uc, last)
+        life = Lifecycle(settings, uc, client, services, echo=typer.echo)
+        try:
+            typer.echo("4/5 the first champion")
+            life.bootstrap(first, split, trials)
+            _show_predictions(settings, uc, split)
+            typer.echo("5/5 serving and monitoring, day by day (retraining when monitoring asks)")
+            day = split
+            while day < last:
+                life.monitored_day(day)
+                day += timedelta(days=1)
+        except LifecycleError as exc:
+            typer.echo(f"the replay stopped: {exc}", err=True)
+            raise typer.Exit(1) from None
+        finally:
+            life.timeline.save(settings.reports_dir / "timeline.json")
+            page = render_timeline(
+                settings, uc, life.timeline.events, settings.reports_dir / "timeline.html"
+            )
     elapsed = time.monotonic() - began
     _print_summary(settings, uc, elapsed)
+    _print_life(life.timeline.events, page)
+
+
+def _print_life(events: list[dict[str, Any]], page: Any) -> None:
+    typer.echo("the life of the model:")
+    for event in events:
+        if event["kind"] in ("champion", "retrain", "promoted", "gate"):
+            typer.echo(f"  {event['day']}  {event['kind']:<9} {event['detail']}")
+    drifts = [e for e in events if e["kind"] == "drift"]
+    typer.echo(f"  {len(drifts)} monitored days breached a threshold")
+    typer.echo(f"timeline:             {page}")
 
 
 def _show_predictions(settings: Settings, uc: UseCase, last: date, n: int = 5) -> None:
@@ -216,20 +257,13 @@ def _show_predictions(settings: Settings, uc: UseCase, last: date, n: int = 5) -
     from airloop.data.intervals import as_utc
     from airloop.features.store import EVENTS_TABLE, read_partitions
     from airloop.serving.deploy import _call
+    from airloop.serving.traffic import request_fields
 
     lo = as_utc(datetime.combine(last, datetime.min.time(), UTC)) - timedelta(days=1)
     events = read_partitions(settings, uc, EVENTS_TABLE, lo, lo + timedelta(days=1))
     if events is None:
         return
-    fields = list(
-        dict.fromkeys(
-            [
-                *(uc.entity(v.entity).join_key for v in uc.service_views),
-                *uc.training.categorical,
-                *uc.training.numeric,
-            ]
-        )
-    )
+    fields = request_fields(uc)
     sample = events.dropna(subset=fields).head(n)
     instances = json.loads(sample[fields].to_json(orient="records"))
     answer = _call(settings, "POST", "/v1/predict", {"instances": instances})
@@ -295,6 +329,17 @@ def _print_summary(settings: Settings, uc: UseCase, elapsed: float) -> None:
         ):
             if key in lineage:
                 typer.echo(f"  {key + ':':<19} {lineage[key]}")
+    monitoring = status["monitoring"]
+    if monitoring["intervals"]:
+        typer.echo(
+            f"monitored intervals:  {monitoring['intervals']}, {monitoring['breaches']} breached"
+            f" a threshold ({', '.join(f'{k} {v}' for k, v in monitoring['actions'].items())})"
+        )
+        for request in monitoring["requests"]:
+            typer.echo(
+                f"  {request['request_id']}: {', '.join(request['checks'])} → "
+                f"v{request['version']} {request['outcome'] or request['status']}"
+            )
     typer.echo(f"seconds taken:        {elapsed:.0f}")
     typer.echo("")
     typer.echo("where to look next:")

@@ -114,6 +114,7 @@ def collect_status(settings: Settings, usecase: UseCase) -> dict[str, Any]:
         "offline_store": _offline(settings, usecase),
         "online_store": _online(settings, usecase),
         "champion": _champion(settings, usecase),
+        "monitoring": _monitoring(settings, usecase),
     }
 
 
@@ -123,3 +124,32 @@ def _champion(settings: Settings, usecase: UseCase) -> dict[str, Any] | None:
     from airloop.registry.models import describe_champion
 
     return describe_champion(settings, usecase)
+
+
+def _monitoring(settings: Settings, usecase: UseCase) -> dict[str, Any]:
+    """Monitored intervals, breaches and every retrain request with its reason and outcome."""
+    from airloop.monitoring.feedback import FeedbackLedger
+
+    root = settings.home / "monitoring" / usecase.name
+    ledger = FeedbackLedger(root)
+    decisions = ledger.decisions()
+    actions: dict[str, int] = {}
+    for decision in decisions:
+        actions[decision["action"]] = actions.get(decision["action"], 0) + 1
+    return {
+        "path": str(root),
+        "intervals": len(decisions),
+        "breaches": sum(1 for d in decisions if d["breach"]),
+        "actions": actions,
+        "requests": [
+            {
+                "request_id": r["request_id"],
+                "interval_end": r["interval_end"],
+                "checks": [reason["check"] for reason in r.get("reasons", [])],
+                "status": r.get("status"),
+                "outcome": (r.get("outcome") or {}).get("result"),
+                "version": (r.get("outcome") or {}).get("version"),
+            }
+            for r in ledger.requests()
+        ],
+    }

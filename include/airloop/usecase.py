@@ -1,7 +1,7 @@
 """The user's use case, declared in YAML and validated: the only place the engine learns about data.
 
 A use case names its raw sources and their schemas, the prediction events and their label,
-the Feast entities, feature views and feature service, and the policies (metrics, gates, drift,
+the Feast entities, feature views and feature service, and the policies (metrics, gates, monitoring,
 schedule, replay) the pipelines follow. The engine reads nothing else about the data set.
 """
 
@@ -215,12 +215,32 @@ class TrainingSpec(_Model):
     max_null_share: float = Field(default=0.6, ge=0, le=1)
 
 
-class DriftSpec(_Model):
+class RetrainingSpec(_Model):
+    """When a breach becomes a retrain request: the controls peers leave to glue code."""
+
+    hysteresis: int = Field(default=2, ge=1)  # consecutive breaching intervals before a request
+    cooldown: int = Field(default=7, ge=0)  # intervals after a request in which breaches wait
+    budget: int = Field(default=4, ge=0)  # requests at most per budget_window
+    budget_window: Duration = timedelta(days=30)
+
+
+class MonitoringSpec(_Model):
+    """What the monitoring DAG checks each interval, and its thresholds (effect sizes, not p-values)."""
+
     numeric_measure: Literal["psi", "wasserstein", "jensen_shannon"] = "psi"
     categorical_measure: Literal["psi", "jensen_shannon"] = "psi"
-    feature_threshold: float = 0.2
-    prediction_threshold: float = 0.2
-    share_of_drifting_features: float = 0.3
+    feature_threshold: float = Field(default=0.2, gt=0)
+    thresholds: dict[str, float] = {}  # per-feature overrides of feature_threshold
+    exclude: list[str] = []  # model inputs not checked for drift (e.g. a calendar month)
+    share_of_drifting_features: float = Field(default=0.3, gt=0, le=1)
+    prediction_threshold: float = Field(default=0.2, gt=0)
+    window: Duration = timedelta(days=1)  # served predictions compared, ending at the interval end
+    min_rows: int = Field(default=200, ge=1)
+    performance_drop: float = Field(
+        default=0.05, ge=0
+    )  # live metric worse than the champion's test
+    min_labelled: int = Field(default=200, ge=1)
+    retraining: RetrainingSpec = RetrainingSpec()
 
 
 class ReplaySourceSpec(_Model):
@@ -260,7 +280,7 @@ class UseCase(_Model):
     metrics: list[str] = Field(min_length=1)
     gates: GateSpec = GateSpec()
     training: TrainingSpec
-    drift: DriftSpec = DriftSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
     replay: ReplaySpec | None = None
 
     @model_validator(mode="after")

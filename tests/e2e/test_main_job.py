@@ -34,24 +34,53 @@ def user_env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
+START, TRAIN_DAYS, DAYS = "2013-01-01", 14, 6
+
+
 @pytest.fixture(scope="module")
 def demo(user_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [AIRLOOP, "demo", "--start", "2013-01-01", "--days", "5"],
+        [AIRLOOP, "demo", "--start", START, "--train-days", str(TRAIN_DAYS), "--days", str(DAYS)],
         env=user_env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1500,
     )
 
 
-def test_demo_runs_the_feature_pipeline_through_the_scheduler(demo) -> None:
-    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    assert "intervals run:        5 succeeded, 0 failed" in demo.stdout
-    assert "experimentation: success" in demo.stdout and "model_training: success" in demo.stdout
-    assert "champion:             flight_delay v1" in demo.stdout
-    assert "answers with flight_delay v1" in demo.stdout and demo.stdout.count(" score 0.") >= 5
-    assert "rows quarantined:     0" in demo.stdout
+def test_demo_is_the_life_of_a_model(demo, user_env: dict[str, str]) -> None:
+    assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-3000:]
+    out = demo.stdout
+    assert f"intervals run:        {TRAIN_DAYS + DAYS} succeeded, 0 failed" in out
+    assert "champion:             flight_delay v" in out
+    assert "answers with flight_delay v1" in out and out.count(" score 0.") >= 5
+    assert "rows quarantined:     0" in out
+    events = json.loads((Path(user_env["AIRLOOP_HOME"]) / "reports" / "timeline.json").read_text())
+    kinds = [e["kind"] for e in events]
+    # ingest → experiment → champion → drift → retrain → a gate decision, in that order.
+    order = ["ingest", "experiment", "champion", "drift", "retrain"]
+    positions = [kinds.index(k) for k in order]
+    assert positions == sorted(positions), kinds
+    after_retrain = kinds[kinds.index("retrain") + 1 :]
+    assert after_retrain and after_retrain[0] in ("promoted", "gate"), kinds
+    assert (Path(user_env["AIRLOOP_HOME"]) / "reports" / "timeline.html").exists()
+
+
+def test_the_retraining_run_records_its_reason(demo, user_env: dict[str, str]) -> None:
+    from airloop.settings import Settings
+    from airloop.tracking import configure
+
+    settings = Settings(home=Path(user_env["AIRLOOP_HOME"]))
+    client = configure(settings)
+    versions = client.search_model_versions("name = 'flight_delay'")
+    retrained = [v for v in versions if "airloop.retrain_request" in v.tags]
+    assert retrained, [v.tags for v in versions]
+    version = retrained[0]
+    reasons = json.loads(version.tags["airloop.retrain_reason"])
+    assert reasons and reasons[0]["check"] in ("data_drift", "prediction_drift", "live_performance")
+    assert version.tags["airloop.trigger"].startswith("asset_triggered")
+    run = client.get_run(version.run_id)
+    assert run.data.tags["airloop.retrain_request"] == version.tags["airloop.retrain_request"]
 
 
 def test_status_json_reports_the_same_state(demo, user_env: dict[str, str]) -> None:
@@ -59,18 +88,21 @@ def test_status_json_reports_the_same_state(demo, user_env: dict[str, str]) -> N
         [AIRLOOP, "status", "--json"], env=user_env, capture_output=True, text=True, check=True
     )
     state = json.loads(out.stdout)
-    runs = state["airflow"]["dag_runs"]["feature_pipeline"]
-    assert runs == {"success": 5}
-    assert (
-        state["validation"]["partitions_passed"] == 5
-        and state["validation"]["rows_validated"] > 4000
-    )
-    assert state["offline_store"]["tables"]["_events"]["partitions"] == 5
+    runs = state["airflow"]["dag_runs"]
+    assert runs["feature_pipeline"] == {"success": TRAIN_DAYS + DAYS}
+    assert runs["monitoring"] == {"success": DAYS}
+    assert state["validation"]["partitions_passed"] == TRAIN_DAYS + DAYS
+    assert state["offline_store"]["tables"]["_events"]["partitions"] == TRAIN_DAYS + DAYS
     champion = state["champion"]
-    assert champion["name"] == "flight_delay" and champion["version"] == "1"
+    assert champion["name"] == "flight_delay"
     assert champion["metrics"]["test_roc_auc"] > 0.5
     assert champion["lineage"]["dag_id"] == "model_training"
     assert all(n > 0 for n in state["online_store"]["entities"].values())
+    monitoring = state["monitoring"]
+    assert monitoring["intervals"] == DAYS and monitoring["breaches"] >= 1
+    assert len(monitoring["requests"]) >= 1
+    assert monitoring["requests"][0]["status"] == "closed"
+    assert monitoring["requests"][0]["outcome"] in ("promoted", "refused by the gate")
 
 
 def test_up_serves_the_ui_with_the_dag_and_its_runs(demo, user_env: dict[str, str]) -> None:
@@ -97,14 +129,14 @@ def test_up_serves_the_ui_with_the_dag_and_its_runs(demo, user_env: dict[str, st
         runs = _get(
             "http://127.0.0.1:8491/api/v2/dags/feature_pipeline/dagRuns", token["access_token"]
         )
-        assert runs["total_entries"] == 5
+        assert runs["total_entries"] == TRAIN_DAYS + DAYS
         assert urllib.request.urlopen("http://127.0.0.1:8491/", timeout=10).status == 200
         assert (
             "MLflow UI:  http://127.0.0.1:8495" in text
             and "serving:    http://127.0.0.1:8494" in text
         )
         ready = json.loads(urllib.request.urlopen("http://127.0.0.1:8494/ready", timeout=10).read())
-        assert ready["model"]["version"] == "1"
+        assert ready["model"]["version"] is not None
         assert urllib.request.urlopen("http://127.0.0.1:8495/", timeout=30).status == 200
     finally:
         proc.send_signal(signal.SIGINT)

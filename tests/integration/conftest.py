@@ -104,3 +104,25 @@ def last_landed_temp(settings: Any, day_file: str, origin: str = "EWR") -> float
 
     raw = pd.read_csv(settings.landing_dir / "weather" / day_file)
     return float(raw[raw["origin"] == origin].sort_values("time_hour").iloc[-1]["temp"])
+
+
+CHAMPION_WINDOW = ("2013-01-01", "2013-01-09")
+
+
+@pytest.fixture(scope="session")
+def champion(features, flights):
+    """A registered champion trained on 1-8 January (the gate's verdict aside: tests need one)."""
+    from airloop.registry.models import describe_champion
+    from airloop.training.pipeline import run_training
+
+    if describe_champion(features, flights) is None:
+        result = run_training(*CHAMPION_WINDOW, None, {"trigger": "test"}, flights, features)
+        if not result["promotion"]["promoted"]:
+            from airloop.tracking import configure
+
+            configure(features).set_registered_model_alias(
+                "flight_delay", "champion", result["registered"]["version"]
+            )
+    found = describe_champion(features, flights)
+    assert found is not None
+    return found

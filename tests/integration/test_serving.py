@@ -9,8 +9,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests.integration.conftest import CHAMPION_WINDOW
+
 pytestmark = pytest.mark.integration
-WINDOW = ("2013-01-01", "2013-01-09")
 GOOD = {
     "carrier": "UA",
     "origin": "EWR",
@@ -21,24 +22,6 @@ GOOD = {
     "month": 1,
 }
 MARKER = "zz-secret-input-zz"
-
-
-@pytest.fixture(scope="module")
-def champion(features, flights):
-    from airloop.registry.models import describe_champion
-    from airloop.training.pipeline import run_training
-
-    if describe_champion(features, flights) is None:
-        result = run_training(*WINDOW, None, {"trigger": "test"}, flights, features)
-        if not result["promotion"]["promoted"]:  # serving needs a champion, whatever the gate said
-            from airloop.tracking import configure
-
-            configure(features).set_registered_model_alias(
-                "flight_delay", "champion", result["registered"]["version"]
-            )
-    found = describe_champion(features, flights)
-    assert found is not None
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -348,7 +331,7 @@ def test_deploy_smoke_tests_the_live_service_and_rolls_back_on_failure(
     original = champion["version"]
     old = client.get_model_version("flight_delay", original)
     training_set = prepare_training_set(
-        params={"window_start": WINDOW[0], "window_end": WINDOW[1]},
+        params={"window_start": CHAMPION_WINDOW[0], "window_end": CHAMPION_WINDOW[1]},
         usecase=flights,
         settings=features,
     )

@@ -8,7 +8,7 @@ one machine. ``feature_repo/`` exposes the same definitions to the ``feast`` CLI
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,6 @@ def feature_store(settings: Settings, usecase: UseCase) -> Any:
 
 def definitions(settings: Settings, usecase: UseCase) -> dict[str, list[Any]]:
     """Feast objects for the use case: entities, file sources, feature views, the service."""
-    from datetime import timedelta
 
     from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
     from feast.types import Float64, Int64, String
@@ -211,3 +210,22 @@ def materialize_interval(
     until = max(hi, watermark) if watermark else hi
     store.materialize(start_date=lo, end_date=until, feature_views=names)
     return {"start": lo.isoformat(), "end": until.isoformat(), "feature_views": names}
+
+
+def materialize_as_of(
+    settings: Settings, usecase: UseCase, when: datetime, store: Any | None = None
+) -> None:
+    """Make the online store hold each entity's latest row at ``when`` (the replay's clock).
+
+    A replay serves a past day; this gives its requests the values a live store, fed as the
+    data arrived, would have held at that moment, instead of the day's last ones. It rewrites
+    rows, so only the replay client calls it, between the feature pipeline's runs.
+    """
+    store = store or ensure_registered(settings, usecase)
+    horizon = max(v.ttl for v in usecase.feature_views)
+    hi = as_utc(when)
+    store.materialize(
+        start_date=hi - horizon,
+        end_date=hi,
+        feature_views=[v.name for v in usecase.feature_views],
+    )

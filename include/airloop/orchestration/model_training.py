@@ -5,10 +5,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, dag, task
+from airflow.sdk import (
+    DAG,
+    AssetOrTimeSchedule,
+    CronDataIntervalTimetable,
+    Param,
+    TriggerRule,
+    dag,
+    task,
+)
+from airflow.sdk.exceptions import AirflowFailException
 
+from airloop.orchestration.assets import retrain_request
 from airloop.orchestration.feature_pipeline import schedule_bounds
-from airloop.orchestration.tasks import dag_header, run_lineage, run_stage
+from airloop.orchestration.tasks import dag_header, run_lineage, run_stage, triggering_request
 from airloop.settings import get_settings
 from airloop.usecase import load_usecase
 
@@ -24,7 +34,11 @@ def build_model_training(doc_md: str | None = None) -> DAG:
         dag_id="model_training",
         description=f"Train, evaluate, gate, register and promote the {name} model",
         doc_md=doc_md,
-        schedule=CronDataIntervalTimetable(usecase.training.schedule, timezone="UTC"),
+        # On its time schedule, and whenever monitoring publishes a retrain request.
+        schedule=AssetOrTimeSchedule(
+            timetable=CronDataIntervalTimetable(usecase.training.schedule, timezone="UTC"),
+            assets=[retrain_request(name)],
+        ),
         start_date=start,
         end_date=end,
         max_active_runs=1,
@@ -56,11 +70,16 @@ def build_model_training(doc_md: str | None = None) -> DAG:
             data_interval_start: datetime | None = None,
             data_interval_end: datetime | None = None,
         ) -> dict[str, Any]:
+            window = dict(params or {})
+            request = triggering_request()
+            if request and not window.get("window_end"):
+                # A retrain request names the monitored interval; train on data up to its end.
+                window["window_end"] = request["interval_end"]
             return run_stage(
                 f"{STAGES}:prepare_training_set",
                 start=data_interval_start,
                 end=data_interval_end,
-                params=dict(params or {}),
+                params=window,
                 usecase=name,
             )
 
@@ -127,6 +146,37 @@ def build_model_training(doc_md: str | None = None) -> DAG:
         evaluation: Any = evaluate_model(training_set, trained)
         registered: Any = register_model(training_set, validation, trained, evaluation)
         promotion: Any = promote_model(registered)
-        deploy_model(promotion, training_set)
+        deployed: Any = deploy_model(promotion, training_set)
+
+        @task(trigger_rule=TriggerRule.ALL_DONE)
+        def close_retrain_request(ti: Any = None) -> dict[str, Any] | None:
+            """Record on the request how its training ended; a failed run still fails here."""
+            request = triggering_request()
+            promotion = ti.xcom_pull(task_ids="promote_model")
+            deploy = ti.xcom_pull(task_ids="deploy_model")
+            registered = ti.xcom_pull(task_ids="register_model")
+            version = (registered or {}).get("version")
+            if promotion is None or (promotion.get("promoted") and deploy is None):
+                outcome: dict[str, Any] = {"result": "failed", "version": version}
+            elif not promotion.get("promoted"):
+                outcome = {
+                    "result": "refused by the gate",
+                    "version": version,
+                    "reasons": promotion.get("reasons"),
+                }
+            else:
+                outcome = {"result": "promoted", "version": version, "deploy": deploy}
+            outcome["dag_run_id"] = ti.run_id
+            closed = run_stage(
+                "airloop.monitoring.monitor:close_request",
+                request_id=(request or {}).get("request_id"),
+                outcome=outcome,
+                usecase=name,
+            )
+            if outcome["result"] == "failed":
+                raise AirflowFailException("training did not finish; see the failed task above")
+            return closed
+
+        deployed >> close_retrain_request()
 
     return model_training()

@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -264,10 +265,25 @@ class ApiClient:
         query = "&".join(f"{k}={v}" for k, v in {"limit": "1000", **filters}.items())
         return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?{query}")["dag_runs"]
 
-    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self._request(
-            "POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf or {}}
-        )
+    def trigger(
+        self,
+        dag_id: str,
+        conf: dict[str, Any] | None = None,
+        interval: tuple[datetime, datetime] | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """A manual run; with ``interval`` it owns exactly that data interval, like a scheduled run."""
+        body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
+        if interval is not None:
+            body["logical_date"] = interval[0].isoformat()
+            body["data_interval_start"] = interval[0].isoformat()
+            body["data_interval_end"] = interval[1].isoformat()
+        if note:
+            body["note"] = note
+        return self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+
+    def set_note(self, dag_id: str, run_id: str, note: str) -> None:
+        self._request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"note": note})
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")

@@ -8,6 +8,7 @@ the run fails at once with the reason, instead of retrying.
 from __future__ import annotations
 
 import importlib
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -49,7 +50,10 @@ def _load(path: str) -> Any:
 
 
 def run_lineage() -> dict[str, Any]:
-    """Who and what started this run: recorded on every MLflow run and model version."""
+    """Who and what started this run: recorded on every MLflow run and model version.
+
+    A run opened by a retrain request also carries the request's id and its reason.
+    """
     from airflow.sdk import get_current_context
 
     context = get_current_context()
@@ -58,7 +62,24 @@ def run_lineage() -> dict[str, Any]:
     trigger = str(getattr(run, "run_type", "unknown"))
     if triggered_by is not None:
         trigger = f"{trigger}/{getattr(triggered_by, 'value', triggered_by)}"
-    return {"dag_id": run.dag_id, "run_id": run.run_id, "trigger": trigger}
+    lineage: dict[str, Any] = {"dag_id": run.dag_id, "run_id": run.run_id, "trigger": trigger}
+    request = triggering_request()
+    if request:
+        lineage["retrain_request"] = request.get("request_id")
+        lineage["retrain_reason"] = json.dumps(request.get("reasons", []), sort_keys=True)[:4000]
+    return lineage
+
+
+def triggering_request() -> dict[str, Any] | None:
+    """The extra of the newest Asset event that triggered this run (a retrain request), if any."""
+    from airflow.sdk import get_current_context
+
+    events = get_current_context().get("triggering_asset_events") or {}
+    found = [event for key in events for event in events[key]]
+    if not found:
+        return None
+    newest = max(found, key=lambda event: event.timestamp)
+    return dict(newest.extra or {}) or None
 
 
 def run_stage(stage: str, **kwargs: Any) -> Any:

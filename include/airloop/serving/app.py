@@ -7,6 +7,7 @@ names the offending field and does not echo the input back.
 
 # No `from __future__ import annotations` here: FastAPI must see the request model built at
 # run time from the use case as a real annotation, not a string.
+import asyncio
 import logging
 import math
 import time
@@ -20,10 +21,19 @@ import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_model
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    create_model,
+)
 
 from airloop.serving.model import LoadedModel, ModelHolder
 from airloop.serving.prediction_log import PredictionLog
+from airloop.serving.traffic import request_fields
 from airloop.settings import Settings, get_settings
 from airloop.training.models import model_inputs
 from airloop.usecase import UseCase, load_usecase
@@ -33,6 +43,7 @@ MAX_BATCH = 1000
 MAX_BODY_BYTES = 2_000_000
 _TYPE_TAGS = {"float", "int", "str", "bool", "none", "list", "dict"}
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+EVENT_ID_FIELD, EVENT_TIME_FIELD = "event_id", "event_time"
 
 
 class ApiError(Exception):
@@ -58,9 +69,10 @@ def _field_type(usecase: UseCase, name: str) -> Any:
 
 def request_model(usecase: UseCase) -> type[BaseModel]:
     """The body of one prediction: entity keys and request-time fields, typed from the use case."""
-    keys = [usecase.entity(v.entity).join_key for v in usecase.service_views]
-    names = list(dict.fromkeys([*keys, *usecase.training.categorical, *usecase.training.numeric]))
-    fields = {name: _field_type(usecase, name) for name in names}
+    fields: dict[str, Any] = {name: _field_type(usecase, name) for name in request_fields(usecase)}
+    # Optional correlation fields: logged with the prediction so labels can be joined later.
+    fields[EVENT_ID_FIELD] = (StrictStr | None, None)
+    fields[EVENT_TIME_FIELD] = (AwareDatetime | None, None)
     instance = create_model(
         f"{usecase.name}_instance", __config__=ConfigDict(extra="forbid"), **fields
     )
@@ -134,6 +146,7 @@ def create_app(
     Body = request_model(usecase)
     keys = list(dict.fromkeys(usecase.entity(v.entity).join_key for v in usecase.service_views))
     state: dict[str, Any] = {}
+    monitoring_metrics = settings.home / "monitoring" / usecase.name / "metrics.prom"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -224,12 +237,17 @@ def create_app(
             metrics.model_version.labels(holder.model_name).set(float(model.version))
         metrics.model_load_failures.set(holder.failed_loads)
         metrics.log_dropped.set(state["log"].dropped if "log" in state else 0)
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        text = generate_latest(metrics.registry)
+        # The monitoring DAG's latest figures, so one scrape target carries serving and drift.
+        if monitoring_metrics.exists():
+            text += monitoring_metrics.read_bytes()
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/predict")
     def predict(body: Body) -> dict[str, Any]:  # type: ignore[valid-type]
         model = serving_model()
         rows = [instance.model_dump() for instance in body.instances]  # type: ignore[attr-defined]
+        events = [(row.pop(EVENT_ID_FIELD), row.pop(EVENT_TIME_FIELD)) for row in rows]
         entity_rows = [{k: row.get(k) for k in keys} for row in rows]
         # Feast cannot look up a missing key; an unknown one simply finds no features.
         lookup_rows = [
@@ -275,6 +293,8 @@ def create_app(
                     "request_id": request_id,
                     "index": i,
                     "time": now,
+                    "event_id": events[i][0],
+                    "event_time": events[i][1].astimezone(UTC).isoformat() if events[i][1] else now,
                     "entities": entity_rows[i],
                     "features": {c: _plain(frame[c].iloc[i]) for c in model.input_columns},
                     "model": holder.model_name,
@@ -307,8 +327,13 @@ def create_app(
         data = await request.body()
         content_type = request.headers.get("content-type", "application/json")
         try:
-            result = scoring_server.invocations(
-                data, content_type, model.pyfunc, model.pyfunc.metadata.get_input_schema()
+            # Off the event loop, like MLflow's own server: concurrent requests keep parsing.
+            result = await asyncio.to_thread(
+                scoring_server.invocations,
+                data,
+                content_type,
+                model.pyfunc,
+                model.pyfunc.metadata.get_input_schema(),
             )
         except MlflowException as exc:
             return error(400, "INVALID_PARAMETER_VALUE", _scoring_message(exc, model))

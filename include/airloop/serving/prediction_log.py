@@ -1,5 +1,8 @@
 """The prediction log: every prediction appended durably, partitioned by hour, off the hot path.
 
+Partitions follow the event's time (``event_time`` when the client sends it, else the time
+served), so monitoring reads a data interval's predictions from that interval's partitions.
+
 Requests put records into a bounded queue; one writer thread appends them as JSON lines to
 ``predictions/<use case>/date=YYYY-MM-DD/hour=HH.jsonl`` and fsyncs each batch. Closing the
 log drains the queue, so a graceful shutdown loses no entry.
@@ -12,7 +15,7 @@ import logging
 import os
 import queue
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +64,9 @@ class PredictionLog:
     def _write(self, batch: list[dict[str, Any]]) -> None:
         by_file: dict[Path, list[str]] = {}
         for record in batch:
-            when = datetime.fromisoformat(record["time"]).astimezone(UTC)
+            when = datetime.fromisoformat(record.get("event_time") or record["time"]).astimezone(
+                UTC
+            )
             by_file.setdefault(self.path_for(when), []).append(json.dumps(record, default=str))
         for path, lines in by_file.items():
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,4 +88,23 @@ def read_log(root: Path) -> list[dict[str, Any]]:
     for path in sorted(root.glob("date=*/hour=*.jsonl")):
         with path.open(encoding="utf-8") as fh:
             records += [json.loads(line) for line in fh if line.strip()]
+    return records
+
+
+def read_window(root: Path, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The records whose event time falls in [start, end): only that window's partitions are read."""
+    records = []
+    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    lo, hi = start.astimezone(UTC), end.astimezone(UTC)
+    while day < hi:
+        for path in sorted((root / f"date={day:%Y-%m-%d}").glob("hour=*.jsonl")):
+            with path.open(encoding="utf-8") as fh:
+                for line in fh:
+                    if not line.strip():
+                        continue
+                    record = json.loads(line)
+                    when = datetime.fromisoformat(record.get("event_time") or record["time"])
+                    if lo <= when.astimezone(UTC) < hi:
+                        records.append(record)
+        day += timedelta(days=1)
     return records

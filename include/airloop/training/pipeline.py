@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from airloop.data.intervals import as_utc
@@ -22,13 +22,13 @@ def resolve_window(
     """The params' window when given (a manual run), else the ``training.window`` before ``end``."""
     params = params or {}
     if params.get("window_end"):
-        hi = as_utc(date.fromisoformat(str(params["window_end"])))
+        hi = as_utc(datetime.fromisoformat(str(params["window_end"])))
     elif end is not None:
         hi = as_utc(end)
     else:
         raise ValueError("no window: give window_start and window_end")
     lo = (
-        as_utc(date.fromisoformat(str(params["window_start"])))
+        as_utc(datetime.fromisoformat(str(params["window_start"])))
         if params.get("window_start")
         else hi - usecase.training.window
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from airloop.features.compute import EVENT_TS, LABEL
+from airloop.features.compute import EVENT_ID, EVENT_TS, LABEL
 from airloop.lineage.provenance import git_commit, lock_hash
 from airloop.settings import Settings
 from airloop.tracking import configure, experiment_id, experiment_name
@@ -26,6 +26,9 @@ from airloop.usecase import UseCase
 
 log = logging.getLogger(__name__)
 MODEL_ARTIFACT = "model"
+REFERENCE_ARTIFACT = "reference/reference.parquet"
+REFERENCE_ROWS = 50_000
+SCORE_COLUMN = "__score__"
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,22 @@ def log_model(fitted: Fitted) -> None:
         serialization_format="skops",
         skops_trusted_types=trusted,
     )
+
+
+def log_reference(fitted: Fitted, usecase: UseCase, frame: pd.DataFrame) -> None:
+    """The inputs and scores monitoring compares served traffic with (the training window)."""
+    import mlflow
+
+    sample = frame.sample(REFERENCE_ROWS, random_state=0) if len(frame) > REFERENCE_ROWS else frame
+    reference = model_inputs(sample, fitted.columns)
+    reference[SCORE_COLUMN] = score(fitted.model, usecase.task, reference)
+    reference[LABEL] = sample[LABEL].to_numpy()
+    reference[EVENT_TS] = sample[EVENT_TS].to_numpy()
+    reference[EVENT_ID] = sample[EVENT_ID].to_numpy()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+        reference.to_parquet(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
 
 
 def find_run(settings: Settings, experiment: str, tags: dict[str, str]) -> Any | None:
@@ -199,6 +218,7 @@ def train_and_log(
         )
         if log_the_model:
             log_model(fitted)
+            log_reference(fitted, usecase, frame)
         run_id = run.info.run_id
     return _run_summary(run_id, cfg, {f"val_{k}": v for k, v in fitted.validation_metrics.items()})
 

@@ -1,0 +1,365 @@
+"""The monitoring report: an HTML page per interval, its figures in MLflow and for Prometheus.
+
+The page shows each drifting feature's distribution (reference against served), the drift and
+live-performance history, and the decision with its reason. It is logged to MLflow in a run of
+the use case's ``monitoring`` experiment, tagged with the serving model version; the same
+figures are written as a Prometheus text file that the serving API's ``/metrics`` appends.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from airloop.data.intervals import as_utc
+from airloop.monitoring.feedback import FeedbackLedger
+from airloop.monitoring.monitor import interval_dir, load_reference, monitoring_root
+from airloop.settings import Settings
+from airloop.training.train import SCORE_COLUMN
+from airloop.usecase import UseCase, resolve
+
+MAX_PLOTS = 8
+
+
+def _figure_png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=80)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def _distribution_plots(reference: pd.DataFrame, served: pd.DataFrame, columns: list[str]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = []
+    for column in columns[:MAX_PLOTS]:
+        fig, ax = plt.subplots(figsize=(4.2, 2.8))
+        ref, cur = reference[column], served[column]
+        if pd.api.types.is_numeric_dtype(ref) and pd.api.types.is_numeric_dtype(cur):
+            both = pd.concat([ref, cur]).dropna()
+            bins = 20 if both.nunique() > 20 else max(int(both.nunique()), 1)
+            ax.hist(ref.dropna(), bins=bins, alpha=0.5, density=True, label="reference")
+            ax.hist(cur.dropna(), bins=bins, alpha=0.5, density=True, label="served")
+        else:
+            shares = pd.DataFrame(
+                {
+                    "reference": ref.astype("string").value_counts(normalize=True),
+                    "served": cur.astype("string").value_counts(normalize=True),
+                }
+            ).fillna(0)
+            shares.head(15).plot.bar(ax=ax)
+        ax.set_title(column)
+        ax.legend(fontsize=7)
+        parts.append(
+            f'<img alt="{html.escape(column)}" src="data:image/png;base64,{_figure_png(fig)}">'
+        )
+        plt.close(fig)
+    return "\n".join(parts)
+
+
+def history_frame(settings: Settings, usecase: UseCase) -> pd.DataFrame:
+    """One row per monitored interval: drift share, prediction drift, live metric, decision."""
+    rows = []
+    for decision in FeedbackLedger(monitoring_root(settings, usecase)).decisions():
+        start = datetime.fromisoformat(decision["interval_start"])
+        folder = interval_dir(settings, usecase, start)
+        drift = _load(folder / "drift.json")
+        perf = _load(folder / "performance.json")
+        data = drift.get("data") or {}
+        metric = perf.get("metric")
+        rows.append(
+            {
+                "interval_start": start,
+                "share_drifted": data.get("share_drifted"),
+                "prediction_psi": (drift.get("prediction") or {}).get("score"),
+                "live_metric": (perf.get("live") or {}).get(metric) if metric else None,
+                "expected_metric": (perf.get("expected") or {}).get(metric) if metric else None,
+                "model_version": drift.get("model_version") or perf.get("model_version"),
+                "action": decision["action"],
+                "detail": decision.get("detail"),
+                "request_id": decision.get("request_id"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def history_plot(history: pd.DataFrame, requests: list[dict[str, Any]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 1, figsize=(9, 4.6), sharex=True)
+    if not history.empty:
+        x = history["interval_start"]
+        axes[0].plot(x, history["share_drifted"], marker=".", label="share of drifting features")
+        axes[0].plot(x, history["prediction_psi"], marker=".", label="prediction PSI")
+        axes[1].plot(x, history["live_metric"], marker=".", label="live")
+        axes[1].plot(x, history["expected_metric"], linestyle="--", label="at training")
+        for request in requests:
+            when = datetime.fromisoformat(request["interval_start"])
+            for ax in axes:
+                ax.axvline(when, color="red", alpha=0.4)
+    axes[0].set_ylabel("drift")
+    axes[1].set_ylabel("live metric")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="upper left")
+    fig.autofmt_xdate()
+    plt.close(fig)
+    return f'<img alt="history" src="data:image/png;base64,{_figure_png(fig)}">'
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "" if value is None else str(value)
+
+
+STYLE = (
+    "body{font-family:sans-serif;margin:2em;max-width:1100px}"
+    "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 6px}"
+    ".drifted{color:#b00}img{margin:4px}"
+)
+
+
+def render_report(
+    settings: Settings,
+    usecase: UseCase,
+    start: datetime,
+    end: datetime,
+    drift: dict[str, Any],
+    performance: dict[str, Any],
+    decision: dict[str, Any],
+) -> str:
+    full = _load(Path(drift["uri"]))
+    features = (full.get("data") or {}).get("features", [])
+    drifting = [f["feature"] for f in sorted(features, key=lambda f: -f["score"]) if f["drifted"]]
+    plots = ""
+    if drifting and full.get("served_uri") and full.get("model_version"):
+        reference = load_reference(settings, usecase, full["model_version"])
+        served = pd.read_parquet(full["served_uri"])
+        plots = _distribution_plots(reference, served, [*drifting, SCORE_COLUMN])
+    ledger = FeedbackLedger(monitoring_root(settings, usecase))
+    requests = ledger.requests()
+    history = history_frame(settings, usecase)
+    note = ""
+    if decision.get("request") and decision["request"].get("note_uri"):
+        note = Path(decision["request"]["note_uri"]).read_text()
+    live = performance.get("live") or {}
+    return f"""<!doctype html><html><head><meta charset="utf-8">
+<title>airloop monitoring: {usecase.name} {start:%Y-%m-%d}</title><style>{STYLE}</style></head><body>
+<h1>Monitoring {html.escape(usecase.name)}: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC</h1>
+<p>Model version served: <b>{html.escape(str(full.get("model_version")))}</b>;
+predictions in the drift window: {full.get("rows")}; {html.escape(str(full.get("status")))}.</p>
+<h2>Decision: {html.escape(decision["action"])}</h2>
+<p>{html.escape(decision.get("detail") or "")}</p>
+<pre>{html.escape(note)}</pre>
+<h2>Data drift</h2>
+<p>{len(drifting)} of {len(features)} features drifted
+(dataset drift at ≥ {usecase.monitoring.share_of_drifting_features:.0%}).</p>
+{_table(features, ["feature", "kind", "measure", "score", "threshold", "drifted", "missing_share_current"])}
+<h2>Prediction drift</h2>
+{_table([full.get("prediction") or {}], ["measure", "score", "threshold", "drifted", "reference_mean", "current_mean"])}
+<h2>Live performance</h2>
+<p>{performance.get("labelled", 0)} labelled, {performance.get("pending", 0)} pending;
+{html.escape(str(performance.get("status")))}</p>
+{_table([{"metric": k, "live": v, "at training": (performance.get("expected") or {}).get(k)} for k, v in live.items()], ["metric", "live", "at training"])}
+<h2>Distributions of drifting features (reference against served)</h2>
+{plots or "<p>none drifted</p>"}
+<h2>History</h2>
+{history_plot(history, requests)}
+{_table(history.to_dict("records") if not history.empty else [], ["interval_start", "share_drifted", "prediction_psi", "live_metric", "model_version", "action", "detail"])}
+</body></html>
+"""
+
+
+def prometheus_text(
+    usecase: UseCase, drift: dict[str, Any], performance: dict[str, Any], decision: dict[str, Any]
+) -> str:
+    """The interval's figures in Prometheus' text format (node_exporter's textfile style)."""
+    full = _load(Path(drift["uri"]))
+    uc = usecase.name
+    lines = [
+        "# HELP airloop_drift_score Drift of a served feature against the training reference",
+        "# TYPE airloop_drift_score gauge",
+    ]
+    for f in (full.get("data") or {}).get("features", []):
+        lines.append(
+            f'airloop_drift_score{{usecase="{uc}",feature="{f["feature"]}",measure="{f["measure"]}"}} {f["score"]}'
+        )
+    share = (full.get("data") or {}).get("share_drifted")
+    prediction = full.get("prediction") or {}
+    gauges = {
+        "airloop_drift_share": ("Share of features drifting", share),
+        "airloop_prediction_drift": (
+            "PSI of served scores against the reference",
+            prediction.get("score"),
+        ),
+        "airloop_labelled_predictions": (
+            "Predictions with labels in the window",
+            performance.get("labelled"),
+        ),
+        "airloop_retrain_requested": (
+            "1 when the last interval opened a retrain request",
+            float(decision["action"] == "requested"),
+        ),
+    }
+    for name, (text, value) in gauges.items():
+        if value is not None:
+            lines += [
+                f"# HELP {name} {text}",
+                f"# TYPE {name} gauge",
+                f'{name}{{usecase="{uc}"}} {value}',
+            ]
+    live = performance.get("live") or {}
+    if live:
+        lines += [
+            "# HELP airloop_live_metric Live metric on labelled predictions",
+            "# TYPE airloop_live_metric gauge",
+        ]
+        lines += [
+            f'airloop_live_metric{{usecase="{uc}",metric="{k}"}} {v}'
+            for k, v in live.items()
+            if v == v
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def publish_report(
+    start: datetime,
+    end: datetime,
+    drift: dict[str, Any],
+    performance: dict[str, Any],
+    decision: dict[str, Any],
+    lineage: dict[str, Any] | None = None,
+    usecase: UseCase | str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Write the page and the Prometheus file; log both and the figures to MLflow (idempotent)."""
+    import mlflow
+
+    from airloop.tracking import configure, experiment_id, experiment_name
+
+    uc, st = resolve(usecase, settings)
+    start, end = as_utc(start), as_utc(end)
+    folder = interval_dir(st, uc, start)
+    folder.mkdir(parents=True, exist_ok=True)
+    page = folder / "report.html"
+    page.write_text(render_report(st, uc, start, end, drift, performance, decision))
+    prom = prometheus_text(uc, drift, performance, decision)
+    (folder / "metrics.prom").write_text(prom)
+    latest = monitoring_root(st, uc) / "metrics.prom"
+    tmp = latest.with_suffix(".tmp")
+    tmp.write_text(prom)
+    tmp.replace(latest)
+
+    client = configure(st)
+    exp = experiment_id(st, experiment_name(uc.name, "monitoring"))
+    key = start.isoformat()
+    found = client.search_runs(
+        [exp], filter_string=f"tags.`airloop.interval_start` = '{key}'", max_results=1
+    )
+    version = drift.get("model_version") or performance.get("model_version")
+    tags = {
+        "airloop.stage": "monitoring",
+        "airloop.usecase": uc.name,
+        "airloop.interval_start": key,
+        "airloop.interval_end": end.isoformat(),
+        "airloop.model_version": str(version),
+        "airloop.decision": decision["action"],
+        **{f"airloop.{k}": str(v) for k, v in (lineage or {}).items() if v is not None},
+    }
+    if decision.get("request_id"):
+        tags["airloop.retrain_request"] = decision["request_id"]
+    run_id = found[0].info.run_id if found else None
+    step = int(start.timestamp() // 86400)
+    timestamp = int(end.timestamp() * 1000)
+    metrics: dict[str, float] = {}
+    full = _load(Path(drift["uri"]))
+    for f in (full.get("data") or {}).get("features", []):
+        metrics[f"drift.{f['feature']}"] = float(f["score"])
+    if (full.get("data") or {}).get("share_drifted") is not None:
+        metrics["drift_share"] = float(full["data"]["share_drifted"])
+    if full.get("prediction"):
+        metrics["prediction_psi"] = float(full["prediction"]["score"])
+    for k, v in (performance.get("live") or {}).items():
+        if v == v:
+            metrics[f"live_{k}"] = float(v)
+    with mlflow.start_run(
+        run_id=run_id, experiment_id=exp, run_name=f"monitoring {start:%Y-%m-%d}"
+    ) as run:
+        mlflow.set_tags(tags)
+        model_id = _model_id(client, uc, version)
+        for name, value in metrics.items():
+            mlflow.log_metric(name, value, step=step, timestamp=timestamp, model_id=model_id)
+        mlflow.log_artifact(str(page), artifact_path="report")
+        for name in ("drift.json", "performance.json"):
+            if (folder / name).exists():
+                mlflow.log_artifact(str(folder / name), artifact_path="report")
+        run_id = run.info.run_id
+    return {
+        "report_uri": str(page),
+        "mlflow_run_id": run_id,
+        "mlflow_experiment_id": exp,
+        "metrics_uri": str(latest),
+    }
+
+
+def _model_id(client: Any, usecase: UseCase, version: Any) -> str | None:
+    """The logged model behind a registered version, so its page shows the live figures."""
+    if version is None:
+        return None
+    try:
+        return client.get_model_version(usecase.training.model_name, str(version)).model_id
+    except Exception:
+        return None
+
+
+def render_timeline(
+    settings: Settings, usecase: UseCase, events: list[dict[str, Any]], path: Path
+) -> Path:
+    """The life of the model on one page: drift and live performance, requests and promotions."""
+    ledger = FeedbackLedger(monitoring_root(settings, usecase))
+    history = history_frame(settings, usecase)
+    requests = ledger.requests()
+    page = f"""<!doctype html><html><head><meta charset="utf-8">
+<title>airloop timeline: {html.escape(usecase.name)}</title><style>{STYLE}</style></head><body>
+<h1>The life of {html.escape(usecase.training.model_name)} ({html.escape(usecase.name)})</h1>
+<p>Red lines mark retrain requests. Each monitored interval's own report is under
+<code>{html.escape(str(monitoring_root(settings, usecase) / "intervals"))}</code> and in MLflow
+(experiment <code>{html.escape(usecase.name)}/monitoring</code>).</p>
+{history_plot(history, requests)}
+<h2>Events</h2>
+{_table(events, ["day", "kind", "detail", "at"])}
+<h2>Retrain requests</h2>
+{_table([{**r, "outcome": (r.get("outcome") or {}).get("result"), "checks": ", ".join(x["check"] for x in r.get("reasons", []))} for r in requests], ["request_id", "interval_start", "checks", "status", "outcome"])}
+<h2>Every monitored interval</h2>
+{_table(history.to_dict("records") if not history.empty else [], ["interval_start", "share_drifted", "prediction_psi", "live_metric", "model_version", "action", "detail"])}
+</body></html>
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+    return path

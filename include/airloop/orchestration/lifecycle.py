@@ -1,0 +1,226 @@
+"""The main job: the life of a model, replayed through Airflow's scheduler day by day.
+
+Bootstrap: the feature pipeline over the first days, an experiment, a first champion. Then
+each monitored day: the day's features, the day's events sent to the serving API by a replay
+client, and the monitoring DAG; when monitoring opens a retrain request, the scheduler starts
+``model_training`` from the Asset event and the loop waits for its gate decision before the
+next day, so the next day's traffic meets the new champion.
+
+Everything goes through Airflow's REST API and the serving API, as a user's tooling would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airloop.orchestration.runtime import AirflowError, ApiClient, Services
+from airloop.settings import Settings
+from airloop.usecase import UseCase
+
+Echo = Callable[[str], None]
+
+
+class LifecycleError(RuntimeError):
+    """A run of the replay failed; the message names the DAG, the run and the failed tasks."""
+
+
+def day_interval(day: date) -> tuple[datetime, datetime]:
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    return start, start + timedelta(days=1)
+
+
+@dataclass
+class Timeline:
+    """What happened, in order: the events the summary, the HTML timeline and the tests read."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, day: date | None, kind: str, detail: str, **data: Any) -> None:
+        self.events.append(
+            {
+                "day": day.isoformat() if day else None,
+                "kind": kind,
+                "detail": detail,
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                **data,
+            }
+        )
+
+    def kinds(self) -> list[str]:
+        return [e["kind"] for e in self.events]
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.events, indent=2, default=str))
+        return path
+
+
+class Lifecycle:
+    def __init__(
+        self,
+        settings: Settings,
+        usecase: UseCase,
+        client: ApiClient,
+        services: Services,
+        echo: Echo = print,
+    ) -> None:
+        self.settings, self.usecase, self.client, self.services = (
+            settings,
+            usecase,
+            client,
+            services,
+        )
+        self.echo = echo
+        self.timeline = Timeline()
+
+    # -- runs ---------------------------------------------------------------------------------
+    def _wait(self, dag_id: str, run_id: str, timeout: float = 1800.0) -> dict[str, Any]:
+        done = self.client.wait_for_run(dag_id, run_id, self.services, timeout=timeout)
+        if done["state"] != "success":
+            failed = [ti["task_id"] for ti in self.client.failed_tasks(dag_id, run_id)]
+            raise LifecycleError(
+                f"{dag_id} run {run_id} {done['state']}; failed tasks: {failed or 'none'}"
+                " (their logs are in the Airflow UI)"
+            )
+        return done
+
+    def run(
+        self,
+        dag_id: str,
+        day: date | None = None,
+        conf: dict[str, Any] | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        interval = day_interval(day) if day else None
+        created = self.client.trigger(dag_id, conf, interval=interval, note=note)
+        return self._wait(dag_id, created["dag_run_id"])
+
+    def features(self, days: list[date]) -> None:
+        """Queue one run per day (the DAG runs them one at a time, in order) and wait for all."""
+        runs = [
+            self.client.trigger(
+                "feature_pipeline", interval=day_interval(d), note="airloop demo: bootstrap"
+            )
+            for d in days
+        ]
+        for i, (day, created) in enumerate(zip(days, runs, strict=True), 1):
+            self._wait("feature_pipeline", created["dag_run_id"])
+            self.echo(f"  [{i}/{len(days)}] features {day}")
+        self.timeline.add(days[0], "ingest", f"{len(days)} intervals through the feature pipeline")
+
+    def _asset_runs(self) -> set[str]:
+        runs = self.client.dag_runs("model_training")
+        return {r["dag_run_id"] for r in runs if r.get("run_type") == "asset_triggered"}
+
+    def _wait_for_retraining(self, before: set[str], timeout: float = 180.0) -> dict[str, Any]:
+        """The model_training run the scheduler opened from the retrain request's Asset event."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.services.check_alive()
+            new = self._asset_runs() - before
+            if new:
+                run_id = sorted(new)[0]
+                done = self.client.wait_for_run("model_training", run_id, self.services, 1800.0)
+                return {"run_id": run_id, "state": done["state"]}
+            time.sleep(1.0)
+        raise LifecycleError(
+            f"no asset-triggered model_training run within {timeout:.0f}s of the retrain request"
+        )
+
+    # -- the stages of the life ---------------------------------------------------------------
+    def bootstrap(self, first: date, split: date, trials: int) -> None:
+        from airloop.registry.models import describe_champion
+
+        days = [first + timedelta(days=i) for i in range((split - first).days)]
+        self.echo(f"feature pipeline over {first} .. {split} (exclusive)")
+        self.features(days)
+        window = {"window_start": first.isoformat(), "window_end": split.isoformat()}
+        if trials > 0:
+            self.echo(f"experiment: {trials} trials in parallel, tracked in MLflow")
+            self.run("experimentation", conf={**window, "n_trials": trials})
+            self.timeline.add(split, "experiment", f"{trials} trials")
+        self.echo("model_training: train, evaluate, gate, register, promote, deploy")
+        self.run("model_training", conf=window, note="airloop demo: first champion")
+        champion = describe_champion(self.settings, self.usecase)
+        if champion is None:
+            raise LifecycleError("model_training finished without a champion (see its gate)")
+        self.timeline.add(
+            split,
+            "champion",
+            f"v{champion['version']} promoted and serving",
+            version=champion["version"],
+            metrics=champion["metrics"],
+        )
+
+    def monitored_day(self, day: date) -> dict[str, Any]:
+        from airloop.monitoring.feedback import FeedbackLedger
+        from airloop.monitoring.monitor import monitoring_root
+        from airloop.serving.traffic import send_interval
+
+        lo, hi = day_interval(day)
+        self.run("feature_pipeline", day, note="airloop demo: monitored day")
+        traffic = send_interval(self.settings, self.usecase, lo, hi)
+        before = self._asset_runs()
+        self.run("monitoring", day, note="airloop demo: monitored day")
+        ledger = FeedbackLedger(monitoring_root(self.settings, self.usecase))
+        decision = next(
+            (d for d in ledger.decisions() if d["interval_start"] == lo.isoformat()), {}
+        )
+        line = self._describe(day, traffic, decision)
+        if decision.get("breach"):
+            checks = ", ".join(r["check"] for r in decision.get("reasons", []))
+            self.timeline.add(
+                day, "drift", f"{checks}: {decision['action']}", detail_text=decision.get("detail")
+            )
+        if decision.get("action") == "requested":
+            self.timeline.add(day, "retrain", f"request {decision['request_id']} opened")
+            self.echo(line + "  → retraining")
+            outcome = self._wait_for_retraining(before)
+            request = next(
+                (r for r in ledger.requests() if r["request_id"] == decision["request_id"]), {}
+            )
+            result = (request.get("outcome") or {}).get("result", outcome["state"])
+            version = (request.get("outcome") or {}).get("version")
+            kind = "promoted" if result == "promoted" else "gate"
+            self.timeline.add(
+                day, kind, f"v{version}: {result}", run_id=outcome["run_id"], version=version
+            )
+            self.echo(f"             model_training ({outcome['run_id']}): v{version} {result}")
+        else:
+            self.echo(line)
+        return {"traffic": traffic, "decision": decision}
+
+    def _describe(self, day: date, traffic: dict[str, Any], decision: dict[str, Any]) -> str:
+        from airloop.monitoring.monitor import interval_dir
+
+        folder = interval_dir(self.settings, self.usecase, day_interval(day)[0])
+        drift = _read(folder / "drift.json")
+        perf = _read(folder / "performance.json")
+        data = drift.get("data") or {}
+        share = data.get("share_drifted")
+        pred = (drift.get("prediction") or {}).get("score")
+        metric = perf.get("metric")
+        live = (perf.get("live") or {}).get(metric) if metric else None
+        parts = [
+            f"  {day}",
+            f"served {traffic['predicted']:>5} (v{','.join(traffic['versions']) or '-'})",
+            f"drifting {share:.0%}" if share is not None else "drifting  -",
+            f"pred PSI {pred:.2f}" if pred is not None else "pred PSI  -",
+            f"live {metric} {live:.3f}" if live is not None else "live  -",
+            f"{decision.get('action', '?')}"
+            + (f" ({decision['detail']})" if decision.get("detail") else ""),
+        ]
+        return "  ".join(parts)
+
+
+def _read(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+__all__ = ["AirflowError", "Lifecycle", "LifecycleError", "Timeline", "day_interval"]

@@ -1,0 +1,263 @@
+"""Monitoring against a real champion, its real training reference, real labels and real Airflow runs.
+
+Served traffic is written through the service's own prediction log writer from the champion's
+training rows (what a point-in-time-correct service would have served); the drifted scenario
+shifts every numeric input by two standard deviations.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.integration.conftest import day
+
+pytestmark = pytest.mark.integration
+
+
+def write_served(settings: Any, usecase: Any, rows: pd.DataFrame, version: str) -> None:
+    """Append rows as the service logs predictions, with the events' ids and times."""
+    from airloop.features.compute import EVENT_ID, EVENT_TS, LABEL
+    from airloop.monitoring.monitor import predictions_root
+    from airloop.serving.prediction_log import PredictionLog
+    from airloop.training.train import SCORE_COLUMN
+
+    inputs = [c for c in rows.columns if c not in (EVENT_ID, EVENT_TS, LABEL, SCORE_COLUMN)]
+    writer = PredictionLog(predictions_root(settings, usecase))
+    now = datetime.now(UTC).isoformat()
+    for i, row in enumerate(rows.to_dict("records")):
+        writer.append(
+            {
+                "request_id": f"test-{i}",
+                "index": 0,
+                "time": now,
+                "event_id": row[EVENT_ID],
+                "event_time": pd.Timestamp(row[EVENT_TS]).tz_convert(UTC).isoformat(),
+                "entities": {},
+                "features": {c: (None if pd.isna(row[c]) else row[c]) for c in inputs},
+                "model": "flight_delay",
+                "model_version": version,
+                "score": float(row[SCORE_COLUMN]),
+            }
+        )
+    writer.close()
+
+
+def reference_rows(settings: Any, usecase: Any, version: str, d: int) -> pd.DataFrame:
+    from airloop.features.compute import EVENT_TS
+    from airloop.monitoring.monitor import load_reference
+
+    reference = load_reference(settings, usecase, version)
+    stamps = pd.to_datetime(reference[EVENT_TS], utc=True)
+    return reference[(stamps >= day(d)) & (stamps < day(d + 1))].copy()
+
+
+def like_the_reference(
+    settings: Any, usecase: Any, version: str, d: int, n: int = 700, seed: int = 0
+) -> pd.DataFrame:
+    """Traffic drawn from the training distribution itself, stamped inside day d: no drift."""
+    from airloop.features.compute import EVENT_TS
+    from airloop.monitoring.monitor import load_reference
+
+    rows = load_reference(settings, usecase, version).sample(n, random_state=seed).copy()
+    rng = np.random.default_rng(seed)
+    rows[EVENT_TS] = day(d) + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s")
+    return rows
+
+
+def drifted(rows: pd.DataFrame, usecase: Any) -> pd.DataFrame:
+    from airloop.features.compute import EVENT_ID, EVENT_TS, LABEL
+    from airloop.training.train import SCORE_COLUMN
+
+    out = rows.copy()
+    for column in out.columns:
+        if (
+            column in (EVENT_ID, EVENT_TS, LABEL, SCORE_COLUMN)
+            or column in usecase.training.categorical
+        ):
+            continue
+        if pd.api.types.is_numeric_dtype(out[column]):
+            out[column] = out[column] + 2 * (out[column].std() or 1.0)
+    return out
+
+
+@pytest.fixture(scope="module")
+def monitor_dag(champion):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import REPO
+
+    bag = DagBag(dag_folder=str(REPO / "dags" / "monitoring.py"))
+    assert not bag.import_errors
+    return bag.dags["monitoring"]
+
+
+def test_training_logs_the_reference_monitoring_compares_with(champion, features, flights):
+    from airloop.monitoring.monitor import load_reference
+    from airloop.training.train import SCORE_COLUMN
+
+    reference = load_reference(features, flights, champion["version"])
+    assert len(reference) > 1000
+    assert reference[SCORE_COLUMN].between(0, 1).all()
+    assert {"carrier", "origin", "distance", "origin_weather__temp"} <= set(reference.columns)
+
+
+def test_no_drift_over_several_intervals_opens_no_request(champion, features, flights):
+    from airloop.monitoring.feedback import FeedbackLedger
+    from airloop.monitoring.monitor import (
+        check_drift,
+        check_performance,
+        decide_retraining,
+        monitoring_root,
+    )
+
+    for d in (2, 3, 4):
+        rows = like_the_reference(features, flights, champion["version"], d, seed=d)
+        write_served(features, flights, rows, champion["version"])
+    decisions = []
+    for d in (2, 3, 4):
+        drift = check_drift(day(d), day(d + 1), flights, features)
+        perf = check_performance(day(d), day(d + 1), flights, features)
+        assert drift["status"] == "checked", drift
+        assert not drift["dataset_drift"], drift["drifted_features"]
+        assert not drift["prediction"]["drifted"]
+        decisions.append(decide_retraining(day(d), day(d + 1), drift, perf, flights, features))
+    assert [d["action"] for d in decisions] == ["no breach"] * 3
+    assert FeedbackLedger(monitoring_root(features, flights)).requests() == []
+
+
+def test_live_performance_joins_only_labels_that_have_arrived(champion, features, flights):
+    from airloop.features.compute import AVAILABLE_AT
+    from airloop.monitoring.monitor import check_performance
+
+    write_served(
+        features,
+        flights,
+        reference_rows(features, flights, champion["version"], 5),
+        champion["version"],
+    )
+    # Interval 5 January: predictions of [2 Jan 18:00, 5 Jan 18:00) are due by 6 Jan 00:00 ...
+    result = check_performance(day(5), day(6), flights, features)
+    assert result["status"] == "checked", result
+    assert result["labelled"] >= 500
+    joined = pd.read_parquet(result["labelled_uri"])
+    assert (pd.to_datetime(joined[AVAILABLE_AT], utc=True) < day(6)).all()
+    assert (joined["event_time"] < day(6) - flights.label.delay).all()
+    # ... and the champion was trained on these days, so live AUC is far from chance.
+    assert result["live"]["roc_auc"] > 0.55
+    assert result["expected"]["roc_auc"] > 0
+    # Cut the interval at noon: flights after 06:00 have no label yet and are not used.
+    noon = day(5) + timedelta(hours=12)
+    early = check_performance(day(5), noon, flights, features)
+    early_rows = pd.read_parquet(early["labelled_uri"])
+    assert (pd.to_datetime(early_rows[AVAILABLE_AT], utc=True) < noon).all()
+    assert early_rows["event_time"].max() < day(5) + timedelta(hours=6)
+    assert early["labelled"] < result["labelled"]
+
+
+def _retrain_events(settings: Any) -> list[dict[str, Any]]:
+    from airflow.settings import Session
+    from sqlalchemy import text
+
+    with Session() as session:
+        rows = session.execute(
+            text(
+                "SELECT e.extra, e.source_dag_id FROM asset_event e JOIN asset a ON a.id = e.asset_id"
+                " WHERE a.uri = 'airloop://flights/retrain-request' ORDER BY e.id"
+            )
+        ).fetchall()
+    return [
+        {"extra": json.loads(r[0]) if isinstance(r[0], str) else r[0], "dag": r[1]} for r in rows
+    ]
+
+
+def test_injected_drift_opens_exactly_one_request_with_its_reason(
+    champion, features, flights, monitor_dag
+):
+    from airloop.monitoring.feedback import FeedbackLedger
+    from airloop.monitoring.monitor import close_request, monitoring_root
+
+    for d in (8, 9, 10):
+        rows = drifted(
+            like_the_reference(features, flights, champion["version"], d, seed=d), flights
+        )
+        write_served(features, flights, rows, champion["version"])
+    before = len(_retrain_events(features))
+    for d in (8, 9, 10):
+        run = monitor_dag.test(logical_date=day(d + 1))
+        assert run.data_interval_start == day(d)
+        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        assert states["publish_report"].endswith("success"), states
+    ledger = FeedbackLedger(monitoring_root(features, flights))
+    actions = {d["interval_start"][:10]: d["action"] for d in ledger.decisions()}
+    # Hysteresis 2: the first breach waits, the second requests, the third finds it still open.
+    assert actions["2013-01-08"] == "waiting"
+    assert actions["2013-01-09"] == "requested"
+    assert actions["2013-01-10"] == "suppressed"
+    assert "still open" in ledger.decisions()[-1]["detail"]
+
+    events = _retrain_events(features)[before:]
+    assert len(events) == 1
+    extra = events[0]["extra"]
+    assert events[0]["dag"] == "monitoring"
+    assert extra["request_id"] == "retrain-20130109T0000"
+    assert extra["interval_end"].startswith("2013-01-10")
+    reason = next(r for r in extra["reasons"] if r["check"] == "data_drift")
+    drifting = {f["feature"] for f in reason["features"]}
+    assert {"distance", "origin_weather__temp"} <= drifting
+    assert all(f["score"] >= f["threshold"] for f in reason["features"])
+    assert "carrier" not in drifting  # categorical inputs were not shifted
+
+    report = monitoring_root(features, flights) / "intervals" / "2013-01-09" / "report.html"
+    page = report.read_text()
+    assert "Decision: requested" in page and "data drift" in page and "<img" in page
+    prom = (monitoring_root(features, flights) / "metrics.prom").read_text()
+    assert 'airloop_drift_score{usecase="flights",feature="distance"' in prom
+
+    import mlflow
+
+    from airloop.tracking import configure
+
+    configure(features)
+    runs = mlflow.search_runs(
+        experiment_names=["flights/monitoring"],
+        filter_string="tags.`airloop.retrain_request` = 'retrain-20130109T0000'",
+        output_format="list",
+    )
+    assert len(runs) == 1
+    assert runs[0].data.tags["airloop.model_version"] == champion["version"]
+    assert runs[0].data.metrics["drift.distance"] >= 0.25
+
+    closed = close_request("retrain-20130109T0000", {"result": "promoted"}, flights, features)
+    assert closed is not None and closed["status"] == "closed"
+
+
+def test_rerunning_a_monitored_interval_emits_no_second_request(features, flights, monitor_dag):
+    before = len(_retrain_events(features))
+    run = monitor_dag.test(logical_date=day(10))  # the interval of 9 January again
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["request_retraining"].endswith("skipped"), states
+    assert len(_retrain_events(features)) == before
+
+
+def test_served_metrics_include_the_monitoring_figures(champion, features, flights):
+    from fastapi.testclient import TestClient
+
+    from airloop.serving.app import create_app
+
+    with TestClient(create_app(features, flights, poll_seconds=60)) as client:
+        text = client.get("/metrics").text
+    assert "airloop_drift_share" in text
+    assert "airloop_requests_total" in text
+    assert np.isfinite(
+        float(
+            next(
+                line for line in text.splitlines() if line.startswith("airloop_drift_share")
+            ).split()[-1]
+        )
+    )

@@ -1,0 +1,98 @@
+"""The retraining controls: hysteresis, cooldown, de-duplication, budget; every decision kept."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airloop.monitoring.feedback import FeedbackLedger, decide
+from airloop.usecase import RetrainingSpec
+
+DRIFT = [{"check": "data_drift", "share_drifted": 0.5, "features": [{"feature": "temp"}]}]
+
+
+def interval(i: int) -> tuple[datetime, datetime]:
+    start = datetime(2013, 3, 1, tzinfo=UTC) + timedelta(days=i)
+    return start, start + timedelta(days=1)
+
+
+def run(ledger, controls, i, breach=True, close=True):
+    start, end = interval(i)
+    decision = decide(ledger, controls, start, end, DRIFT if breach else [], {"model_version": "1"})
+    if decision["request"] and close:
+        ledger.close_request(decision["request_id"], {"result": "promoted"})
+    return decision
+
+
+@pytest.fixture
+def ledger(tmp_path):
+    return FeedbackLedger(tmp_path)
+
+
+def test_no_breach_opens_nothing_and_is_recorded(ledger):
+    for i in range(5):
+        assert run(ledger, RetrainingSpec(), i, breach=False)["action"] == "no breach"
+    assert ledger.requests() == []
+    assert len(ledger.decisions()) == 5
+
+
+def test_hysteresis_waits_for_k_consecutive_breaches(ledger):
+    controls = RetrainingSpec(hysteresis=3, cooldown=0)
+    actions = [
+        run(ledger, controls, i, breach=b)["action"] for i, b in enumerate([1, 1, 0, 1, 1, 1])
+    ]
+    assert actions == ["waiting", "waiting", "no breach", "waiting", "waiting", "requested"]
+    assert len(ledger.requests()) == 1
+    assert ledger.requests()[0]["reasons"] == DRIFT
+    assert ledger.requests()[0]["streak"] == 3
+
+
+def test_cooldown_suppresses_and_says_so(ledger):
+    controls = RetrainingSpec(hysteresis=1, cooldown=3)
+    actions = [run(ledger, controls, i)["action"] for i in range(6)]
+    assert actions == [
+        "requested",
+        "suppressed",
+        "suppressed",
+        "suppressed",
+        "requested",
+        "suppressed",
+    ]
+    assert "cooldown" in ledger.decisions()[1]["detail"]
+
+
+def test_one_open_retraining_at_a_time(ledger):
+    controls = RetrainingSpec(hysteresis=1, cooldown=0)
+    first = run(ledger, controls, 0, close=False)
+    second = run(ledger, controls, 1, close=False)
+    assert first["action"] == "requested"
+    assert second["action"] == "suppressed" and "still open" in second["detail"]
+    ledger.close_request(first["request_id"], {"result": "refused by the gate"})
+    assert run(ledger, controls, 2)["action"] == "requested"
+
+
+def test_budget_caps_requests_per_window(ledger):
+    controls = RetrainingSpec(hysteresis=1, cooldown=0, budget=2, budget_window=timedelta(days=10))
+    actions = [run(ledger, controls, i)["action"] for i in range(12)]
+    assert actions[:3] == ["requested", "requested", "suppressed"]
+    assert "budget" in ledger.decisions()[2]["detail"]
+    assert actions[10] == "requested"  # the first request left the 10-day window
+
+
+def test_rerunning_an_interval_never_opens_a_second_request(ledger):
+    controls = RetrainingSpec(hysteresis=1, cooldown=0)
+    assert run(ledger, controls, 0)["action"] == "requested"
+    again = run(ledger, controls, 0)
+    assert again["action"] == "already requested" and again["request"] is None
+    assert len(ledger.requests()) == 1
+    assert len(ledger.decisions()) == 1
+
+
+def test_an_abandoned_open_request_stops_blocking_after_a_day(ledger):
+    controls = RetrainingSpec(hysteresis=1, cooldown=0)
+    start, end = interval(0)
+    decide(ledger, controls, start, end, DRIFT, now=datetime(2026, 1, 1, tzinfo=UTC))
+    start, end = interval(1)
+    later = decide(ledger, controls, start, end, DRIFT, now=datetime(2026, 1, 3, tzinfo=UTC))
+    assert later["action"] == "requested"
