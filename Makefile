@@ -15,7 +15,7 @@ help:
 	@echo "make up      Airflow UI, scheduler and friends on the embedded stack (Ctrl-C stops)"
 	@echo "make lint    ruff (with Airflow's AIR rules) and mypy"
 	@echo "make parse   import every DAG file and report errors and timings"
-	@echo "make bench   serving benchmarks against mlflow models serve and feast serve"
+	@echo "make bench   drift against Evidently; serving against mlflow models serve and feast serve"
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -48,6 +48,8 @@ test: $(STAMP)
 	$(BIN)/pytest -q tests
 
 bench: $(STAMP)
+	$(UV) sync --frozen --compile-bytecode --group bench
+	$(BIN)/python benchmarks/drift.py
 	@test -n "$$($(BIN)/airloop status --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["champion"] or "")')" || $(BIN)/airloop demo
 	$(BIN)/python benchmarks/serving.py
 

@@ -24,6 +24,7 @@ EndOpt = Annotated[
     str | None, typer.Option(help="Day after the last one (exclusive); default: replay end")
 ]
 DaysOpt = Annotated[int | None, typer.Option(help="Number of days from --start, instead of --end")]
+DEMO_DAYS = 21  # days served and monitored after the first champion
 
 
 def _context() -> tuple[Settings, UseCase]:
@@ -117,6 +118,39 @@ def backfill(
             raise typer.Exit(1)
 
 
+@app.command()
+def monitor(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> None:
+    """Ask the running Airflow to run the monitoring DAG for each day of a window, in order."""
+    from airloop.monitoring.feedback import FeedbackLedger
+    from airloop.monitoring.monitor import monitoring_root
+    from airloop.orchestration.lifecycle import day_interval
+    from airloop.orchestration.runtime import ApiClient
+
+    settings, uc = _context()
+    first, last = _window(uc, start, end, days)
+    client = ApiClient(settings)
+    ledger = FeedbackLedger(monitoring_root(settings, uc))
+    day = first
+    while day < last:
+        created = client.trigger("monitoring", interval=day_interval(day))
+        done = client.wait_for_run("monitoring", created["dag_run_id"])
+        decision = next(
+            (
+                d
+                for d in ledger.decisions()
+                if d["interval_start"] == day_interval(day)[0].isoformat()
+            ),
+            {},
+        )
+        typer.echo(
+            f"{day}: {done['state']}, {decision.get('action', '-')}"
+            + (f" ({decision['detail']})" if decision.get("detail") else "")
+        )
+        if done["state"] != "success":
+            raise typer.Exit(1)
+        day += timedelta(days=1)
+
+
 def _backfill(client: Any, first: date, last: date) -> None:
     to_date = datetime.combine(last, datetime.min.time()) - timedelta(seconds=1)
     created = client.create_backfill(
@@ -175,7 +209,7 @@ def demo(
     train_days: Annotated[
         int | None, typer.Option(help="Days before the first champion (default: training.window)")
     ] = None,
-    days: Annotated[int, typer.Option(help="Days served and monitored after that")] = 14,
+    days: Annotated[int, typer.Option(help="Days served and monitored after that")] = DEMO_DAYS,
     year: Annotated[bool, typer.Option("--year", help="Monitor to the end of the replay")] = False,
     trials: Annotated[int, typer.Option(help="Trials of the first experiment (0: none)")] = 3,
 ) -> None:
@@ -223,10 +257,7 @@ def demo(
             life.bootstrap(first, split, trials)
             _show_predictions(settings, uc, split)
             typer.echo("5/5 serving and monitoring, day by day (retraining when monitoring asks)")
-            day = split
-            while day < last:
-                life.monitored_day(day)
-                day += timedelta(days=1)
+            life.monitored_days([split + timedelta(days=i) for i in range((last - split).days)])
         except LifecycleError as exc:
             typer.echo(f"the replay stopped: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -326,6 +357,7 @@ def _print_summary(settings: Settings, uc: UseCase, elapsed: float) -> None:
             "git_commit",
             "promotion",
             "deploy",
+            "retrain_request",
         ):
             if key in lineage:
                 typer.echo(f"  {key + ':':<19} {lineage[key]}")
@@ -501,7 +533,10 @@ def serve(
 @app.command()
 def up(
     land_replay: Annotated[
-        bool, typer.Option("--land/--no-land", help="Land the replay window first")
+        bool,
+        typer.Option(
+            "--land/--no-land", help="Land the demo's window first when nothing is landed yet"
+        ),
     ] = True,
 ) -> None:
     """Start Airflow, the serving API and the MLflow UI until Ctrl-C."""
@@ -516,8 +551,10 @@ def up(
 
     settings, uc = _context()
     _setup(settings, uc)
-    if land_replay and uc.replay is not None:
-        land_window(uc, settings, uc.replay.start, settings.replay_end or uc.replay.end)
+    landed = settings.landing_dir.exists() and any(settings.landing_dir.rglob("*.csv"))
+    if land_replay and uc.replay is not None and not landed:
+        first = uc.replay.start
+        land_window(uc, settings, first, first + uc.training.window + timedelta(days=DEMO_DAYS))
     services = Services(settings, COMPONENTS_ALL).start()
     try:
         client = ApiClient(settings)

@@ -230,7 +230,8 @@ class MonitoringSpec(_Model):
     numeric_measure: Literal["psi", "wasserstein", "jensen_shannon"] = "psi"
     categorical_measure: Literal["psi", "jensen_shannon"] = "psi"
     feature_threshold: float = Field(default=0.2, gt=0)
-    thresholds: dict[str, float] = {}  # per-feature overrides of feature_threshold
+    categorical_threshold: float | None = Field(default=None, gt=0)  # default: feature_threshold
+    thresholds: dict[str, float] = {}  # per-feature overrides of both
     exclude: list[str] = []  # model inputs not checked for drift (e.g. a calendar month)
     share_of_drifting_features: float = Field(default=0.3, gt=0, le=1)
     prediction_threshold: float = Field(default=0.2, gt=0)

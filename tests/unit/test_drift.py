@@ -27,10 +27,13 @@ def test_psi_matches_the_textbook_formula():
     assert psi_from_proportions(ref, cur) == pytest.approx(expected)
 
 
-def test_js_distance_is_one_for_disjoint_supports():
-    assert jensen_shannon_from_proportions(
-        np.array([1.0, 1e-12]), np.array([1e-12, 1.0])
-    ) == pytest.approx(1.0, abs=1e-3)
+def test_js_distance_matches_scipy_and_tops_at_sqrt_ln2():
+    from scipy.spatial import distance
+
+    p, q = np.array([0.1, 0.4, 0.5]), np.array([0.3, 0.3, 0.4])
+    assert jensen_shannon_from_proportions(p, q) == pytest.approx(distance.jensenshannon(p, q))
+    disjoint = jensen_shannon_from_proportions(np.array([1.0, 1e-12]), np.array([1e-12, 1.0]))
+    assert disjoint == pytest.approx(np.sqrt(np.log(2)), abs=1e-3)
 
 
 @pytest.mark.parametrize("measure", ["psi", "jensen_shannon", "wasserstein"])
@@ -82,3 +85,15 @@ def test_compare_flags_features_and_the_dataset_share():
 def test_wasserstein_is_refused_for_categories():
     with pytest.raises(ValueError, match="ordered"):
         categorical_drift(pd.Series(["a"]), pd.Series(["b"]), "wasserstein")
+
+
+def test_a_constant_reference_that_changes_drifts_with_a_finite_json_safe_score():
+    import json
+
+    ref = pd.DataFrame({"month": [1.0] * 500})
+    cur = pd.DataFrame({"month": [2.0] * 300})
+    report = compare(ref, cur, ["month"], [], "wasserstein", threshold=0.5)
+    assert report.features[0].drifted
+    json.dumps(report.as_dict(), allow_nan=False)
+    same = compare(ref, ref, ["month"], [], "wasserstein", threshold=0.5)
+    assert not same.features[0].drifted

@@ -7,7 +7,10 @@ one machine. ``feature_repo/`` exposes the same definitions to the ``feast`` CLI
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -224,8 +227,16 @@ def materialize_as_of(
     store = store or ensure_registered(settings, usecase)
     horizon = max(v.ttl for v in usecase.feature_views)
     hi = as_utc(when)
-    store.materialize(
-        start_date=hi - horizon,
-        end_date=hi,
-        feature_views=[v.name for v in usecase.feature_views],
-    )
+    # Feast prints a progress report per call; a replay makes hundreds of calls.
+    quiet = io.StringIO()
+    with (
+        contextlib.redirect_stdout(quiet),
+        contextlib.redirect_stderr(quiet),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        store.materialize(
+            start_date=hi - horizon,
+            end_date=hi,
+            feature_views=[v.name for v in usecase.feature_views],
+        )

@@ -19,6 +19,9 @@ Measure = Literal["psi", "jensen_shannon", "wasserstein"]
 BINS = 10
 EPSILON = 1e-4
 MISSING = "__missing__"
+MAX_SCORE = (
+    1e6  # what "a constant reference changed" or "no reference at all" scores: finite, JSON-safe
+)
 
 
 @dataclass(frozen=True)
@@ -73,10 +76,10 @@ def psi_from_proportions(ref: np.ndarray, cur: np.ndarray) -> float:
 
 
 def jensen_shannon_from_proportions(ref: np.ndarray, cur: np.ndarray) -> float:
-    """Jensen-Shannon distance (the square root of the divergence, base 2): in [0, 1]."""
+    """Jensen-Shannon distance, natural log as in scipy and Evidently: in [0, sqrt(ln 2)]."""
     ref, cur = ref / ref.sum(), cur / cur.sum()
     mid = (ref + cur) / 2
-    divergence = 0.5 * np.sum(ref * np.log2(ref / mid)) + 0.5 * np.sum(cur * np.log2(cur / mid))
+    divergence = 0.5 * np.sum(ref * np.log(ref / mid)) + 0.5 * np.sum(cur * np.log(cur / mid))
     return float(np.sqrt(max(divergence, 0.0)))
 
 
@@ -158,13 +161,14 @@ def compare(
                 if kind == "numeric"
                 else categorical_drift(ref, cur, measure)
             )
+            score = min(float(score), MAX_SCORE) if not np.isnan(score) else 0.0
             limit = thresholds.get(column, threshold)
             report.features.append(
                 FeatureDrift(
                     feature=column,
                     kind=kind,  # type: ignore[arg-type]
                     measure=measure,
-                    score=round(score, 6) if np.isfinite(score) else score,
+                    score=round(score, 6),
                     threshold=limit,
                     drifted=bool(score >= limit),
                     reference_rows=len(ref),

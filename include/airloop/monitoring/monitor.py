@@ -20,7 +20,7 @@ import pandas as pd
 from airloop.data.intervals import as_utc, partition_key
 from airloop.features.compute import AVAILABLE_AT, EVENT_ID, EVENT_TS, LABEL
 from airloop.features.store import LABELS_TABLE, read_partitions
-from airloop.monitoring.drift import compare, numeric_drift
+from airloop.monitoring.drift import MAX_SCORE, compare, numeric_drift
 from airloop.monitoring.feedback import FeedbackLedger, decide
 from airloop.serving.prediction_log import read_window
 from airloop.settings import Settings
@@ -78,9 +78,20 @@ def load_reference(settings: Settings, usecase: UseCase, version: str) -> pd.Dat
     return frame
 
 
+def json_safe(value: Any) -> Any:
+    """NaN and infinity as None: XCom and the reports are strict JSON."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def _write(path: Path, payload: dict[str, Any]) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, default=str))
+    path.write_text(json.dumps(json_safe(payload), indent=2, default=str))
     return str(path)
 
 
@@ -105,7 +116,7 @@ def check_drift(
     if len(served) < spec.min_rows:
         out["status"] = f"not enough traffic: {len(served)} predictions, {spec.min_rows} needed"
         out["uri"] = _write(interval_dir(st, uc, start) / "drift.json", out)
-        return _summary(out)
+        return json_safe(_summary(out))
     latest = served.sort_values("served_at")["model_version"].iloc[-1]
     reference = load_reference(st, uc, latest)
     inputs = [c for c in reference.columns if c not in NOT_INPUTS and c not in spec.exclude]
@@ -115,6 +126,7 @@ def check_drift(
         if c in uc.training.categorical or not pd.api.types.is_numeric_dtype(reference[c])
     ]
     numeric = [c for c in inputs if c not in categorical]
+    thresholds = {c: spec.categorical_threshold for c in categorical if spec.categorical_threshold}
     data = compare(
         reference,
         served,
@@ -123,11 +135,13 @@ def check_drift(
         spec.numeric_measure,
         spec.categorical_measure,
         spec.feature_threshold,
-        spec.thresholds,
+        {**thresholds, **spec.thresholds},
         spec.share_of_drifting_features,
     )
     mine = served[served["model_version"] == latest]
-    prediction_score = numeric_drift(reference[SCORE_COLUMN], mine[SCORE_COLUMN], "psi")
+    prediction_score = min(
+        numeric_drift(reference[SCORE_COLUMN], mine[SCORE_COLUMN], "psi"), MAX_SCORE
+    )
     prediction = {
         "measure": "psi",
         "score": round(prediction_score, 6),
@@ -148,7 +162,7 @@ def check_drift(
         breach=data.dataset_drift or prediction["drifted"],
     )
     out["uri"] = _write(interval_dir(st, uc, start) / "drift.json", out)
-    return _summary(out)
+    return json_safe(_summary(out))
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -213,7 +227,7 @@ def check_performance(
     if served.empty or labels is None or served[EVENT_ID].isna().all():
         out["status"] = "no predictions with event ids, or no labels yet"
         out["uri"] = _write(interval_dir(st, uc, start) / "performance.json", out)
-        return out
+        return json_safe(out)
     arrived = labels[pd.to_datetime(labels[AVAILABLE_AT], utc=True) < end]
     joined = served.merge(
         arrived[[EVENT_ID, LABEL, AVAILABLE_AT]].drop_duplicates(EVENT_ID), on=EVENT_ID, how="left"
@@ -229,7 +243,7 @@ def check_performance(
     if len(known) < spec.min_labelled:
         out["status"] = f"{len(known)} labelled predictions, {spec.min_labelled} needed"
         out["uri"] = _write(interval_dir(st, uc, start) / "performance.json", out)
-        return out
+        return json_safe(out)
     primary = uc.metrics[0]
     live = compute_metrics(
         uc.metrics, uc.task, known[LABEL].astype("float64"), known[SCORE_COLUMN].to_numpy()
@@ -256,7 +270,7 @@ def check_performance(
         breach=bool(breach),
     )
     out["uri"] = _write(interval_dir(st, uc, start) / "performance.json", out)
-    return out
+    return json_safe(out)
 
 
 def breach_reasons(drift: dict[str, Any], performance: dict[str, Any]) -> list[dict[str, Any]]:
@@ -302,17 +316,19 @@ def decide_retraining(
     """Breaches → a decision under the use case's controls; a request carries its reason."""
     uc, st = resolve(usecase, settings)
     ledger = FeedbackLedger(monitoring_root(st, uc))
-    context = {
-        "usecase": uc.name,
-        "model_version": drift.get("model_version") or performance.get("model_version"),
-        "live": performance.get("live"),
-    }
+    context = json_safe(
+        {
+            "usecase": uc.name,
+            "model_version": drift.get("model_version") or performance.get("model_version"),
+            "live": performance.get("live"),
+        }
+    )
     decision = decide(
         ledger,
         uc.monitoring.retraining,
         as_utc(start),
         as_utc(end),
-        breach_reasons(drift, performance),
+        json_safe(breach_reasons(drift, performance)),
         context,
     )
     if decision["request"]:
@@ -324,7 +340,7 @@ def decide_retraining(
     log.info(
         "interval %s: %s (%s)", decision["interval_start"], decision["action"], decision["detail"]
     )
-    return decision
+    return json_safe(decision)
 
 
 def _request_note(uc: UseCase, request: dict[str, Any], performance: dict[str, Any]) -> str:

@@ -20,7 +20,10 @@ def build_experimentation(doc_md: str | None = None) -> DAG:
     name = usecase.name
     start, _ = schedule_bounds(usecase)
     window_start = usecase.replay.start.isoformat() if usecase.replay else None
-    window_end = usecase.replay.end.isoformat() if usecase.replay else None
+    # The form's default: the first training window of the replay (what the demo trains on).
+    window_end = (
+        (usecase.replay.start + usecase.training.window).isoformat() if usecase.replay else None
+    )
     family = usecase.training.family
 
     @dag(

@@ -69,6 +69,7 @@ class Lifecycle:
         client: ApiClient,
         services: Services,
         echo: Echo = print,
+        step: timedelta | None = timedelta(hours=3),
     ) -> None:
         self.settings, self.usecase, self.client, self.services = (
             settings,
@@ -78,6 +79,8 @@ class Lifecycle:
         )
         self.echo = echo
         self.timeline = Timeline()
+        self.step = step
+        self._next_features: dict[str, Any] = {}
 
     # -- runs ---------------------------------------------------------------------------------
     def _wait(self, dag_id: str, run_id: str, timeout: float = 1800.0) -> dict[str, Any]:
@@ -158,16 +161,37 @@ class Lifecycle:
             metrics=champion["metrics"],
         )
 
-    def monitored_day(self, day: date) -> dict[str, Any]:
+    def monitored_days(self, days: list[date]) -> None:
+        """Serve and monitor each day; the next day's features build while monitoring runs."""
+        if not days:
+            return
+        features = self.client.trigger(
+            "feature_pipeline", interval=day_interval(days[0]), note="airloop demo: monitored day"
+        )
+        for i, day in enumerate(days):
+            self._wait("feature_pipeline", features["dag_run_id"])
+            self.monitored_day(day, days[i + 1] if i + 1 < len(days) else None)
+            features = self._next_features
+
+    def monitored_day(self, day: date, next_day: date | None = None) -> dict[str, Any]:
+        """The day's features are in: serve its events, monitor it, follow a retrain request."""
         from airloop.monitoring.feedback import FeedbackLedger
         from airloop.monitoring.monitor import monitoring_root
         from airloop.serving.traffic import send_interval
 
         lo, hi = day_interval(day)
-        self.run("feature_pipeline", day, note="airloop demo: monitored day")
-        traffic = send_interval(self.settings, self.usecase, lo, hi)
+        traffic = send_interval(self.settings, self.usecase, lo, hi, step=self.step)
         before = self._asset_runs()
-        self.run("monitoring", day, note="airloop demo: monitored day")
+        monitoring = self.client.trigger(
+            "monitoring", interval=(lo, hi), note="airloop demo: monitored day"
+        )
+        if next_day is not None:
+            self._next_features = self.client.trigger(
+                "feature_pipeline",
+                interval=day_interval(next_day),
+                note="airloop demo: monitored day",
+            )
+        self._wait("monitoring", monitoring["dag_run_id"])
         ledger = FeedbackLedger(monitoring_root(self.settings, self.usecase))
         decision = next(
             (d for d in ledger.decisions() if d["interval_start"] == lo.isoformat()), {}

@@ -299,7 +299,7 @@ class ApiClient:
             run = self.dag_run(dag_id, run_id)
             if run["state"] in TERMINAL:
                 return run
-            time.sleep(2.0)
+            time.sleep(0.5)
         raise AirflowError(f"{dag_id} run {run_id} did not finish within {timeout:.0f}s")
 
     def failed_tasks(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import numpy as np
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,7 +36,6 @@ from airloop.serving.model import LoadedModel, ModelHolder
 from airloop.serving.prediction_log import PredictionLog
 from airloop.serving.traffic import request_fields
 from airloop.settings import Settings, get_settings
-from airloop.training.models import model_inputs
 from airloop.usecase import UseCase, load_usecase
 
 log = logging.getLogger(__name__)
@@ -260,19 +260,12 @@ def create_app(
             )
             .to_dict(include_event_timestamps=True)
         )
-        frame = pd.DataFrame(rows)
-        for column in model.input_columns:
-            if column in online and column not in frame:
-                frame[column] = pd.to_numeric(pd.Series(online[column]), errors="coerce")
-        missing_by_row: list[list[str]] = [[] for _ in rows]
-        for column in model.input_columns:
-            if column not in frame:
-                frame[column] = float("nan")
-            for i, value in enumerate(frame[column]):
-                if value is None or (isinstance(value, float) and math.isnan(value)):
-                    missing_by_row[i].append(column)
-                    metrics.missing.labels(column).inc()
-        scores = _score(model, usecase, model_inputs(frame, model.input_columns))
+        data, missing_by_row = _model_inputs(model, rows, online)
+        for problems in missing_by_row:
+            for column in problems:
+                metrics.missing.labels(column).inc()
+        frame = pd.DataFrame(data, columns=model.input_columns)
+        scores = _score(model, usecase, frame)
         as_of = _feature_times(online, len(rows))
         now = datetime.now(UTC).isoformat()
         request_id = body.request_id or uuid.uuid4().hex  # type: ignore[attr-defined]
@@ -296,7 +289,7 @@ def create_app(
                     "event_id": events[i][0],
                     "event_time": events[i][1].astimezone(UTC).isoformat() if events[i][1] else now,
                     "entities": entity_rows[i],
-                    "features": {c: _plain(frame[c].iloc[i]) for c in model.input_columns},
+                    "features": {c: _plain(data[c][i]) for c in model.input_columns},
                     "model": holder.model_name,
                     "model_version": model.version,
                     "score": score,
@@ -390,6 +383,40 @@ class GuardMiddleware:
         ):
             return self.error(415, "UNSUPPORTED_MEDIA_TYPE", "send application/json")
         return None
+
+
+def _model_inputs(
+    model: LoadedModel, rows: list[dict[str, Any]], online: dict[str, list[Any]]
+) -> tuple[dict[str, Any], list[list[str]]]:
+    """Column arrays for the model (numbers as float64, as at training) and, per row, what was missing.
+
+    Built straight from the request and the online response: no per-cell pandas access on
+    the request path.
+    """
+    n = len(rows)
+    data: dict[str, Any] = {}
+    missing_by_row: list[list[str]] = [[] for _ in range(n)]
+    for column in model.input_columns:
+        if column in rows[0]:
+            values = [row[column] for row in rows]
+        elif column in online:
+            values = online[column]
+        else:
+            values = [None] * n
+        if column in model.numeric_columns:
+            try:
+                array = np.array([np.nan if v is None else v for v in values], dtype="float64")
+            except (TypeError, ValueError):
+                array = pd.to_numeric(pd.Series(values), errors="coerce").to_numpy("float64")
+            for index in np.flatnonzero(np.isnan(array)).tolist():
+                missing_by_row[index].append(column)
+        else:
+            array = np.array(values, dtype=object)
+            for position, value in enumerate(values):
+                if value is None:
+                    missing_by_row[position].append(column)
+        data[column] = array
+    return data, missing_by_row
 
 
 def _score(model: LoadedModel, usecase: UseCase, frame: pd.DataFrame) -> Any:

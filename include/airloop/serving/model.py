@@ -17,6 +17,7 @@ from airloop.settings import Settings
 from airloop.tracking import configure
 
 log = logging.getLogger(__name__)
+NUMERIC_TYPES = {"double", "float", "long", "integer"}
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class LoadedModel:
     pyfunc: Any
     raw: Any
     input_columns: list[str]
+    numeric_columns: frozenset[str] = frozenset()
     loaded_at: float = field(default_factory=time.time)
 
 
@@ -65,7 +67,14 @@ class ModelHolder:
         pyfunc = mlflow.pyfunc.load_model(f"models:/{self.model_name}/{version}")
         schema = pyfunc.metadata.get_input_schema()
         columns = schema.input_names() if schema is not None else []
-        return LoadedModel(self.model_name, version, pyfunc, pyfunc.get_raw_model(), list(columns))
+        numeric = frozenset(
+            spec.name
+            for spec in (schema.inputs if schema is not None else [])
+            if str(getattr(spec.type, "name", spec.type)) in NUMERIC_TYPES
+        )
+        return LoadedModel(
+            self.model_name, version, pyfunc, pyfunc.get_raw_model(), list(columns), numeric
+        )
 
     def refresh(self) -> bool:
         """Load the alias's version if it changed; True when a new model now serves."""
