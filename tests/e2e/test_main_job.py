@@ -34,13 +34,13 @@ def user_env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
-START, TRAIN_DAYS, DAYS = "2013-01-01", 14, 6
+TRAIN_DAYS, DAYS = 14, 21  # the demo's defaults: the main job as a user runs it
 
 
 @pytest.fixture(scope="module")
 def demo(user_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [AIRLOOP, "demo", "--start", START, "--train-days", str(TRAIN_DAYS), "--days", str(DAYS)],
+        [AIRLOOP, "demo", "--trials", "2"],
         env=user_env,
         capture_output=True,
         text=True,
@@ -130,6 +130,12 @@ def test_up_serves_the_ui_with_the_dag_and_its_runs(demo, user_env: dict[str, st
             "http://127.0.0.1:8491/api/v2/dags/feature_pipeline/dagRuns", token["access_token"]
         )
         assert runs["total_entries"] == TRAIN_DAYS + DAYS
+        monitored = _get(
+            "http://127.0.0.1:8491/api/v2/dags/monitoring/dagRuns", token["access_token"]
+        )
+        # Each monitoring run links its report in MLflow from its note in the Airflow UI.
+        notes = [r.get("note") or "" for r in monitored["dag_runs"]]
+        assert sum("Monitoring report in MLflow" in n for n in notes) == DAYS, notes[:3]
         assert urllib.request.urlopen("http://127.0.0.1:8491/", timeout=10).status == 200
         assert (
             "MLflow UI:  http://127.0.0.1:8495" in text

@@ -2,7 +2,7 @@
 
 Served traffic is written through the service's own prediction log writer from the champion's
 training rows (what a point-in-time-correct service would have served); the drifted scenario
-shifts every numeric input by two standard deviations.
+shifts every numeric input by five standard deviations.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def drifted(rows: pd.DataFrame, usecase: Any) -> pd.DataFrame:
         ):
             continue
         if pd.api.types.is_numeric_dtype(out[column]):
-            out[column] = out[column] + 2 * (out[column].std() or 1.0)
+            out[column] = out[column] + 5 * (out[column].std() or 1.0)
     return out
 
 

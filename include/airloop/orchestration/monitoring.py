@@ -89,8 +89,9 @@ def build_monitoring(doc_md: str | None = None) -> DAG:
             decision: dict[str, Any],
             data_interval_start: datetime | None = None,
             data_interval_end: datetime | None = None,
+            dag_run: Any = None,
         ) -> dict[str, Any]:
-            return run_stage(
+            published = run_stage(
                 "airloop.monitoring.report:publish_report",
                 start=data_interval_start,
                 end=data_interval_end,
@@ -100,6 +101,8 @@ def build_monitoring(doc_md: str | None = None) -> DAG:
                 lineage=run_lineage(),
                 usecase=name,
             )
+            link_report(dag_run, published, decision)
+            return published
 
         drift: Any = check_drift()
         performance: Any = check_performance()
@@ -108,3 +111,30 @@ def build_monitoring(doc_md: str | None = None) -> DAG:
         publish_report(drift, performance, decision)
 
     return monitoring()
+
+
+def link_report(dag_run: Any, published: dict[str, Any], decision: dict[str, Any]) -> None:
+    """Put the report's MLflow link and the decision in the run's note (shown in the Airflow UI).
+
+    Best effort: it needs the API's credentials, which the embedded profile has; elsewhere the
+    link stays in the task's return value and log.
+    """
+    import logging
+
+    from airloop.orchestration.runtime import ApiClient
+
+    settings = get_settings()
+    url = (
+        f"http://127.0.0.1:{settings.mlflow_ui_port}/#/experiments/"
+        f"{published['mlflow_experiment_id']}/runs/{published['mlflow_run_id']}"
+    )
+    note = (
+        f"**{decision['action']}**"
+        + (f": {decision['detail']}" if decision.get("detail") else "")
+        + f"\n\n[Monitoring report in MLflow]({url}) · `{published['report_uri']}`"
+    )
+    logging.getLogger(__name__).info("monitoring report: %s", url)
+    try:
+        ApiClient(settings).set_note(dag_run.dag_id, dag_run.run_id, note)
+    except Exception as exc:  # the note is a convenience; the report is published either way
+        logging.getLogger(__name__).warning("could not set the run note: %s", exc)

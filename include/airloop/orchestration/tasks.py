@@ -59,7 +59,8 @@ def run_lineage() -> dict[str, Any]:
     context = get_current_context()
     run = context["dag_run"]
     triggered_by = getattr(run, "triggered_by", None)
-    trigger = str(getattr(run, "run_type", "unknown"))
+    run_type = getattr(run, "run_type", "unknown")
+    trigger = str(getattr(run_type, "value", run_type))
     if triggered_by is not None:
         trigger = f"{trigger}/{getattr(triggered_by, 'value', triggered_by)}"
     lineage: dict[str, Any] = {"dag_id": run.dag_id, "run_id": run.run_id, "trigger": trigger}
