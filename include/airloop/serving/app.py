@@ -8,6 +8,7 @@ names the offending field and does not echo the input back.
 # No `from __future__ import annotations` here: FastAPI must see the request model built at
 # run time from the use case as a real annotation, not a string.
 import asyncio
+import gc
 import logging
 import math
 import time
@@ -156,6 +157,10 @@ def create_app(
         state["service"] = state["store"].get_feature_service(usecase.feature_service.name)
         state["log"] = PredictionLog(settings.home / "predictions" / usecase.name)
         holder.start()
+        # Everything loaded so far lives as long as the service: keep it out of the GC's scans,
+        # or each full collection walks Feast's, MLflow's and sklearn's objects mid-request.
+        gc.collect()
+        gc.freeze()
         yield
         holder.stop()
         state["log"].close()
