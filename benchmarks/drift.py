@@ -138,7 +138,7 @@ def main() -> None:
     ]
     for r in rows:
         lines.append(
-            f"| {r['rows']:,} | {r['airloop_s']} | {r['evidently_s']} | {r['speedup']}× | "
+            f"| {r['rows']:,} | {r['airloop_s']} | {r['evidently_s']} | {r['speedup']}x | "
             f"{r['airloop_peak_mib']} | {r['evidently_peak_mib']} | "
             f"{'yes' if r['same_verdicts'] else 'no'} |"
         )
