@@ -105,7 +105,7 @@ def backfill(
     days: DaysOpt = None,
     wait: Annotated[bool, typer.Option(help="Wait for the runs to finish")] = True,
 ) -> None:
-    """Ask the running Airflow to backfill the feature pipeline over a window."""
+    """Ask the running Airflow to run the feature pipeline for each day of a window."""
     from airloop.orchestration.runtime import ApiClient
 
     settings, uc = _context()
@@ -152,11 +152,18 @@ def monitor(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) ->
 
 
 def _backfill(client: Any, first: date, last: date) -> None:
-    to_date = datetime.combine(last, datetime.min.time()) - timedelta(seconds=1)
-    created = client.create_backfill(
-        "feature_pipeline", f"{first}T00:00:00Z", to_date.strftime("%Y-%m-%dT%H:%M:%SZ")
-    )
-    typer.echo(f"backfill {created['id']} of feature_pipeline: {first} .. {last} (exclusive)")
+    """One run per day, each owning its interval; the DAG runs them one at a time, in order.
+
+    Runs rather than Airflow's backfill API: 3.3 can mark a backfill complete while its last
+    run is still queued and then never schedule it (apache/airflow#68721).
+    """
+    from airloop.orchestration.lifecycle import day_interval
+
+    day = first
+    while day < last:
+        client.trigger("feature_pipeline", interval=day_interval(day), note="airloop backfill")
+        day += timedelta(days=1)
+    typer.echo(f"queued feature_pipeline runs for {first} .. {last} (exclusive)")
 
 
 def _wait_for_runs(

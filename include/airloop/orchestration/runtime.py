@@ -241,26 +241,6 @@ class ApiClient:
             f"DAG {dag_id!r} was not parsed after {timeout:.0f}s; see the dag-processor log"
         )
 
-    def create_backfill(
-        self,
-        dag_id: str,
-        from_date: str,
-        to_date: str,
-        max_active_runs: int = 1,
-        reprocess: str = "completed",
-    ) -> dict[str, Any]:
-        return self._request(
-            "POST",
-            "/api/v2/backfills",
-            {
-                "dag_id": dag_id,
-                "from_date": from_date,
-                "to_date": to_date,
-                "max_active_runs": max_active_runs,
-                "reprocess_behavior": reprocess,
-            },
-        )
-
     def dag_runs(self, dag_id: str, **filters: str) -> list[dict[str, Any]]:
         query = "&".join(f"{k}={v}" for k, v in {"limit": "1000", **filters}.items())
         return self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?{query}")["dag_runs"]
