@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
@@ -71,7 +72,11 @@ def _setup(settings: Settings, uc: UseCase) -> None:
         folder.mkdir(parents=True, exist_ok=True)
     migrate_db(settings)
     apply_definitions(settings, uc)
-    init_tracking(settings)
+    # MLflow announces its schema migrations and SQLAlchemy warns about MLflow's mappers.
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        init_tracking(settings)
 
 
 @app.command()
@@ -229,7 +234,7 @@ def demo(
     from airloop.data.replay import land_window
     from airloop.monitoring.report import render_timeline
     from airloop.orchestration.lifecycle import Lifecycle, LifecycleError
-    from airloop.orchestration.runtime import ApiClient, Services, wait_http
+    from airloop.orchestration.runtime import AirflowError, ApiClient, Services, wait_http
 
     began = time.monotonic()
     settings, uc = _context()
@@ -265,7 +270,7 @@ def demo(
             _show_predictions(settings, uc, split)
             typer.echo("5/5 serving and monitoring, day by day (retraining when monitoring asks)")
             life.monitored_days([split + timedelta(days=i) for i in range((last - split).days)])
-        except LifecycleError as exc:
+        except (LifecycleError, AirflowError) as exc:
             typer.echo(f"the replay stopped: {exc}", err=True)
             raise typer.Exit(1) from None
         finally:
