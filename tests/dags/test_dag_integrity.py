@@ -79,3 +79,20 @@ def test_feature_pipeline_shape(dagbag) -> None:
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.max_active_runs == 1
     assert dag.get_task("materialize_online").pool == "airloop_online_store"
+
+
+def test_monitoring_feeds_model_training_through_the_retrain_asset(dagbag) -> None:
+    monitoring = dagbag.dags["monitoring"]
+    training = dagbag.dags["model_training"]
+    request = monitoring.get_task("request_retraining")
+    [asset] = request.outlets
+    assert asset.uri == "airloop://flights/retrain-request"
+    # model_training runs on its timetable and on that Asset.
+    assert type(training.timetable).__name__ == "AssetOrTimeSchedule"
+    assert asset.uri in str(training.timetable.asset_condition)
+    assert monitoring.max_active_runs == 1
+    decide = monitoring.get_task("decide_retraining")
+    assert decide.downstream_task_ids == {"request_retraining", "publish_report"}
+    close = training.get_task("close_retrain_request")
+    assert close.trigger_rule == "all_done"
+    assert close.upstream_task_ids == {"deploy_model"}

@@ -96,3 +96,24 @@ def test_an_abandoned_open_request_stops_blocking_after_a_day(ledger):
     start, end = interval(1)
     later = decide(ledger, controls, start, end, DRIFT, now=datetime(2026, 1, 3, tzinfo=UTC))
     assert later["action"] == "requested"
+
+
+@pytest.mark.parametrize(
+    ("promotion", "deploy", "result"),
+    [
+        (None, None, "failed"),  # gate or registration failed
+        ({"promoted": True}, None, "failed"),  # promoted, then the deploy failed (rolled back)
+        (
+            {"promoted": False, "reasons": ["roc_auc too low"]},
+            {"deployed": False},
+            "refused by the gate",
+        ),
+        ({"promoted": True}, {"deployed": True}, "promoted"),
+    ],
+)
+def test_training_outcome_names_how_the_run_ended(promotion, deploy, result):
+    from airloop.monitoring.monitor import training_outcome
+
+    outcome = training_outcome({"version": "7"}, promotion, deploy, "run-1")
+    assert outcome["result"] == result
+    assert outcome["version"] == "7" and outcome["dag_run_id"] == "run-1"

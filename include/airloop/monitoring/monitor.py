@@ -372,6 +372,33 @@ def _request_note(uc: UseCase, request: dict[str, Any], performance: dict[str, A
     return "\n".join(lines) + "\n"
 
 
+def training_outcome(
+    registered: dict[str, Any] | None,
+    promotion: dict[str, Any] | None,
+    deploy: dict[str, Any] | None,
+    dag_run_id: str | None = None,
+) -> dict[str, Any]:
+    """How a training run ended, from what its register, promote and deploy stages returned.
+
+    A stage that failed returned nothing: no promotion decision, or a promotion without a
+    deploy, means the run failed and the champion is what it was.
+    """
+    version = (registered or {}).get("version")
+    outcome: dict[str, Any]
+    if promotion is None or (promotion.get("promoted") and deploy is None):
+        outcome = {"result": "failed", "version": version}
+    elif not promotion.get("promoted"):
+        outcome = {
+            "result": "refused by the gate",
+            "version": version,
+            "reasons": promotion.get("reasons"),
+        }
+    else:
+        outcome = {"result": "promoted", "version": version, "deploy": deploy}
+    outcome["dag_run_id"] = dag_run_id
+    return outcome
+
+
 def close_request(
     request_id: str | None,
     outcome: dict[str, Any],

@@ -152,21 +152,13 @@ def build_model_training(doc_md: str | None = None) -> DAG:
         def close_retrain_request(ti: Any = None) -> dict[str, Any] | None:
             """Record on the request how its training ended; a failed run still fails here."""
             request = triggering_request()
-            promotion = ti.xcom_pull(task_ids="promote_model")
-            deploy = ti.xcom_pull(task_ids="deploy_model")
-            registered = ti.xcom_pull(task_ids="register_model")
-            version = (registered or {}).get("version")
-            if promotion is None or (promotion.get("promoted") and deploy is None):
-                outcome: dict[str, Any] = {"result": "failed", "version": version}
-            elif not promotion.get("promoted"):
-                outcome = {
-                    "result": "refused by the gate",
-                    "version": version,
-                    "reasons": promotion.get("reasons"),
-                }
-            else:
-                outcome = {"result": "promoted", "version": version, "deploy": deploy}
-            outcome["dag_run_id"] = ti.run_id
+            outcome = run_stage(
+                "airloop.monitoring.monitor:training_outcome",
+                registered=ti.xcom_pull(task_ids="register_model"),
+                promotion=ti.xcom_pull(task_ids="promote_model"),
+                deploy=ti.xcom_pull(task_ids="deploy_model"),
+                dag_run_id=ti.run_id,
+            )
             closed = run_stage(
                 "airloop.monitoring.monitor:close_request",
                 request_id=(request or {}).get("request_id"),
