@@ -139,14 +139,7 @@ def monitor(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) ->
     while day < last:
         created = client.trigger("monitoring", interval=day_interval(day))
         done = client.wait_for_run("monitoring", created["dag_run_id"])
-        decision = next(
-            (
-                d
-                for d in ledger.decisions()
-                if d["interval_start"] == day_interval(day)[0].isoformat()
-            ),
-            {},
-        )
+        decision = ledger.decision_for(day_interval(day)[0]) or {}
         typer.echo(
             f"{day}: {done['state']}, {decision.get('action', '-')}"
             + (f" ({decision['detail']})" if decision.get("detail") else "")
@@ -157,17 +150,10 @@ def monitor(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) ->
 
 
 def _backfill(client: Any, first: date, last: date) -> None:
-    """One run per day, each owning its interval; the DAG runs them one at a time, in order.
+    from airloop.orchestration.lifecycle import queue_intervals
 
-    Runs rather than Airflow's backfill API: 3.3 can mark a backfill complete while its last
-    run is still queued and then never schedule it (apache/airflow#68721).
-    """
-    from airloop.orchestration.lifecycle import day_interval
-
-    day = first
-    while day < last:
-        client.trigger("feature_pipeline", interval=day_interval(day), note="airloop backfill")
-        day += timedelta(days=1)
+    days = [first + timedelta(days=i) for i in range((last - first).days)]
+    queue_intervals(client, "feature_pipeline", days, "airloop backfill")
     typer.echo(f"queued feature_pipeline runs for {first} .. {last} (exclusive)")
 
 
@@ -299,7 +285,7 @@ def _show_predictions(settings: Settings, uc: UseCase, last: date, n: int = 5) -
 
     from airloop.data.intervals import as_utc
     from airloop.features.store import EVENTS_TABLE, read_partitions
-    from airloop.serving.deploy import _call
+    from airloop.serving.deploy import call_service
     from airloop.serving.traffic import request_fields
 
     lo = as_utc(datetime.combine(last, datetime.min.time(), UTC)) - timedelta(days=1)
@@ -309,7 +295,7 @@ def _show_predictions(settings: Settings, uc: UseCase, last: date, n: int = 5) -
     fields = request_fields(uc)
     sample = events.dropna(subset=fields).head(n)
     instances = json.loads(sample[fields].to_json(orient="records"))
-    answer = _call(settings, "POST", "/v1/predict", {"instances": instances})
+    answer = call_service(settings, "POST", "/v1/predict", {"instances": instances})
     typer.echo(
         f"  the service ({settings.serving_url}) answers with {answer['model']['name']} v{answer['model']['version']}:"
     )
@@ -509,7 +495,7 @@ def rollback(
     """Put the previous champion back, recording who and why; the service follows the alias."""
     from airloop.registry.models import RollbackError
     from airloop.registry.models import rollback as do_rollback
-    from airloop.serving.deploy import _call, service_alive
+    from airloop.serving.deploy import call_service, service_alive
 
     settings, uc = _context()
     try:
@@ -518,7 +504,7 @@ def rollback(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if service_alive(settings):
-        _call(settings, "POST", "/admin/reload")
+        call_service(settings, "POST", "/admin/reload")
     typer.echo(f"{result['model']}: champion v{result['from']} → v{result['to']} ({who}: {reason})")
 
 

@@ -129,8 +129,9 @@ def _champion(settings: Settings, usecase: UseCase) -> dict[str, Any] | None:
 def _monitoring(settings: Settings, usecase: UseCase) -> dict[str, Any]:
     """Monitored intervals, breaches and every retrain request with its reason and outcome."""
     from airloop.monitoring.feedback import FeedbackLedger
+    from airloop.monitoring.monitor import monitoring_root
 
-    root = settings.home / "monitoring" / usecase.name
+    root = monitoring_root(settings, usecase)
     ledger = FeedbackLedger(root)
     decisions = ledger.decisions()
     actions: dict[str, int] = {}

@@ -26,13 +26,18 @@ def landed(airflow_db, flights):
     return airflow_db
 
 
-@pytest.fixture(scope="session")
-def feature_dag(landed):
+def load_dag(dag_id: str) -> Any:
+    """A DAG parsed from its file in dags/, as the dag-processor would."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(REPO / "dags" / "feature_pipeline.py"))
+    bag = DagBag(dag_folder=str(REPO / "dags" / f"{dag_id}.py"))
     assert not bag.import_errors
-    return bag.dags["feature_pipeline"]
+    return bag.dags[dag_id]
+
+
+@pytest.fixture(scope="session")
+def feature_dag(landed):
+    return load_dag("feature_pipeline")
 
 
 def run_interval(dag: Any, d: int) -> Any:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.integration.conftest import day
+from tests.integration.conftest import day, load_dag
 
 pytestmark = pytest.mark.integration
 
@@ -91,13 +91,7 @@ def drifted(rows: pd.DataFrame, usecase: Any) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def monitor_dag(champion):
-    from airflow.dag_processing.dagbag import DagBag
-
-    from tests.conftest import REPO
-
-    bag = DagBag(dag_folder=str(REPO / "dags" / "monitoring.py"))
-    assert not bag.import_errors
-    return bag.dags["monitoring"]
+    return load_dag("monitoring")
 
 
 def test_training_logs_the_reference_monitoring_compares_with(champion, features, flights):

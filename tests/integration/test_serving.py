@@ -389,7 +389,6 @@ def test_batch_inference_is_idempotent_and_publishes_an_asset(champion, features
     import hashlib
 
     import mlflow
-    from airflow.dag_processing.dagbag import DagBag
     from airflow.models.asset import AssetEvent
     from airflow.utils.session import create_session
     from sqlalchemy import func, select
@@ -398,10 +397,9 @@ def test_batch_inference_is_idempotent_and_publishes_an_asset(champion, features
     from airloop.serving.batch import predictions_path
     from airloop.tracking import configure
     from airloop.training.models import model_inputs
-    from tests.conftest import REPO
-    from tests.integration.conftest import day
+    from tests.integration.conftest import day, load_dag
 
-    dag = DagBag(dag_folder=str(REPO / "dags" / "batch_inference.py")).dags["batch_inference"]
+    dag = load_dag("batch_inference")
     uri = "airloop://flights/batch-predictions"
 
     def events_count() -> int:

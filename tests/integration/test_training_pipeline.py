@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.integration.conftest import day, task_states
+from tests.integration.conftest import day, load_dag, task_states
 
 pytestmark = pytest.mark.integration
 WINDOW = {"window_start": "2013-01-01", "window_end": "2013-01-09"}
@@ -25,14 +25,6 @@ def mlflow_client(features):
     return configure(features)
 
 
-def _dag(dag_id: str) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags" / f"{dag_id}.py"))
-    assert not bag.import_errors
-    return bag.dags[dag_id]
-
-
 @pytest.fixture(scope="module")
 def experiment_run(features):
     conf = {
@@ -40,13 +32,13 @@ def experiment_run(features):
         "n_trials": 2,
         "search_space": {"learning_rate": [0.05, 0.1], "max_iter": [60]},
     }
-    return _dag("experimentation").test(logical_date=day(11), run_conf=conf)
+    return load_dag("experimentation").test(logical_date=day(11), run_conf=conf)
 
 
 @pytest.fixture(scope="module")
 def training_run(experiment_run, features):
     # Within the replay (the DAG ends with the data); the window comes from the params.
-    return _dag("model_training").test(logical_date=day(12), run_conf=WINDOW)
+    return load_dag("model_training").test(logical_date=day(12), run_conf=WINDOW)
 
 
 def test_experiment_runs_trials_in_parallel_tasks_nested_in_mlflow(

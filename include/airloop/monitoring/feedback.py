@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from airloop.records import json_safe
 from airloop.usecase import RetrainingSpec
 
 REQUESTED, NO_BREACH = "requested", "no breach"
@@ -32,7 +33,9 @@ def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write("".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records))
+        fh.write(
+            "".join(json.dumps(json_safe(r), sort_keys=True, default=str) + "\n" for r in records)
+        )
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
@@ -48,6 +51,11 @@ class FeedbackLedger:
 
     def decisions(self) -> list[dict[str, Any]]:
         return sorted(_read_jsonl(self.decisions_path), key=lambda d: d["interval_start"])
+
+    def decision_for(self, start: datetime) -> dict[str, Any] | None:
+        """The decision recorded for the interval starting at ``start``, if it was monitored."""
+        key = start.isoformat()
+        return next((d for d in self.decisions() if d["interval_start"] == key), None)
 
     def requests(self) -> list[dict[str, Any]]:
         return sorted(_read_jsonl(self.requests_path), key=lambda r: r["interval_end"])

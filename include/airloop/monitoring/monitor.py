@@ -22,6 +22,7 @@ from airloop.features.compute import AVAILABLE_AT, EVENT_ID, EVENT_TS, LABEL
 from airloop.features.store import LABELS_TABLE, read_partitions
 from airloop.monitoring.drift import MAX_SCORE, compare, numeric_drift
 from airloop.monitoring.feedback import FeedbackLedger, decide
+from airloop.records import json_safe
 from airloop.serving.prediction_log import read_window
 from airloop.settings import Settings
 from airloop.training.metrics import compute_metrics, metric
@@ -34,6 +35,11 @@ NOT_INPUTS = {SCORE_COLUMN, LABEL, EVENT_TS, EVENT_ID}
 
 def monitoring_root(settings: Settings, usecase: UseCase) -> Path:
     return settings.home / "monitoring" / usecase.name
+
+
+def metrics_file(settings: Settings, usecase: UseCase) -> Path:
+    """The latest interval's figures in Prometheus text format; the serving API appends them."""
+    return monitoring_root(settings, usecase) / "metrics.prom"
 
 
 def interval_dir(settings: Settings, usecase: UseCase, start: datetime) -> Path:
@@ -78,15 +84,9 @@ def load_reference(settings: Settings, usecase: UseCase, version: str) -> pd.Dat
     return frame
 
 
-def json_safe(value: Any) -> Any:
-    """NaN and infinity as None: XCom and the reports are strict JSON."""
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value
+def read_json(path: Path) -> dict[str, Any]:
+    """A check's record, or nothing when that check has not run."""
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def _write(path: Path, payload: dict[str, Any]) -> str:
@@ -116,7 +116,7 @@ def check_drift(
     if len(served) < spec.min_rows:
         out["status"] = f"not enough traffic: {len(served)} predictions, {spec.min_rows} needed"
         out["uri"] = _write(interval_dir(st, uc, start) / "drift.json", out)
-        return json_safe(_summary(out))
+        return _summary(out)
     latest = served.sort_values("served_at")["model_version"].iloc[-1]
     reference = load_reference(st, uc, latest)
     inputs = [c for c in reference.columns if c not in NOT_INPUTS and c not in spec.exclude]
@@ -162,7 +162,7 @@ def check_drift(
         breach=data.dataset_drift or prediction["drifted"],
     )
     out["uri"] = _write(interval_dir(st, uc, start) / "drift.json", out)
-    return json_safe(_summary(out))
+    return _summary(out)
 
 
 def _summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -227,7 +227,7 @@ def check_performance(
     if served.empty or labels is None or served[EVENT_ID].isna().all():
         out["status"] = "no predictions with event ids, or no labels yet"
         out["uri"] = _write(interval_dir(st, uc, start) / "performance.json", out)
-        return json_safe(out)
+        return out
     arrived = labels[pd.to_datetime(labels[AVAILABLE_AT], utc=True) < end]
     joined = served.merge(
         arrived[[EVENT_ID, LABEL, AVAILABLE_AT]].drop_duplicates(EVENT_ID), on=EVENT_ID, how="left"
@@ -243,7 +243,7 @@ def check_performance(
     if len(known) < spec.min_labelled:
         out["status"] = f"{len(known)} labelled predictions, {spec.min_labelled} needed"
         out["uri"] = _write(interval_dir(st, uc, start) / "performance.json", out)
-        return json_safe(out)
+        return out
     primary = uc.metrics[0]
     live = compute_metrics(
         uc.metrics, uc.task, known[LABEL].astype("float64"), known[SCORE_COLUMN].to_numpy()
@@ -270,7 +270,7 @@ def check_performance(
         breach=bool(breach),
     )
     out["uri"] = _write(interval_dir(st, uc, start) / "performance.json", out)
-    return json_safe(out)
+    return out
 
 
 def breach_reasons(drift: dict[str, Any], performance: dict[str, Any]) -> list[dict[str, Any]]:
@@ -316,19 +316,17 @@ def decide_retraining(
     """Breaches → a decision under the use case's controls; a request carries its reason."""
     uc, st = resolve(usecase, settings)
     ledger = FeedbackLedger(monitoring_root(st, uc))
-    context = json_safe(
-        {
-            "usecase": uc.name,
-            "model_version": drift.get("model_version") or performance.get("model_version"),
-            "live": performance.get("live"),
-        }
-    )
+    context = {
+        "usecase": uc.name,
+        "model_version": drift.get("model_version") or performance.get("model_version"),
+        "live": performance.get("live"),
+    }
     decision = decide(
         ledger,
         uc.monitoring.retraining,
         as_utc(start),
         as_utc(end),
-        json_safe(breach_reasons(drift, performance)),
+        breach_reasons(drift, performance),
         context,
     )
     if decision["request"]:
@@ -340,7 +338,7 @@ def decide_retraining(
     log.info(
         "interval %s: %s (%s)", decision["interval_start"], decision["action"], decision["detail"]
     )
-    return json_safe(decision)
+    return decision
 
 
 def _request_note(uc: UseCase, request: dict[str, Any], performance: dict[str, Any]) -> str:

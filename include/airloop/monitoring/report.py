@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,13 @@ import pandas as pd
 
 from airloop.data.intervals import as_utc
 from airloop.monitoring.feedback import FeedbackLedger
-from airloop.monitoring.monitor import interval_dir, load_reference, monitoring_root
+from airloop.monitoring.monitor import (
+    interval_dir,
+    load_reference,
+    metrics_file,
+    monitoring_root,
+    read_json,
+)
 from airloop.settings import Settings
 from airloop.training.train import SCORE_COLUMN
 from airloop.usecase import UseCase, resolve
@@ -73,8 +78,8 @@ def history_frame(settings: Settings, usecase: UseCase) -> pd.DataFrame:
     for decision in FeedbackLedger(monitoring_root(settings, usecase)).decisions():
         start = datetime.fromisoformat(decision["interval_start"])
         folder = interval_dir(settings, usecase, start)
-        drift = _load(folder / "drift.json")
-        perf = _load(folder / "performance.json")
+        drift = read_json(folder / "drift.json")
+        perf = read_json(folder / "performance.json")
         data = drift.get("data") or {}
         metric = perf.get("metric")
         rows.append(
@@ -91,10 +96,6 @@ def history_frame(settings: Settings, usecase: UseCase) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def _load(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def history_plot(history: pd.DataFrame, requests: list[dict[str, Any]]) -> str:
@@ -150,11 +151,11 @@ def render_report(
     usecase: UseCase,
     start: datetime,
     end: datetime,
-    drift: dict[str, Any],
+    full: dict[str, Any],
     performance: dict[str, Any],
     decision: dict[str, Any],
 ) -> str:
-    full = _load(Path(drift["uri"]))
+    """``full`` is the drift check's own record (drift.json), not its XCom summary."""
     features = (full.get("data") or {}).get("features", [])
     drifting = [f["feature"] for f in sorted(features, key=lambda f: -f["score"]) if f["drifted"]]
     plots = ""
@@ -197,10 +198,9 @@ predictions in the drift window: {full.get("rows")}; {html.escape(str(full.get("
 
 
 def prometheus_text(
-    usecase: UseCase, drift: dict[str, Any], performance: dict[str, Any], decision: dict[str, Any]
+    usecase: UseCase, full: dict[str, Any], performance: dict[str, Any], decision: dict[str, Any]
 ) -> str:
     """The interval's figures in Prometheus' text format (node_exporter's textfile style)."""
-    full = _load(Path(drift["uri"]))
     uc = usecase.name
     lines = [
         "# HELP airloop_drift_score Drift of a served feature against the training reference",
@@ -268,10 +268,11 @@ def publish_report(
     folder = interval_dir(st, uc, start)
     folder.mkdir(parents=True, exist_ok=True)
     page = folder / "report.html"
-    page.write_text(render_report(st, uc, start, end, drift, performance, decision))
-    prom = prometheus_text(uc, drift, performance, decision)
+    full = read_json(Path(drift["uri"]))
+    page.write_text(render_report(st, uc, start, end, full, performance, decision))
+    prom = prometheus_text(uc, full, performance, decision)
     (folder / "metrics.prom").write_text(prom)
-    latest = monitoring_root(st, uc) / "metrics.prom"
+    latest = metrics_file(st, uc)
     tmp = latest.with_suffix(".tmp")
     tmp.write_text(prom)
     tmp.replace(latest)
@@ -298,7 +299,6 @@ def publish_report(
     step = int(start.timestamp() // 86400)
     timestamp = int(end.timestamp() * 1000)
     metrics: dict[str, float] = {}
-    full = _load(Path(drift["uri"]))
     for f in (full.get("data") or {}).get("features", []):
         metrics[f"drift.{f['feature']}"] = float(f["score"])
     if (full.get("data") or {}).get("share_drifted") is not None:

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airloop.orchestration.runtime import AirflowError, ApiClient, Services
+from airloop.orchestration.runtime import ApiClient, Services
 from airloop.settings import Settings
 from airloop.usecase import UseCase
 
@@ -30,9 +30,23 @@ class LifecycleError(RuntimeError):
     """A run of the replay failed; the message names the DAG, the run and the failed tasks."""
 
 
+MONITORED = "airloop demo: monitored day"
+
+
 def day_interval(day: date) -> tuple[datetime, datetime]:
     start = datetime.combine(day, datetime.min.time(), UTC)
     return start, start + timedelta(days=1)
+
+
+def queue_intervals(
+    client: ApiClient, dag_id: str, days: list[date], note: str
+) -> list[dict[str, Any]]:
+    """One run per day, each owning that day's data interval, in order.
+
+    Runs rather than Airflow's backfill API: 3.3 can mark a backfill complete while its last
+    run is still queued and then never schedule it (apache/airflow#68721).
+    """
+    return [client.trigger(dag_id, interval=day_interval(d), note=note) for d in days]
 
 
 @dataclass
@@ -52,9 +66,6 @@ class Timeline:
             }
         )
 
-    def kinds(self) -> list[str]:
-        return [e["kind"] for e in self.events]
-
     def save(self, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.events, indent=2, default=str))
@@ -71,16 +82,13 @@ class Lifecycle:
         echo: Echo = print,
         step: timedelta | None = timedelta(hours=3),
     ) -> None:
-        self.settings, self.usecase, self.client, self.services = (
-            settings,
-            usecase,
-            client,
-            services,
-        )
+        self.settings = settings
+        self.usecase = usecase
+        self.client = client
+        self.services = services
         self.echo = echo
         self.timeline = Timeline()
         self.step = step
-        self._next_features: dict[str, Any] = {}
 
     # -- runs ---------------------------------------------------------------------------------
     def _wait(self, dag_id: str, run_id: str, timeout: float = 1800.0) -> dict[str, Any]:
@@ -93,25 +101,13 @@ class Lifecycle:
             )
         return done
 
-    def run(
-        self,
-        dag_id: str,
-        day: date | None = None,
-        conf: dict[str, Any] | None = None,
-        note: str | None = None,
-    ) -> dict[str, Any]:
-        interval = day_interval(day) if day else None
-        created = self.client.trigger(dag_id, conf, interval=interval, note=note)
+    def run(self, dag_id: str, conf: dict[str, Any], note: str | None = None) -> dict[str, Any]:
+        created = self.client.trigger(dag_id, conf, note=note)
         return self._wait(dag_id, created["dag_run_id"])
 
     def features(self, days: list[date]) -> None:
         """Queue one run per day (the DAG runs them one at a time, in order) and wait for all."""
-        runs = [
-            self.client.trigger(
-                "feature_pipeline", interval=day_interval(d), note="airloop demo: bootstrap"
-            )
-            for d in days
-        ]
+        runs = queue_intervals(self.client, "feature_pipeline", days, "airloop demo: bootstrap")
         for i, (day, created) in enumerate(zip(days, runs, strict=True), 1):
             self._wait("feature_pipeline", created["dag_run_id"])
             self.echo(f"  [{i}/{len(days)}] features {day}")
@@ -146,10 +142,10 @@ class Lifecycle:
         window = {"window_start": first.isoformat(), "window_end": split.isoformat()}
         if trials > 0:
             self.echo(f"experiment: {trials} trials in parallel, tracked in MLflow")
-            self.run("experimentation", conf={**window, "n_trials": trials})
+            self.run("experimentation", {**window, "n_trials": trials})
             self.timeline.add(split, "experiment", f"{trials} trials")
         self.echo("model_training: train, evaluate, gate, register, promote, deploy")
-        self.run("model_training", conf=window, note="airloop demo: first champion")
+        self.run("model_training", window, note="airloop demo: first champion")
         champion = describe_champion(self.settings, self.usecase)
         if champion is None:
             raise LifecycleError("model_training finished without a champion (see its gate)")
@@ -165,16 +161,16 @@ class Lifecycle:
         """Serve and monitor each day; the next day's features build while monitoring runs."""
         if not days:
             return
-        features = self.client.trigger(
-            "feature_pipeline", interval=day_interval(days[0]), note="airloop demo: monitored day"
-        )
+        [features] = queue_intervals(self.client, "feature_pipeline", days[:1], MONITORED)
         for i, day in enumerate(days):
             self._wait("feature_pipeline", features["dag_run_id"])
-            self.monitored_day(day, days[i + 1] if i + 1 < len(days) else None)
-            features = self._next_features
+            features = self.monitored_day(day, days[i + 1] if i + 1 < len(days) else None)
 
-    def monitored_day(self, day: date, next_day: date | None = None) -> dict[str, Any]:
-        """The day's features are in: serve its events, monitor it, follow a retrain request."""
+    def monitored_day(self, day: date, next_day: date | None = None) -> Any:
+        """The day's features are in: serve its events, monitor it, follow a retrain request.
+
+        Returns the run of the next day's features, queued as soon as monitoring is.
+        """
         from airloop.monitoring.feedback import FeedbackLedger
         from airloop.monitoring.monitor import monitoring_root
         from airloop.serving.traffic import send_interval
@@ -182,20 +178,15 @@ class Lifecycle:
         lo, hi = day_interval(day)
         traffic = send_interval(self.settings, self.usecase, lo, hi, step=self.step)
         before = self._asset_runs()
-        monitoring = self.client.trigger(
-            "monitoring", interval=(lo, hi), note="airloop demo: monitored day"
+        [monitoring] = queue_intervals(self.client, "monitoring", [day], MONITORED)
+        next_features = (
+            queue_intervals(self.client, "feature_pipeline", [next_day], MONITORED)[0]
+            if next_day is not None
+            else None
         )
-        if next_day is not None:
-            self._next_features = self.client.trigger(
-                "feature_pipeline",
-                interval=day_interval(next_day),
-                note="airloop demo: monitored day",
-            )
         self._wait("monitoring", monitoring["dag_run_id"])
         ledger = FeedbackLedger(monitoring_root(self.settings, self.usecase))
-        decision = next(
-            (d for d in ledger.decisions() if d["interval_start"] == lo.isoformat()), {}
-        )
+        decision = ledger.decision_for(lo) or {}
         line = self._describe(day, traffic, decision)
         if decision.get("breach"):
             checks = ", ".join(r["check"] for r in decision.get("reasons", []))
@@ -218,14 +209,14 @@ class Lifecycle:
             self.echo(f"             model_training ({outcome['run_id']}): v{version} {result}")
         else:
             self.echo(line)
-        return {"traffic": traffic, "decision": decision}
+        return next_features
 
     def _describe(self, day: date, traffic: dict[str, Any], decision: dict[str, Any]) -> str:
-        from airloop.monitoring.monitor import interval_dir
+        from airloop.monitoring.monitor import interval_dir, read_json
 
         folder = interval_dir(self.settings, self.usecase, day_interval(day)[0])
-        drift = _read(folder / "drift.json")
-        perf = _read(folder / "performance.json")
+        drift = read_json(folder / "drift.json")
+        perf = read_json(folder / "performance.json")
         data = drift.get("data") or {}
         share = data.get("share_drifted")
         pred = (drift.get("prediction") or {}).get("score")
@@ -241,10 +232,3 @@ class Lifecycle:
             + (f" ({decision['detail']})" if decision.get("detail") else ""),
         ]
         return "  ".join(parts)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-__all__ = ["AirflowError", "Lifecycle", "LifecycleError", "Timeline", "day_interval"]

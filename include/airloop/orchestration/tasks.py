@@ -84,10 +84,16 @@ def triggering_request() -> dict[str, Any] | None:
 
 
 def run_stage(stage: str, **kwargs: Any) -> Any:
-    """Call ``module:function`` with kwargs; permanent errors fail the task without retries."""
+    """Call ``module:function`` with kwargs; permanent errors fail the task without retries.
+
+    The result goes to XCom as strict JSON: a NaN metric or an infinite score becomes null
+    instead of failing the push.
+    """
+    from airloop.records import json_safe
+
     function = _load(stage)
     permanent = tuple(_load(p) for p in PERMANENT_ERRORS)
     try:
-        return function(**kwargs)
+        return json_safe(function(**kwargs))
     except permanent as exc:
         raise AirflowFailException(str(exc)) from exc

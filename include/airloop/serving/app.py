@@ -33,6 +33,7 @@ from pydantic import (
     create_model,
 )
 
+from airloop.monitoring.monitor import metrics_file
 from airloop.serving.model import LoadedModel, ModelHolder
 from airloop.serving.prediction_log import PredictionLog
 from airloop.serving.traffic import request_fields
@@ -147,7 +148,7 @@ def create_app(
     Body = request_model(usecase)
     keys = list(dict.fromkeys(usecase.entity(v.entity).join_key for v in usecase.service_views))
     state: dict[str, Any] = {}
-    monitoring_metrics = settings.home / "monitoring" / usecase.name / "metrics.prom"
+    monitoring_metrics = metrics_file(settings, usecase)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -24,7 +24,7 @@ class DeployError(RuntimeError):
     """The service did not take or did not reproduce the new champion; it was rolled back."""
 
 
-def _call(
+def call_service(
     settings: Settings, method: str, path: str, body: Any = None, timeout: float = 30.0
 ) -> Any:
     data = json.dumps(body).encode() if body is not None else None
@@ -38,7 +38,7 @@ def _call(
 
 def service_alive(settings: Settings) -> bool:
     try:
-        return _call(settings, "GET", "/health", timeout=3).get("status") == "alive"
+        return call_service(settings, "GET", "/health", timeout=3).get("status") == "alive"
     except (OSError, urllib.error.URLError, ValueError):
         return False
 
@@ -73,7 +73,7 @@ def deploy(
         sample = model_inputs(test.head(rows), columns)
         expected = [_plain(v) for v in model.predict(sample)]
         payload = json.loads(sample.to_json(orient="split", index=False))
-        answer = _call(settings, "POST", "/invocations", {"dataframe_split": payload})[
+        answer = call_service(settings, "POST", "/invocations", {"dataframe_split": payload})[
             "predictions"
         ]
         if [_plain(v) for v in answer] != expected:
@@ -84,7 +84,7 @@ def deploy(
         reason = f"deploy of v{version} failed: {exc}"
         try:
             rolled = rollback(settings, usecase, reason, who="model_training deploy")
-            _call(settings, "POST", "/admin/reload")
+            call_service(settings, "POST", "/admin/reload")
             reason += f"; champion rolled back to v{rolled['to']}"
         except Exception as rb_exc:
             reason += f"; rollback impossible: {rb_exc}"
@@ -107,7 +107,7 @@ def deploy(
 def _wait_for_version(settings: Settings, version: str, timeout: float = 120.0) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = _call(settings, "POST", "/admin/reload")
+        state = call_service(settings, "POST", "/admin/reload")
         if state.get("model") and str(state["model"]["version"]) == version:
             return version
         if state.get("last_model_error"):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import urllib.error
-import urllib.request
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -43,15 +42,11 @@ def instances_for(usecase: UseCase, events: pd.DataFrame) -> list[dict[str, Any]
 
 
 def post(settings: Settings, path: str, body: Any, timeout: float = 60.0) -> tuple[int, Any]:
-    req = urllib.request.Request(
-        settings.serving_url + path, data=json.dumps(body).encode(), method="POST"
-    )
-    req.add_header("Content-Type", "application/json")
-    if settings.serving_token:
-        req.add_header("Authorization", f"Bearer {settings.serving_token}")
+    """The service's status and answer; a 4xx is an answer here, not an error."""
+    from airloop.serving.deploy import call_service
+
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read())
+        return 200, call_service(settings, "POST", path, body, timeout=timeout)
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
 
