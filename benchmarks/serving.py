@@ -23,7 +23,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from airloop.orchestration.runtime import airflow_environ
+from airloop.runtime.airflow_cli import airflow_environ
 from airloop.settings import get_settings
 from airloop.usecase import load_usecase
 
@@ -120,7 +120,7 @@ def main() -> None:
 
     from airloop.features.store import feature_store
     from airloop.registry.models import describe_champion
-    from airloop.tracking import configure
+    from airloop.registry.tracking import configure
     from airloop.training.models import model_inputs
 
     settings = get_settings()

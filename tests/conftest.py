@@ -33,6 +33,13 @@ get_settings.cache_clear()
 os.environ.update(get_settings().airflow_env())
 
 
+def require_service(name: str, problem: str) -> None:
+    """A test that needs a service: fails in CI (``CI=true``) naming it, skips elsewhere, never silently."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{name} is required in CI and is not available: {problem}")
+    pytest.skip(f"{name} is not available here: {problem}")
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return get_settings()
@@ -48,7 +55,7 @@ def flights():
 @pytest.fixture(scope="session")
 def airflow_db(settings: Settings) -> Iterator[Settings]:
     """A migrated Airflow metadata DB in the session home (once per session)."""
-    from airloop.orchestration.runtime import migrate_db
+    from airloop.runtime.airflow_cli import migrate_db
 
     migrate_db(settings)
     yield settings

@@ -1,6 +1,7 @@
 """What airloop holds right now: runs, validated and quarantined rows, store contents.
 
 Read straight from the stores (and Airflow's metadata DB), so it works with Airflow stopped.
+Reading state writes nothing: not even the keys the Airflow components share.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from airloop.usecase import UseCase
 def _dag_runs(settings: Settings) -> dict[str, dict[str, int]] | None:
     from sqlalchemy import create_engine, text
 
-    url = settings.airflow_env()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    url = settings.airflow_db_conn
     if url.startswith("sqlite:///") and not settings.airflow_home.joinpath("airflow.db").exists():
         return None
     engine = create_engine(url)
@@ -25,7 +26,7 @@ def _dag_runs(settings: Settings) -> dict[str, dict[str, int]] | None:
             rows = conn.execute(
                 text("SELECT dag_id, state, COUNT(*) FROM dag_run GROUP BY dag_id, state")
             ).fetchall()
-    except Exception:
+    except Exception:  # no DB yet, or not migrated: nothing has run
         return None
     finally:
         engine.dispose()
@@ -53,7 +54,7 @@ def _validation(settings: Settings, usecase: UseCase) -> dict[str, Any]:
         quarantined.append(
             {
                 "partition": report["partition"],
-                "rows": sum(report["rows"].values()),
+                "rows": sum(report["rows"].get(s, 0) for s in usecase.partitioned_sources),
                 "reasons": [f"{f['source']}: {f['reason']}" for f in report["failures"]],
                 "report": str(report_path),
                 "data_docs": report.get("data_docs"),
@@ -71,7 +72,7 @@ def _validation(settings: Settings, usecase: UseCase) -> dict[str, Any]:
 def _offline(settings: Settings, usecase: UseCase) -> dict[str, Any]:
     import pyarrow.parquet as pq
 
-    from airloop.features.store import offline_root
+    from airloop.features.offline import offline_root
 
     tables: dict[str, Any] = {}
     root = offline_root(settings, usecase)
@@ -106,6 +107,7 @@ def _online(settings: Settings, usecase: UseCase) -> dict[str, Any]:
 
 
 def collect_status(settings: Settings, usecase: UseCase) -> dict[str, Any]:
+    """Everything ``airloop status --json`` prints, read from the stores."""
     return {
         "usecase": usecase.name,
         "home": str(settings.home),
@@ -128,10 +130,9 @@ def _champion(settings: Settings, usecase: UseCase) -> dict[str, Any] | None:
 
 def _monitoring(settings: Settings, usecase: UseCase) -> dict[str, Any]:
     """Monitored intervals, breaches and every retrain request with its reason and outcome."""
-    from airloop.monitoring.feedback import FeedbackLedger
-    from airloop.monitoring.monitor import monitoring_root
+    from airloop.monitoring.ledger import FeedbackLedger
 
-    root = monitoring_root(settings, usecase)
+    root = settings.monitoring_root(usecase.name)
     ledger = FeedbackLedger(root)
     decisions = ledger.decisions()
     actions: dict[str, int] = {}
@@ -154,3 +155,72 @@ def _monitoring(settings: Settings, usecase: UseCase) -> dict[str, Any]:
             for r in ledger.requests()
         ],
     }
+
+
+LINEAGE_SHOWN = (
+    "window_start",
+    "window_end",
+    "feature_service",
+    "training_set_digest",
+    "dag_id",
+    "run_id",
+    "mlflow_run_id",
+    "git_commit",
+    "promotion",
+    "deploy",
+    "retrain_request",
+)
+
+
+def summary_lines(
+    settings: Settings, usecase: UseCase, state: dict[str, Any], elapsed: float
+) -> list[str]:
+    """The state as people read it: what ``airloop status`` and the end of the demo print."""
+    runs = (state["airflow"]["dag_runs"] or {}).get("feature_pipeline", {})
+    val = state["validation"]
+    lines = [
+        "",
+        f"== airloop: {usecase.name} ==",
+        f"intervals run:        {runs.get('success', 0)} succeeded, {runs.get('failed', 0)} failed",
+        f"rows validated:       {val['rows_validated']:,} in {val['partitions_passed']} partitions",
+        f"rows quarantined:     {val['rows_quarantined']:,} in {len(val['quarantined'])} partitions",
+    ]
+    for name, table in state["offline_store"]["tables"].items():
+        lines.append(
+            f"offline {name:<20} {table['rows']:>9,} rows in {table['partitions']} partitions"
+        )
+    for name, count in (state["online_store"]["entities"] or {}).items():
+        lines.append(f"online  {name:<20} {count:>9,} entities")
+    champion = state.get("champion")
+    if champion:
+        metrics = ", ".join(
+            f"{k.removeprefix('test_')} {v:.3f}" for k, v in sorted(champion["metrics"].items())
+        )
+        lines.append(f"champion:             {champion['name']} v{champion['version']} ({metrics})")
+        lines.append(f"  aliases:            {champion['aliases']}")
+        lineage = champion["lineage"]
+        lines += [f"  {key + ':':<19} {lineage[key]}" for key in LINEAGE_SHOWN if key in lineage]
+    monitoring = state["monitoring"]
+    if monitoring["intervals"]:
+        actions = ", ".join(f"{k} {v}" for k, v in monitoring["actions"].items())
+        lines.append(
+            f"monitored intervals:  {monitoring['intervals']}, {monitoring['breaches']} breached"
+            f" a threshold ({actions})"
+        )
+        for request in monitoring["requests"]:
+            version = f"v{request['version']} " if request["version"] else ""
+            lines.append(
+                f"  {request['request_id']}: {', '.join(request['checks'])} → "
+                f"{version}{request['outcome'] or request['status']}"
+            )
+    lines += [
+        f"seconds taken:        {elapsed:.0f}",
+        "",
+        "where to look next:",
+        "  make up                  the Airflow UI with these runs",
+        "  airloop status --json    this summary as JSON",
+        f"  {state['offline_store']['path']}   the offline store (Parquet, one file per interval)",
+        f"  {settings.reports_dir / 'validation'}   validation reports",
+        f"  .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}   runs, models, lineage",
+    ]
+    return lines

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+# One time budget for each test here, the demo included (its fixture runs inside the first
+# test); pytest-timeout enforces it and ends the demo, whose servers stop with it.
+BUDGET_SECONDS = 1500
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(BUDGET_SECONDS)]
 AIRLOOP = str(Path(sys.executable).with_name("airloop"))
 
 
@@ -40,11 +43,7 @@ TRAIN_DAYS, DAYS = 14, 21  # the demo's defaults: the main job as a user runs it
 @pytest.fixture(scope="module")
 def demo(user_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [AIRLOOP, "demo", "--trials", "2"],
-        env=user_env,
-        capture_output=True,
-        text=True,
-        timeout=1500,
+        [AIRLOOP, "demo", "--trials", "2"], env=user_env, capture_output=True, text=True
     )
 
 
@@ -67,8 +66,8 @@ def test_demo_is_the_life_of_a_model(demo, user_env: dict[str, str]) -> None:
 
 
 def test_the_retraining_run_records_its_reason(demo, user_env: dict[str, str]) -> None:
+    from airloop.registry.tracking import configure
     from airloop.settings import Settings
-    from airloop.tracking import configure
 
     settings = Settings(home=Path(user_env["AIRLOOP_HOME"]))
     client = configure(settings)
@@ -105,10 +104,20 @@ def test_status_json_reports_the_same_state(demo, user_env: dict[str, str]) -> N
     assert monitoring["requests"][0]["outcome"] in ("promoted", "refused by the gate")
 
 
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        for child in (task / "children").read_text().split():
+            found |= {int(child)} | descendants(int(child))
+    return found
+
+
 def test_up_serves_the_ui_with_the_dag_and_its_runs(demo, user_env: dict[str, str]) -> None:
     proc = subprocess.Popen(
         [AIRLOOP, "up"], env=user_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+    started: set[int] = set()
     try:
         lines = []
         deadline = time.monotonic() + 300
@@ -144,9 +153,15 @@ def test_up_serves_the_ui_with_the_dag_and_its_runs(demo, user_env: dict[str, st
         ready = json.loads(urllib.request.urlopen("http://127.0.0.1:8494/ready", timeout=10).read())
         assert ready["model"]["version"] is not None
         assert urllib.request.urlopen("http://127.0.0.1:8495/", timeout=30).status == 200
+        started = descendants(proc.pid)
+        assert len(started) >= 6, started  # the components and their own workers
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        # SIGTERM, as a service manager or `docker stop` sends it: everything stops, in order.
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=90)
+    assert proc.returncode == 0
+    left = {pid for pid in started if Path(f"/proc/{pid}").exists()}
+    assert not left, f"processes left behind by `airloop up`: {left}"
 
 
 def _post(url: str, body: dict) -> dict:

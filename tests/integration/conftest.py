@@ -56,7 +56,7 @@ def task_states(dag_run: Any) -> dict[str, str]:
 
 def store_snapshot(settings: Any, usecase: Any) -> dict[str, Any]:
     """Digest of every offline partition and every online row: equal snapshots, equal stores."""
-    from airloop.features.store import offline_root
+    from airloop.features.offline import offline_root
 
     offline = {
         str(p.relative_to(offline_root(settings, usecase))): hashlib.sha256(
@@ -83,8 +83,8 @@ def landing_file(settings: Any, usecase: Any, source: str, d: int) -> Path:
 @pytest.fixture(scope="session")
 def features(landed, flights):
     """The feature pipeline has filled Feast for 1-8 January (in-process where not yet run)."""
+    from airloop.features.offline import partition_file
     from airloop.features.pipeline import run_interval
-    from airloop.features.store import partition_file
 
     for d in range(1, 9):
         if not partition_file(landed, flights, "_events", day(d)).exists():
@@ -122,11 +122,11 @@ def champion(features, flights):
 
     if describe_champion(features, flights) is None:
         result = run_training(*CHAMPION_WINDOW, None, {"trigger": "test"}, flights, features)
-        if not result["promotion"]["promoted"]:
-            from airloop.tracking import configure
+        if not result.promotion.promoted:
+            from airloop.registry.tracking import configure
 
             configure(features).set_registered_model_alias(
-                "flight_delay", "champion", result["registered"]["version"]
+                "flight_delay", "champion", result.registered.version
             )
     found = describe_champion(features, flights)
     assert found is not None

@@ -26,7 +26,7 @@ def two_days(feature_dag, landed, flights):
 
 
 def test_runs_succeed_and_fill_the_offline_store(two_days, landed, flights) -> None:
-    from airloop.features.store import partition_file
+    from airloop.features.offline import partition_file
 
     for run in two_days:
         assert str(run.state) == "success", task_states(run)
@@ -35,7 +35,8 @@ def test_runs_succeed_and_fill_the_offline_store(two_days, landed, flights) -> N
 
 
 def test_historical_features_are_point_in_time_correct(two_days, landed, flights) -> None:
-    from airloop.features.store import feature_store, read_partitions
+    from airloop.features.offline import read_partitions
+    from airloop.features.store import feature_store
 
     store = feature_store(landed, flights)
     events = read_partitions(landed, flights, "_events", day(2), day(3))

@@ -22,13 +22,12 @@ pytestmark = pytest.mark.integration
 
 def write_served(settings: Any, usecase: Any, rows: pd.DataFrame, version: str) -> None:
     """Append rows as the service logs predictions, with the events' ids and times."""
-    from airloop.features.compute import EVENT_ID, EVENT_TS, LABEL
-    from airloop.monitoring.monitor import predictions_root
+    from airloop.core.columns import EVENT_ID, EVENT_TS, LABEL
+    from airloop.core.columns import SCORE as SCORE_COLUMN
     from airloop.serving.prediction_log import PredictionLog
-    from airloop.training.train import SCORE_COLUMN
 
     inputs = [c for c in rows.columns if c not in (EVENT_ID, EVENT_TS, LABEL, SCORE_COLUMN)]
-    writer = PredictionLog(predictions_root(settings, usecase))
+    writer = PredictionLog(settings.prediction_log_dir(usecase.name))
     now = datetime.now(UTC).isoformat()
     for i, row in enumerate(rows.to_dict("records")):
         writer.append(
@@ -49,8 +48,8 @@ def write_served(settings: Any, usecase: Any, rows: pd.DataFrame, version: str) 
 
 
 def reference_rows(settings: Any, usecase: Any, version: str, d: int) -> pd.DataFrame:
-    from airloop.features.compute import EVENT_TS
-    from airloop.monitoring.monitor import load_reference
+    from airloop.core.columns import EVENT_TS
+    from airloop.monitoring.readers import load_reference
 
     reference = load_reference(settings, usecase, version)
     stamps = pd.to_datetime(reference[EVENT_TS], utc=True)
@@ -64,8 +63,8 @@ def like_the_reference(
 
     3,200 rows a day: the flights use case gives no verdict on fewer than 3,000 in its window.
     """
-    from airloop.features.compute import EVENT_TS
-    from airloop.monitoring.monitor import load_reference
+    from airloop.core.columns import EVENT_TS
+    from airloop.monitoring.readers import load_reference
 
     rows = load_reference(settings, usecase, version).sample(n, random_state=seed).copy()
     rng = np.random.default_rng(seed)
@@ -74,8 +73,8 @@ def like_the_reference(
 
 
 def drifted(rows: pd.DataFrame, usecase: Any) -> pd.DataFrame:
-    from airloop.features.compute import EVENT_ID, EVENT_TS, LABEL
-    from airloop.training.train import SCORE_COLUMN
+    from airloop.core.columns import EVENT_ID, EVENT_TS, LABEL
+    from airloop.core.columns import SCORE as SCORE_COLUMN
 
     out = rows.copy()
     for column in out.columns:
@@ -95,8 +94,8 @@ def monitor_dag(champion):
 
 
 def test_training_logs_the_reference_monitoring_compares_with(champion, features, flights):
-    from airloop.monitoring.monitor import load_reference
-    from airloop.training.train import SCORE_COLUMN
+    from airloop.core.columns import SCORE as SCORE_COLUMN
+    from airloop.monitoring.readers import load_reference
 
     reference = load_reference(features, flights, champion["version"])
     assert len(reference) > 1000
@@ -105,13 +104,9 @@ def test_training_logs_the_reference_monitoring_compares_with(champion, features
 
 
 def test_no_drift_over_several_intervals_opens_no_request(champion, features, flights):
-    from airloop.monitoring.feedback import FeedbackLedger
-    from airloop.monitoring.monitor import (
-        check_drift,
-        check_performance,
-        decide_retraining,
-        monitoring_root,
-    )
+    from airloop.monitoring.checks import check_drift, check_performance
+    from airloop.monitoring.feedback import decide_retraining
+    from airloop.monitoring.ledger import FeedbackLedger
 
     for d in (2, 3, 4):
         rows = like_the_reference(features, flights, champion["version"], d, seed=d)
@@ -120,17 +115,17 @@ def test_no_drift_over_several_intervals_opens_no_request(champion, features, fl
     for d in (2, 3, 4):
         drift = check_drift(day(d), day(d + 1), flights, features)
         perf = check_performance(day(d), day(d + 1), flights, features)
-        assert drift["status"] == "checked", drift
-        assert not drift["dataset_drift"], drift["drifted_features"]
-        assert not drift["prediction"]["drifted"]
+        assert drift.status == "checked", drift
+        assert not drift.dataset_drift, drift.drifted_features
+        assert drift.prediction is not None and not drift.prediction.drifted
         decisions.append(decide_retraining(day(d), day(d + 1), drift, perf, flights, features))
-    assert [d["action"] for d in decisions] == ["no breach"] * 3
-    assert FeedbackLedger(monitoring_root(features, flights)).requests() == []
+    assert [d.action for d in decisions] == ["no breach"] * 3
+    assert FeedbackLedger(features.monitoring_root(flights.name)).requests() == []
 
 
 def test_live_performance_joins_only_labels_that_have_arrived(champion, features, flights):
-    from airloop.features.compute import AVAILABLE_AT
-    from airloop.monitoring.monitor import check_performance
+    from airloop.core.columns import AVAILABLE_AT
+    from airloop.monitoring.checks import check_performance
 
     write_served(
         features,
@@ -140,21 +135,24 @@ def test_live_performance_joins_only_labels_that_have_arrived(champion, features
     )
     # Interval 5 January: predictions of [2 Jan 18:00, 5 Jan 18:00) are due by 6 Jan 00:00 ...
     result = check_performance(day(5), day(6), flights, features)
-    assert result["status"] == "checked", result
-    assert result["labelled"] >= 500
-    joined = pd.read_parquet(result["labelled_uri"])
+    assert result.status == "checked", result
+    assert result.labelled >= 500
+    assert result.labelled_uri is not None
+    joined = pd.read_parquet(result.labelled_uri)
     assert (pd.to_datetime(joined[AVAILABLE_AT], utc=True) < day(6)).all()
     assert (joined["event_time"] < day(6) - flights.label.delay).all()
     # ... and the champion was trained on these days, so live AUC is far from chance.
-    assert result["live"]["roc_auc"] > 0.55
-    assert result["expected"]["roc_auc"] > 0
+    assert result.live is not None and result.expected is not None
+    assert (result.live["roc_auc"] or 0) > 0.55
+    assert result.expected["roc_auc"] > 0
     # Cut the interval at noon: flights after 06:00 have no label yet and are not used.
     noon = day(5) + timedelta(hours=12)
     early = check_performance(day(5), noon, flights, features)
-    early_rows = pd.read_parquet(early["labelled_uri"])
+    assert early.labelled_uri is not None
+    early_rows = pd.read_parquet(early.labelled_uri)
     assert (pd.to_datetime(early_rows[AVAILABLE_AT], utc=True) < noon).all()
     assert early_rows["event_time"].max() < day(5) + timedelta(hours=6)
-    assert early["labelled"] < result["labelled"]
+    assert early.labelled < result.labelled
 
 
 def _retrain_events(settings: Any) -> list[dict[str, Any]]:
@@ -176,8 +174,7 @@ def _retrain_events(settings: Any) -> list[dict[str, Any]]:
 def test_injected_drift_opens_exactly_one_request_with_its_reason(
     champion, features, flights, monitor_dag
 ):
-    from airloop.monitoring.feedback import FeedbackLedger
-    from airloop.monitoring.monitor import close_request, monitoring_root
+    from airloop.monitoring.ledger import FeedbackLedger
 
     for d in (8, 9, 10):
         rows = drifted(
@@ -190,7 +187,8 @@ def test_injected_drift_opens_exactly_one_request_with_its_reason(
         assert run.data_interval_start == day(d)
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
         assert states["publish_report"].endswith("success"), states
-    ledger = FeedbackLedger(monitoring_root(features, flights))
+    root = features.monitoring_root(flights.name)
+    ledger = FeedbackLedger(root)
     actions = {d["interval_start"][:10]: d["action"] for d in ledger.decisions()}
     # Hysteresis 2: the first breach waits, the second requests, the third finds it still open.
     assert actions["2013-01-08"] == "waiting"
@@ -210,15 +208,15 @@ def test_injected_drift_opens_exactly_one_request_with_its_reason(
     assert all(f["score"] >= f["threshold"] for f in reason["features"])
     assert "carrier" not in drifting  # categorical inputs were not shifted
 
-    report = monitoring_root(features, flights) / "intervals" / "2013-01-09" / "report.html"
+    report = root / "intervals" / "2013-01-09" / "report.html"
     page = report.read_text()
     assert "Decision: requested" in page and "data drift" in page and "<img" in page
-    prom = (monitoring_root(features, flights) / "metrics.prom").read_text()
+    prom = (root / "metrics.prom").read_text()
     assert 'airloop_drift_score{usecase="flights",feature="distance"' in prom
 
     import mlflow
 
-    from airloop.tracking import configure
+    from airloop.registry.tracking import configure
 
     configure(features)
     runs = mlflow.search_runs(
@@ -230,7 +228,7 @@ def test_injected_drift_opens_exactly_one_request_with_its_reason(
     assert runs[0].data.tags["airloop.model_version"] == champion["version"]
     assert runs[0].data.metrics["drift.distance"] >= 0.25
 
-    closed = close_request("retrain-20130109T0000", {"result": "promoted"}, flights, features)
+    closed = ledger.close_request("retrain-20130109T0000", {"result": "promoted"})
     assert closed is not None and closed["status"] == "closed"
 
 
@@ -258,3 +256,25 @@ def test_served_metrics_include_the_monitoring_figures(champion, features, fligh
             ).split()[-1]
         )
     )
+
+
+def test_monitor_in_process_runs_the_same_stages_without_airflow(champion, features, flights):
+    """`airloop monitor --in-process`: checks, decision, report for each day, and no Asset event."""
+    from typer.testing import CliRunner
+
+    from airloop.cli import app
+    from airloop.monitoring.ledger import FeedbackLedger
+
+    before = len(_retrain_events(features))
+    result = CliRunner().invoke(
+        app, ["monitor", "--start", "2013-01-11", "--days", "2", "--in-process"]
+    )
+    assert result.exit_code == 0, result.output
+    ledger = FeedbackLedger(features.monitoring_root(flights.name))
+    for d in (11, 12):
+        decision = ledger.decision_for(day(d))
+        assert decision is not None
+        assert f"2013-01-{d}: success, {decision['action']}" in result.output
+        folder = features.monitoring_root(flights.name) / "intervals" / f"2013-01-{d}"
+        assert (folder / "report.html").exists() and (folder / "drift.json").exists()
+    assert len(_retrain_events(features)) == before

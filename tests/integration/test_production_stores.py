@@ -2,31 +2,42 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_service
 from tests.integration.conftest import day, last_landed_temp, online_values_for
 
 pytestmark = pytest.mark.integration
-REDIS_DB = 5
+REDIS = ("127.0.0.1", 6379)
+
+
+def free_redis_db(redis) -> int:
+    """An empty Redis database for this session (1-15, starting from one picked by pid)."""
+    for offset in range(15):
+        db = 1 + (os.getpid() + offset) % 15
+        if redis.Redis(host=REDIS[0], port=REDIS[1], db=db).dbsize() == 0:
+            return db
+    pytest.fail("no empty Redis database (1-15) on 127.0.0.1:6379 for this session")
 
 
 @pytest.fixture(scope="module")
 def redis_settings(tmp_path_factory):
-    redis = pytest.importorskip("redis")
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    import redis
+
     try:
-        client.flushdb()
-    except redis.exceptions.ConnectionError:
-        pytest.fail("Redis is not running on 127.0.0.1:6379 (the production profile needs it)")
+        redis.Redis(host=REDIS[0], port=REDIS[1], socket_connect_timeout=3).ping()
+    except redis.exceptions.ConnectionError as exc:
+        require_service("Redis on 127.0.0.1:6379 (the production profile's online store)", str(exc))
+    db = free_redis_db(redis)
+    client = redis.Redis(host=REDIS[0], port=REDIS[1], db=db)
     from airloop.settings import Settings
 
     home: Path = tmp_path_factory.mktemp("redis-home")
-    yield Settings(
-        home=home, feast_online_store="redis", feast_redis_url=f"127.0.0.1:6379,db={REDIS_DB}"
-    )
+    yield Settings(home=home, feast_online_store="redis", feast_redis_url=f"127.0.0.1:6379,db={db}")
     client.flushdb()
 
 

@@ -51,7 +51,7 @@ def test_predict_equals_the_registered_model_in_process(
     import mlflow
 
     from airloop.features.store import feature_store
-    from airloop.tracking import configure
+    from airloop.registry.tracking import configure
 
     response = client.post("/v1/predict", json={"instances": [GOOD]})
     assert response.status_code == 200
@@ -154,7 +154,7 @@ def test_bad_input_gets_a_4xx_naming_the_problem_without_echo(
 def test_invocations_speaks_the_mlflow_scoring_protocol(client, champion, features) -> None:
     import mlflow
 
-    from airloop.tracking import configure
+    from airloop.registry.tracking import configure
     from airloop.training.models import model_inputs
 
     configure(features)
@@ -197,7 +197,7 @@ def test_metrics_are_prometheus_text(client) -> None:
 def test_hot_swap_under_load_and_a_failed_load_keeps_the_old_model(
     client, champion, features
 ) -> None:
-    from airloop.tracking import configure
+    from airloop.registry.tracking import configure
 
     mlflow_client = configure(features)
     old = mlflow_client.get_model_version("flight_delay", champion["version"])
@@ -261,7 +261,7 @@ def test_prediction_log_survives_shutdown(champion, features, flights) -> None:
     from airloop.serving.app import create_app
     from airloop.serving.prediction_log import read_log
 
-    root = features.home / "predictions" / flights.name
+    root = features.prediction_log_dir(flights.name)
     before = len(read_log(root))
     with TestClient(create_app(features, flights, poll_seconds=60)) as test_client:
         for i in range(50):
@@ -276,6 +276,15 @@ def test_prediction_log_survives_shutdown(champion, features, flights) -> None:
     assert len(records) - before >= 100 and len(mine) == 100
     assert {r["model_version"] for r in mine} == {champion["version"]}
     assert mine[0]["entities"]["carrier"] == "UA" and "origin_weather__temp" in mine[0]["features"]
+
+
+def promote_version(settings: Any, usecase: Any, version: str) -> Any:
+    """Promote a version as if the gate had passed it."""
+    from airloop.registry.models import GateDecision, Registration, promote
+
+    passed = GateDecision(promote=True, reasons=[], primary_metric="roc_auc")
+    registration = Registration(name="flight_delay", version=version, created=True, decision=passed)
+    return promote(settings, usecase, registration)
 
 
 @pytest.fixture
@@ -308,7 +317,7 @@ def test_mlflow_scoring_client_works_unchanged(live_service, champion, features)
     import mlflow
     from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
-    from airloop.tracking import configure
+    from airloop.registry.tracking import configure
 
     configure(features)
     model = mlflow.pyfunc.load_model(f"models:/flight_delay/{champion['version']}")
@@ -322,24 +331,24 @@ def test_mlflow_scoring_client_works_unchanged(live_service, champion, features)
 def test_deploy_smoke_tests_the_live_service_and_rolls_back_on_failure(
     live_service, champion, features, flights
 ) -> None:
-    from airloop.registry.models import champion_version, promote
-    from airloop.serving.deploy import DeployError, deploy
-    from airloop.tracking import configure
-    from airloop.training.pipeline import prepare_training_set
+    from airloop.registry.models import alias_version
+    from airloop.registry.tracking import configure
+    from airloop.serving.deploy import DeployError, deploy_model
+    from airloop.training.pipeline import build_training_set
 
     client = configure(features)
     original = champion["version"]
     old = client.get_model_version("flight_delay", original)
-    training_set = prepare_training_set(
+    training_set = build_training_set(
         params={"window_start": CHAMPION_WINDOW[0], "window_end": CHAMPION_WINDOW[1]},
         usecase=flights,
         settings=features,
     )
     try:
         good = client.create_model_version("flight_delay", old.source, run_id=old.run_id)
-        promotion = promote(features, flights, str(good.version), {"promote": True, "reasons": []})
-        result = deploy(features, flights, promotion, training_set)
-        assert result["deployed"] and result["smoke_test_rows"] == 50
+        promotion = promote_version(features, flights, str(good.version))
+        result = deploy_model(promotion, training_set, flights, features)
+        assert result.deployed and result.smoke_test_rows == 50
         assert (
             client.get_model_version("flight_delay", good.version)
             .tags["airloop.deploy"]
@@ -347,15 +356,13 @@ def test_deploy_smoke_tests_the_live_service_and_rolls_back_on_failure(
         )
 
         broken = client.create_model_version("flight_delay", "file:///nonexistent/model")
-        promotion = promote(
-            features, flights, str(broken.version), {"promote": True, "reasons": []}
-        )
-        assert champion_version(features, "flight_delay") == str(broken.version)
+        promotion = promote_version(features, flights, str(broken.version))
+        assert alias_version(features, "flight_delay") == str(broken.version)
         with pytest.raises(
             DeployError, match=f"deploy of v{broken.version} failed.*rolled back to v{good.version}"
         ):
-            deploy(features, flights, promotion, training_set)
-        assert champion_version(features, "flight_delay") == str(good.version)
+            deploy_model(promotion, training_set, flights, features)
+        assert alias_version(features, "flight_delay") == str(good.version)
         tags = client.get_model_version("flight_delay", broken.version).tags
         assert "model_training deploy" in tags["airloop.rolled_back"]
         assert tags["airloop.deploy"].startswith(f"deploy of v{broken.version} failed")
@@ -364,17 +371,17 @@ def test_deploy_smoke_tests_the_live_service_and_rolls_back_on_failure(
 
 
 def test_rollback_by_hand_records_who_and_why(champion, features, flights) -> None:
-    from airloop.registry.models import RollbackError, champion_version, promote, rollback
-    from airloop.tracking import configure
+    from airloop.registry.models import RollbackError, alias_version, rollback
+    from airloop.registry.tracking import configure
 
     client = configure(features)
     original = champion["version"]
     old = client.get_model_version("flight_delay", original)
     try:
         newer = client.create_model_version("flight_delay", old.source, run_id=old.run_id)
-        promote(features, flights, str(newer.version), {"promote": True, "reasons": []})
+        promote_version(features, flights, str(newer.version))
         done = rollback(features, flights, reason="complaints from ops", who="alice")
-        assert done["to"] == champion_version(features, "flight_delay")
+        assert done.to_version == alias_version(features, "flight_delay")
         assert (
             "alice: complaints from ops"
             in client.get_model_version("flight_delay", newer.version).tags["airloop.rolled_back"]
@@ -393,9 +400,10 @@ def test_batch_inference_is_idempotent_and_publishes_an_asset(champion, features
     from airflow.utils.session import create_session
     from sqlalchemy import func, select
 
-    from airloop.features.store import feature_store, read_partitions
+    from airloop.features.offline import read_partitions
+    from airloop.features.store import feature_store
+    from airloop.registry.tracking import configure
     from airloop.serving.batch import predictions_path
-    from airloop.tracking import configure
     from airloop.training.models import model_inputs
     from tests.integration.conftest import day, load_dag
 
@@ -438,3 +446,21 @@ def test_batch_inference_is_idempotent_and_publishes_an_asset(champion, features
         )
     )
     assert out.set_index("event_id")["score"].to_dict() == pytest.approx(expected)
+
+
+def test_score_in_process_writes_what_the_dag_writes(champion, features, flights) -> None:
+    """`airloop score`: the batch stage without Airflow, same file, same rows."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from airloop.cli import app
+    from airloop.serving.batch import predictions_path
+    from tests.integration.conftest import day
+
+    result = CliRunner().invoke(app, ["score", "--start", "2013-01-07", "--days", "1"])
+    assert result.exit_code == 0, result.output
+    path = predictions_path(features, flights, day(7))
+    assert (
+        f"2013-01-07: {len(pd.read_parquet(path))} rows by v{champion['version']}" in result.output
+    )
+    assert set(pd.read_parquet(path)["model_version"]) == {champion["version"]}

@@ -20,7 +20,7 @@ WINDOW = {"window_start": "2013-01-01", "window_end": "2013-01-09"}
 
 @pytest.fixture(scope="module")
 def mlflow_client(features):
-    from airloop.tracking import configure
+    from airloop.registry.tracking import configure
 
     return configure(features)
 
@@ -81,7 +81,8 @@ def test_experiment_runs_trials_in_parallel_tasks_nested_in_mlflow(
 def test_training_registers_and_promotes_with_lineage(
     training_run, features, flights, mlflow_client
 ) -> None:
-    from airloop.features.store import feature_store, partition_file
+    from airloop.features.offline import partition_file
+    from airloop.features.store import feature_store
     from airloop.training.dataset import frame_digest
 
     assert str(training_run.state) == "success", task_states(training_run)
@@ -132,19 +133,19 @@ def test_registration_and_training_are_idempotent_per_run(
     training_run, features, flights, mlflow_client
 ) -> None:
     from airloop.training import pipeline
+    from airloop.training.checks import TrainingSetCheck
 
     lineage = {"dag_id": "model_training", "run_id": training_run.run_id, "trigger": "test"}
-    ts = pipeline.prepare_training_set(params=WINDOW, usecase=flights, settings=features)
+    ts = pipeline.build_training_set(params=WINDOW, usecase=flights, settings=features)
     trained = pipeline.train_model(ts, lineage, None, flights, features)
     first = mlflow_client.search_model_versions(
         f"name = '{flights.training.model_name}' and tags.`airloop.run_id` = '{training_run.run_id}'"
     )[0]
-    assert trained["run_id"] == first.run_id, "a retried train task reuses its MLflow run"
+    assert trained.run_id == first.run_id, "a retried train task reuses its MLflow run"
     evaluation = pipeline.evaluate_model(ts, trained, flights, features)
-    again = pipeline.register_model(
-        ts, {"success": True}, trained, evaluation, lineage, flights, features
-    )
-    assert again["version"] == str(first.version) and again["created"] is False
+    passed = TrainingSetCheck(success=True, rows=ts.rows)
+    again = pipeline.register_model(ts, passed, trained, evaluation, lineage, flights, features)
+    assert again.version == str(first.version) and again.created is False
     count = mlflow_client.search_model_versions(
         f"name = '{flights.training.model_name}' and tags.`airloop.run_id` = '{training_run.run_id}'"
     )
@@ -153,28 +154,29 @@ def test_registration_and_training_are_idempotent_per_run(
 
 def test_training_is_reproducible(features, flights) -> None:
     from airloop.training import pipeline
-    from airloop.training.train import evaluate_model, train_and_log
+    from airloop.training.train import evaluate_run, train_and_log
 
-    a = pipeline.prepare_training_set(params=WINDOW, usecase=flights, settings=features)
-    b = pipeline.prepare_training_set(params=WINDOW, usecase=flights, settings=features)
-    assert a["digest"] == b["digest"]
+    a = pipeline.build_training_set(params=WINDOW, usecase=flights, settings=features)
+    b = pipeline.build_training_set(params=WINDOW, usecase=flights, settings=features)
+    assert a.digest == b.digest
     config = {"family": "hist_gradient_boosting", "params": {"max_iter": 40}}
     first = train_and_log(features, flights, a, config, {"trigger": "test"})
     second = train_and_log(features, flights, b, config, {"trigger": "test"})
-    assert first["run_id"] != second["run_id"]
-    assert first["metrics"] == second["metrics"]
+    assert first.run_id != second.run_id
+    assert first.metrics == second.metrics
     assert (
-        evaluate_model(features, flights, a, first["run_id"])["challenger"]
-        == evaluate_model(features, flights, b, second["run_id"])["challenger"]
+        evaluate_run(features, flights, a, first.run_id).challenger
+        == evaluate_run(features, flights, b, second.run_id).challenger
     )
 
 
 def test_gate_refuses_a_worse_challenger_and_promotes_a_better_one(
     features, flights, mlflow_client, tmp_path
 ) -> None:
-    from airloop.registry.models import describe_champion
+    from airloop.registry.models import Promotion, describe_champion
     from airloop.training import pipeline
-    from airloop.training.dataset import frame_digest
+    from airloop.training.checks import TrainingSetCheck
+    from airloop.training.dataset import TrainingSet, frame_digest
     from airloop.usecase import GateSpec
 
     usecase = flights.model_copy(
@@ -183,45 +185,44 @@ def test_gate_refuses_a_worse_challenger_and_promotes_a_better_one(
             "gates": GateSpec(max_regression=0.0),
         }
     )
-    real = pipeline.prepare_training_set(params=WINDOW, usecase=usecase, settings=features)
-    frame = pd.read_parquet(real["uri"])
+    real = pipeline.build_training_set(params=WINDOW, usecase=usecase, settings=features)
+    frame = pd.read_parquet(real.uri)
     frame["label"] = frame["label"].sample(frac=1.0, random_state=3).to_numpy()
     shuffled_path = tmp_path / "shuffled.parquet"
     frame.to_parquet(shuffled_path, index=False)
-    shuffled = {**real, "uri": str(shuffled_path), "digest": frame_digest(frame)}
+    shuffled = real.model_copy(update={"uri": str(shuffled_path), "digest": frame_digest(frame)})
 
-    def cycle(training_set: dict[str, Any], run: str) -> dict[str, Any]:
+    def cycle(training_set: TrainingSet, run: str) -> dict[str, Any]:
         lineage = {"dag_id": "gate_test", "run_id": run, "trigger": "test"}
         trained = pipeline.train_model(
             training_set, lineage, {"family": "logistic", "params": {"C": 1.0}}, usecase, features
         )
         evaluation = pipeline.evaluate_model(real, trained, usecase, features)
+        passed = TrainingSetCheck(success=True, rows=training_set.rows)
         registered = pipeline.register_model(
-            training_set, {"success": True}, trained, evaluation, lineage, usecase, features
+            training_set, passed, trained, evaluation, lineage, usecase, features
         )
         return {
-            "registered": registered,
+            "version": registered.version,
             "promotion": pipeline.promote_model(registered, usecase, features),
         }
 
     weak = cycle(shuffled, "weak-1")
-    assert weak["promotion"]["promoted"], "the first version becomes champion when no floor applies"
+    assert weak["promotion"].promoted, "the first version becomes champion when no floor applies"
     strong = cycle(real, "strong-1")
-    assert strong["promotion"] == {
-        "promoted": True,
-        "champion": strong["registered"]["version"],
-        "previous": weak["registered"]["version"],
-    }
+    assert strong["promotion"] == Promotion(
+        promoted=True, champion=strong["version"], previous=weak["version"]
+    )
     worse = cycle(shuffled, "weak-2")
-    assert worse["promotion"]["promoted"] is False
+    assert worse["promotion"].promoted is False
     champion = describe_champion(features, usecase)
-    assert champion is not None and champion["version"] == strong["registered"]["version"]
+    assert champion is not None and champion["version"] == strong["version"]
     assert champion["aliases"] == {
-        "champion": strong["registered"]["version"],
-        "challenger": worse["registered"]["version"],
-        "previous": weak["registered"]["version"],
+        "champion": strong["version"],
+        "challenger": worse["version"],
+        "previous": weak["version"],
     }
-    refused = mlflow_client.get_model_version("gate_test", worse["registered"]["version"])
+    refused = mlflow_client.get_model_version("gate_test", worse["version"])
     assert refused.tags["airloop.promotion"].startswith("not promoted, because roc_auc")
 
 
@@ -248,7 +249,7 @@ def test_regression_usecase_trains_end_to_end(features, tmp_path) -> None:
     result = pipeline.run_training(
         WINDOW["window_start"], WINDOW["window_end"], None, {"trigger": "test"}, usecase, features
     )
-    assert set(result["evaluation"]["challenger"]) == {"rmse", "mae", "r2"}
-    assert result["promotion"]["promoted"], result["registered"]["decision"]
-    labels = pd.read_parquet(result["training_set"]["uri"])["label"]
+    assert set(result.evaluation.challenger) == {"rmse", "mae", "r2"}
+    assert result.promotion.promoted, result.registered.decision
+    labels = pd.read_parquet(result.training_set.uri)["label"]
     assert labels.nunique() > 50, "the label is minutes, not a class"

@@ -19,7 +19,7 @@ DAY = 3
 @pytest.fixture(scope="module")
 def history(feature_dag, landed, flights):
     """Days 1-2 processed, and a pristine copy of day 3's landing to restore between cases."""
-    from airloop.features.store import partition_file
+    from airloop.features.offline import partition_file
     from tests.integration.conftest import day
 
     for d in (1, 2):

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from airloop.monitoring.feedback import FeedbackLedger, decide
+from airloop.monitoring.feedback import decide
+from airloop.monitoring.ledger import FeedbackLedger
 from airloop.usecase import RetrainingSpec
 
 DRIFT = [{"check": "data_drift", "share_drifted": 0.5, "features": [{"feature": "temp"}]}]
@@ -20,8 +21,8 @@ def interval(i: int) -> tuple[datetime, datetime]:
 def run(ledger, controls, i, breach=True, close=True):
     start, end = interval(i)
     decision = decide(ledger, controls, start, end, DRIFT if breach else [], {"model_version": "1"})
-    if decision["request"] and close:
-        ledger.close_request(decision["request_id"], {"result": "promoted"})
+    if decision.request and close:
+        ledger.close_request(decision.request.request_id, {"result": "promoted"})
     return decision
 
 
@@ -32,16 +33,14 @@ def ledger(tmp_path):
 
 def test_no_breach_opens_nothing_and_is_recorded(ledger):
     for i in range(5):
-        assert run(ledger, RetrainingSpec(), i, breach=False)["action"] == "no breach"
+        assert run(ledger, RetrainingSpec(), i, breach=False).action == "no breach"
     assert ledger.requests() == []
     assert len(ledger.decisions()) == 5
 
 
 def test_hysteresis_waits_for_k_consecutive_breaches(ledger):
     controls = RetrainingSpec(hysteresis=3, cooldown=0)
-    actions = [
-        run(ledger, controls, i, breach=b)["action"] for i, b in enumerate([1, 1, 0, 1, 1, 1])
-    ]
+    actions = [run(ledger, controls, i, breach=b).action for i, b in enumerate([1, 1, 0, 1, 1, 1])]
     assert actions == ["waiting", "waiting", "no breach", "waiting", "waiting", "requested"]
     assert len(ledger.requests()) == 1
     assert ledger.requests()[0]["reasons"] == DRIFT
@@ -50,7 +49,7 @@ def test_hysteresis_waits_for_k_consecutive_breaches(ledger):
 
 def test_cooldown_suppresses_and_says_so(ledger):
     controls = RetrainingSpec(hysteresis=1, cooldown=3)
-    actions = [run(ledger, controls, i)["action"] for i in range(6)]
+    actions = [run(ledger, controls, i).action for i in range(6)]
     assert actions == [
         "requested",
         "suppressed",
@@ -66,15 +65,15 @@ def test_one_open_retraining_at_a_time(ledger):
     controls = RetrainingSpec(hysteresis=1, cooldown=0)
     first = run(ledger, controls, 0, close=False)
     second = run(ledger, controls, 1, close=False)
-    assert first["action"] == "requested"
-    assert second["action"] == "suppressed" and "still open" in second["detail"]
-    ledger.close_request(first["request_id"], {"result": "refused by the gate"})
-    assert run(ledger, controls, 2)["action"] == "requested"
+    assert first.action == "requested"
+    assert second.action == "suppressed" and "still open" in (second.detail or "")
+    ledger.close_request(str(first.request_id), {"result": "refused by the gate"})
+    assert run(ledger, controls, 2).action == "requested"
 
 
 def test_budget_caps_requests_per_window(ledger):
     controls = RetrainingSpec(hysteresis=1, cooldown=0, budget=2, budget_window=timedelta(days=10))
-    actions = [run(ledger, controls, i)["action"] for i in range(12)]
+    actions = [run(ledger, controls, i).action for i in range(12)]
     assert actions[:3] == ["requested", "requested", "suppressed"]
     assert "budget" in ledger.decisions()[2]["detail"]
     assert actions[10] == "requested"  # the first request left the 10-day window
@@ -82,9 +81,9 @@ def test_budget_caps_requests_per_window(ledger):
 
 def test_rerunning_an_interval_never_opens_a_second_request(ledger):
     controls = RetrainingSpec(hysteresis=1, cooldown=0)
-    assert run(ledger, controls, 0)["action"] == "requested"
+    assert run(ledger, controls, 0).action == "requested"
     again = run(ledger, controls, 0)
-    assert again["action"] == "already requested" and again["request"] is None
+    assert again.action == "already requested" and again.request is None
     assert len(ledger.requests()) == 1
     assert len(ledger.decisions()) == 1
 
@@ -95,25 +94,61 @@ def test_an_abandoned_open_request_stops_blocking_after_a_day(ledger):
     decide(ledger, controls, start, end, DRIFT, now=datetime(2026, 1, 1, tzinfo=UTC))
     start, end = interval(1)
     later = decide(ledger, controls, start, end, DRIFT, now=datetime(2026, 1, 3, tzinfo=UTC))
-    assert later["action"] == "requested"
+    assert later.action == "requested"
+
+
+PROMOTED = {"promoted": True, "champion": "7"}
 
 
 @pytest.mark.parametrize(
     ("promotion", "deploy", "result"),
     [
         (None, None, "failed"),  # gate or registration failed
-        ({"promoted": True}, None, "failed"),  # promoted, then the deploy failed (rolled back)
+        (PROMOTED, None, "failed"),  # promoted, then the deploy failed (rolled back)
         (
-            {"promoted": False, "reasons": ["roc_auc too low"]},
+            {"promoted": False, "champion": "6", "reasons": ["roc_auc too low"]},
             {"deployed": False},
             "refused by the gate",
         ),
-        ({"promoted": True}, {"deployed": True}, "promoted"),
+        (PROMOTED, {"deployed": True, "version": "7"}, "promoted"),
     ],
 )
 def test_training_outcome_names_how_the_run_ended(promotion, deploy, result):
-    from airloop.monitoring.monitor import training_outcome
+    from airloop.monitoring.outcome import training_outcome
+    from airloop.registry.models import GateDecision, Promotion, Registration
+    from airloop.serving.deploy import Deployment
 
-    outcome = training_outcome({"version": "7"}, promotion, deploy, "run-1")
-    assert outcome["result"] == result
-    assert outcome["version"] == "7" and outcome["dag_run_id"] == "run-1"
+    decision = GateDecision(promote=True, reasons=[], primary_metric="roc_auc")
+    registered = Registration(name="m", version="7", created=True, decision=decision)
+    outcome = training_outcome(
+        registered,
+        Promotion.from_dict(promotion) if promotion else None,
+        Deployment.from_dict(deploy) if deploy else None,
+        "run-1",
+    )
+    assert outcome.result == result
+    assert outcome.version == "7" and outcome.dag_run_id == "run-1"
+
+
+def test_closing_a_request_records_the_outcome_and_a_failure_fails(tmp_path, flights):
+    from airloop.monitoring.outcome import TrainingRunFailed, close_retrain_request
+    from airloop.settings import Settings
+
+    settings = Settings(home=tmp_path)
+    ledger = FeedbackLedger(settings.monitoring_root(flights.name))
+    start, end = interval(0)
+    opened = decide(ledger, RetrainingSpec(hysteresis=1), start, end, DRIFT)
+    assert opened.request is not None
+    with pytest.raises(TrainingRunFailed, match="did not finish"):
+        close_retrain_request(
+            opened.request.request_id, None, None, None, "run-9", flights, settings
+        )
+    closed = ledger.request(opened.request.request_id)
+    assert closed is not None and closed["status"] == "closed"
+    assert closed["outcome"] == {
+        "result": "failed",
+        "version": None,
+        "reasons": None,
+        "deploy": None,
+        "dag_run_id": "run-9",
+    }

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from airloop.features import compute
+from airloop.usecase import ViewInputs
 
 AS_OF = datetime(2013, 1, 10, tzinfo=UTC)
 
@@ -53,7 +54,7 @@ def test_only_labels_known_before_the_snapshot_count(flights, view) -> None:
             ("g", "AA", "2013-01-09T12:00Z", "2013-01-09T18:00Z", 0),
         ]
     )
-    out = compute.label_rate_view(flights, view, labels, events, AS_OF).set_index("carrier")
+    out = view.rates(flights, labels, events, pd.Timestamp(AS_OF)).set_index("carrier")
     assert out.loc["UA", "count_1d"] == 1 and out.loc["UA", "rate_1d"] == 1.0
     assert out.loc["UA", "count_7d"] == 2 and out.loc["UA", "rate_7d"] == 0.5
     assert out.loc["AA", "rate_7d"] == 0.0
@@ -62,9 +63,15 @@ def test_only_labels_known_before_the_snapshot_count(flights, view) -> None:
 
 def test_no_history_gives_an_empty_typed_table(flights, view) -> None:
     labels, events = _frames([("x", "UA", "2013-01-11T00:00Z", "2013-01-11T06:00Z", 1)])
-    out = compute.label_rate_view(flights, view, labels, events, AS_OF)
+    assert view.rates(flights, labels, events, pd.Timestamp(AS_OF)) is None
+    inputs = ViewInputs(
+        start=pd.Timestamp(AS_OF), end=pd.Timestamp(AS_OF), sources={}, history=lambda t: None
+    )
+    assert view.compute(flights, inputs) is None
+    out = view.empty(flights)
     assert out.empty
     assert list(out.columns) == ["carrier", "event_timestamp", *view.feature_names()]
+    assert str(out["rate_1d"].dtype) == "float64" and str(out["count_1d"].dtype) == "Int64"
 
 
 def test_labels_table_applies_the_threshold_and_drops_missing(flights) -> None:
@@ -90,7 +97,13 @@ def test_reference_snapshot_is_stamped_at_interval_start(flights) -> None:
             "engines": [2, 2, 1],
         }
     )
-    out = compute.reference_snapshot_view(flights, view, table, AS_OF)
+    inputs = ViewInputs(
+        start=pd.Timestamp(AS_OF),
+        end=pd.Timestamp(AS_OF),
+        sources={"planes": table},
+        history=lambda t: None,
+    )
+    out = view.compute(flights, inputs)
     assert out["tailnum"].tolist() == ["N1", "N2"]
     assert (out["event_timestamp"] == ts("2013-01-10T00:00Z")).all()
     assert out["plane_year"].tolist()[0] == 2001.0

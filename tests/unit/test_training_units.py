@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from airloop.catalog import is_better, metric
 from airloop.registry.models import gate
-from airloop.training.dataset import TrainingDataError, frame_digest, split_by_time
-from airloop.training.experiment import ExperimentError, plan_trials
-from airloop.training.metrics import compute_metrics, is_better, metric
-from airloop.training.pipeline import resolve_window
+from airloop.training.dataset import TrainingDataError, frame_digest, resolve_window, split_by_time
+from airloop.training.experiment import ExperimentError, grid_trials
+from airloop.training.metrics import compute_metrics
 from airloop.training.train import TrainConfig
 
 
@@ -60,10 +60,10 @@ def test_digest_depends_on_values_not_on_the_index() -> None:
 
 def test_trials_are_reproducible_and_distinct() -> None:
     space = {"learning_rate": [0.05, 0.1, 0.2], "max_leaf_nodes": [15, 31]}
-    a = plan_trials("classification", "hist_gradient_boosting", space, 4, seed=7)
-    b = plan_trials("classification", "hist_gradient_boosting", space, 4, seed=7)
+    a = grid_trials("classification", "hist_gradient_boosting", space, 4, seed=7)
+    b = grid_trials("classification", "hist_gradient_boosting", space, 4, seed=7)
     assert a == b and len(a) == 4
-    assert len({tuple(sorted(t["params"].items())) for t in a}) == 4
+    assert len({tuple(sorted(t.params.items())) for t in a}) == 4
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def test_trials_are_reproducible_and_distinct() -> None:
 )
 def test_bad_experiment_forms_are_refused(family: str, space: dict, message: str) -> None:
     with pytest.raises(ExperimentError, match=message):
-        plan_trials("classification", family, space, 2, seed=1)
+        grid_trials("classification", family, space, 2, seed=1)
 
 
 def test_metric_directions() -> None:
@@ -97,17 +97,31 @@ def test_metrics_are_computed_by_task() -> None:
 
 
 def test_gate_floors_and_champion_margin(flights) -> None:
-    ok = {"roc_auc": 0.70, "average_precision": 0.4, "log_loss": 0.5, "brier_score": 0.15}
-    assert gate(flights, {"challenger": ok, "champion": None}, None)["promote"]
-    low = {**ok, "roc_auc": 0.50}
-    decision = gate(flights, {"challenger": low, "champion": None}, None)
-    assert not decision["promote"] and "below the minimum 0.55" in decision["reasons"][0]
-    worse = gate(flights, {"challenger": ok, "champion": {**ok, "roc_auc": 0.75}}, "3")
-    assert not worse["promote"] and "champion v3" in worse["reasons"][0]
-    within_margin = gate(flights, {"challenger": ok, "champion": {**ok, "roc_auc": 0.705}}, "3")
-    assert within_margin["promote"]
-    ceiling = gate(flights, {"challenger": {**ok, "brier_score": 0.3}, "champion": None}, None)
-    assert "above the maximum" in ceiling["reasons"][0]
+    ok: dict[str, float | None] = {
+        "roc_auc": 0.70,
+        "average_precision": 0.4,
+        "log_loss": 0.5,
+        "brier_score": 0.15,
+    }
+    assert gate(flights, ok, None, None).promote
+    decision = gate(flights, {**ok, "roc_auc": 0.50}, None, None)
+    assert not decision.promote and "below the minimum 0.55" in decision.reasons[0]
+    worse = gate(flights, ok, {**ok, "roc_auc": 0.75}, "3")
+    assert not worse.promote and "champion v3" in worse.reasons[0]
+    assert gate(flights, ok, {**ok, "roc_auc": 0.705}, "3").promote
+    ceiling = gate(flights, {**ok, "brier_score": 0.3}, None, None)
+    assert "above the maximum" in ceiling.reasons[0]
+
+
+def test_gate_names_a_metric_that_could_not_be_computed(flights) -> None:
+    missing = {"roc_auc": None, "average_precision": 0.4, "log_loss": 0.5, "brier_score": None}
+    decision = gate(flights, missing, {"roc_auc": 0.6}, "3")
+    assert not decision.promote
+    assert "roc_auc missing is below the minimum 0.55" in decision.reasons
+    assert "brier_score missing is above the maximum 0.25" in decision.reasons
+    assert any("champion v3's 0.6000" in r for r in decision.reasons)
+    broken = gate(flights, {**missing, "roc_auc": 0.7, "brier_score": 0.1}, None, "3", "no model")
+    assert broken.reasons == ["the champion v3 could not be scored: no model"]
 
 
 def test_config_defaults_follow_the_usecase(flights) -> None:

@@ -98,3 +98,65 @@ def test_engine_never_names_a_flights_column() -> None:
         text = path.read_text()
         found = [w for w in words if w in text]
         assert not found, f"{path.relative_to(root)} names {found}"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda raw: raw["gates"]["minimum"].update(roc=0.6),
+            r"gates\.minimum: 'roc' is not a classification metric",
+        ),
+        (
+            lambda raw: raw["gates"]["maximum"].update(accuracy=0.9),
+            r"gates\.maximum: 'accuracy' is not one of the use case's metrics",
+        ),
+        (
+            lambda raw: raw["metrics"].append("rmse"),
+            r"metrics: 'rmse' is not a classification metric",
+        ),
+        (
+            lambda raw: raw["training"].update(family="linear"),
+            r"training\.family: 'linear' is not a classification model family",
+        ),
+    ],
+    ids=["unknown-gate-metric", "gate-metric-never-computed", "wrong-task-metric", "wrong-family"],
+)
+def test_metrics_gates_and_family_are_checked_on_load(
+    tmp_path: Path, flights_raw: dict, edit, message
+) -> None:
+    edit(flights_raw)
+    path = _write(tmp_path, flights_raw)
+    with pytest.raises(UseCaseError, match=message) as err:
+        load_usecase(str(path))
+    assert str(path) in str(err.value)
+
+
+def test_an_unknown_kind_of_feature_view_lists_the_kinds(tmp_path: Path, flights_raw: dict) -> None:
+    flights_raw["feature_views"][0]["kind"] = "radar_echo"
+    with pytest.raises(UseCaseError, match="'source_rows', 'label_rate', 'reference_snapshot'"):
+        load_usecase(str(_write(tmp_path, flights_raw)))
+
+
+def test_each_kind_takes_only_its_own_fields(tmp_path: Path, flights_raw: dict) -> None:
+    rate = next(v for v in flights_raw["feature_views"] if v["kind"] == "label_rate")
+    rate["source"] = "weather"
+    with pytest.raises(UseCaseError, match=r"label_rate\.source"):
+        load_usecase(str(_write(tmp_path, flights_raw)))
+
+
+def test_kinds_describe_their_features_and_bounds(flights) -> None:
+    rates = flights.feature_view("carrier_delays")
+    assert rates.feature_dtypes() == {
+        "rate_1d": "float",
+        "count_1d": "int",
+        "rate_7d": "float",
+        "count_7d": "int",
+    }
+    assert rates.bounds(flights)["rate_7d"] == (0.0, 1.0)
+    assert rates.lookback(flights) == timedelta(days=7, hours=6)
+    weather = flights.feature_view("origin_weather")
+    assert weather.bounds(flights)["temp"] == (-40.0, 130.0)
+    assert weather.lookback(flights) is None
+    planes = flights.feature_view("plane_attributes")
+    assert planes.feature_dtypes() == {"plane_year": "float", "seats": "int", "engines": "int"}

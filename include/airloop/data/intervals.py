@@ -35,4 +35,11 @@ def daily_intervals(
 
 
 def utc_now() -> datetime:
+    """Now, in UTC (wall clock: for records of when something happened, never for data)."""
     return datetime.now(UTC)
+
+
+def day_interval(day: date) -> tuple[datetime, datetime]:
+    """The data interval of one calendar day, [midnight, next midnight) in UTC."""
+    start = datetime.combine(day, datetime.min.time(), UTC)
+    return start, start + timedelta(days=1)

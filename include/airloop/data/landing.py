@@ -11,16 +11,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from airloop.core.errors import PermanentError
+from airloop.core.files import atomic_write
 from airloop.data.intervals import partition_key
 from airloop.settings import Settings
 from airloop.usecase import SourceSpec
 
 
-class RawDataError(ValueError):
+class RawDataError(PermanentError, ValueError):
     """A raw partition that cannot even be read (missing, empty, unparseable)."""
 
 
 def landing_path(settings: Settings, source: str, spec: SourceSpec, start: datetime | None) -> Path:
+    """Where a source's partition for the interval starting at ``start`` lands (reference: whole)."""
     name = "current" if spec.kind == "reference" else partition_key(start)  # type: ignore[arg-type]
     return settings.landing_dir / source / f"{name}.{spec.format}"
 
@@ -43,11 +46,6 @@ def read_raw(path: Path, spec: SourceSpec) -> pd.DataFrame:
 
 def write_raw(df: pd.DataFrame, path: Path, spec: SourceSpec) -> Path:
     """Write a landing file atomically (a reader never sees half a partition)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     if spec.format == "csv":
-        df.to_csv(tmp, index=False)
-    else:
-        df.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
+        return atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+    return atomic_write(path, lambda tmp: df.to_parquet(tmp, index=False))

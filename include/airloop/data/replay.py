@@ -34,6 +34,7 @@ def resolve_replay_path(path: str) -> Path:
 
 
 def load_replay_frame(replay: ReplaySourceSpec) -> pd.DataFrame:
+    """A replay source's rows, with the availability column of a late-arriving source added."""
     df = pd.read_csv(resolve_replay_path(replay.path), na_values=["NA"], low_memory=False)
     if replay.columns:
         df = df[replay.columns]

@@ -1,7 +1,7 @@
 """The feature pipeline (B), one function per stage, each keyed to a data interval.
 
 Stages: extract the landed partition → validate it (the gate) → build features (clean,
-transform, compute point-in-time correct) → write them to the offline store → materialise
+transform, compute point-in-time correct) and publish them to the offline store → materialise
 the interval into the online store. Each stage overwrites its own outputs, so a rerun of an
 interval leaves the same state behind. The Airflow tasks call these; so do the CLI and tests.
 """
@@ -13,32 +13,62 @@ import json
 import logging
 import shutil
 from datetime import datetime
+from functools import cache, partial
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 
+from airloop.core.columns import EVENTS_TABLE, LABELS_TABLE
+from airloop.core.errors import PermanentError
+from airloop.core.files import atomic_write, write_json
+from airloop.core.records import Record
 from airloop.data.intervals import as_utc, partition_key
 from airloop.data.landing import RawDataError, landing_path, read_raw
 from airloop.features import compute
-from airloop.features.store import (
-    EVENTS_TABLE,
-    LABELS_TABLE,
-    materialize_interval,
-    partition_file,
-    read_partitions,
-    write_partition,
-)
+from airloop.features.offline import partition_file, read_partitions, write_partition
+from airloop.features.store import Materialized, materialize_interval
 from airloop.features.transforms import clean_source
 from airloop.quality.gate import gate_partition
 from airloop.settings import Settings
-from airloop.usecase import UseCase, resolve
+from airloop.usecase import UseCase, ViewInputs, resolve
 
 log = logging.getLogger(__name__)
 
 
-class IntervalError(ValueError):
+class IntervalError(PermanentError, ValueError):
     """A stage was handed an interval it cannot own, such as a zero-width one."""
+
+
+class Extracted(Record):
+    """The interval's landed files, snapshotted into staging; the manifest lists their digests."""
+
+    partition: str
+    manifest: str
+
+
+class Validated(Record):
+    """The partition passed the gate: rows per source, and the validation report."""
+
+    partition: str
+    rows: dict[str, int]
+    report: str
+
+
+class Published(Record):
+    """The interval's feature tables, published as partitions of the offline store."""
+
+    partition: str
+    rows: dict[str, int]
+    partitions: dict[str, str]
+
+
+class IntervalRun(Record):
+    """Every stage of one interval, run in one process (``airloop run``)."""
+
+    partition: str
+    rows: dict[str, int]
+    online: Materialized
 
 
 def check_interval(start: datetime, end: datetime) -> None:
@@ -51,6 +81,7 @@ def check_interval(start: datetime, end: datetime) -> None:
 
 
 def staging_dir(settings: Settings, usecase: UseCase, start: datetime) -> Path:
+    """Where an interval's stages keep their intermediate files."""
     return settings.staging_dir / usecase.name / partition_key(start)
 
 
@@ -67,7 +98,7 @@ def extract_partition(
     end: datetime,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> Extracted:
     """Snapshot the interval's landed files into staging, with their digests for lineage."""
     check_interval(start, end)
     uc, st = resolve(usecase, settings)
@@ -75,7 +106,7 @@ def extract_partition(
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
-    files: dict[str, Any] = {}
+    files: dict[str, dict[str, str | int]] = {}
     for name, spec in uc.sources.items():
         src = landing_path(st, name, spec, start)
         if not src.exists():
@@ -90,13 +121,15 @@ def extract_partition(
             "bytes": dst.stat().st_size,
         }
     manifest = {"usecase": uc.name, "partition": partition_key(start), "files": files}
-    (stage / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    path = write_json(stage / "manifest.json", manifest)
     log.info("extracted partition %s: %s", manifest["partition"], sorted(files))
-    return {"manifest": str(stage / "manifest.json"), "partition": manifest["partition"]}
+    return Extracted(partition=partition_key(start), manifest=str(path))
 
 
-def _read_staged(uc: UseCase, manifest_path: str) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
-    manifest = json.loads(Path(manifest_path).read_text())
+def _read_staged(
+    uc: UseCase, extracted: Extracted
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    manifest = json.loads(Path(extracted.manifest).read_text())
     frames: dict[str, pd.DataFrame] = {}
     errors: dict[str, str] = {}
     for name, entry in manifest["files"].items():
@@ -114,96 +147,95 @@ def _read_staged(uc: UseCase, manifest_path: str) -> tuple[dict[str, pd.DataFram
 def validate_partition(
     start: datetime,
     end: datetime,
-    manifest: str,
+    extracted: Extracted,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> Validated:
     """The gate: passes with a report, or quarantines the partition and raises ValidationFailed."""
     uc, st = resolve(usecase, settings)
-    frames, errors = _read_staged(uc, manifest)
+    frames, errors = _read_staged(uc, extracted)
     report = gate_partition(uc, st, start, end, frames, errors)
-    return {"partition": report["partition"], "rows": report["rows"], "success": True}
+    return Validated(
+        partition=report["partition"],
+        rows=report["rows"],
+        report=str(st.reports_dir / "validation" / f"{report['partition']}.json"),
+    )
+
+
+def view_inputs(
+    st: Settings, uc: UseCase, start: datetime, end: datetime, clean: dict[str, pd.DataFrame]
+) -> ViewInputs:
+    """What the feature views compute from: the cleaned sources, and history read on demand.
+
+    History reaches back as far as the longest ``lookback`` of the use case's views, plus one
+    interval; each table is read once, only if a view asks for it.
+    """
+    lo, hi = pd.Timestamp(as_utc(start)), pd.Timestamp(as_utc(end))
+    lookbacks = [b for b in (v.lookback(uc) for v in uc.feature_views) if b is not None]
+    since = lo - max(lookbacks) - (hi - lo) if lookbacks else lo
+
+    @cache
+    def history(table: str) -> pd.DataFrame | None:
+        return read_partitions(st, uc, table, since.to_pydatetime(), lo.to_pydatetime())
+
+    return ViewInputs(start=lo, end=hi, sources=clean, history=history)
 
 
 def build_features(
     start: datetime,
     end: datetime,
-    manifest: str,
+    extracted: Extracted,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> dict[str, Path]:
     """Clean the validated partition and compute every feature table into staging."""
     uc, st = resolve(usecase, settings)
-    frames, errors = _read_staged(uc, manifest)
+    frames, errors = _read_staged(uc, extracted)
     if errors:
         raise RawDataError(f"staged partition is unreadable, rerun from extract: {errors}")
     clean = {name: clean_source(df, uc.sources[name]) for name, df in frames.items()}
-    lo, hi = as_utc(start), as_utc(end)
     tables: dict[str, pd.DataFrame] = {
         EVENTS_TABLE: compute.events_table(uc, clean[uc.events.source]),
         LABELS_TABLE: compute.labels_table(uc, clean[uc.label.source]),
     }
-    history_needed = [v for v in uc.feature_views if v.kind == "label_rate"]
-    if history_needed:
-        longest = max(w for v in history_needed for w in v.windows)
-        since = lo - longest - uc.label.delay - (hi - lo)
-        past_labels = read_partitions(st, uc, LABELS_TABLE, since, lo)
-        past_events = read_partitions(st, uc, EVENTS_TABLE, since, lo)
+    inputs = view_inputs(st, uc, start, end, clean)
     for view in uc.feature_views:
-        if view.kind == "source_rows":
-            assert view.source is not None
-            table = compute.source_rows_view(uc, view, clean[view.source])
-        elif view.kind == "reference_snapshot":
-            assert view.source is not None
-            table = compute.reference_snapshot_view(uc, view, clean[view.source], lo)
-        elif past_labels is None or past_events is None:
-            table = compute.empty_view(uc, view)
-        else:
-            table = compute.label_rate_view(uc, view, past_labels, past_events, lo)
-        tables[view.name] = table
+        table = view.compute(uc, inputs)
+        tables[view.name] = table if table is not None and not table.empty else view.empty(uc)
     out_dir = staging_dir(st, uc, start) / "features"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = {}
-    for name, table in tables.items():
-        written[name] = str(write_partition(table, out_dir / f"{name}.parquet"))
-    rows = {name: len(t) for name, t in tables.items()}
-    log.info("built features for %s: %s", partition_key(start), rows)
-    return {"tables": written, "rows": rows}
+    written = {name: write_partition(t, out_dir / f"{name}.parquet") for name, t in tables.items()}
+    log.info(
+        "built features for %s: %s", partition_key(start), {n: len(t) for n, t in tables.items()}
+    )
+    return written
+
+
+def copy_to(source: Path, target: Path) -> None:
+    """Copy a file's bytes (for :func:`atomic_write`, which names the target)."""
+    shutil.copyfile(source, target)
 
 
 def build_offline_features(
     start: datetime,
     end: datetime,
-    manifest: str,
+    extracted: Extracted,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> Published:
     """Build the interval's features and publish them to the offline store, as one step.
 
     One step, because the next interval's rolling features read this one's published labels.
     """
-    built = build_features(start, end, manifest, usecase, settings)
-    published = write_offline_store(start, end, built["tables"], usecase, settings)
-    return {"rows": built["rows"], **published}
-
-
-def write_offline_store(
-    start: datetime,
-    end: datetime,
-    tables: dict[str, str],
-    usecase: UseCase | str | None = None,
-    settings: Settings | None = None,
-) -> dict[str, Any]:
-    """Publish the staged tables as this interval's partitions of the offline store."""
     uc, st = resolve(usecase, settings)
-    published = {}
-    for name, staged in tables.items():
+    staged = build_features(start, end, extracted, uc, st)
+    published: dict[str, str] = {}
+    rows: dict[str, int] = {}
+    for name, path in staged.items():
         target = partition_file(st, uc, name, start)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(staged, target.with_name(f".{target.name}.tmp"))
-        target.with_name(f".{target.name}.tmp").replace(target)
+        atomic_write(target, partial(copy_to, path))
         published[name] = str(target)
-    return {"partitions": published}
+        rows[name] = pq.ParquetFile(path).metadata.num_rows
+    return Published(partition=partition_key(start), rows=rows, partitions=published)
 
 
 def materialize_online(
@@ -211,7 +243,8 @@ def materialize_online(
     end: datetime,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> Materialized:
+    """Load the interval's feature rows into the online store (never rolling it back)."""
     uc, st = resolve(usecase, settings)
     return materialize_interval(st, uc, start, end)
 
@@ -221,11 +254,11 @@ def run_interval(
     end: datetime,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> IntervalRun:
     """All stages in one process: for the CLI and for notebooks, not for the scheduler."""
     uc, st = resolve(usecase, settings)
     extracted = extract_partition(start, end, uc, st)
-    validated = validate_partition(start, end, extracted["manifest"], uc, st)
-    build_offline_features(start, end, extracted["manifest"], uc, st)
+    validated = validate_partition(start, end, extracted, uc, st)
+    build_offline_features(start, end, extracted, uc, st)
     online = materialize_online(start, end, uc, st)
-    return {"partition": extracted["partition"], "rows": validated["rows"], "online": online}
+    return IntervalRun(partition=extracted.partition, rows=validated.rows, online=online)

@@ -11,6 +11,7 @@ TIMESTAMP_TEXT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def parse_timestamps(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
+    """Declared timestamp columns as UTC datetimes (text in ISO 8601 as it lands)."""
     out = df.copy()
     for col in spec.columns:
         if col.type == "timestamp" and col.name in out:

@@ -26,6 +26,8 @@ MAX_SCORE = (
 
 @dataclass(frozen=True)
 class FeatureDrift:
+    """One feature's drift score, its threshold and verdict, and the missing shares."""
+
     feature: str
     kind: Literal["numeric", "categorical"]
     measure: str
@@ -40,22 +42,28 @@ class FeatureDrift:
 
 @dataclass
 class DriftReport:
+    """The per-feature verdicts, and dataset drift when a share of the features drifts."""
+
     features: list[FeatureDrift] = field(default_factory=list)
     share_threshold: float = 0.3
 
     @property
     def drifted(self) -> list[FeatureDrift]:
+        """The features that drifted."""
         return [f for f in self.features if f.drifted]
 
     @property
     def share_drifted(self) -> float:
+        """The share of the checked features that drifted."""
         return len(self.drifted) / len(self.features) if self.features else 0.0
 
     @property
     def dataset_drift(self) -> bool:
+        """Whether enough features drifted to call the data set drifted."""
         return bool(self.features) and self.share_drifted >= self.share_threshold
 
     def as_dict(self) -> dict[str, Any]:
+        """The report as JSON."""
         return {
             "dataset_drift": self.dataset_drift,
             "share_drifted": self.share_drifted,
@@ -72,6 +80,7 @@ def _proportions(counts: np.ndarray) -> np.ndarray:
 
 
 def psi_from_proportions(ref: np.ndarray, cur: np.ndarray) -> float:
+    """Population stability index of two binned distributions (proportions, no zeros)."""
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
@@ -89,6 +98,7 @@ def quantile_edges(reference: np.ndarray, bins: int = BINS) -> np.ndarray:
 
 
 def binned(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Counts of values per bin between the inner edges (one more bin than edges)."""
     return np.bincount(np.searchsorted(edges, values, side="right"), minlength=len(edges) + 1)
 
 
@@ -106,6 +116,7 @@ def wasserstein_normed(reference: np.ndarray, current: np.ndarray) -> float:
 
 
 def numeric_drift(reference: pd.Series, current: pd.Series, measure: Measure) -> float:
+    """Drift of a numeric column by ``measure``; infinite when one side has no values."""
     ref = pd.to_numeric(reference, errors="coerce").to_numpy(dtype="float64")
     cur = pd.to_numeric(current, errors="coerce").to_numpy(dtype="float64")
     ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
@@ -121,6 +132,7 @@ def numeric_drift(reference: pd.Series, current: pd.Series, measure: Measure) ->
 
 
 def categorical_drift(reference: pd.Series, current: pd.Series, measure: Measure) -> float:
+    """Drift of a categorical column (missing is a category of its own) by ``measure``."""
     ref = reference.astype("string").fillna(MISSING)
     cur = current.astype("string").fillna(MISSING)
     ref_counts, cur_counts = ref.value_counts(), cur.value_counts()

@@ -8,85 +8,89 @@ its record and never opens a second request for it.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
+import logging
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from airloop.records import json_safe
-from airloop.usecase import RetrainingSpec
+from airloop.core.files import write_text
+from airloop.data.intervals import as_utc
+from airloop.monitoring.ledger import FeedbackLedger
+from airloop.monitoring.records import Decision, DriftCheck, PerformanceCheck, RetrainRequest
+from airloop.settings import Settings
+from airloop.usecase import RetrainingSpec, UseCase, resolve
 
+log = logging.getLogger(__name__)
 REQUESTED, NO_BREACH = "requested", "no breach"
 OPEN_REQUEST_TIMEOUT = timedelta(hours=24)  # wall clock: a request nobody closed stops blocking
 
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _write_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
-    """Replace the file atomically: a crash leaves the old or the new history, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(
-            "".join(json.dumps(json_safe(r), sort_keys=True, default=str) + "\n" for r in records)
-        )
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-class FeedbackLedger:
-    """The decisions and retrain requests of one use case, kept under the monitoring folder."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.decisions_path = root / "decisions.jsonl"
-        self.requests_path = root / "requests.jsonl"
-
-    def decisions(self) -> list[dict[str, Any]]:
-        return sorted(_read_jsonl(self.decisions_path), key=lambda d: d["interval_start"])
-
-    def decision_for(self, start: datetime) -> dict[str, Any] | None:
-        """The decision recorded for the interval starting at ``start``, if it was monitored."""
-        key = start.isoformat()
-        return next((d for d in self.decisions() if d["interval_start"] == key), None)
-
-    def requests(self) -> list[dict[str, Any]]:
-        return sorted(_read_jsonl(self.requests_path), key=lambda r: r["interval_end"])
-
-    def record(self, decision: dict[str, Any]) -> None:
-        kept = [d for d in self.decisions() if d["interval_start"] != decision["interval_start"]]
-        _write_jsonl(
-            self.decisions_path, sorted([*kept, decision], key=lambda d: d["interval_start"])
-        )
-
-    def open_request(self, request: dict[str, Any]) -> None:
-        kept = [r for r in self.requests() if r["request_id"] != request["request_id"]]
-        _write_jsonl(self.requests_path, [*kept, request])
-
-    def close_request(self, request_id: str, outcome: dict[str, Any]) -> dict[str, Any] | None:
-        """Mark a request done with its training outcome; unknown ids are ignored (manual runs)."""
-        requests = self.requests()
-        closed = None
-        for request in requests:
-            if request["request_id"] == request_id:
-                request.update(
-                    status="closed", closed_at=datetime.now(UTC).isoformat(), outcome=outcome
-                )
-                closed = request
-        if closed is not None:
-            _write_jsonl(self.requests_path, requests)
-        return closed
+__all__ = ["FeedbackLedger", "breach_reasons", "decide", "decide_retraining"]
 
 
 def _interval_count(later: datetime, earlier: datetime, length: timedelta) -> float:
     return (later - earlier) / length if length.total_seconds() > 0 else float("inf")
+
+
+def breach_streak(history: list[dict[str, Any]], start: datetime) -> int:
+    """How many breaching intervals in a row end just before ``start`` (from the ledger)."""
+    by_end = {d["interval_end"]: d for d in history}
+    streak, cursor = 0, start
+    while (previous := by_end.get(cursor.isoformat())) is not None and previous["breach"]:
+        streak += 1
+        cursor = datetime.fromisoformat(previous["interval_start"])
+    return streak
+
+
+def suppression(
+    requests: list[dict[str, Any]],
+    controls: RetrainingSpec,
+    end: datetime,
+    length: timedelta,
+    now: datetime,
+) -> str | None:
+    """Why a request due now must wait (an open one, the cooldown, the budget), or None."""
+    open_ones = [
+        r
+        for r in requests
+        if r.get("status") == "open"
+        and now - datetime.fromisoformat(r["opened_at"]) < OPEN_REQUEST_TIMEOUT
+    ]
+    if open_ones:
+        return f"de-duplication: retraining {open_ones[-1]['request_id']} is still open"
+    past = [r for r in requests if datetime.fromisoformat(r["interval_end"]) <= end]
+    if past:
+        last = past[-1]
+        since = _interval_count(end, datetime.fromisoformat(last["interval_end"]), length)
+        if since <= controls.cooldown:
+            return f"cooldown: {controls.cooldown} intervals after request {last['request_id']}"
+    in_budget = [
+        r for r in past if datetime.fromisoformat(r["interval_end"]) > end - controls.budget_window
+    ]
+    if len(in_budget) >= controls.budget:
+        return (
+            f"budget: {len(in_budget)} of {controls.budget} retrainings used in the last"
+            f" {controls.budget_window.days} days"
+        )
+    return None
+
+
+def verdict(
+    ledger: FeedbackLedger,
+    controls: RetrainingSpec,
+    start: datetime,
+    end: datetime,
+    streak: int,
+    now: datetime,
+) -> tuple[str, str | None]:
+    """The action for an interval with ``streak`` breaches in a row (0: none), and why."""
+    earlier = next((r for r in ledger.requests() if r["interval_end"] == end.isoformat()), None)
+    if earlier is not None:
+        return "already requested", f"request {earlier['request_id']} covers this interval"
+    if not streak:
+        return NO_BREACH, None
+    if streak < controls.hysteresis:
+        return "waiting", f"hysteresis: {streak} of {controls.hysteresis} breaching intervals"
+    reason = suppression(ledger.requests(), controls, end, end - start, now)
+    return ("suppressed", reason) if reason is not None else (REQUESTED, None)
 
 
 def decide(
@@ -97,97 +101,140 @@ def decide(
     reasons: list[dict[str, Any]],
     context: dict[str, Any] | None = None,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> Decision:
     """Apply the controls to this interval's breaches and record the decision.
 
-    ``reasons`` lists the checks that breached (empty: none). Returns the decision; when its
-    ``action`` is ``requested`` it also carries the new request, which the caller publishes.
+    ``reasons`` lists the checks that breached (empty: none). When the decision's ``action``
+    is ``requested`` it carries the new request, which the caller publishes.
     """
     now = now or datetime.now(UTC)
-    length = end - start
+    context = context or {}
     key_start, key_end = start.isoformat(), end.isoformat()
     history = [d for d in ledger.decisions() if d["interval_start"] != key_start]
-    requests = ledger.requests()
-    earlier = next((r for r in requests if r["interval_end"] == key_end), None)
-    breach = bool(reasons)
-
-    # Consecutive breaching intervals ending with this one (hysteresis).
-    streak = 1 if breach else 0
-    cursor = start
-    by_end = {d["interval_end"]: d for d in history}
-    while breach:
-        previous = by_end.get(cursor.isoformat())
-        if previous is None or not previous["breach"]:
-            break
-        streak += 1
-        cursor = datetime.fromisoformat(previous["interval_start"])
-
-    action, detail = NO_BREACH, None
-    request: dict[str, Any] | None = None
-    if earlier is not None:
-        action, detail = (
-            "already requested",
-            f"request {earlier['request_id']} covers this interval",
+    streak = 1 + breach_streak(history, start) if reasons else 0
+    action, detail = verdict(ledger, controls, start, end, streak, now)
+    request = None
+    if action == REQUESTED:
+        request = RetrainRequest(
+            request_id=f"retrain-{start:%Y%m%dT%H%M}",
+            interval_start=key_start,
+            interval_end=key_end,
+            opened_at=now.isoformat(),
+            status="open",
+            streak=streak,
+            reasons=reasons,
+            **context,
         )
-    elif breach and streak < controls.hysteresis:
-        action, detail = (
-            "waiting",
-            f"hysteresis: {streak} of {controls.hysteresis} breaching intervals",
+        ledger.open_request(request.to_dict())
+    decision = Decision(
+        interval_start=key_start,
+        interval_end=key_end,
+        breach=bool(reasons),
+        streak=streak,
+        action=action,
+        detail=detail,
+        reasons=reasons,
+        request_id=request.request_id if request else None,
+        decided_at=now.isoformat(),
+        request=request,
+        **context,
+    )
+    ledger.record({k: v for k, v in decision.to_dict().items() if k != "request"})
+    return decision
+
+
+def breach_reasons(drift: DriftCheck, performance: PerformanceCheck) -> list[dict[str, Any]]:
+    """The checks that breached, each with the figures that made it breach."""
+    reasons: list[dict[str, Any]] = []
+    if drift.dataset_drift:
+        reasons.append(
+            {
+                "check": "data_drift",
+                "share_drifted": drift.share_drifted,
+                "features": [f.to_dict() for f in drift.drifted_features],
+            }
         )
-    elif breach:
-        open_ones = [
-            r
-            for r in requests
-            if r.get("status") == "open"
-            and now - datetime.fromisoformat(r["opened_at"]) < OPEN_REQUEST_TIMEOUT
-        ]
-        past = [r for r in requests if datetime.fromisoformat(r["interval_end"]) <= end]
-        last = past[-1] if past else None
-        in_budget = [
-            r
-            for r in past
-            if datetime.fromisoformat(r["interval_end"]) > end - controls.budget_window
-        ]
-        if open_ones:
-            action = "suppressed"
-            detail = f"de-duplication: retraining {open_ones[-1]['request_id']} is still open"
-        elif (
-            last is not None
-            and _interval_count(end, datetime.fromisoformat(last["interval_end"]), length)
-            <= controls.cooldown
-        ):
-            action = "suppressed"
-            detail = f"cooldown: {controls.cooldown} intervals after request {last['request_id']}"
-        elif len(in_budget) >= controls.budget:
-            action = "suppressed"
-            detail = (
-                f"budget: {len(in_budget)} of {controls.budget} retrainings used in the last"
-                f" {controls.budget_window.days} days"
+    if drift.prediction is not None and drift.prediction.drifted:
+        reasons.append(
+            {
+                "check": "prediction_drift",
+                "score": drift.prediction.score,
+                "threshold": drift.prediction.threshold,
+            }
+        )
+    if performance.breach and performance.metric:
+        reasons.append(
+            {
+                "check": "live_performance",
+                "metric": performance.metric,
+                "live": (performance.live or {}).get(performance.metric),
+                "expected": (performance.expected or {}).get(performance.metric),
+                "allowed_drop": performance.allowed_drop,
+            }
+        )
+    return reasons
+
+
+def decide_retraining(
+    start: datetime,
+    end: datetime,
+    drift: DriftCheck,
+    performance: PerformanceCheck,
+    usecase: UseCase | str | None = None,
+    settings: Settings | None = None,
+) -> Decision:
+    """Breaches → a decision under the use case's controls; a request carries its reason."""
+    uc, st = resolve(usecase, settings)
+    root = st.monitoring_root(uc.name)
+    context = {
+        "usecase": uc.name,
+        "model_version": drift.model_version or performance.model_version,
+        "live": performance.live,
+    }
+    decision = decide(
+        FeedbackLedger(root),
+        uc.monitoring.retraining,
+        as_utc(start),
+        as_utc(end),
+        breach_reasons(drift, performance),
+        context,
+    )
+    if decision.request is not None:
+        note = write_text(
+            root / "requests" / f"{decision.request.request_id}.md",
+            request_note(uc, decision.request, performance),
+        )
+        decision = decision.model_copy(
+            update={"request": decision.request.model_copy(update={"note_uri": str(note)})}
+        )
+    log.info("interval %s: %s (%s)", decision.interval_start, decision.action, decision.detail)
+    return decision
+
+
+def request_note(uc: UseCase, request: RetrainRequest, performance: PerformanceCheck) -> str:
+    """A short record for the data and science side: what drifted, how the model is doing."""
+    lines = [
+        f"# Retrain request {request.request_id} ({uc.name})",
+        "",
+        f"Interval {request.interval_start} to {request.interval_end}, "
+        f"model v{request.model_version}, {request.streak} breaching intervals in a row.",
+        "",
+    ]
+    for reason in request.reasons:
+        if reason["check"] == "data_drift":
+            lines.append(f"- data drift: {reason['share_drifted']:.0%} of features drifted")
+            for f in reason["features"]:
+                lines.append(f"  - {f['feature']}: {f['score']:.3f} (threshold {f['threshold']})")
+        elif reason["check"] == "prediction_drift":
+            lines.append(
+                f"- prediction drift: PSI {reason['score']:.3f} (threshold {reason['threshold']})"
             )
         else:
-            action = REQUESTED
-            request = {
-                "request_id": f"retrain-{start:%Y%m%dT%H%M}",
-                "interval_start": key_start,
-                "interval_end": key_end,
-                "opened_at": now.isoformat(),
-                "status": "open",
-                "streak": streak,
-                "reasons": reasons,
-                **(context or {}),
-            }
-            ledger.open_request(request)
-    decision = {
-        "interval_start": key_start,
-        "interval_end": key_end,
-        "breach": breach,
-        "streak": streak,
-        "action": action,
-        "detail": detail,
-        "reasons": reasons,
-        "request_id": request["request_id"] if request else None,
-        "decided_at": now.isoformat(),
-        **(context or {}),
-    }
-    ledger.record(decision)
-    return {**decision, "request": request}
+            lines.append(
+                f"- live {reason['metric']}: {reason['live']:.3f} against {reason['expected']:.3f}"
+                f" at training (allowed drop {reason['allowed_drop']})"
+            )
+    if performance.live:
+        live = ", ".join(f"{k} {v:.3f}" for k, v in performance.live.items() if v is not None)
+        lines += ["", f"Live metrics on {performance.labelled} labelled predictions: {live}."]
+    return "\n".join(lines) + "\n"

@@ -17,17 +17,15 @@ from typing import Any
 
 import pandas as pd
 
+from airloop.core.columns import SCORE
+from airloop.core.files import read_json, write_text
 from airloop.data.intervals import as_utc
-from airloop.monitoring.feedback import FeedbackLedger
-from airloop.monitoring.monitor import (
-    interval_dir,
-    load_reference,
-    metrics_file,
-    monitoring_root,
-    read_json,
-)
+from airloop.monitoring.checks import interval_dir
+from airloop.monitoring.ledger import FeedbackLedger
+from airloop.monitoring.readers import load_reference
+from airloop.monitoring.records import Decision, DriftCheck, PerformanceCheck, ReportPublished
+from airloop.registry.tracking import configure, experiment_id, experiment_name
 from airloop.settings import Settings
-from airloop.training.train import SCORE_COLUMN
 from airloop.usecase import UseCase, resolve
 
 MAX_PLOTS = 8
@@ -75,7 +73,7 @@ def _distribution_plots(reference: pd.DataFrame, served: pd.DataFrame, columns: 
 def history_frame(settings: Settings, usecase: UseCase) -> pd.DataFrame:
     """One row per monitored interval: drift share, prediction drift, live metric, decision."""
     rows = []
-    for decision in FeedbackLedger(monitoring_root(settings, usecase)).decisions():
+    for decision in FeedbackLedger(settings.monitoring_root(usecase.name)).decisions():
         start = datetime.fromisoformat(decision["interval_start"])
         folder = interval_dir(settings, usecase, start)
         drift = read_json(folder / "drift.json")
@@ -99,6 +97,7 @@ def history_frame(settings: Settings, usecase: UseCase) -> pd.DataFrame:
 
 
 def history_plot(history: pd.DataFrame, requests: list[dict[str, Any]]) -> str:
+    """Drift and the live metric over the monitored intervals, requests as red lines (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -134,9 +133,16 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def _fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):  # None, or NaN
+        return ""
     if isinstance(value, float):
         return f"{value:.4f}"
-    return "" if value is None else str(value)
+    return str(value)
+
+
+def _label(value: Any) -> str:
+    """A Prometheus label value, escaped as the text format requires."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 STYLE = (
@@ -152,31 +158,31 @@ def render_report(
     start: datetime,
     end: datetime,
     full: dict[str, Any],
-    performance: dict[str, Any],
-    decision: dict[str, Any],
+    performance: PerformanceCheck,
+    decision: Decision,
 ) -> str:
-    """``full`` is the drift check's own record (drift.json), not its XCom summary."""
+    """The interval's page. ``full`` is the drift check's own record (drift.json), not its summary."""
     features = (full.get("data") or {}).get("features", [])
     drifting = [f["feature"] for f in sorted(features, key=lambda f: -f["score"]) if f["drifted"]]
     plots = ""
     if drifting and full.get("served_uri") and full.get("model_version"):
         reference = load_reference(settings, usecase, full["model_version"])
         served = pd.read_parquet(full["served_uri"])
-        plots = _distribution_plots(reference, served, [*drifting, SCORE_COLUMN])
-    ledger = FeedbackLedger(monitoring_root(settings, usecase))
-    requests = ledger.requests()
+        plots = _distribution_plots(reference, served, [*drifting, SCORE])
+    requests = FeedbackLedger(settings.monitoring_root(usecase.name)).requests()
     history = history_frame(settings, usecase)
     note = ""
-    if decision.get("request") and decision["request"].get("note_uri"):
-        note = Path(decision["request"]["note_uri"]).read_text()
-    live = performance.get("live") or {}
+    if decision.request is not None and decision.request.note_uri:
+        note = Path(decision.request.note_uri).read_text()
+    live = performance.live or {}
+    expected = performance.expected or {}
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>airloop monitoring: {usecase.name} {start:%Y-%m-%d}</title><style>{STYLE}</style></head><body>
 <h1>Monitoring {html.escape(usecase.name)}: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC</h1>
 <p>Model version served: <b>{html.escape(str(full.get("model_version")))}</b>;
 predictions in the drift window: {full.get("rows")}; {html.escape(str(full.get("status")))}.</p>
-<h2>Decision: {html.escape(decision["action"])}</h2>
-<p>{html.escape(decision.get("detail") or "")}</p>
+<h2>Decision: {html.escape(decision.action)}</h2>
+<p>{html.escape(decision.detail or "")}</p>
 <pre>{html.escape(note)}</pre>
 <h2>Data drift</h2>
 <p>{len(drifting)} of {len(features)} features drifted
@@ -185,9 +191,9 @@ predictions in the drift window: {full.get("rows")}; {html.escape(str(full.get("
 <h2>Prediction drift</h2>
 {_table([full.get("prediction") or {}], ["measure", "score", "threshold", "drifted", "reference_mean", "current_mean"])}
 <h2>Live performance</h2>
-<p>{performance.get("labelled", 0)} labelled, {performance.get("pending", 0)} pending;
-{html.escape(str(performance.get("status")))}</p>
-{_table([{"metric": k, "live": v, "at training": (performance.get("expected") or {}).get(k)} for k, v in live.items()], ["metric", "live", "at training"])}
+<p>{performance.labelled} labelled, {performance.pending} pending;
+{html.escape(performance.status)}</p>
+{_table([{"metric": k, "live": v, "at training": expected.get(k)} for k, v in live.items()], ["metric", "live", "at training"])}
 <h2>Distributions of drifting features (reference against served)</h2>
 {plots or "<p>none drifted</p>"}
 <h2>History</h2>
@@ -198,7 +204,7 @@ predictions in the drift window: {full.get("rows")}; {html.escape(str(full.get("
 
 
 def prometheus_text(
-    usecase: UseCase, full: dict[str, Any], performance: dict[str, Any], decision: dict[str, Any]
+    usecase: UseCase, full: dict[str, Any], performance: PerformanceCheck, decision: Decision
 ) -> str:
     """The interval's figures in Prometheus' text format (node_exporter's textfile style)."""
     uc = usecase.name
@@ -208,7 +214,8 @@ def prometheus_text(
     ]
     for f in (full.get("data") or {}).get("features", []):
         lines.append(
-            f'airloop_drift_score{{usecase="{uc}",feature="{f["feature"]}",measure="{f["measure"]}"}} {f["score"]}'
+            f'airloop_drift_score{{usecase="{uc}",feature="{_label(f["feature"])}",'
+            f'measure="{_label(f["measure"])}"}} {f["score"]}'
         )
     share = (full.get("data") or {}).get("share_drifted")
     prediction = full.get("prediction") or {}
@@ -220,11 +227,11 @@ def prometheus_text(
         ),
         "airloop_labelled_predictions": (
             "Predictions with labels in the window",
-            performance.get("labelled"),
+            performance.labelled,
         ),
         "airloop_retrain_requested": (
             "1 when the last interval opened a retrain request",
-            float(decision["action"] == "requested"),
+            float(decision.action == "requested"),
         ),
     }
     for name, (text, value) in gauges.items():
@@ -234,16 +241,16 @@ def prometheus_text(
                 f"# TYPE {name} gauge",
                 f'{name}{{usecase="{uc}"}} {value}',
             ]
-    live = performance.get("live") or {}
+    live = performance.live or {}
     if live:
         lines += [
             "# HELP airloop_live_metric Live metric on labelled predictions",
             "# TYPE airloop_live_metric gauge",
         ]
         lines += [
-            f'airloop_live_metric{{usecase="{uc}",metric="{k}"}} {v}'
+            f'airloop_live_metric{{usecase="{uc}",metric="{_label(k)}"}} {v}'
             for k, v in live.items()
-            if v == v
+            if v is not None
         ]
     return "\n".join(lines) + "\n"
 
@@ -251,81 +258,108 @@ def prometheus_text(
 def publish_report(
     start: datetime,
     end: datetime,
-    drift: dict[str, Any],
-    performance: dict[str, Any],
-    decision: dict[str, Any],
+    drift: DriftCheck,
+    performance: PerformanceCheck,
+    decision: Decision,
     lineage: dict[str, Any] | None = None,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> ReportPublished:
     """Write the page and the Prometheus file; log both and the figures to MLflow (idempotent)."""
-    import mlflow
-
-    from airloop.tracking import configure, experiment_id, experiment_name
-
     uc, st = resolve(usecase, settings)
     start, end = as_utc(start), as_utc(end)
     folder = interval_dir(st, uc, start)
-    folder.mkdir(parents=True, exist_ok=True)
-    page = folder / "report.html"
-    full = read_json(Path(drift["uri"]))
-    page.write_text(render_report(st, uc, start, end, full, performance, decision))
+    full = read_json(Path(drift.uri))
+    page = write_text(
+        folder / "report.html", render_report(st, uc, start, end, full, performance, decision)
+    )
     prom = prometheus_text(uc, full, performance, decision)
-    (folder / "metrics.prom").write_text(prom)
-    latest = metrics_file(st, uc)
-    tmp = latest.with_suffix(".tmp")
-    tmp.write_text(prom)
-    tmp.replace(latest)
+    write_text(folder / "metrics.prom", prom)
+    latest = write_text(st.monitoring_metrics_file(uc.name), prom)
+    version = drift.model_version or performance.model_version
+    experiment, run_id = log_report(
+        st, uc, start, end, full, performance, decision, version, lineage
+    )
+    url = f"{st.mlflow_ui_url}/#/experiments/{experiment}/runs/{run_id}"
+    note = (
+        f"**{decision.action}**"
+        + (f": {decision.detail}" if decision.detail else "")
+        + f"\n\n[Monitoring report in MLflow]({url}) · `{page}`"
+    )
+    return ReportPublished(
+        report_uri=str(page),
+        mlflow_run_id=run_id,
+        mlflow_experiment_id=experiment,
+        metrics_uri=str(latest),
+        note=note,
+    )
 
-    client = configure(st)
-    exp = experiment_id(st, experiment_name(uc.name, "monitoring"))
+
+def report_metrics(full: dict[str, Any], performance: PerformanceCheck) -> dict[str, float]:
+    """The interval's figures as MLflow metrics: drift per feature, shares, live metrics."""
+    data = full.get("data") or {}
+    metrics: dict[str, float] = {}
+    for f in data.get("features", []):
+        metrics[f"drift.{f['feature']}"] = float(f["score"])
+    if data.get("share_drifted") is not None:
+        metrics["drift_share"] = float(data["share_drifted"])
+    if full.get("prediction"):
+        metrics["prediction_psi"] = float(full["prediction"]["score"])
+    for k, v in (performance.live or {}).items():
+        if v is not None:
+            metrics[f"live_{k}"] = float(v)
+    return metrics
+
+
+def log_report(
+    settings: Settings,
+    usecase: UseCase,
+    start: datetime,
+    end: datetime,
+    full: dict[str, Any],
+    performance: PerformanceCheck,
+    decision: Decision,
+    version: str | None,
+    lineage: dict[str, Any] | None,
+) -> tuple[str, str]:
+    """One MLflow run per interval (a re-run reuses it), against the serving version's model.
+
+    Returns the experiment id and the run id.
+    """
+    import mlflow
+
+    client = configure(settings)
+    exp = experiment_id(settings, experiment_name(usecase.name, "monitoring"))
     key = start.isoformat()
     found = client.search_runs(
         [exp], filter_string=f"tags.`airloop.interval_start` = '{key}'", max_results=1
     )
-    version = drift.get("model_version") or performance.get("model_version")
     tags = {
         "airloop.stage": "monitoring",
-        "airloop.usecase": uc.name,
+        "airloop.usecase": usecase.name,
         "airloop.interval_start": key,
         "airloop.interval_end": end.isoformat(),
         "airloop.model_version": str(version),
-        "airloop.decision": decision["action"],
+        "airloop.decision": decision.action,
         **{f"airloop.{k}": str(v) for k, v in (lineage or {}).items() if v is not None},
     }
-    if decision.get("request_id"):
-        tags["airloop.retrain_request"] = decision["request_id"]
-    run_id = found[0].info.run_id if found else None
-    step = int(start.timestamp() // 86400)
-    timestamp = int(end.timestamp() * 1000)
-    metrics: dict[str, float] = {}
-    for f in (full.get("data") or {}).get("features", []):
-        metrics[f"drift.{f['feature']}"] = float(f["score"])
-    if (full.get("data") or {}).get("share_drifted") is not None:
-        metrics["drift_share"] = float(full["data"]["share_drifted"])
-    if full.get("prediction"):
-        metrics["prediction_psi"] = float(full["prediction"]["score"])
-    for k, v in (performance.get("live") or {}).items():
-        if v == v:
-            metrics[f"live_{k}"] = float(v)
+    if decision.request_id:
+        tags["airloop.retrain_request"] = decision.request_id
+    folder = interval_dir(settings, usecase, start)
     with mlflow.start_run(
-        run_id=run_id, experiment_id=exp, run_name=f"monitoring {start:%Y-%m-%d}"
+        run_id=found[0].info.run_id if found else None,
+        experiment_id=exp,
+        run_name=f"monitoring {start:%Y-%m-%d}",
     ) as run:
         mlflow.set_tags(tags)
-        model_id = _model_id(client, uc, version)
-        for name, value in metrics.items():
+        model_id = _model_id(client, usecase, version)
+        step, timestamp = int(start.timestamp() // 86400), int(end.timestamp() * 1000)
+        for name, value in report_metrics(full, performance).items():
             mlflow.log_metric(name, value, step=step, timestamp=timestamp, model_id=model_id)
-        mlflow.log_artifact(str(page), artifact_path="report")
-        for name in ("drift.json", "performance.json"):
+        for name in ("report.html", "drift.json", "performance.json"):
             if (folder / name).exists():
                 mlflow.log_artifact(str(folder / name), artifact_path="report")
-        run_id = run.info.run_id
-    return {
-        "report_uri": str(page),
-        "mlflow_run_id": run_id,
-        "mlflow_experiment_id": exp,
-        "metrics_uri": str(latest),
-    }
+    return exp, run.info.run_id
 
 
 def _model_id(client: Any, usecase: UseCase, version: Any) -> str | None:
@@ -342,14 +376,13 @@ def render_timeline(
     settings: Settings, usecase: UseCase, events: list[dict[str, Any]], path: Path
 ) -> Path:
     """The life of the model on one page: drift and live performance, requests and promotions."""
-    ledger = FeedbackLedger(monitoring_root(settings, usecase))
+    requests = FeedbackLedger(settings.monitoring_root(usecase.name)).requests()
     history = history_frame(settings, usecase)
-    requests = ledger.requests()
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>airloop timeline: {html.escape(usecase.name)}</title><style>{STYLE}</style></head><body>
 <h1>The life of {html.escape(usecase.training.model_name)} ({html.escape(usecase.name)})</h1>
 <p>Red lines mark retrain requests. Each monitored interval's own report is under
-<code>{html.escape(str(monitoring_root(settings, usecase) / "intervals"))}</code> and in MLflow
+<code>{html.escape(str(settings.monitoring_root(usecase.name) / "intervals"))}</code> and in MLflow
 (experiment <code>{html.escape(usecase.name)}/monitoring</code>).</p>
 {history_plot(history, requests)}
 <h2>Events</h2>
@@ -360,6 +393,4 @@ def render_timeline(
 {_table(history.to_dict("records") if not history.empty else [], ["interval_start", "share_drifted", "prediction_psi", "live_metric", "model_version", "action", "detail"])}
 </body></html>
 """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page)
-    return path
+    return write_text(path, page)

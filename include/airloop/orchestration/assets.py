@@ -1,4 +1,4 @@
-"""The Airflow Assets airloop's DAGs publish and wait for."""
+"""The Airflow Assets airloop's DAGs publish and wait for, one pair per use case."""
 
 from __future__ import annotations
 
@@ -9,4 +9,11 @@ def retrain_request(usecase_name: str) -> Asset:
     """Monitoring emits an event here when a breach becomes a request; model_training waits on it."""
     return Asset(
         name=f"{usecase_name}_retrain_request", uri=f"airloop://{usecase_name}/retrain-request"
+    )
+
+
+def batch_predictions(usecase_name: str) -> Asset:
+    """Batch inference updates this after writing an interval's predictions."""
+    return Asset(
+        name=f"{usecase_name}_batch_predictions", uri=f"airloop://{usecase_name}/batch-predictions"
     )

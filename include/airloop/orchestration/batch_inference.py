@@ -5,23 +5,40 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, dag, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, dag, task
 
-from airloop.orchestration.feature_pipeline import schedule_bounds
-from airloop.orchestration.tasks import dag_header, run_stage
-from airloop.settings import get_settings
-from airloop.usecase import load_usecase
+from airloop.orchestration.assets import batch_predictions
+from airloop.orchestration.tasks import (
+    active_usecase,
+    dag_header,
+    data_interval,
+    run_stage,
+    schedule_bounds,
+)
+
+
+@task
+def score_interval(
+    usecase: str,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+) -> dict[str, Any]:
+    """Point-in-time features of the interval's events, scored by the champion; overwrites."""
+    from airloop.serving.batch import score_interval as stage
+
+    start, end = data_interval(data_interval_start, data_interval_end)
+    return run_stage(stage, start, end, usecase)
 
 
 def build_batch_inference(doc_md: str | None = None) -> DAG:
-    usecase = load_usecase(get_settings().usecase)
-    name = usecase.name
+    """The DAG ``batch_inference``: each success updates the batch-predictions Asset."""
+    usecase, ref = active_usecase()
     start, end = schedule_bounds(usecase)
-    predictions = Asset(name=f"{name}_batch_predictions", uri=f"airloop://{name}/batch-predictions")
+    predictions = batch_predictions(usecase.name)
 
     @dag(
         dag_id="batch_inference",
-        description=f"The {name} champion scores each interval's events in batch",
+        description=f"The {usecase.name} champion scores each interval's events in batch",
         doc_md=doc_md,
         schedule=CronDataIntervalTimetable(usecase.schedule, timezone="UTC"),
         start_date=start,
@@ -30,17 +47,6 @@ def build_batch_inference(doc_md: str | None = None) -> DAG:
         **dag_header(usecase, "serving"),
     )
     def batch_inference() -> None:
-        @task(outlets=[predictions])
-        def score_interval(
-            data_interval_start: datetime | None = None, data_interval_end: datetime | None = None
-        ) -> dict[str, Any]:
-            return run_stage(
-                "airloop.serving.batch:score_interval",
-                start=data_interval_start,
-                end=data_interval_end,
-                usecase=name,
-            )
-
-        score_interval()
+        score_interval.override(outlets=[predictions])(usecase=ref)
 
     return batch_inference()

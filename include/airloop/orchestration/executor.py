@@ -23,6 +23,10 @@ PRELOAD = (
     "airloop.features.pipeline",
     "airloop.training.pipeline",
     "airloop.training.experiment",
+    "airloop.serving.deploy",
+    "airloop.serving.batch",
+    "airloop.monitoring.pipeline",
+    "airloop.monitoring.outcome",
 )
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,7 @@ class PreloadingLocalExecutor(LocalExecutor):
     """The LocalExecutor, with the task stack imported before workers are forked."""
 
     def start(self) -> None:
+        """Preload, then start the workers (forked with the modules already imported)."""
         loaded = preload_modules()
         log.info("airloop: preloaded %s before forking workers", ", ".join(loaded))
         super().start()

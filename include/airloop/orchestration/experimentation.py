@@ -6,93 +6,115 @@ from typing import Any
 
 from airflow.sdk import DAG, Param, dag, task
 
-from airloop.orchestration.feature_pipeline import schedule_bounds
-from airloop.orchestration.tasks import dag_header, run_lineage, run_stage
-from airloop.settings import get_settings
-from airloop.training.families import DEFAULT_SEARCH_SPACES, FAMILY_NAMES, METRIC_NAMES
-from airloop.usecase import load_usecase
+from airloop.catalog import family, family_names, metric_names
+from airloop.orchestration.tasks import (
+    active_usecase,
+    dag_header,
+    run_lineage,
+    run_stage,
+    schedule_bounds,
+)
+from airloop.usecase import UseCase
 
-STAGES = "airloop.training.experiment"
+
+@task
+def plan_trials(usecase: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The points of the search space to try; a bad form fails here, at once."""
+    from airloop.training.experiment import plan_trials as stage
+
+    return run_stage(stage, dict(params or {}), usecase)
+
+
+@task
+def prepare_experiment(usecase: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A point-in-time correct training set, and the parent MLflow run."""
+    from airloop.training.experiment import prepare_experiment as stage
+
+    return run_stage(stage, dict(params or {}), run_lineage(), usecase)
+
+
+@task
+def run_trial(prepared: dict[str, Any], trial: dict[str, Any], usecase: str) -> dict[str, Any]:
+    """One nested MLflow run for one point of the search space."""
+    from airloop.training.experiment import PreparedExperiment, Trial
+    from airloop.training.experiment import run_trial as stage
+
+    return run_stage(
+        stage,
+        PreparedExperiment.from_dict(prepared),
+        Trial.from_dict(trial),
+        run_lineage(),
+        usecase,
+    )
+
+
+@task
+def select_best(
+    prepared: dict[str, Any], results: list[dict[str, Any]], usecase: str
+) -> dict[str, Any]:
+    """A comparison on the parent run, and the best trial proposed to model_training."""
+    from airloop.training.experiment import PreparedExperiment, TrialResult
+    from airloop.training.experiment import select_best as stage
+
+    return run_stage(
+        stage,
+        PreparedExperiment.from_dict(prepared),
+        [TrialResult.from_dict(r) for r in results],
+        usecase,
+    )
+
+
+def experiment_form(usecase: UseCase) -> dict[str, Param]:
+    """The Trigger form: a window (the replay's first training window), family, space, trials."""
+    replay, chosen = usecase.replay, usecase.training.family
+    window_start = replay.start.isoformat() if replay else None
+    window_end = (replay.start + usecase.training.window).isoformat() if replay else None
+    return {
+        "window_start": Param(
+            window_start, type="string", format="date", title="Training window start"
+        ),
+        "window_end": Param(
+            window_end, type="string", format="date", title="Training window end (exclusive)"
+        ),
+        "model_family": Param(
+            chosen, type="string", enum=family_names(usecase.task), title="Model family"
+        ),
+        "search_space": Param(
+            family(chosen, usecase.task).search_space,
+            type="object",
+            title="Search space",
+            description="parameter name → list of values",
+        ),
+        "n_trials": Param(3, type="integer", minimum=1, maximum=50, title="Number of trials"),
+        "metric": Param(
+            usecase.metrics[0],
+            type="string",
+            enum=metric_names(usecase.task),
+            title="Metric to optimise",
+        ),
+        "seed": Param(usecase.training.seed, type="integer", title="Seed"),
+    }
 
 
 def build_experimentation(doc_md: str | None = None) -> DAG:
-    usecase = load_usecase(get_settings().usecase)
-    name = usecase.name
+    """The DAG ``experimentation``: triggered by hand from its form."""
+    usecase, ref = active_usecase()
     start, _ = schedule_bounds(usecase)
-    window_start = usecase.replay.start.isoformat() if usecase.replay else None
-    # The form's default: the first training window of the replay (what the demo trains on).
-    window_end = (
-        (usecase.replay.start + usecase.training.window).isoformat() if usecase.replay else None
-    )
-    family = usecase.training.family
 
     @dag(
         dag_id="experimentation",
-        description=f"Hyper-parameter search for the {name} model, tracked in MLflow",
+        description=f"Hyper-parameter search for the {usecase.name} model, tracked in MLflow",
         doc_md=doc_md,
         schedule=None,
         start_date=start,
         **dag_header(usecase, "experimentation"),
-        params={
-            "window_start": Param(
-                window_start, type="string", format="date", title="Training window start"
-            ),
-            "window_end": Param(
-                window_end, type="string", format="date", title="Training window end (exclusive)"
-            ),
-            "model_family": Param(
-                family, type="string", enum=FAMILY_NAMES[usecase.task], title="Model family"
-            ),
-            "search_space": Param(
-                DEFAULT_SEARCH_SPACES.get(family, {}),
-                type="object",
-                title="Search space",
-                description="parameter name → list of values",
-            ),
-            "n_trials": Param(3, type="integer", minimum=1, maximum=50, title="Number of trials"),
-            "metric": Param(
-                usecase.metrics[0],
-                type="string",
-                enum=METRIC_NAMES[usecase.task],
-                title="Metric to optimise",
-            ),
-            "seed": Param(usecase.training.seed, type="integer", title="Seed"),
-        },
+        params=experiment_form(usecase),
     )
     def experimentation() -> None:
-        @task
-        def plan_trials(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-            return run_stage(f"{STAGES}:plan_from_params", params=dict(params or {}), usecase=name)
-
-        @task
-        def prepare_experiment(params: dict[str, Any] | None = None) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:prepare_experiment",
-                params=dict(params or {}),
-                lineage=run_lineage(),
-                usecase=name,
-            )
-
-        @task
-        def run_trial(prepared: dict[str, Any], trial: dict[str, Any]) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:run_trial",
-                prepared=prepared,
-                trial=trial,
-                lineage=run_lineage(),
-                usecase=name,
-            )
-
-        @task
-        def select_best(prepared: dict[str, Any], results: list[dict[str, Any]]) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:select_best", prepared=prepared, results=list(results), usecase=name
-            )
-
-        trials = plan_trials()
-        prepared: Any = prepare_experiment()
+        trials = plan_trials(usecase=ref)
+        prepared: Any = prepare_experiment(usecase=ref)
         trials >> prepared
-        results: Any = run_trial.partial(prepared=prepared).expand(trial=trials)
-        select_best(prepared, results)
+        results: Any = run_trial.partial(prepared=prepared, usecase=ref).expand(trial=trials)
+        select_best(prepared, results, usecase=ref)
 
     return experimentation()

@@ -2,39 +2,85 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, dag, task
 
-from airloop.orchestration.tasks import dag_header, run_stage
-from airloop.settings import get_settings
-from airloop.usecase import UseCase, load_usecase
+from airloop.orchestration.tasks import (
+    active_usecase,
+    dag_header,
+    data_interval,
+    run_stage,
+    schedule_bounds,
+)
 
-STAGES = "airloop.features.pipeline"
+
+@task
+def extract_partition(
+    usecase: str,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+) -> dict[str, Any]:
+    """Snapshot the interval's landed files into staging, with their digests."""
+    from airloop.features.pipeline import extract_partition as stage
+
+    start, end = data_interval(data_interval_start, data_interval_end)
+    return run_stage(stage, start, end, usecase)
 
 
-def schedule_bounds(usecase: UseCase) -> tuple[datetime, datetime | None]:
-    """When the DAG's intervals start and, for a replayed data set, where its data ends.
+@task
+def validate_partition(
+    extracted: dict[str, Any],
+    usecase: str,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+) -> dict[str, Any]:
+    """The Great Expectations gate; a failure quarantines the partition and fails the run."""
+    from airloop.features.pipeline import Extracted
+    from airloop.features.pipeline import validate_partition as stage
 
-    A replay has no data after its window, so the DAG ends there and an unpaused DAG does not
-    schedule runs for days that will never land. ``AIRLOOP_REPLAY_END`` moves the end.
-    """
-    if usecase.replay is None:
-        return datetime(2024, 1, 1, tzinfo=UTC), None
-    start = datetime.combine(usecase.replay.start, datetime.min.time(), UTC)
-    end_day = get_settings().replay_end or usecase.replay.end
-    return start, datetime.combine(end_day, datetime.min.time(), UTC) - timedelta(seconds=1)
+    start, end = data_interval(data_interval_start, data_interval_end)
+    return run_stage(stage, start, end, Extracted.from_dict(extracted), usecase)
+
+
+@task
+def build_offline_features(
+    extracted: dict[str, Any],
+    usecase: str,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+) -> dict[str, Any]:
+    """Clean, transform, compute point-in-time features; publish this interval's partitions."""
+    from airloop.features.pipeline import Extracted
+    from airloop.features.pipeline import build_offline_features as stage
+
+    start, end = data_interval(data_interval_start, data_interval_end)
+    return run_stage(stage, start, end, Extracted.from_dict(extracted), usecase)
+
+
+# One writer at a time: the online store and the registry's watermark are shared.
+@task(pool="airloop_online_store")
+def materialize_online(
+    usecase: str,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+) -> dict[str, Any]:
+    """Load the interval's window into the Feast online store."""
+    from airloop.features.pipeline import materialize_online as stage
+
+    start, end = data_interval(data_interval_start, data_interval_end)
+    return run_stage(stage, start, end, usecase)
 
 
 def build_feature_pipeline(doc_md: str | None = None) -> DAG:
-    usecase = load_usecase(get_settings().usecase)
-    name = usecase.name
+    """The DAG ``feature_pipeline``: one run per data interval, one interval at a time."""
+    usecase, ref = active_usecase()
     start, end = schedule_bounds(usecase)
 
     @dag(
         dag_id="feature_pipeline",
-        description=f"Raw {name} data per interval → validation gate → features → Feast",
+        description=f"Raw {usecase.name} data per interval → validation gate → features → Feast",
         doc_md=doc_md,
         # Data intervals, not trigger times: each run owns [start, end) of the source's data.
         schedule=CronDataIntervalTimetable(usecase.schedule, timezone="UTC"),
@@ -45,60 +91,9 @@ def build_feature_pipeline(doc_md: str | None = None) -> DAG:
         **dag_header(usecase, "features"),
     )
     def feature_pipeline() -> None:
-        @task
-        def extract_partition(
-            data_interval_start: datetime | None = None, data_interval_end: datetime | None = None
-        ) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:extract_partition",
-                start=data_interval_start,
-                end=data_interval_end,
-                usecase=name,
-            )
-
-        @task
-        def validate_partition(
-            extracted: dict[str, Any],
-            data_interval_start: datetime | None = None,
-            data_interval_end: datetime | None = None,
-        ) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:validate_partition",
-                start=data_interval_start,
-                end=data_interval_end,
-                manifest=extracted["manifest"],
-                usecase=name,
-            )
-
-        @task
-        def build_offline_features(
-            extracted: dict[str, Any],
-            data_interval_start: datetime | None = None,
-            data_interval_end: datetime | None = None,
-        ) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:build_offline_features",
-                start=data_interval_start,
-                end=data_interval_end,
-                manifest=extracted["manifest"],
-                usecase=name,
-            )
-
-        # One writer at a time: the online store and the registry's watermark are shared.
-        @task(pool="airloop_online_store")
-        def materialize_online(
-            data_interval_start: datetime | None = None, data_interval_end: datetime | None = None
-        ) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:materialize_online",
-                start=data_interval_start,
-                end=data_interval_end,
-                usecase=name,
-            )
-
-        extracted: Any = extract_partition()
-        validated = validate_partition(extracted)
-        built = build_offline_features(extracted)
-        validated >> built >> materialize_online()
+        extracted: Any = extract_partition(usecase=ref)
+        validated = validate_partition(extracted, usecase=ref)
+        built = build_offline_features(extracted, usecase=ref)
+        validated >> built >> materialize_online(usecase=ref)
 
     return feature_pipeline()

@@ -1,4 +1,4 @@
-"""The training pipeline DAG (D): train → evaluate → gate → register → promote."""
+"""The training pipeline DAG (D): train → evaluate → gate → register → promote → deploy."""
 
 from __future__ import annotations
 
@@ -14,161 +14,193 @@ from airflow.sdk import (
     dag,
     task,
 )
-from airflow.sdk.exceptions import AirflowFailException
 
 from airloop.orchestration.assets import retrain_request
-from airloop.orchestration.feature_pipeline import schedule_bounds
-from airloop.orchestration.tasks import dag_header, run_lineage, run_stage, triggering_request
-from airloop.settings import get_settings
-from airloop.usecase import load_usecase
+from airloop.orchestration.tasks import (
+    active_usecase,
+    dag_header,
+    run_lineage,
+    run_stage,
+    schedule_bounds,
+    triggering_request,
+)
 
-STAGES = "airloop.training.pipeline"
+
+def training_params() -> dict[str, Param]:
+    """The Trigger form: an explicit window and configuration, each optional."""
+    return {
+        "window_start": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="First day of the training window (default: the interval end minus training.window)",
+        ),
+        "window_end": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Day after the window (default: the data interval end)",
+        ),
+        "config": Param(
+            {},
+            type="object",
+            description='{"family": ..., "params": {...}}; empty: the latest experiment proposal, else the use case default',
+        ),
+    }
+
+
+@task
+def build_training_set(
+    usecase: str,
+    params: dict[str, Any] | None = None,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+) -> dict[str, Any]:
+    """Point-in-time correct rows of the window; a retrain request's window ends at its interval."""
+    from airloop.training.pipeline import build_training_set as stage
+
+    window = dict(params or {})
+    request = triggering_request()
+    if request and not window.get("window_end"):
+        window["window_end"] = request["interval_end"]
+    return run_stage(stage, data_interval_start, data_interval_end, window, usecase)
+
+
+@task
+def validate_training_set(training_set: dict[str, Any], usecase: str) -> dict[str, Any]:
+    """Great Expectations on the training set: label balance, missing features, ranges."""
+    from airloop.training.dataset import TrainingSet
+    from airloop.training.pipeline import validate_training_set as stage
+
+    return run_stage(stage, TrainingSet.from_dict(training_set), usecase)
+
+
+@task
+def train_model(
+    training_set: dict[str, Any],
+    validation: dict[str, Any],
+    usecase: str,
+    params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The given config, else the latest experiment's proposal, else the use case's default."""
+    from airloop.training.dataset import TrainingSet
+    from airloop.training.pipeline import train_model as stage
+
+    config = dict((params or {}).get("config") or {}) or None
+    return run_stage(stage, TrainingSet.from_dict(training_set), run_lineage(), config, usecase)
+
+
+@task
+def evaluate_model(
+    training_set: dict[str, Any], trained: dict[str, Any], usecase: str
+) -> dict[str, Any]:
+    """The new model and the champion on the same held-out, later time slice."""
+    from airloop.training.dataset import TrainingSet
+    from airloop.training.pipeline import evaluate_model as stage
+    from airloop.training.train import TrainedModel
+
+    return run_stage(
+        stage, TrainingSet.from_dict(training_set), TrainedModel.from_dict(trained), usecase
+    )
+
+
+@task
+def register_model(
+    training_set: dict[str, Any],
+    validation: dict[str, Any],
+    trained: dict[str, Any],
+    evaluation: dict[str, Any],
+    usecase: str,
+) -> dict[str, Any]:
+    """The gate, then one model version per run with its lineage, alias ``challenger``."""
+    from airloop.training.checks import TrainingSetCheck
+    from airloop.training.dataset import TrainingSet
+    from airloop.training.pipeline import register_model as stage
+    from airloop.training.train import Evaluation, TrainedModel
+
+    return run_stage(
+        stage,
+        TrainingSet.from_dict(training_set),
+        TrainingSetCheck.from_dict(validation),
+        TrainedModel.from_dict(trained),
+        Evaluation.from_dict(evaluation),
+        run_lineage(),
+        usecase,
+    )
+
+
+@task
+def promote_model(registered: dict[str, Any], usecase: str) -> dict[str, Any]:
+    """``champion`` moves to the new version when the gate passed; else the version says why not."""
+    from airloop.registry.models import Registration
+    from airloop.training.pipeline import promote_model as stage
+
+    return run_stage(stage, Registration.from_dict(registered), usecase)
+
+
+@task
+def deploy_model(
+    promotion: dict[str, Any], training_set: dict[str, Any], usecase: str
+) -> dict[str, Any]:
+    """The running service loads the new champion and is smoke-tested; rolled back on failure."""
+    from airloop.registry.models import Promotion
+    from airloop.serving.deploy import deploy_model as stage
+    from airloop.training.dataset import TrainingSet
+
+    return run_stage(
+        stage, Promotion.from_dict(promotion), TrainingSet.from_dict(training_set), usecase
+    )
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def close_retrain_request(usecase: str, ti: Any = None) -> dict[str, Any]:
+    """Record on the request how its training ended; a failed run still fails here."""
+    from airloop.monitoring.outcome import close_retrain_request as stage
+    from airloop.registry.models import Promotion, Registration
+    from airloop.serving.deploy import Deployment
+
+    registered, promotion, deployment = (
+        ti.xcom_pull(task_ids=name) for name in ("register_model", "promote_model", "deploy_model")
+    )
+    return run_stage(
+        stage,
+        (triggering_request() or {}).get("request_id"),
+        Registration.from_dict(registered) if registered else None,
+        Promotion.from_dict(promotion) if promotion else None,
+        Deployment.from_dict(deployment) if deployment else None,
+        ti.run_id,
+        usecase,
+    )
 
 
 def build_model_training(doc_md: str | None = None) -> DAG:
-    usecase = load_usecase(get_settings().usecase)
-    name = usecase.name
+    """The DAG ``model_training``: on its timetable, by hand, and on every retrain request."""
+    usecase, ref = active_usecase()
     start, end = schedule_bounds(usecase)
 
     @dag(
         dag_id="model_training",
-        description=f"Train, evaluate, gate, register and promote the {name} model",
+        description=f"Train, evaluate, gate, register and promote the {usecase.name} model",
         doc_md=doc_md,
         # On its time schedule, and whenever monitoring publishes a retrain request.
         schedule=AssetOrTimeSchedule(
             timetable=CronDataIntervalTimetable(usecase.training.schedule, timezone="UTC"),
-            assets=[retrain_request(name)],
+            assets=[retrain_request(usecase.name)],
         ),
         start_date=start,
         end_date=end,
         max_active_runs=1,
         **dag_header(usecase, "training"),
-        params={
-            "window_start": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                description="First day of the training window (default: the interval end minus training.window)",
-            ),
-            "window_end": Param(
-                None,
-                type=["null", "string"],
-                format="date",
-                description="Day after the window (default: the data interval end)",
-            ),
-            "config": Param(
-                {},
-                type="object",
-                description='{"family": ..., "params": {...}}; empty: the latest experiment proposal, else the use case default',
-            ),
-        },
+        params=training_params(),
     )
     def model_training() -> None:
-        @task
-        def build_training_set(
-            params: dict[str, Any] | None = None,
-            data_interval_start: datetime | None = None,
-            data_interval_end: datetime | None = None,
-        ) -> dict[str, Any]:
-            window = dict(params or {})
-            request = triggering_request()
-            if request and not window.get("window_end"):
-                # A retrain request names the monitored interval; train on data up to its end.
-                window["window_end"] = request["interval_end"]
-            return run_stage(
-                f"{STAGES}:prepare_training_set",
-                start=data_interval_start,
-                end=data_interval_end,
-                params=window,
-                usecase=name,
-            )
-
-        @task
-        def validate_training_set(training_set: dict[str, Any]) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:validate_training_set", training_set=training_set, usecase=name
-            )
-
-        @task
-        def train_model(
-            training_set: dict[str, Any],
-            validation: dict[str, Any],
-            params: dict[str, Any] | None = None,
-        ) -> dict[str, Any]:
-            config = dict((params or {}).get("config") or {}) or None
-            return run_stage(
-                f"{STAGES}:train_model",
-                training_set=training_set,
-                lineage=run_lineage(),
-                config=config,
-                usecase=name,
-            )
-
-        @task
-        def evaluate_model(training_set: dict[str, Any], trained: dict[str, Any]) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:evaluate_model", training_set=training_set, trained=trained, usecase=name
-            )
-
-        @task
-        def register_model(
-            training_set: dict[str, Any],
-            validation: dict[str, Any],
-            trained: dict[str, Any],
-            evaluation: dict[str, Any],
-        ) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:register_model",
-                training_set=training_set,
-                validation=validation,
-                trained=trained,
-                evaluation=evaluation,
-                lineage=run_lineage(),
-                usecase=name,
-            )
-
-        @task
-        def promote_model(registered: dict[str, Any]) -> dict[str, Any]:
-            return run_stage(f"{STAGES}:promote_model", registered=registered, usecase=name)
-
-        @task
-        def deploy_model(promotion: dict[str, Any], training_set: dict[str, Any]) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:deploy_model",
-                promotion=promotion,
-                training_set=training_set,
-                usecase=name,
-            )
-
-        training_set: Any = build_training_set()
-        validation: Any = validate_training_set(training_set)
-        trained: Any = train_model(training_set, validation)
-        evaluation: Any = evaluate_model(training_set, trained)
-        registered: Any = register_model(training_set, validation, trained, evaluation)
-        promotion: Any = promote_model(registered)
-        deployed: Any = deploy_model(promotion, training_set)
-
-        @task(trigger_rule=TriggerRule.ALL_DONE)
-        def close_retrain_request(ti: Any = None) -> dict[str, Any] | None:
-            """Record on the request how its training ended; a failed run still fails here."""
-            request = triggering_request()
-            outcome = run_stage(
-                "airloop.monitoring.monitor:training_outcome",
-                registered=ti.xcom_pull(task_ids="register_model"),
-                promotion=ti.xcom_pull(task_ids="promote_model"),
-                deploy=ti.xcom_pull(task_ids="deploy_model"),
-                dag_run_id=ti.run_id,
-            )
-            closed = run_stage(
-                "airloop.monitoring.monitor:close_request",
-                request_id=(request or {}).get("request_id"),
-                outcome=outcome,
-                usecase=name,
-            )
-            if outcome["result"] == "failed":
-                raise AirflowFailException("training did not finish; see the failed task above")
-            return closed
-
-        deployed >> close_retrain_request()
+        training_set: Any = build_training_set(usecase=ref)
+        validation: Any = validate_training_set(training_set, usecase=ref)
+        trained: Any = train_model(training_set, validation, usecase=ref)
+        evaluation: Any = evaluate_model(training_set, trained, usecase=ref)
+        registered: Any = register_model(training_set, validation, trained, evaluation, usecase=ref)
+        promotion: Any = promote_model(registered, usecase=ref)
+        deployed: Any = deploy_model(promotion, training_set, usecase=ref)
+        deployed >> close_retrain_request(usecase=ref)
 
     return model_training()

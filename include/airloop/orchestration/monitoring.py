@@ -5,27 +5,125 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, dag, task
+from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, dag, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from airloop.orchestration.assets import retrain_request
-from airloop.orchestration.feature_pipeline import schedule_bounds
-from airloop.orchestration.tasks import dag_header, run_lineage, run_stage
-from airloop.settings import get_settings
-from airloop.usecase import load_usecase
+from airloop.orchestration.tasks import (
+    active_usecase,
+    dag_header,
+    data_interval,
+    run_lineage,
+    run_stage,
+    schedule_bounds,
+    set_run_note,
+)
 
-STAGES = "airloop.monitoring.monitor"
+
+@task
+def check_drift(
+    usecase: str,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+) -> dict[str, Any]:
+    """Served features and scores against the serving version's training reference."""
+    from airloop.monitoring.checks import check_drift as stage
+
+    start, end = data_interval(data_interval_start, data_interval_end)
+    return run_stage(stage, start, end, usecase)
+
+
+@task
+def check_performance(
+    usecase: str,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+) -> dict[str, Any]:
+    """Live metrics on the predictions whose labels had arrived by the interval end."""
+    from airloop.monitoring.checks import check_performance as stage
+
+    start, end = data_interval(data_interval_start, data_interval_end)
+    return run_stage(stage, start, end, usecase)
+
+
+@task
+def decide_retraining(
+    drift: dict[str, Any],
+    performance: dict[str, Any],
+    usecase: str,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+) -> dict[str, Any]:
+    """Breaches through hysteresis, cooldown, de-duplication and the budget; every decision kept."""
+    from airloop.monitoring.feedback import decide_retraining as stage
+    from airloop.monitoring.records import DriftCheck, PerformanceCheck
+
+    start, end = data_interval(data_interval_start, data_interval_end)
+    return run_stage(
+        stage,
+        start,
+        end,
+        DriftCheck.from_dict(drift),
+        PerformanceCheck.from_dict(performance),
+        usecase,
+    )
+
+
+def request_retraining_task(asset: Asset) -> Any:
+    """The task that publishes a decision's request as an event on ``asset``."""
+
+    @task(task_id="request_retraining", outlets=[asset])
+    def request_retraining(decision: dict[str, Any], outlet_events: Any = None) -> str:
+        """Emit the Asset event that starts model_training; skipped (no event) otherwise."""
+        from airloop.monitoring.records import Decision
+
+        decided = Decision.from_dict(decision)
+        if decided.request is None:
+            raise AirflowSkipException(f"no retraining: {decided.action}")
+        outlet_events[asset].extra = decided.request.to_dict()
+        return decided.request.request_id
+
+    return request_retraining
+
+
+@task
+def publish_report(
+    drift: dict[str, Any],
+    performance: dict[str, Any],
+    decision: dict[str, Any],
+    usecase: str,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+    dag_run: Any = None,
+) -> dict[str, Any]:
+    """The interval's report in MLflow and for Prometheus; its link in the run's note."""
+    from airloop.monitoring.records import Decision, DriftCheck, PerformanceCheck
+    from airloop.monitoring.report import publish_report as stage
+
+    start, end = data_interval(data_interval_start, data_interval_end)
+    published = run_stage(
+        stage,
+        start,
+        end,
+        DriftCheck.from_dict(drift),
+        PerformanceCheck.from_dict(performance),
+        Decision.from_dict(decision),
+        run_lineage(),
+        usecase,
+    )
+    set_run_note(dag_run, published["note"])
+    return published
 
 
 def build_monitoring(doc_md: str | None = None) -> DAG:
-    usecase = load_usecase(get_settings().usecase)
-    name = usecase.name
+    """The DAG ``monitoring``: one run per data interval, one at a time."""
+    usecase, ref = active_usecase()
     start, end = schedule_bounds(usecase)
-    request_asset = retrain_request(name)
+    request_retraining = request_retraining_task(retrain_request(usecase.name))
 
     @dag(
         dag_id="monitoring",
-        description=f"Drift and live performance of the served {name} model; retrain requests",
+        description=f"Drift and live performance of the served {usecase.name} model; retrain requests",
         doc_md=doc_md,
         schedule=CronDataIntervalTimetable(usecase.schedule, timezone="UTC"),
         start_date=start,
@@ -35,106 +133,10 @@ def build_monitoring(doc_md: str | None = None) -> DAG:
         **dag_header(usecase, "monitoring"),
     )
     def monitoring() -> None:
-        @task
-        def check_drift(
-            data_interval_start: datetime | None = None, data_interval_end: datetime | None = None
-        ) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:check_drift",
-                start=data_interval_start,
-                end=data_interval_end,
-                usecase=name,
-            )
-
-        @task
-        def check_performance(
-            data_interval_start: datetime | None = None, data_interval_end: datetime | None = None
-        ) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:check_performance",
-                start=data_interval_start,
-                end=data_interval_end,
-                usecase=name,
-            )
-
-        @task
-        def decide_retraining(
-            drift: dict[str, Any],
-            performance: dict[str, Any],
-            data_interval_start: datetime | None = None,
-            data_interval_end: datetime | None = None,
-        ) -> dict[str, Any]:
-            return run_stage(
-                f"{STAGES}:decide_retraining",
-                start=data_interval_start,
-                end=data_interval_end,
-                drift=drift,
-                performance=performance,
-                usecase=name,
-            )
-
-        @task(outlets=[request_asset])
-        def request_retraining(decision: dict[str, Any], outlet_events: Any = None) -> str:
-            """Emit the Asset event that starts model_training; skipped (no event) otherwise."""
-            request = decision.get("request")
-            if not request:
-                raise AirflowSkipException(f"no retraining: {decision['action']}")
-            outlet_events[request_asset].extra = request
-            return str(request["request_id"])
-
-        @task
-        def publish_report(
-            drift: dict[str, Any],
-            performance: dict[str, Any],
-            decision: dict[str, Any],
-            data_interval_start: datetime | None = None,
-            data_interval_end: datetime | None = None,
-            dag_run: Any = None,
-        ) -> dict[str, Any]:
-            published = run_stage(
-                "airloop.monitoring.report:publish_report",
-                start=data_interval_start,
-                end=data_interval_end,
-                drift=drift,
-                performance=performance,
-                decision=decision,
-                lineage=run_lineage(),
-                usecase=name,
-            )
-            link_report(dag_run, published, decision)
-            return published
-
-        drift: Any = check_drift()
-        performance: Any = check_performance()
-        decision: Any = decide_retraining(drift, performance)
+        drift: Any = check_drift(usecase=ref)
+        performance: Any = check_performance(usecase=ref)
+        decision: Any = decide_retraining(drift, performance, usecase=ref)
         request_retraining(decision)
-        publish_report(drift, performance, decision)
+        publish_report(drift, performance, decision, usecase=ref)
 
     return monitoring()
-
-
-def link_report(dag_run: Any, published: dict[str, Any], decision: dict[str, Any]) -> None:
-    """Put the report's MLflow link and the decision in the run's note (shown in the Airflow UI).
-
-    Best effort: it needs the API's credentials, which the embedded profile has; elsewhere the
-    link stays in the task's return value and log.
-    """
-    import logging
-
-    from airloop.orchestration.runtime import ApiClient
-
-    settings = get_settings()
-    url = (
-        f"http://127.0.0.1:{settings.mlflow_ui_port}/#/experiments/"
-        f"{published['mlflow_experiment_id']}/runs/{published['mlflow_run_id']}"
-    )
-    note = (
-        f"**{decision['action']}**"
-        + (f": {decision['detail']}" if decision.get("detail") else "")
-        + f"\n\n[Monitoring report in MLflow]({url}) · `{published['report_uri']}`"
-    )
-    logging.getLogger(__name__).info("monitoring report: %s", url)
-    try:
-        ApiClient(settings).set_note(dag_run.dag_id, dag_run.run_id, note)
-    except Exception as exc:  # the note is a convenience; the report is published either way
-        logging.getLogger(__name__).warning("could not set the run note: %s", exc)

@@ -7,6 +7,7 @@ import sys
 
 
 def main() -> int:
+    """Parse every DAG file; 1 when any failed to import."""
     from airloop.settings import get_settings
 
     os.environ.update(get_settings().airflow_env())

@@ -1,29 +1,28 @@
-"""Glue between Airflow tasks and airloop's domain functions.
+"""What every airloop task and DAG shares: the header, the call of a stage, the run's lineage.
 
-Task bodies call :func:`run_stage`: it imports the stage lazily (DAG files stay light), and
-turns errors that a retry cannot fix (bad data, a bad use case) into AirflowFailException so
-the run fails at once with the reason, instead of retrying.
+A task body imports its stage inside the task (DAG files stay light to parse) and calls it
+through :func:`run_stage`: the stage's record goes to XCom as strict JSON, and an error no
+retry can fix (any :class:`~airloop.core.errors.PermanentError`) fails the task at once with
+its message instead of retrying.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
-from datetime import timedelta
-from typing import Any
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, ParamSpec
 
 from airflow.sdk.exceptions import AirflowFailException
 
-PERMANENT_ERRORS = (
-    "airloop.quality.gate:ValidationFailed",
-    "airloop.data.landing:RawDataError",
-    "airloop.usecase:UseCaseError",
-    "airloop.features.pipeline:IntervalError",
-    "airloop.training.dataset:TrainingDataError",
-    "airloop.training.models:ModelConfigError",
-    "airloop.training.experiment:ExperimentError",
-    "airloop.serving.deploy:DeployError",
-)
+from airloop.core.errors import PermanentError
+from airloop.core.records import to_json
+from airloop.settings import Settings, get_settings
+from airloop.usecase import UseCase, load_usecase
+
+P = ParamSpec("P")
+log = logging.getLogger(__name__)
 
 DEFAULT_ARGS: dict[str, Any] = {
     "retries": 1,
@@ -33,7 +32,13 @@ DEFAULT_ARGS: dict[str, Any] = {
 TAGS = ("airloop", "features", "experimentation", "training", "serving", "monitoring")
 
 
-def dag_header(usecase: Any, stage: str) -> dict[str, Any]:
+def active_usecase() -> tuple[UseCase, str]:
+    """The use case the DAGs are built for, and how tasks refer to it (its name or path)."""
+    ref = get_settings().usecase
+    return load_usecase(ref), ref
+
+
+def dag_header(usecase: UseCase, stage: str) -> dict[str, Any]:
     """The arguments every airloop DAG shares: owner, retries, tags, no catch-up."""
     if stage not in TAGS:
         raise ValueError(f"unknown stage tag {stage!r}; use one of {TAGS}")
@@ -44,9 +49,33 @@ def dag_header(usecase: Any, stage: str) -> dict[str, Any]:
     }
 
 
-def _load(path: str) -> Any:
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+def schedule_bounds(usecase: UseCase) -> tuple[datetime, datetime | None]:
+    """When the DAG's intervals start and, for a replayed data set, where its data ends.
+
+    A replay has no data after its window, so the DAG ends there and an unpaused DAG does not
+    schedule runs for days that will never land. ``AIRLOOP_REPLAY_END`` moves the end.
+    """
+    if usecase.replay is None:
+        return datetime(2024, 1, 1, tzinfo=UTC), None
+    start = datetime.combine(usecase.replay.start, datetime.min.time(), UTC)
+    end_day = get_settings().replay_end or usecase.replay.end
+    return start, datetime.combine(end_day, datetime.min.time(), UTC) - timedelta(seconds=1)
+
+
+def data_interval(start: datetime | None, end: datetime | None) -> tuple[datetime, datetime]:
+    """The run's data interval, which Airflow hands every task of a scheduled or manual run."""
+    if start is None or end is None:
+        raise AirflowFailException("this task needs a data interval: run it from its DAG")
+    return start, end
+
+
+def run_stage(stage: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
+    """Call a stage; its result as strict JSON for XCom; permanent errors fail without retries."""
+    try:
+        result = stage(*args, **kwargs)
+    except PermanentError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    return to_json(result)
 
 
 def run_lineage() -> dict[str, Any]:
@@ -83,17 +112,16 @@ def triggering_request() -> dict[str, Any] | None:
     return dict(newest.extra or {}) or None
 
 
-def run_stage(stage: str, **kwargs: Any) -> Any:
-    """Call ``module:function`` with kwargs; permanent errors fail the task without retries.
+def set_run_note(dag_run: Any, note: str, settings: Settings | None = None) -> None:
+    """Put a note on the run (Markdown, shown in the Airflow UI), through the REST API.
 
-    The result goes to XCom as strict JSON: a NaN metric or an infinite score becomes null
-    instead of failing the push.
+    Best effort: it needs the API's credentials, which the embedded profile has; elsewhere the
+    note stays in the task's log and return value.
     """
-    from airloop.records import json_safe
+    from airloop.runtime.api import ApiClient
 
-    function = _load(stage)
-    permanent = tuple(_load(p) for p in PERMANENT_ERRORS)
+    log.info("run note: %s", note)
     try:
-        return json_safe(function(**kwargs))
-    except permanent as exc:
-        raise AirflowFailException(str(exc)) from exc
+        ApiClient(settings or get_settings()).set_note(dag_run.dag_id, dag_run.run_id, note)
+    except Exception as exc:  # the note is a convenience; the task's work is done either way
+        log.warning("could not set the run note: %s", exc)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from airloop.core.records import plain
 from airloop.usecase import SourceSpec
 
 _TYPE_LISTS = {
@@ -29,6 +30,7 @@ class Failure:
     examples: list[Any] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
+        """The failure as JSON, for reports."""
         return {
             "source": self.source,
             "check": self.check,
@@ -87,7 +89,7 @@ def build_expectations(spec: SourceSpec) -> list[Any]:
     return exps
 
 
-def _frame_for_validation(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
+def frame_for_validation(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
     """Timestamps already typed by the file format are checked as text, like CSV ones."""
     out = df.copy()
     for col in spec.columns:
@@ -138,7 +140,7 @@ def validate_frame(
     """Run the source's suite; returns the failures and GX's own result as JSON."""
     missing = {c.name for c in spec.columns} - set(df.columns)
     failures, raw = run_expectations(
-        _frame_for_validation(df, spec), build_expectations(spec), source, missing
+        frame_for_validation(df, spec), build_expectations(spec), source, missing
     )
     raw["ignored_columns"] = sorted(set(df.columns) - {c.name for c in spec.columns})
     return failures, raw
@@ -185,12 +187,4 @@ def _describe(source: str, r: Any, missing: set[str]) -> Failure | None:
         reason = f"key {keys} has {count} duplicate rows"
     else:
         reason = f"{kind} failed"
-    return Failure(source, kind, column, reason, [_plain(x) for x in examples])
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return value
-    return str(value)
+    return Failure(source, kind, column, reason, [plain(x) for x in examples])

@@ -7,7 +7,6 @@ Nothing downstream is written.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from datetime import datetime
@@ -16,16 +15,23 @@ from typing import Any
 
 import pandas as pd
 
+from airloop.core.errors import PermanentError
+from airloop.core.files import write_json
 from airloop.data.intervals import as_utc, partition_key, utc_now
 from airloop.data.landing import landing_path
-from airloop.quality.expectations import Failure, build_expectations, validate_frame
+from airloop.quality.expectations import (
+    Failure,
+    build_expectations,
+    frame_for_validation,
+    validate_frame,
+)
 from airloop.settings import Settings
 from airloop.usecase import SourceSpec, UseCase
 
 log = logging.getLogger(__name__)
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(PermanentError, RuntimeError):
     """The partition broke the use case's expectations; the message says how and where to look."""
 
     def __init__(self, message: str, report_path: Path) -> None:
@@ -63,9 +69,7 @@ def gate_partition(
         },
         "failures": [f.as_dict() for f in failures],
     }
-    reports = settings.reports_dir / "validation"
-    reports.mkdir(parents=True, exist_ok=True)
-    (reports / f"{key}.json").write_text(json.dumps(report, indent=2))
+    write_json(settings.reports_dir / "validation" / f"{key}.json", report)
     if not failures:
         return report
     qdir = quarantine_partition(usecase, settings, start, report)
@@ -75,7 +79,7 @@ def gate_partition(
     except Exception as exc:  # Data Docs are a convenience; the JSON report is the record
         log.warning("could not build Data Docs for %s: %s", key, exc)
         report["data_docs"] = None
-    (qdir / "report.json").write_text(json.dumps(report, indent=2))
+    write_json(qdir / "report.json", report)
     reasons = "\n".join(f"  - {f.source}: {f.reason}" for f in failures)
     raise ValidationFailed(
         f"partition {key} of use case {usecase.name!r} failed validation and was quarantined "
@@ -96,7 +100,7 @@ def quarantine_partition(
             target = qdir / source / src.name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(src), target)
-    (qdir / "report.json").write_text(json.dumps(report, indent=2))
+    write_json(qdir / "report.json", report)
     log.warning("quarantined partition %s in %s", report["partition"], qdir)
     return qdir
 
@@ -108,8 +112,6 @@ def build_data_docs(qdir: Path, frames: dict[str, tuple[SourceSpec, pd.DataFrame
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    from airloop.quality.expectations import _frame_for_validation
 
     context = gx.get_context(mode="file", project_root_dir=str(qdir))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -141,6 +143,6 @@ def build_data_docs(qdir: Path, frames: dict[str, tuple[SourceSpec, pd.DataFrame
                 actions=[UpdateDataDocsAction(name="data_docs")],
             )
         )
-        checkpoint.run(batch_parameters={"dataframe": _frame_for_validation(df, spec)})
+        checkpoint.run(batch_parameters={"dataframe": frame_for_validation(df, spec)})
     index = qdir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
     return index if index.exists() else None

@@ -6,56 +6,130 @@ Promotion uses aliases, not stages: ``challenger`` is the newest registered vers
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
+from airloop.catalog import is_better, metric
+from airloop.core.errors import PermanentError
+from airloop.core.records import Number, Record
+from airloop.registry.tracking import configure
 from airloop.settings import Settings
-from airloop.tracking import configure
-from airloop.training.metrics import is_better, metric
 from airloop.usecase import UseCase
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
 
 
-def gate(
-    usecase: UseCase, evaluation: dict[str, Any], champion_version: str | None
-) -> dict[str, Any]:
-    """Promote only if the use case's floors hold and the champion is not beaten by the margin."""
+class NoChampionError(PermanentError, LookupError):
+    """The model has no version with the alias a step needs; the message says how to make one."""
+
+
+class RollbackError(PermanentError, RuntimeError):
+    """Nothing to roll back to."""
+
+
+class GateDecision(Record):
+    """The gate's verdict on a challenger, and every rule it broke."""
+
+    promote: bool
+    reasons: list[str]
+    primary_metric: str
+
+
+class Registration(Record):
+    """The model version a run registered (``created`` False: an earlier try had made it)."""
+
+    name: str
+    version: str
+    created: bool
+    decision: GateDecision
+
+
+class Promotion(Record):
+    """Where ``champion`` points after the gate's decision, and why it did not move."""
+
+    promoted: bool
+    champion: str | None
+    previous: str | None = None
     reasons: list[str] = []
-    challenger = evaluation["challenger"]
+
+
+class Rollback(Record):
+    """``champion`` moved back to ``previous`` by hand or by a failed deploy."""
+
+    model: str
+    from_version: str | None
+    to_version: str
+    who: str
+    reason: str
+
+
+def _figure(value: float | None) -> str:
+    return "missing" if value is None else f"{value:.4f}"
+
+
+def gate(
+    usecase: UseCase,
+    challenger: dict[str, Number],
+    champion: dict[str, Number] | None,
+    champion_version: str | None,
+    champion_error: str | None = None,
+) -> GateDecision:
+    """Promote only if the use case's floors hold and the champion is not beaten by the margin.
+
+    ``challenger`` and ``champion`` are metrics on the same held-out rows; a metric that could
+    not be computed (None) breaks any rule about it.
+    """
+    reasons: list[str] = []
     for name, floor in usecase.gates.minimum.items():
         value = challenger.get(name)
         if value is None or not value >= floor:
-            reasons.append(f"{name} {value:.4f} is below the minimum {floor}")
+            reasons.append(f"{name} {_figure(value)} is below the minimum {floor}")
     for name, ceiling in usecase.gates.maximum.items():
         value = challenger.get(name)
         if value is None or not value <= ceiling:
-            reasons.append(f"{name} {value:.4f} is above the maximum {ceiling}")
+            reasons.append(f"{name} {_figure(value)} is above the maximum {ceiling}")
     primary = usecase.metrics[0]
-    champion = evaluation.get("champion")
     if champion is not None:
         margin = usecase.gates.max_regression
-        if not is_better(primary, usecase.task, challenger[primary], champion[primary], margin):
+        mine, theirs = challenger.get(primary), champion.get(primary)
+        if (
+            mine is None
+            or theirs is None
+            or not is_better(primary, usecase.task, mine, theirs, margin)
+        ):
             direction = "below" if metric(primary, usecase.task).higher_is_better else "above"
             reasons.append(
-                f"{primary} {challenger[primary]:.4f} is {direction} champion v{champion_version}'s "
-                f"{champion[primary]:.4f} by more than {margin}"
+                f"{primary} {_figure(mine)} is {direction} champion v{champion_version}'s "
+                f"{_figure(theirs)} by more than {margin}"
             )
-    elif champion_version is not None and evaluation.get("champion_error"):
-        reasons.append(
-            f"the champion v{champion_version} could not be scored: {evaluation['champion_error']}"
-        )
-    return {"promote": not reasons, "reasons": reasons, "primary_metric": primary}
+    elif champion_version is not None and champion_error:
+        reasons.append(f"the champion v{champion_version} could not be scored: {champion_error}")
+    return GateDecision(promote=not reasons, reasons=reasons, primary_metric=primary)
 
 
-def champion_version(settings: Settings, model_name: str, alias: str = CHAMPION) -> str | None:
+def alias_version(settings: Settings, model_name: str, alias: str = CHAMPION) -> str | None:
+    """The version an alias points at, or None when the model or the alias does not exist."""
     client = configure(settings)
     try:
         return str(client.get_model_version_by_alias(model_name, alias).version)
-    except Exception:
+    except Exception:  # MLflow raises its own error for a missing model or alias
         return None
+
+
+def require_champion(settings: Settings, usecase: UseCase) -> str:
+    """The champion's version; without one, an error that says how to get one."""
+    name = usecase.training.model_name
+    version = alias_version(settings, name)
+    if version is None:
+        raise NoChampionError(
+            f"{name} has no {CHAMPION}: train and promote a model first "
+            "(the model_training DAG, or `airloop train`)"
+        )
+    return version
 
 
 def register(
@@ -64,7 +138,8 @@ def register(
     model_uri: str,
     tags: dict[str, str],
     identity: dict[str, str],
-) -> dict[str, Any]:
+    decision: GateDecision,
+) -> Registration:
     """Register the model once per pipeline run: a retry finds the version it already made."""
     import mlflow
 
@@ -78,7 +153,7 @@ def register(
     else:
         try:
             client.get_registered_model(name)
-        except Exception:
+        except Exception:  # not registered yet
             client.create_registered_model(
                 name,
                 tags={"airloop.usecase": usecase.name},
@@ -86,32 +161,34 @@ def register(
             )
         version = mlflow.register_model(model_uri, name, tags={**tags, **identity})
     client.set_registered_model_alias(name, CHALLENGER, version.version)
-    return {"name": name, "version": str(version.version), "created": not existing}
+    return Registration(
+        name=name, version=str(version.version), created=not existing, decision=decision
+    )
 
 
-def promote(
-    settings: Settings, usecase: UseCase, version: str, decision: dict[str, Any]
-) -> dict[str, Any]:
+def promote(settings: Settings, usecase: UseCase, registration: Registration) -> Promotion:
     """Move ``champion`` to the version when the gate passed; otherwise record why not."""
     client = configure(settings)
-    name = usecase.training.model_name
-    current = champion_version(settings, name)
+    name, version, decision = (
+        usecase.training.model_name,
+        registration.version,
+        registration.decision,
+    )
+    current = alias_version(settings, name)
     mv = client.get_model_version(name, version)
-    if not decision["promote"]:
-        why = "; ".join(decision["reasons"])
+    if not decision.promote:
+        why = "; ".join(decision.reasons)
         client.set_model_version_tag(
             name, version, "airloop.promotion", f"not promoted, because {why}"
         )
         if mv.run_id:
             client.set_tag(mv.run_id, "airloop.promotion", f"not promoted, because {why}")
         log.info("%s v%s not promoted, because %s", name, version, why)
-        return {"promoted": False, "champion": current, "reasons": decision["reasons"]}
+        return Promotion(promoted=False, champion=current, reasons=decision.reasons)
     if current == version:
-        return {
-            "promoted": True,
-            "champion": version,
-            "previous": champion_version(settings, name, PREVIOUS),
-        }
+        return Promotion(
+            promoted=True, champion=version, previous=alias_version(settings, name, PREVIOUS)
+        )
     if current is not None:
         client.set_registered_model_alias(name, PREVIOUS, current)
     client.set_registered_model_alias(name, CHAMPION, version)
@@ -123,7 +200,7 @@ def promote(
     )
     if mv.run_id:
         client.set_tag(mv.run_id, "airloop.promotion", "promoted")
-    return {"promoted": True, "champion": version, "previous": current}
+    return Promotion(promoted=True, champion=version, previous=current)
 
 
 def describe_champion(settings: Settings, usecase: UseCase) -> dict[str, Any] | None:
@@ -132,17 +209,14 @@ def describe_champion(settings: Settings, usecase: UseCase) -> dict[str, Any] | 
     name = usecase.training.model_name
     try:
         mv = client.get_model_version_by_alias(name, CHAMPION)
-    except Exception:
+    except Exception:  # no model, or no champion yet
         return None
     run = client.get_run(mv.run_id)
-    aliases = {}
-    for alias in (CHAMPION, CHALLENGER, PREVIOUS):
-        aliases[alias] = champion_version(settings, name, alias)
     return {
         "name": name,
         "version": str(mv.version),
         "run_id": mv.run_id,
-        "aliases": aliases,
+        "aliases": {a: alias_version(settings, name, a) for a in (CHAMPION, CHALLENGER, PREVIOUS)},
         "metrics": {k: v for k, v in run.data.metrics.items() if k.startswith("test_")},
         "lineage": {
             k.removeprefix("airloop."): v for k, v in mv.tags.items() if k.startswith("airloop.")
@@ -152,8 +226,6 @@ def describe_champion(settings: Settings, usecase: UseCase) -> dict[str, Any] | 
 
 def feature_view_versions(settings: Settings, usecase: UseCase) -> str:
     """Each service view's definition digest, so a version pins the features it was trained on."""
-    import hashlib
-
     from airloop.features.store import feature_store
 
     store = feature_store(settings, usecase)
@@ -166,14 +238,12 @@ def feature_view_versions(settings: Settings, usecase: UseCase) -> str:
     return json.dumps(versions, sort_keys=True)
 
 
-def rollback(settings: Settings, usecase: UseCase, reason: str, who: str) -> dict[str, Any]:
+def rollback(settings: Settings, usecase: UseCase, reason: str, who: str) -> Rollback:
     """Put ``previous`` back as ``champion``, recording who did it and why on both versions."""
-    from datetime import UTC, datetime
-
     client = configure(settings)
     name = usecase.training.model_name
-    current = champion_version(settings, name)
-    previous = champion_version(settings, name, PREVIOUS)
+    current = alias_version(settings, name)
+    previous = alias_version(settings, name, PREVIOUS)
     if previous is None:
         raise RollbackError(
             f"{name} has no 'previous' version to roll back to (champion is v{current})"
@@ -186,8 +256,4 @@ def rollback(settings: Settings, usecase: UseCase, reason: str, who: str) -> dic
         client.set_model_version_tag(name, current, "airloop.rolled_back", note)
     client.set_model_version_tag(name, previous, "airloop.restored", note)
     log.warning("%s rolled back from v%s to v%s: %s", name, current, previous, note)
-    return {"model": name, "from": current, "to": previous, "who": who, "reason": reason}
-
-
-class RollbackError(RuntimeError):
-    """Nothing to roll back to."""
+    return Rollback(model=name, from_version=current, to_version=previous, who=who, reason=reason)

@@ -4,22 +4,32 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
+from airloop.core.columns import EVENT_ID, EVENT_TS, EVENTS_TABLE
+from airloop.core.records import Record
 from airloop.data.intervals import as_utc, partition_key
-from airloop.features.compute import EVENT_ID, EVENT_TS
-from airloop.features.store import EVENTS_TABLE, feature_store, read_partitions, write_partition
-from airloop.registry.models import CHAMPION, champion_version
+from airloop.features.offline import require_partitions, write_partition
+from airloop.features.store import feature_store
+from airloop.registry.models import require_champion
+from airloop.registry.tracking import configure
 from airloop.settings import Settings
-from airloop.training.dataset import TrainingDataError
 from airloop.training.models import model_inputs, score
 from airloop.usecase import UseCase, resolve
 
 
+class BatchScores(Record):
+    """One interval's predictions, written whole, and the version that made them."""
+
+    uri: str
+    rows: int
+    model_version: str
+
+
 def predictions_path(settings: Settings, usecase: UseCase, start: datetime) -> Path:
-    return settings.home / "batch_predictions" / usecase.name / f"{partition_key(start)}.parquet"
+    """The file of the interval starting at ``start`` (overwritten on a rerun)."""
+    return settings.batch_predictions_dir / usecase.name / f"{partition_key(start)}.parquet"
 
 
 def score_interval(
@@ -27,23 +37,14 @@ def score_interval(
     end: datetime,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> BatchScores:
     """Point-in-time features for the interval's events, scored by the champion; overwrites."""
     import mlflow
 
-    from airloop.tracking import configure
-
     uc, st = resolve(usecase, settings)
     lo, hi = as_utc(start), as_utc(end)
-    events = read_partitions(st, uc, EVENTS_TABLE, lo, hi)
-    if events is None:
-        raise TrainingDataError(
-            f"no events for [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}): run the feature pipeline first"
-        )
-    name = uc.training.model_name
-    version = champion_version(st, name)
-    if version is None:
-        raise TrainingDataError(f"{name} has no {CHAMPION}: train and promote a model first")
+    events = require_partitions(st, uc, EVENTS_TABLE, lo, hi)
+    version = require_champion(st, uc)
     store = feature_store(st, uc)
     frame = store.get_historical_features(
         entity_df=events,
@@ -52,6 +53,7 @@ def score_interval(
     ).to_df()
     frame = frame.sort_values([EVENT_TS, EVENT_ID]).reset_index(drop=True)
     configure(st)
+    name = uc.training.model_name
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     columns = model.metadata.get_input_schema().input_names()
     scores = score(model.get_raw_model(), uc.task, model_inputs(frame, columns))
@@ -60,4 +62,4 @@ def score_interval(
         out["prediction"] = (out["score"] >= 0.5).astype("int64")
     out["model_name"], out["model_version"] = name, version
     path = write_partition(out, predictions_path(st, uc, lo))
-    return {"uri": str(path), "rows": len(out), "model_version": version}
+    return BatchScores(uri=str(path), rows=len(out), model_version=version)

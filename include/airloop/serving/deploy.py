@@ -7,86 +7,64 @@ in-process. Anything else rolls the champion back to ``previous`` and fails the 
 from __future__ import annotations
 
 import json
-import time
-import urllib.error
-import urllib.request
-from typing import Any
 
-from airloop.registry.models import rollback
+import numpy as np
+
+from airloop.core.errors import PermanentError
+from airloop.core.polling import WaitTimeout, wait_until
+from airloop.core.records import Record
+from airloop.registry.models import Promotion, rollback
+from airloop.registry.tracking import configure
+from airloop.serving.client import call_service, reload_champion, service_alive
 from airloop.settings import Settings
-from airloop.tracking import configure
-from airloop.training.dataset import load_training_set, split_by_time
+from airloop.training.dataset import TrainingSet, load_training_set, split_by_time
 from airloop.training.models import model_inputs
-from airloop.usecase import UseCase
+from airloop.usecase import UseCase, resolve
+
+SMOKE_TEST_ROWS = 50
 
 
-class DeployError(RuntimeError):
+class DeployError(PermanentError, RuntimeError):
     """The service did not take or did not reproduce the new champion; it was rolled back."""
 
 
-def call_service(
-    settings: Settings, method: str, path: str, body: Any = None, timeout: float = 30.0
-) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(settings.serving_url + path, data=data, method=method)
-    req.add_header("Content-Type", "application/json")
-    if settings.serving_token:
-        req.add_header("Authorization", f"Bearer {settings.serving_token}")
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read())
+class Deployment(Record):
+    """What the deploy step did: the version the service now serves, or why it did nothing."""
+
+    deployed: bool
+    version: str | None = None
+    url: str | None = None
+    smoke_test_rows: int = 0
+    reason: str | None = None
 
 
-def service_alive(settings: Settings) -> bool:
-    try:
-        return call_service(settings, "GET", "/health", timeout=3).get("status") == "alive"
-    except (OSError, urllib.error.URLError, ValueError):
-        return False
-
-
-def deploy(
-    settings: Settings,
-    usecase: UseCase,
-    promotion: dict[str, Any],
-    training_set: dict[str, Any],
-    rows: int = 50,
-) -> dict[str, Any]:
+def deploy_model(
+    promotion: Promotion,
+    training_set: TrainingSet,
+    usecase: UseCase | str | None = None,
+    settings: Settings | None = None,
+) -> Deployment:
     """Make the service serve the promoted version and prove it answers like the registry's copy."""
-    client = configure(settings)
-    name = usecase.training.model_name
-    if not promotion.get("promoted"):
-        return {"deployed": False, "reason": "not promoted: the serving champion is unchanged"}
-    version = str(promotion["champion"])
-    if not service_alive(settings):
-        note = f"skipped: no service at {settings.serving_url}; it loads v{version} when it starts"
+    uc, st = resolve(usecase, settings)
+    client = configure(st)
+    name = uc.training.model_name
+    if not promotion.promoted or promotion.champion is None:
+        return Deployment(deployed=False, reason="not promoted: the serving champion is unchanged")
+    version = promotion.champion
+    if not service_alive(st):
+        note = f"skipped: no service at {st.serving_url}; it loads v{version} when it starts"
         client.set_model_version_tag(name, version, "airloop.deploy", note)
-        return {"deployed": False, "reason": note}
+        return Deployment(deployed=False, version=version, reason=note)
     try:
-        served = _wait_for_version(settings, version)
-        frame = load_training_set(training_set["uri"])
-        _, _, test = split_by_time(
-            frame, usecase.training.validation_fraction, usecase.training.test_fraction
-        )
-        import mlflow
-
-        model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
-        columns = model.metadata.get_input_schema().input_names()
-        sample = model_inputs(test.head(rows), columns)
-        expected = [_plain(v) for v in model.predict(sample)]
-        payload = json.loads(sample.to_json(orient="split", index=False))
-        answer = call_service(settings, "POST", "/invocations", {"dataframe_split": payload})[
-            "predictions"
-        ]
-        if [_plain(v) for v in answer] != expected:
-            raise DeployError(
-                f"the service's answers on {len(sample)} held-out rows differ from v{version}'s"
-            )
+        wait_for_version(st, version)
+        rows = smoke_test(st, uc, version, training_set)
     except Exception as exc:
         reason = f"deploy of v{version} failed: {exc}"
         try:
-            rolled = rollback(settings, usecase, reason, who="model_training deploy")
-            call_service(settings, "POST", "/admin/reload")
-            reason += f"; champion rolled back to v{rolled['to']}"
-        except Exception as rb_exc:
+            rolled = rollback(st, uc, reason, who="model_training deploy")
+            reload_champion(st)
+            reason += f"; champion rolled back to v{rolled.to_version}"
+        except Exception as rb_exc:  # the record says what happened either way
             reason += f"; rollback impossible: {rb_exc}"
         client.set_model_version_tag(name, version, "airloop.deploy", reason)
         raise DeployError(reason) from exc
@@ -94,31 +72,47 @@ def deploy(
         name,
         version,
         "airloop.deploy",
-        f"ok: {settings.serving_url} serves v{served}, smoke test {len(sample)} rows",
+        f"ok: {st.serving_url} serves v{version}, smoke test {rows} rows",
     )
-    return {
-        "deployed": True,
-        "version": version,
-        "url": settings.serving_url,
-        "smoke_test_rows": len(sample),
-    }
+    return Deployment(deployed=True, version=version, url=st.serving_url, smoke_test_rows=rows)
 
 
-def _wait_for_version(settings: Settings, version: str, timeout: float = 120.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = call_service(settings, "POST", "/admin/reload")
+def wait_for_version(settings: Settings, version: str, timeout: float = 120.0) -> None:
+    """Ask the service to reload until it serves ``version``; its load error ends the wait."""
+
+    def serving() -> bool:
+        state = reload_champion(settings)
         if state.get("model") and str(state["model"]["version"]) == version:
-            return version
+            return True
         if state.get("last_model_error"):
             raise DeployError(state["last_model_error"])
-        time.sleep(1.0)
-    raise DeployError(f"the service did not load v{version} within {timeout:.0f}s")
+        return False
+
+    try:
+        wait_until(serving, timeout=timeout, what=f"the service loading v{version}")
+    except WaitTimeout as exc:
+        raise DeployError(str(exc)) from None
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item"):
-        value = value.item()
-    return round(value, 9) if isinstance(value, float) else value
+def smoke_test(
+    settings: Settings, usecase: UseCase, version: str, training_set: TrainingSet
+) -> int:
+    """The service's ``/invocations`` on held-out rows against the version scored in-process."""
+    import mlflow
+
+    frame = load_training_set(training_set.uri)
+    _, _, test = split_by_time(
+        frame, usecase.training.validation_fraction, usecase.training.test_fraction
+    )
+    model = mlflow.pyfunc.load_model(f"models:/{usecase.training.model_name}/{version}")
+    columns = model.metadata.get_input_schema().input_names()
+    sample = model_inputs(test.head(SMOKE_TEST_ROWS), columns)
+    expected = np.asarray(model.predict(sample), dtype=float)
+    payload = json.loads(sample.to_json(orient="split", index=False))
+    answer = call_service(settings, "POST", "/invocations", {"dataframe_split": payload})
+    served = np.asarray(answer["predictions"], dtype=float)
+    if served.shape != expected.shape or not np.allclose(served, expected, rtol=0, atol=1e-9):
+        raise DeployError(
+            f"the service's answers on {len(sample)} held-out rows differ from v{version}'s"
+        )
+    return len(sample)

@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from airloop.registry.models import CHAMPION, alias_version
+from airloop.registry.tracking import configure
 from airloop.settings import Settings
-from airloop.tracking import configure
 
 log = logging.getLogger(__name__)
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
@@ -22,6 +23,8 @@ NUMERIC_TYPES = {"double", "float", "long", "integer"}
 
 @dataclass(frozen=True)
 class LoadedModel:
+    """A loaded version: MLflow's pyfunc, the raw model, and its input columns from the signature."""
+
     name: str
     version: str
     pyfunc: Any
@@ -38,7 +41,7 @@ class ModelHolder:
         self,
         settings: Settings,
         model_name: str,
-        alias: str = "champion",
+        alias: str = CHAMPION,
         poll_seconds: float = 5.0,
     ) -> None:
         self.settings = settings
@@ -54,13 +57,11 @@ class ModelHolder:
         self._thread: threading.Thread | None = None
 
     def target_version(self) -> str | None:
-        client = configure(self.settings)
-        try:
-            return str(client.get_model_version_by_alias(self.model_name, self.alias).version)
-        except Exception:
-            return None
+        """The version the alias points at now."""
+        return alias_version(self.settings, self.model_name, self.alias)
 
     def load(self, version: str) -> LoadedModel:
+        """Load a version and read its input columns (and which are numbers) from its signature."""
         import mlflow
 
         configure(self.settings)
@@ -106,6 +107,7 @@ class ModelHolder:
             return True
 
     def start(self) -> None:
+        """Load the current version, then follow the alias in a background thread."""
         self.refresh()
         self._thread = threading.Thread(
             target=self._poll, name="airloop-model-refresh", daemon=True
@@ -120,6 +122,7 @@ class ModelHolder:
                 self.last_error = f"registry unreachable: {exc}"
 
     def stop(self) -> None:
+        """Stop following the alias."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)

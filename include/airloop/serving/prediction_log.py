@@ -24,6 +24,8 @@ _STOP = object()
 
 
 class PredictionLog:
+    """A durable, append-only log of predictions, written by one background thread."""
+
     def __init__(self, root: Path, max_queue: int = 50_000, put_timeout: float = 1.0) -> None:
         self.root = root
         self.put_timeout = put_timeout
@@ -45,6 +47,7 @@ class PredictionLog:
             return False
 
     def path_for(self, when: datetime) -> Path:
+        """The hourly partition a record of that event time goes to."""
         return self.root / f"date={when:%Y-%m-%d}" / f"hour={when:%H}.jsonl"
 
     def _run(self) -> None:

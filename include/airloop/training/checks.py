@@ -6,39 +6,38 @@ from typing import Any
 
 import pandas as pd
 
-from airloop.features.compute import LABEL
+from airloop.core.columns import LABEL
+from airloop.core.records import Number, Record
 from airloop.quality.expectations import run_expectations
 from airloop.training.dataset import TrainingDataError
 from airloop.usecase import UseCase
+from airloop.usecase.feature_views import Bounds
 
 
-def _ranges(usecase: UseCase) -> dict[str, tuple[float | None, float | None]]:
-    """Declared bounds of every model input that has them."""
-    bounds: dict[str, tuple[float | None, float | None]] = {}
+class TrainingSetCheck(Record):
+    """The training set passed its gate: its size and label balance."""
+
+    success: bool
+    rows: int
+    positive_rate: Number = None
+
+
+def input_bounds(usecase: UseCase) -> dict[str, Bounds]:
+    """Declared bounds of every model input that has them (feature views, request fields)."""
+    bounds: dict[str, Bounds] = {}
     for view in usecase.service_views:
-        for name in view.feature_names():
-            column = f"{view.name}__{name}"
-            if view.kind == "label_rate":
-                if name.startswith("count_"):
-                    bounds[column] = (0.0, None)
-                elif (
-                    usecase.task == "classification"
-                ):  # a share of positives; a mean for regression
-                    bounds[column] = (0.0, 1.0)
-            elif view.source:
-                feature = next(f for f in view.features if f.name == name)
-                spec = usecase.sources[view.source].column(feature.source_column)
-                if spec is not None and (spec.min is not None or spec.max is not None):
-                    bounds[column] = (spec.min, spec.max)
+        for name, limits in view.bounds(usecase).items():
+            bounds[f"{view.name}__{name}"] = limits
     events = usecase.sources[usecase.events.source]
     for name in usecase.training.numeric:
         spec = events.column(name)
-        if spec is not None and (spec.min is not None or spec.max is not None):
-            bounds[name] = (spec.min, spec.max)
+        if spec is not None and spec.bounds is not None:
+            bounds[name] = spec.bounds
     return bounds
 
 
 def training_set_expectations(usecase: UseCase, columns: list[str]) -> list[Any]:
+    """The gate's checks: enough rows, labels present and balanced, inputs present and in range."""
     import great_expectations.expectations as gxe
 
     spec = usecase.training
@@ -55,23 +54,23 @@ def training_set_expectations(usecase: UseCase, columns: list[str]) -> list[Any]
         exps.append(
             gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=1.0 - spec.max_null_share)
         )
-    for column, (lo, hi) in _ranges(usecase).items():
+    for column, (lo, hi) in input_bounds(usecase).items():
         exps.append(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=lo, max_value=hi))
     return exps
 
 
-def check_training_set(usecase: UseCase, frame: pd.DataFrame, columns: list[str]) -> dict[str, Any]:
+def check_training_set(
+    usecase: UseCase, frame: pd.DataFrame, columns: list[str]
+) -> TrainingSetCheck:
     """Pass with a summary, or raise TrainingDataError naming every failed check."""
     failures, _ = run_expectations(
         frame, training_set_expectations(usecase, columns), "training_set"
     )
-    summary = {
-        "success": not failures,
-        "rows": len(frame),
-        "positive_rate": float(frame[LABEL].mean()) if usecase.task == "classification" else None,
-        "failures": [f.as_dict() for f in failures],
-    }
     if failures:
         reasons = "; ".join(f.reason for f in failures)
         raise TrainingDataError(f"the training set failed validation: {reasons}")
-    return summary
+    return TrainingSetCheck(
+        success=True,
+        rows=len(frame),
+        positive_rate=float(frame[LABEL].mean()) if usecase.task == "classification" else None,
+    )

@@ -5,28 +5,32 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from airloop.core.columns import AVAILABLE_AT, EVENT_ID, EVENT_TS, EVENTS_TABLE, LABEL, LABELS_TABLE
+from airloop.core.errors import PermanentError
+from airloop.core.files import atomic_write
+from airloop.core.records import Record
 from airloop.data.intervals import as_utc
-from airloop.features.compute import AVAILABLE_AT, EVENT_ID, EVENT_TS, LABEL
-from airloop.features.store import EVENTS_TABLE, LABELS_TABLE, feature_store, read_partitions
+from airloop.features.offline import read_partitions
+from airloop.features.store import feature_store
 from airloop.settings import Settings
 from airloop.usecase import UseCase
 
 log = logging.getLogger(__name__)
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(PermanentError, ValueError):
     """No usable training data for the window; the message says which window and why."""
 
 
-@dataclass(frozen=True)
-class TrainingSet:
+class TrainingSet(Record):
+    """A training set on disk: its window, when its labels were known, its digest and inputs."""
+
     uri: str
     digest: str
     rows: int
@@ -36,8 +40,26 @@ class TrainingSet:
     feature_service: str
     feature_columns: list[str]
 
-    def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+
+def resolve_window(
+    usecase: UseCase, start: datetime | None, end: datetime | None, params: dict[str, Any] | None
+) -> tuple[datetime, datetime]:
+    """The params' window when given (a manual run), else the ``training.window`` before ``end``."""
+    params = params or {}
+    if params.get("window_end"):
+        hi = as_utc(datetime.fromisoformat(str(params["window_end"])))
+    elif end is not None:
+        hi = as_utc(end)
+    else:
+        raise TrainingDataError("no training window: give window_start and window_end")
+    lo = (
+        as_utc(datetime.fromisoformat(str(params["window_start"])))
+        if params.get("window_start")
+        else hi - usecase.training.window
+    )
+    if lo >= hi:
+        raise TrainingDataError(f"empty training window [{lo:%Y-%m-%d}, {hi:%Y-%m-%d})")
+    return lo, hi
 
 
 def feature_columns(usecase: UseCase) -> list[str]:
@@ -54,7 +76,7 @@ def frame_digest(df: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def build_training_set(
+def retrieve_training_set(
     settings: Settings,
     usecase: UseCase,
     start: datetime,
@@ -96,13 +118,9 @@ def build_training_set(
     ]
     frame = frame[[c for c in dict.fromkeys(keep) if c in frame.columns]]
     digest = frame_digest(frame)
-    out_dir = settings.home / "datasets" / usecase.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{lo:%Y%m%d}-{hi:%Y%m%d}-{digest[:12]}.parquet"
+    path = settings.datasets_dir / usecase.name / f"{lo:%Y%m%d}-{hi:%Y%m%d}-{digest[:12]}.parquet"
     if not path.exists():
-        tmp = path.with_name(f".{path.name}.tmp")
-        frame.to_parquet(tmp, index=False)
-        tmp.replace(path)
+        atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
     log.info("training set %s: %d rows, digest %s", path.name, len(frame), digest[:12])
     return TrainingSet(
         uri=str(path),
@@ -117,6 +135,7 @@ def build_training_set(
 
 
 def load_training_set(uri: str) -> pd.DataFrame:
+    """The rows of a training set written by :func:`retrieve_training_set`."""
     path = Path(uri)
     if not path.is_file():
         raise TrainingDataError(f"training set {uri} does not exist (was the home cleaned?)")

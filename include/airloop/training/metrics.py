@@ -1,69 +1,49 @@
-"""Metrics by task type, per-slice metrics and calibration."""
+"""Metrics of a scored slice: the use case's metrics, per-slice metrics and calibration.
+
+Which metrics exist and which way is better is the catalogue's (``airloop.catalog``); this
+module computes them on labels and scores.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn import metrics as skm
+
+from airloop.catalog import metric
+from airloop.core.records import Number, Record, finite_or_none
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    task: str
-    higher_is_better: bool
-    fn: Callable[[np.ndarray, np.ndarray], float]
+class SliceMetrics(Record):
+    """The metrics of the rows where one slice column has one value."""
+
+    slice: str
+    value: str
+    rows: int
+    metrics: dict[str, Number]
 
 
-def _safe_auc(y: np.ndarray, s: np.ndarray) -> float:
-    return float(skm.roc_auc_score(y, s)) if len(np.unique(y)) > 1 else float("nan")
+class CalibrationBin(Record):
+    """One bin of a reliability table: how often the label was positive at that score."""
+
+    bin: int
+    rows: int
+    mean_score: float
+    observed_rate: float
 
 
-def _safe_ap(y: np.ndarray, s: np.ndarray) -> float:
-    return float(skm.average_precision_score(y, s)) if len(np.unique(y)) > 1 else float("nan")
+class Calibration(Record):
+    """The reliability table and the expected calibration error (ECE) of a classifier."""
+
+    ece: Number
+    table: list[CalibrationBin]
 
 
-METRICS: dict[str, Metric] = {
-    m.name: m
-    for m in [
-        Metric("roc_auc", "classification", True, _safe_auc),
-        Metric("average_precision", "classification", True, _safe_ap),
-        Metric(
-            "log_loss",
-            "classification",
-            False,
-            lambda y, s: float(skm.log_loss(y, s, labels=[0, 1])),
-        ),
-        Metric(
-            "brier_score", "classification", False, lambda y, s: float(skm.brier_score_loss(y, s))
-        ),
-        Metric(
-            "accuracy", "classification", True, lambda y, s: float(skm.accuracy_score(y, s >= 0.5))
-        ),
-        Metric(
-            "rmse", "regression", False, lambda y, s: float(np.sqrt(skm.mean_squared_error(y, s)))
-        ),
-        Metric("mae", "regression", False, lambda y, s: float(skm.mean_absolute_error(y, s))),
-        Metric("r2", "regression", True, lambda y, s: float(skm.r2_score(y, s))),
-    ]
-}
-
-
-def metric(name: str, task: str) -> Metric:
-    found = METRICS.get(name)
-    if found is None or found.task != task:
-        known = sorted(n for n, m in METRICS.items() if m.task == task)
-        raise ValueError(f"unknown {task} metric {name!r}; known: {known}")
-    return found
-
-
-def compute_metrics(names: list[str], task: str, y: Any, score: Any) -> dict[str, float]:
+def compute_metrics(names: list[str], task: str, y: Any, score: Any) -> dict[str, Number]:
+    """Each named metric on labels ``y`` and scores; None where it cannot be computed."""
     y_arr, s_arr = np.asarray(y), np.asarray(score, dtype=float)
-    return {name: metric(name, task).fn(y_arr, s_arr) for name in names}
+    return {name: finite_or_none(metric(name, task).compute(y_arr, s_arr)) for name in names}
 
 
 def slice_metrics(
@@ -74,7 +54,7 @@ def slice_metrics(
     label: str,
     slices: list[str],
     min_rows: int = 30,
-) -> list[dict[str, Any]]:
+) -> list[SliceMetrics]:
     """Metrics per value of each slice column (slices smaller than ``min_rows`` are skipped)."""
     rows = []
     scored = frame.assign(_score=np.asarray(score, dtype=float))
@@ -83,11 +63,13 @@ def slice_metrics(
             if len(part) < min_rows:
                 continue
             values = compute_metrics(names, task, part[label], part["_score"])
-            rows.append({"slice": column, "value": str(value), "rows": len(part), **values})
+            rows.append(
+                SliceMetrics(slice=column, value=str(value), rows=len(part), metrics=values)
+            )
     return rows
 
 
-def calibration(y: Any, score: Any, bins: int = 10) -> dict[str, Any]:
+def calibration(y: Any, score: Any, bins: int = 10) -> Calibration:
     """Reliability table and expected calibration error (classification)."""
     y_arr, s_arr = np.asarray(y, dtype=float), np.asarray(score, dtype=float)
     edges = np.linspace(0, 1, bins + 1)
@@ -99,13 +81,7 @@ def calibration(y: Any, score: Any, bins: int = 10) -> dict[str, Any]:
             continue
         mean_score, rate = float(s_arr[mask].mean()), float(y_arr[mask].mean())
         table.append(
-            {"bin": b, "rows": int(mask.sum()), "mean_score": mean_score, "observed_rate": rate}
+            CalibrationBin(bin=b, rows=int(mask.sum()), mean_score=mean_score, observed_rate=rate)
         )
         ece += mask.mean() * abs(mean_score - rate)
-    return {"ece": float(ece), "table": table}
-
-
-def is_better(name: str, task: str, a: float, b: float, margin: float = 0.0) -> bool:
-    """Whether ``a`` is no worse than ``b`` by more than ``margin`` on metric ``name``."""
-    m = metric(name, task)
-    return a >= b - margin if m.higher_is_better else a <= b + margin
+    return Calibration(ece=float(ece), table=table)

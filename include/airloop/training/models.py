@@ -1,45 +1,22 @@
-"""Model families for each task type, as scikit-learn pipelines with their preprocessing."""
+"""Model families as scikit-learn pipelines with their preprocessing, the input rule, scoring.
+
+The input rule and scoring are the ones serving and batch inference use too: a model scored
+anywhere sees its inputs exactly as it saw them in training.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from airloop.training.families import FAMILY_NAMES
-
-FAMILIES: dict[str, dict[str, Any]] = {
-    "classification": {
-        "logistic": LogisticRegression,
-        "hist_gradient_boosting": HistGradientBoostingClassifier,
-        "random_forest": RandomForestClassifier,
-    },
-    "regression": {
-        "linear": Ridge,
-        "hist_gradient_boosting": HistGradientBoostingRegressor,
-        "random_forest": RandomForestRegressor,
-    },
-}
-_LINEAR = {"logistic", "linear"}
-
-
-class ModelConfigError(ValueError):
-    """An unknown family or parameter; the message lists what is allowed."""
-
-
-def families(task: str) -> list[str]:
-    return FAMILY_NAMES[task]
+from airloop.catalog import ModelConfigError, family
 
 
 def split_columns(
@@ -53,28 +30,24 @@ def split_columns(
 
 def build_model(
     task: str,
-    family: str,
+    family_name: str,
     params: dict[str, Any],
     categorical: list[str],
     numeric: list[str],
     seed: int,
 ) -> Pipeline:
-    if family not in FAMILIES[task]:
-        raise ModelConfigError(
-            f"unknown {task} model family {family!r}; choose one of {families(task)}"
-        )
-    estimator_cls = FAMILIES[task][family]
-    kwargs = dict(params)
+    """The family's estimator behind its preprocessing; unknown families or params are refused."""
+    chosen = family(family_name, task)
+    estimator_cls = chosen.estimator(task)
+    kwargs = {**chosen.defaults, **params}
     if "random_state" in estimator_cls().get_params():
         kwargs.setdefault("random_state", seed)
-    if family == "logistic":
-        kwargs.setdefault("max_iter", 1000)
     try:
         estimator = estimator_cls(**kwargs)
     except TypeError as exc:
-        raise ModelConfigError(f"{family}: {exc}") from None
-    if family in _LINEAR:
-        cat = OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=False)
+        raise ModelConfigError(f"{family_name}: {exc}") from None
+    if chosen.linear:
+        cat: Any = OneHotEncoder(handle_unknown="ignore", min_frequency=5, sparse_output=False)
         num: Any = Pipeline(
             [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
         )
@@ -94,23 +67,39 @@ def build_model(
     return Pipeline([("preprocess", pre), ("model", estimator)])
 
 
-def model_inputs(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-    """The model's input frame: numbers as float64, so a missing value never breaks the schema.
+def input_column(values: Sequence[Any] | pd.Series, numeric: bool) -> np.ndarray:
+    """One model input column, by the one rule training and serving share.
 
-    Counts and years are integers in the data, but a lookup can miss them at serving time;
-    MLflow's signature would then refuse a float where it recorded an integer.
+    Numbers are float64, with None as NaN: counts and years are integers in the data, but a
+    lookup can miss them at serving time, and MLflow's signature would then refuse a float
+    where it recorded an integer. Everything else stays as Python objects.
     """
+    if not numeric:
+        return np.asarray(values, dtype=object)
+    if isinstance(values, pd.Series):
+        return values.astype("float64").to_numpy()
+    try:
+        return np.array([np.nan if v is None else v for v in values], dtype="float64")
+    except (TypeError, ValueError):
+        return pd.to_numeric(pd.Series(values), errors="coerce").to_numpy("float64")
+
+
+def is_numeric_input(series: pd.Series) -> bool:
+    """Whether a training column is a number (booleans are not)."""
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def model_inputs(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The model's input frame: numbers as float64 (:func:`input_column`), in column order."""
     out = frame[columns].copy()
     for column in columns:
-        if pd.api.types.is_numeric_dtype(out[column]) and not pd.api.types.is_bool_dtype(
-            out[column]
-        ):
-            out[column] = out[column].astype("float64")
+        if is_numeric_input(out[column]):
+            out[column] = input_column(out[column], numeric=True)
     return out
 
 
-def score(model: Pipeline, task: str, frame: pd.DataFrame) -> Any:
+def score(model: Any, task: str, frame: pd.DataFrame) -> np.ndarray:
     """Positive-class probability for classifiers, the prediction for regressors."""
     if task == "classification":
-        return model.predict_proba(frame)[:, 1]
-    return model.predict(frame)
+        return np.asarray(model.predict_proba(frame)[:, 1])
+    return np.asarray(model.predict(frame))

@@ -1,4 +1,8 @@
-"""The training pipeline (D), one function per stage; the Airflow tasks and the CLI call these."""
+"""The training pipeline (D), one function per stage; the Airflow tasks and the CLI call these.
+
+build_training_set → validate_training_set → train_model → evaluate_model → register_model →
+promote_model. Deploying to the running service is serving's step (``airloop.serving.deploy``).
+"""
 
 from __future__ import annotations
 
@@ -6,57 +10,68 @@ import json
 from datetime import datetime
 from typing import Any
 
-from airloop.data.intervals import as_utc
-from airloop.registry import models as registry
+from airloop.core.records import Record
+from airloop.registry.models import (
+    Promotion,
+    Registration,
+    alias_version,
+    feature_view_versions,
+    gate,
+    promote,
+    register,
+)
+from airloop.registry.tracking import configure, experiment_id, experiment_name
 from airloop.settings import Settings
-from airloop.tracking import configure, experiment_id, experiment_name
-from airloop.training import train as training
-from airloop.training.checks import check_training_set
-from airloop.training.dataset import build_training_set, load_training_set
+from airloop.training.checks import TrainingSetCheck, check_training_set
+from airloop.training.dataset import (
+    TrainingSet,
+    load_training_set,
+    resolve_window,
+    retrieve_training_set,
+)
+from airloop.training.train import (
+    IDENTITY_TAGS,
+    Evaluation,
+    TrainedModel,
+    evaluate_run,
+    lineage_tags,
+    train_and_log,
+)
 from airloop.usecase import UseCase, resolve
 
 
-def resolve_window(
-    usecase: UseCase, start: datetime | None, end: datetime | None, params: dict[str, Any] | None
-) -> tuple[datetime, datetime]:
-    """The params' window when given (a manual run), else the ``training.window`` before ``end``."""
-    params = params or {}
-    if params.get("window_end"):
-        hi = as_utc(datetime.fromisoformat(str(params["window_end"])))
-    elif end is not None:
-        hi = as_utc(end)
-    else:
-        raise ValueError("no window: give window_start and window_end")
-    lo = (
-        as_utc(datetime.fromisoformat(str(params["window_start"])))
-        if params.get("window_start")
-        else hi - usecase.training.window
-    )
-    if lo >= hi:
-        raise ValueError(f"empty training window [{lo:%Y-%m-%d}, {hi:%Y-%m-%d})")
-    return lo, hi
+class TrainingRun(Record):
+    """Every stage of (D) run in one process (``airloop train``)."""
+
+    training_set: TrainingSet
+    trained: TrainedModel
+    evaluation: Evaluation
+    registered: Registration
+    promotion: Promotion
 
 
-def prepare_training_set(
+def build_training_set(
     start: datetime | None = None,
     end: datetime | None = None,
     params: dict[str, Any] | None = None,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> TrainingSet:
+    """Point-in-time correct rows of the window (the params', else the one ending at ``end``)."""
     uc, st = resolve(usecase, settings)
     lo, hi = resolve_window(uc, start, end, params)
-    return build_training_set(st, uc, lo, hi).as_dict()
+    return retrieve_training_set(st, uc, lo, hi)
 
 
 def validate_training_set(
-    training_set: dict[str, Any],
+    training_set: TrainingSet,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> TrainingSetCheck:
+    """The training-set gate: label balance, missing features, ranges."""
     uc, _ = resolve(usecase, settings)
-    frame = load_training_set(training_set["uri"])
-    return check_training_set(uc, frame, training_set["feature_columns"])
+    frame = load_training_set(training_set.uri)
+    return check_training_set(uc, frame, training_set.feature_columns)
 
 
 def proposed_config(settings: Settings, usecase: UseCase) -> dict[str, Any] | None:
@@ -80,12 +95,12 @@ def proposed_config(settings: Settings, usecase: UseCase) -> dict[str, Any] | No
 
 
 def train_model(
-    training_set: dict[str, Any],
+    training_set: TrainingSet,
     lineage: dict[str, Any],
     config: dict[str, Any] | None = None,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> TrainedModel:
     """Train with the given config, else the latest proposal, else the use case's default."""
     uc, st = resolve(usecase, settings)
     chosen = config or proposed_config(st, uc) or {}
@@ -93,83 +108,72 @@ def train_model(
         **lineage,
         "config_source": chosen.get("proposed_by", "given" if config else "usecase default"),
     }
-    return training.train_and_log(
+    return train_and_log(
         st, uc, training_set, {k: v for k, v in chosen.items() if k != "proposed_by"}, lineage
     )
 
 
 def evaluate_model(
-    training_set: dict[str, Any],
-    trained: dict[str, Any],
+    training_set: TrainingSet,
+    trained: TrainedModel,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> Evaluation:
+    """The new model and the current champion on the same held-out, later time slice."""
     uc, st = resolve(usecase, settings)
-    champion = registry.champion_version(st, uc.training.model_name)
-    uri = f"models:/{uc.training.model_name}@{registry.CHAMPION}" if champion else None
-    result = training.evaluate_model(st, uc, training_set, trained["run_id"], uri)
-    return {**result, "champion_version": champion}
+    champion = alias_version(st, uc.training.model_name)
+    return evaluate_run(st, uc, training_set, trained.run_id, champion)
 
 
 def register_model(
-    training_set: dict[str, Any],
-    validation: dict[str, Any],
-    trained: dict[str, Any],
-    evaluation: dict[str, Any],
+    training_set: TrainingSet,
+    validation: TrainingSetCheck,
+    trained: TrainedModel,
+    evaluation: Evaluation,
     lineage: dict[str, Any],
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> Registration:
     """Gate, then register the challenger once per run with its full lineage."""
     uc, st = resolve(usecase, settings)
-    decision = registry.gate(uc, evaluation, evaluation.get("champion_version"))
-    tags = training.lineage_tags(
+    decision = gate(
+        uc,
+        evaluation.challenger,
+        evaluation.champion,
+        evaluation.champion_version,
+        evaluation.champion_error,
+    )
+    tags = lineage_tags(
         {
             **lineage,
-            "mlflow_run_id": trained["run_id"],
-            "window_start": training_set["start"],
-            "window_end": training_set["end"],
-            "labels_as_of": training_set["as_of"],
-            "feature_service": training_set["feature_service"],
-            "feature_views": registry.feature_view_versions(st, uc),
-            "training_set_digest": training_set["digest"],
-            "training_set_uri": training_set["uri"],
-            "validation": "passed" if validation.get("success") else "failed",
-            "config": json.dumps(trained["config"], sort_keys=True),
-            "gate": "passed"
-            if decision["promote"]
-            else "refused: " + "; ".join(decision["reasons"]),
-            **{f"test_{k}": f"{v:.6f}" for k, v in evaluation["challenger"].items()},
+            "mlflow_run_id": trained.run_id,
+            "window_start": training_set.start,
+            "window_end": training_set.end,
+            "labels_as_of": training_set.as_of,
+            "feature_service": training_set.feature_service,
+            "feature_views": feature_view_versions(st, uc),
+            "training_set_digest": training_set.digest,
+            "training_set_uri": training_set.uri,
+            "validation": "passed" if validation.success else "failed",
+            "config": json.dumps(trained.config.to_dict(), sort_keys=True),
+            "gate": "passed" if decision.promote else "refused: " + "; ".join(decision.reasons),
+            **{f"test_{k}": f"{v:.6f}" for k, v in evaluation.challenger.items() if v is not None},
         }
     )
-    identity: dict[str, str] = {
-        k: tags[k] for k in ("airloop.dag_id", "airloop.run_id") if k in tags
-    }
+    identity: dict[str, str] = {k: tags[k] for k in IDENTITY_TAGS if k in tags}
     if not identity:
-        identity = {"airloop.mlflow_run_id": trained["run_id"]}
-    registered = registry.register(st, uc, trained["model_uri"], tags, identity)
-    return {**registered, "decision": decision}
+        identity = {"airloop.mlflow_run_id": trained.run_id}
+    return register(st, uc, trained.model_uri, tags, identity, decision)
 
 
 def promote_model(
-    registered: dict[str, Any],
+    registered: Registration,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
+) -> Promotion:
+    """``champion`` moves to the new version when the gate passed (the old one: ``previous``)."""
     uc, st = resolve(usecase, settings)
-    return registry.promote(st, uc, registered["version"], registered["decision"])
-
-
-def deploy_model(
-    promotion: dict[str, Any],
-    training_set: dict[str, Any],
-    usecase: UseCase | str | None = None,
-    settings: Settings | None = None,
-) -> dict[str, Any]:
-    from airloop.serving.deploy import deploy
-
-    uc, st = resolve(usecase, settings)
-    return deploy(st, uc, promotion, training_set)
+    return promote(st, uc, registered)
 
 
 def run_training(
@@ -179,22 +183,21 @@ def run_training(
     lineage: dict[str, Any] | None = None,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
-) -> dict[str, Any]:
-    """Every stage of (D) in one process: ``airloop train`` and notebooks."""
+) -> TrainingRun:
+    """Every stage of (D) but the deploy, in one process: ``airloop train`` and notebooks."""
     uc, st = resolve(usecase, settings)
     lineage = lineage or {"trigger": "cli"}
-    ts = prepare_training_set(
+    training_set = build_training_set(
         params={"window_start": window_start, "window_end": window_end}, usecase=uc, settings=st
     )
-    validation = validate_training_set(ts, uc, st)
-    trained = train_model(ts, lineage, config, uc, st)
-    evaluation = evaluate_model(ts, trained, uc, st)
-    registered = register_model(ts, validation, trained, evaluation, lineage, uc, st)
-    promoted = promote_model(registered, uc, st)
-    return {
-        "training_set": ts,
-        "trained": trained,
-        "evaluation": evaluation,
-        "registered": registered,
-        "promotion": promoted,
-    }
+    validation = validate_training_set(training_set, uc, st)
+    trained = train_model(training_set, lineage, config, uc, st)
+    evaluation = evaluate_model(training_set, trained, uc, st)
+    registered = register_model(training_set, validation, trained, evaluation, lineage, uc, st)
+    return TrainingRun(
+        training_set=training_set,
+        trained=trained,
+        evaluation=evaluation,
+        registered=registered,
+        promotion=promote_model(registered, uc, st),
+    )

@@ -6,21 +6,28 @@ functions, so they train identical models from identical inputs.
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from airloop.features.compute import EVENT_ID, EVENT_TS, LABEL
-from airloop.lineage.provenance import git_commit, lock_hash
+from airloop.core.columns import EVENT_ID, EVENT_TS, LABEL, SCORE
+from airloop.core.files import write_json
+from airloop.core.provenance import git_commit, lock_hash
+from airloop.core.records import Number, Record
+from airloop.registry.tracking import configure, experiment_id, experiment_name
 from airloop.settings import Settings
-from airloop.tracking import configure, experiment_id, experiment_name
-from airloop.training.dataset import load_training_set, split_by_time
-from airloop.training.metrics import calibration, compute_metrics, slice_metrics
+from airloop.training.dataset import TrainingSet, load_training_set, split_by_time
+from airloop.training.metrics import (
+    Calibration,
+    SliceMetrics,
+    calibration,
+    compute_metrics,
+    slice_metrics,
+)
 from airloop.training.models import build_model, model_inputs, score, split_columns
 from airloop.usecase import UseCase
 
@@ -28,19 +35,19 @@ log = logging.getLogger(__name__)
 MODEL_ARTIFACT = "model"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 REFERENCE_ROWS = 50_000
-SCORE_COLUMN = "__score__"
+IDENTITY_TAGS = ("airloop.dag_id", "airloop.run_id")
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(Record):
     """What to train: a model family, its parameters and the seed."""
 
     family: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = {}
     seed: int = 42
 
     @classmethod
     def from_usecase(cls, usecase: UseCase, override: dict[str, Any] | None = None) -> TrainConfig:
+        """The override's choices, the use case's default for the rest."""
         override = override or {}
         family = override.get("family") or usecase.training.family
         params = override.get("params")
@@ -53,14 +60,38 @@ class TrainConfig:
         )
 
 
+class TrainedModel(Record):
+    """A finished MLflow training run: the model it logged, its configuration, its metrics."""
+
+    run_id: str
+    model_uri: str
+    config: TrainConfig
+    metrics: dict[str, Number]
+
+
+class Evaluation(Record):
+    """The challenger, and the champion if any, on the same held-out test slice."""
+
+    test_rows: int
+    test_window: list[str]
+    challenger: dict[str, Number]
+    slices: list[SliceMetrics]
+    calibration: Calibration | None = None
+    champion: dict[str, Number] | None = None
+    champion_version: str | None = None
+    champion_error: str | None = None
+
+
 @dataclass
 class Fitted:
+    """A fitted model with the parts of the training set it was fitted and validated on."""
+
     model: Any
     columns: list[str]
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
-    validation_metrics: dict[str, float]
+    validation_metrics: dict[str, Number]
 
 
 def fit(usecase: UseCase, frame: pd.DataFrame, columns: list[str], config: TrainConfig) -> Fitted:
@@ -121,7 +152,7 @@ def log_reference(fitted: Fitted, usecase: UseCase, frame: pd.DataFrame) -> None
 
     sample = frame.sample(REFERENCE_ROWS, random_state=0) if len(frame) > REFERENCE_ROWS else frame
     reference = model_inputs(sample, fitted.columns)
-    reference[SCORE_COLUMN] = score(fitted.model, usecase.task, reference)
+    reference[SCORE] = score(fitted.model, usecase.task, reference)
     reference[LABEL] = sample[LABEL].to_numpy()
     reference[EVENT_TS] = sample[EVENT_TS].to_numpy()
     reference[EVENT_ID] = sample[EVENT_ID].to_numpy()
@@ -147,40 +178,66 @@ def find_run(settings: Settings, experiment: str, tags: dict[str, str]) -> Any |
     return runs[0] if runs else None
 
 
+def _log_training_inputs(
+    usecase: UseCase, training_set: TrainingSet, frame: pd.DataFrame, fitted: Fitted
+) -> None:
+    """The window, the split sizes and the training set itself, as params and a dataset input."""
+    import mlflow
+
+    mlflow.log_params(
+        {
+            "window_start": training_set.start,
+            "window_end": training_set.end,
+            "labels_as_of": training_set.as_of,
+            "feature_service": training_set.feature_service,
+            "training_set_digest": training_set.digest,
+            "rows_train": len(fitted.train),
+            "rows_validation": len(fitted.validation),
+            "rows_test": len(fitted.test),
+        }
+    )
+    dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+        frame,
+        source=training_set.uri,
+        targets=LABEL,
+        name=f"{usecase.name}_training_set",
+        digest=training_set.digest[:36],
+    )
+    mlflow.log_input(dataset, context="training")
+
+
 def train_and_log(
     settings: Settings,
     usecase: UseCase,
-    training_set: dict[str, Any],
+    training_set: TrainingSet,
     config: dict[str, Any] | None = None,
     lineage: dict[str, Any] | None = None,
     experiment: str | None = None,
     parent_run_id: str | None = None,
     run_name: str | None = None,
     log_the_model: bool = True,
-) -> dict[str, Any]:
-    """Train one model on a training set and record everything about it in an MLflow run."""
+) -> TrainedModel:
+    """Train one model on a training set and record everything about it in an MLflow run.
+
+    A retried task (same Airflow run and trial) finds the run its earlier try finished and
+    returns it instead of training again.
+    """
     import mlflow
 
     configure(settings)
     cfg = TrainConfig.from_usecase(usecase, config)
     experiment = experiment or experiment_name(usecase.name, "training")
     tags = lineage_tags(lineage or {})
-    identity = {
-        k: v for k, v in tags.items() if k in ("airloop.dag_id", "airloop.run_id", "airloop.trial")
-    }
-    if identity.get("airloop.run_id"):
+    if tags.get("airloop.run_id"):
+        identity = {k: v for k, v in tags.items() if k in (*IDENTITY_TAGS, "airloop.trial")}
         previous = find_run(settings, experiment, {**identity, "airloop.stage": "train"})
         if previous is not None:
-            log.info(
-                "reusing MLflow run %s trained by an earlier try of this task", previous.info.run_id
-            )
-            return _run_summary(previous.info.run_id, cfg, previous.data.metrics)
-    frame = load_training_set(training_set["uri"])
-    columns = training_set["feature_columns"]
-    fitted = fit(usecase, frame, columns, cfg)
-    exp_id = experiment_id(settings, experiment)
+            log.info("reusing MLflow run %s of an earlier try of this task", previous.info.run_id)
+            return _trained(previous.info.run_id, cfg, previous.data.metrics)
+    frame = load_training_set(training_set.uri)
+    fitted = fit(usecase, frame, training_set.feature_columns, cfg)
     with mlflow.start_run(
-        experiment_id=exp_id,
+        experiment_id=experiment_id(settings, experiment),
         run_name=run_name,
         parent_run_id=parent_run_id,
         nested=parent_run_id is not None,
@@ -193,123 +250,115 @@ def train_and_log(
                 **{f"param.{k}": v for k, v in cfg.params.items()},
             }
         )
-        mlflow.log_params(
-            {
-                "window_start": training_set["start"],
-                "window_end": training_set["end"],
-                "labels_as_of": training_set["as_of"],
-                "feature_service": training_set["feature_service"],
-                "training_set_digest": training_set["digest"],
-                "rows_train": len(fitted.train),
-                "rows_validation": len(fitted.validation),
-                "rows_test": len(fitted.test),
-            }
-        )
-        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
-            frame,
-            source=training_set["uri"],
-            targets=LABEL,
-            name=f"{usecase.name}_training_set",
-            digest=training_set["digest"][:36],
-        )
-        mlflow.log_input(dataset, context="training")
-        mlflow.log_metrics(
-            {f"val_{k}": v for k, v in fitted.validation_metrics.items() if pd.notna(v)}
-        )
+        _log_training_inputs(usecase, training_set, frame, fitted)
+        validation = {f"val_{k}": v for k, v in fitted.validation_metrics.items()}
+        mlflow.log_metrics({k: v for k, v in validation.items() if v is not None})
         if log_the_model:
             log_model(fitted)
             log_reference(fitted, usecase, frame)
-        run_id = run.info.run_id
-    return _run_summary(run_id, cfg, {f"val_{k}": v for k, v in fitted.validation_metrics.items()})
+    return _trained(run.info.run_id, cfg, validation)
 
 
-def _run_summary(run_id: str, cfg: TrainConfig, metrics: dict[str, float]) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "model_uri": f"runs:/{run_id}/{MODEL_ARTIFACT}",
-        "config": asdict(cfg),
-        "metrics": dict(metrics),
-    }
+def _trained(run_id: str, cfg: TrainConfig, metrics: dict[str, Any]) -> TrainedModel:
+    return TrainedModel(
+        run_id=run_id,
+        model_uri=f"runs:/{run_id}/{MODEL_ARTIFACT}",
+        config=cfg,
+        metrics=dict(metrics),
+    )
 
 
 def load_model(settings: Settings, uri: str) -> Any:
+    """A logged scikit-learn model, from a ``runs:/`` or ``models:/`` URI."""
     import mlflow
 
     configure(settings)
     return mlflow.sklearn.load_model(uri)
 
 
-def evaluate_model(
+def evaluate_run(
     settings: Settings,
     usecase: UseCase,
-    training_set: dict[str, Any],
+    training_set: TrainingSet,
     run_id: str,
-    champion_uri: str | None = None,
-) -> dict[str, Any]:
-    """Score the challenger, and the champion if there is one, on the same held-out test slice."""
-    import mlflow
+    champion_version: str | None = None,
+) -> Evaluation:
+    """Score a run's model, and the champion if there is one, on the same held-out test slice.
 
-    frame = load_training_set(training_set["uri"])
+    The figures go to the run as ``test_*`` metrics and an ``evaluation/`` artifact folder.
+    """
+    frame = load_training_set(training_set.uri)
     spec = usecase.training
     _, _, test = split_by_time(frame, spec.validation_fraction, spec.test_fraction)
-    columns = training_set["feature_columns"]
+    inputs = model_inputs(test, training_set.feature_columns)
     challenger = load_model(settings, f"runs:/{run_id}/{MODEL_ARTIFACT}")
-    inputs = model_inputs(test, columns)
     scores = score(challenger, usecase.task, inputs)
-    result: dict[str, Any] = {
-        "test_rows": len(test),
-        "test_window": [str(test[EVENT_TS].min()), str(test[EVENT_TS].max())],
-        "challenger": compute_metrics(usecase.metrics, usecase.task, test[LABEL], scores),
-        "slices": slice_metrics(usecase.metrics, usecase.task, test, scores, LABEL, spec.slices),
-        "champion": None,
-    }
-    if usecase.task == "classification":
-        result["calibration"] = calibration(test[LABEL], scores)
-    if champion_uri:
+    champion, champion_error = None, None
+    if champion_version is not None:
         try:
-            champion = load_model(settings, champion_uri)
-            champ_scores = score(champion, usecase.task, inputs)
-            result["champion"] = compute_metrics(
-                usecase.metrics, usecase.task, test[LABEL], champ_scores
+            model = load_model(settings, f"models:/{spec.model_name}/{champion_version}")
+            champion = compute_metrics(
+                usecase.metrics, usecase.task, test[LABEL], score(model, usecase.task, inputs)
             )
         except Exception as exc:  # a champion that cannot score these inputs is not comparable
-            result["champion_error"] = f"{type(exc).__name__}: {exc}"
-    configure(settings)
-    client = mlflow.MlflowClient()
-    for name, value in result["challenger"].items():
-        if pd.notna(value):
+            champion_error = f"{type(exc).__name__}: {exc}"
+    evaluation = Evaluation(
+        test_rows=len(test),
+        test_window=[str(test[EVENT_TS].min()), str(test[EVENT_TS].max())],
+        challenger=compute_metrics(usecase.metrics, usecase.task, test[LABEL], scores),
+        slices=slice_metrics(usecase.metrics, usecase.task, test, scores, LABEL, spec.slices),
+        calibration=calibration(test[LABEL], scores) if usecase.task == "classification" else None,
+        champion=champion,
+        champion_version=champion_version,
+        champion_error=champion_error,
+    )
+    _log_evaluation(settings, run_id, evaluation)
+    return evaluation
+
+
+def _log_evaluation(settings: Settings, run_id: str, evaluation: Evaluation) -> None:
+    """The test metrics on the run, and the evaluation's JSON, slices and calibration plot."""
+    client = configure(settings)
+    for name, value in evaluation.challenger.items():
+        if value is not None:
             client.log_metric(run_id, f"test_{name}", value)
-    if result.get("calibration"):
-        client.log_metric(run_id, "test_calibration_ece", result["calibration"]["ece"])
+    if evaluation.calibration and evaluation.calibration.ece is not None:
+        client.log_metric(run_id, "test_calibration_ece", evaluation.calibration.ece)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "evaluation.json"
-        path.write_text(json.dumps(result, indent=2, default=str))
-        client.log_artifact(run_id, str(path), artifact_path="evaluation")
-        if result["slices"]:
+        client.log_artifact(
+            run_id,
+            str(write_json(Path(tmp) / "evaluation.json", evaluation.to_dict())),
+            artifact_path="evaluation",
+        )
+        if evaluation.slices:
             slices = Path(tmp) / "slices.csv"
-            pd.DataFrame(result["slices"]).to_csv(slices, index=False)
+            pd.DataFrame(
+                [
+                    {"slice": s.slice, "value": s.value, "rows": s.rows, **s.metrics}
+                    for s in evaluation.slices
+                ]
+            ).to_csv(slices, index=False)
             client.log_artifact(run_id, str(slices), artifact_path="evaluation")
-        if result.get("calibration"):
+        if evaluation.calibration:
             plot = Path(tmp) / "calibration.png"
-            _calibration_plot(result["calibration"], plot)
+            _calibration_plot(evaluation.calibration, plot)
             client.log_artifact(run_id, str(plot), artifact_path="evaluation")
-    return result
 
 
-def _calibration_plot(cal: dict[str, Any], path: Path) -> None:
+def _calibration_plot(cal: Calibration, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = pd.DataFrame(cal["table"])
+    table = pd.DataFrame([b.model_dump() for b in cal.table])
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
     ax.plot(
         table["mean_score"],
         table["observed_rate"],
         marker="o",
-        label=f"model (ECE {cal['ece']:.3f})",
+        label=f"model (ECE {cal.ece or 0:.3f})",
     )
     ax.set_xlabel("predicted probability")
     ax.set_ylabel("observed rate")

@@ -1,52 +1,38 @@
-"""The main job: the life of a model, replayed through Airflow's scheduler day by day.
+"""The life of a model, day by day: bootstrap to a first champion, then serve and monitor.
 
 Bootstrap: the feature pipeline over the first days, an experiment, a first champion. Then
 each monitored day: the day's features, the day's events sent to the serving API by a replay
 client, and the monitoring DAG; when monitoring opens a retrain request, the scheduler starts
 ``model_training`` from the Asset event and the loop waits for its gate decision before the
 next day, so the next day's traffic meets the new champion.
-
-Everything goes through Airflow's REST API and the serving API, as a user's tooling would.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airloop.orchestration.runtime import ApiClient, Services
+from airloop.core.files import read_json, write_json
+from airloop.core.polling import WaitTimeout, wait_until
+from airloop.data.intervals import day_interval
+from airloop.demo.traffic import Traffic, send_interval
+from airloop.monitoring.checks import interval_dir
+from airloop.monitoring.ledger import FeedbackLedger
+from airloop.registry.models import describe_champion
+from airloop.runtime.api import ApiClient
+from airloop.runtime.services import Services
 from airloop.settings import Settings
 from airloop.usecase import UseCase
 
 Echo = Callable[[str], None]
+MONITORED = "airloop demo: monitored day"
 
 
 class LifecycleError(RuntimeError):
     """A run of the replay failed; the message names the DAG, the run and the failed tasks."""
-
-
-MONITORED = "airloop demo: monitored day"
-
-
-def day_interval(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, datetime.min.time(), UTC)
-    return start, start + timedelta(days=1)
-
-
-def queue_intervals(
-    client: ApiClient, dag_id: str, days: list[date], note: str
-) -> list[dict[str, Any]]:
-    """One run per day, each owning that day's data interval, in order.
-
-    Runs rather than Airflow's backfill API: 3.3 can mark a backfill complete while its last
-    run is still queued and then never schedule it (apache/airflow#68721).
-    """
-    return [client.trigger(dag_id, interval=day_interval(d), note=note) for d in days]
 
 
 @dataclass
@@ -56,6 +42,7 @@ class Timeline:
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, day: date | None, kind: str, detail: str, **data: Any) -> None:
+        """Record an event of a (data) day, with when it happened (wall clock)."""
         self.events.append(
             {
                 "day": day.isoformat() if day else None,
@@ -67,12 +54,13 @@ class Timeline:
         )
 
     def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.events, indent=2, default=str))
-        return path
+        """The events as JSON."""
+        return write_json(path, self.events)
 
 
 class Lifecycle:
+    """Drives the replay's runs through Airflow and records what happened on a timeline."""
+
     def __init__(
         self,
         settings: Settings,
@@ -89,10 +77,11 @@ class Lifecycle:
         self.echo = echo
         self.timeline = Timeline()
         self.step = step
+        self.ledger = FeedbackLedger(settings.monitoring_root(usecase.name))
 
     # -- runs ---------------------------------------------------------------------------------
     def _wait(self, dag_id: str, run_id: str, timeout: float = 1800.0) -> dict[str, Any]:
-        done = self.client.wait_for_run(dag_id, run_id, self.services, timeout=timeout)
+        done = self.client.wait_for_run(dag_id, run_id, self.services.check_alive, timeout)
         if done["state"] != "success":
             failed = [ti["task_id"] for ti in self.client.failed_tasks(dag_id, run_id)]
             raise LifecycleError(
@@ -102,12 +91,13 @@ class Lifecycle:
         return done
 
     def run(self, dag_id: str, conf: dict[str, Any], note: str | None = None) -> dict[str, Any]:
+        """Trigger one run by hand and wait for its success."""
         created = self.client.trigger(dag_id, conf, note=note)
         return self._wait(dag_id, created["dag_run_id"])
 
     def features(self, days: list[date]) -> None:
         """Queue one run per day (the DAG runs them one at a time, in order) and wait for all."""
-        runs = queue_intervals(self.client, "feature_pipeline", days, "airloop demo: bootstrap")
+        runs = self.client.queue_intervals("feature_pipeline", days, "airloop demo: bootstrap")
         for i, (day, created) in enumerate(zip(days, runs, strict=True), 1):
             self._wait("feature_pipeline", created["dag_run_id"])
             self.echo(f"  [{i}/{len(days)}] features {day}")
@@ -119,23 +109,22 @@ class Lifecycle:
 
     def _wait_for_retraining(self, before: set[str], timeout: float = 180.0) -> dict[str, Any]:
         """The model_training run the scheduler opened from the retrain request's Asset event."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.services.check_alive()
-            new = self._asset_runs() - before
-            if new:
-                run_id = sorted(new)[0]
-                done = self.client.wait_for_run("model_training", run_id, self.services, 1800.0)
-                return {"run_id": run_id, "state": done["state"]}
-            time.sleep(1.0)
-        raise LifecycleError(
-            f"no asset-triggered model_training run within {timeout:.0f}s of the retrain request"
-        )
+        try:
+            new: set[str] = wait_until(
+                lambda: (self._asset_runs() - before) or None,
+                timeout=timeout,
+                what="an asset-triggered model_training run after the retrain request",
+                on_tick=self.services.check_alive,
+            )
+        except WaitTimeout as exc:
+            raise LifecycleError(str(exc)) from None
+        run_id = sorted(new)[0]
+        done = self.client.wait_for_run("model_training", run_id, self.services.check_alive, 1800.0)
+        return {"run_id": run_id, "state": done["state"]}
 
     # -- the stages of the life ---------------------------------------------------------------
     def bootstrap(self, first: date, split: date, trials: int) -> None:
-        from airloop.registry.models import describe_champion
-
+        """Features for [first, split), an experiment, and a first champion that serves."""
         days = [first + timedelta(days=i) for i in range((split - first).days)]
         self.echo(f"feature pipeline over {first} .. {split} (exclusive)")
         self.features(days)
@@ -161,7 +150,7 @@ class Lifecycle:
         """Serve and monitor each day; the next day's features build while monitoring runs."""
         if not days:
             return
-        [features] = queue_intervals(self.client, "feature_pipeline", days[:1], MONITORED)
+        [features] = self.client.queue_intervals("feature_pipeline", days[:1], MONITORED)
         for i, day in enumerate(days):
             self._wait("feature_pipeline", features["dag_run_id"])
             features = self.monitored_day(day, days[i + 1] if i + 1 < len(days) else None)
@@ -171,49 +160,40 @@ class Lifecycle:
 
         Returns the run of the next day's features, queued as soon as monitoring is.
         """
-        from airloop.monitoring.feedback import FeedbackLedger
-        from airloop.monitoring.monitor import monitoring_root
-        from airloop.serving.traffic import send_interval
-
         lo, hi = day_interval(day)
         traffic = send_interval(self.settings, self.usecase, lo, hi, step=self.step)
         before = self._asset_runs()
-        [monitoring] = queue_intervals(self.client, "monitoring", [day], MONITORED)
+        [monitoring] = self.client.queue_intervals("monitoring", [day], MONITORED)
         next_features = (
-            queue_intervals(self.client, "feature_pipeline", [next_day], MONITORED)[0]
+            self.client.queue_intervals("feature_pipeline", [next_day], MONITORED)[0]
             if next_day is not None
             else None
         )
         self._wait("monitoring", monitoring["dag_run_id"])
-        ledger = FeedbackLedger(monitoring_root(self.settings, self.usecase))
-        decision = ledger.decision_for(lo) or {}
+        decision = self.ledger.decision_for(lo) or {}
         line = self._describe(day, traffic, decision)
         if decision.get("breach"):
             checks = ", ".join(r["check"] for r in decision.get("reasons", []))
             self.timeline.add(
                 day, "drift", f"{checks}: {decision['action']}", detail_text=decision.get("detail")
             )
-        if decision.get("action") == "requested":
-            self.timeline.add(day, "retrain", f"request {decision['request_id']} opened")
-            self.echo(line + "  → retraining")
-            outcome = self._wait_for_retraining(before)
-            request = next(
-                (r for r in ledger.requests() if r["request_id"] == decision["request_id"]), {}
-            )
-            result = (request.get("outcome") or {}).get("result", outcome["state"])
-            version = (request.get("outcome") or {}).get("version")
-            kind = "promoted" if result == "promoted" else "gate"
-            self.timeline.add(
-                day, kind, f"v{version}: {result}", run_id=outcome["run_id"], version=version
-            )
-            self.echo(f"             model_training ({outcome['run_id']}): v{version} {result}")
-        else:
+        if decision.get("action") != "requested":
             self.echo(line)
+            return next_features
+        self.timeline.add(day, "retrain", f"request {decision['request_id']} opened")
+        self.echo(line + "  → retraining")
+        outcome = self._wait_for_retraining(before)
+        request = self.ledger.request(decision["request_id"]) or {}
+        result = (request.get("outcome") or {}).get("result", outcome["state"])
+        version = (request.get("outcome") or {}).get("version")
+        kind = "promoted" if result == "promoted" else "gate"
+        self.timeline.add(
+            day, kind, f"v{version}: {result}", run_id=outcome["run_id"], version=version
+        )
+        self.echo(f"             model_training ({outcome['run_id']}): v{version} {result}")
         return next_features
 
-    def _describe(self, day: date, traffic: dict[str, Any], decision: dict[str, Any]) -> str:
-        from airloop.monitoring.monitor import interval_dir, read_json
-
+    def _describe(self, day: date, traffic: Traffic, decision: dict[str, Any]) -> str:
         folder = interval_dir(self.settings, self.usecase, day_interval(day)[0])
         drift = read_json(folder / "drift.json")
         perf = read_json(folder / "performance.json")
@@ -224,7 +204,7 @@ class Lifecycle:
         live = (perf.get("live") or {}).get(metric) if metric else None
         parts = [
             f"  {day}",
-            f"served {traffic['predicted']:>5} (v{','.join(traffic['versions']) or '-'})",
+            f"served {traffic.predicted:>5} (v{','.join(traffic.versions) or '-'})",
             f"drifting {share:.0%}" if share is not None else "drifting  -",
             f"pred PSI {pred:.2f}" if pred is not None else "pred PSI  -",
             f"live {metric} {live:.3f}" if live is not None else "live  -",
@@ -232,3 +212,6 @@ class Lifecycle:
             + (f" ({decision['detail']})" if decision.get("detail") else ""),
         ]
         return "  ".join(parts)
+
+
+__all__ = ["Lifecycle", "LifecycleError", "Timeline"]

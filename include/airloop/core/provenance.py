@@ -6,13 +6,13 @@ import hashlib
 import subprocess
 from functools import cache
 
-from airloop.settings import PACKAGE_DIR, _checkout_root
+from airloop.core.paths import PACKAGE_DIR, checkout_root
 
 
 @cache
 def git_commit() -> str:
     """The checkout's commit (with ``+dirty`` if it has local changes), or ``unknown``."""
-    root = _checkout_root()
+    root = checkout_root()
     if root is None:
         return "unknown"
     try:
@@ -36,7 +36,7 @@ def git_commit() -> str:
 @cache
 def lock_hash() -> str:
     """SHA-256 of ``uv.lock``: the exact environment the code ran in."""
-    root = _checkout_root() or PACKAGE_DIR
+    root = checkout_root() or PACKAGE_DIR
     lock = root / "uv.lock"
     if not lock.is_file():
         return "unknown"

@@ -7,103 +7,24 @@ schedule, replay) the pipelines follow. The engine reads nothing else about the 
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from airloop.settings import PACKAGE_DIR, Settings
+from airloop.catalog import family_names, metric_names
+from airloop.core.paths import PACKAGE_DIR
+from airloop.settings import Settings, get_settings
+from airloop.usecase.base import Duration, Spec, UseCaseError
+from airloop.usecase.feature_views import FeatureView
+from airloop.usecase.sources import SourceSpec
 
 BUILTIN_DIR = PACKAGE_DIR / "usecases"
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
-class UseCaseError(ValueError):
-    """A use case file that cannot be used; the message names the file and the field."""
-
-
-def _parse_duration(value: Any) -> Any:
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if not match:
-            raise ValueError(f"expected a duration like '6h', '7d' or '30m', got {value!r}")
-        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    return value
-
-
-Duration = Annotated[timedelta, BeforeValidator(_parse_duration)]
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ColumnSpec(_Model):
-    """A raw column and the rules the validation gate checks it against."""
-
-    name: str
-    type: Literal["string", "number", "integer", "timestamp", "bool"]
-    nullable: bool = True
-    min: float | None = None
-    max: float | None = None
-    values: list[str] | None = None
-    mostly: float = Field(default=1.0, gt=0.0, le=1.0)
-
-
-class DerivedColumn(_Model):
-    """A column built from others by joining their text, e.g. a route from origin and dest."""
-
-    name: str
-    concat: list[str] = Field(min_length=1)
-    sep: str = "-"
-
-
-class SourceSpec(_Model):
-    """A raw source: partitioned by data interval, or a reference table replaced whole."""
-
-    kind: Literal["partitioned", "reference"] = "partitioned"
-    format: Literal["csv", "parquet"] = "csv"
-    partition_by: str | None = None
-    columns: list[ColumnSpec] = Field(min_length=1)
-    unique: list[str] | None = None
-    min_rows: int = 1
-    max_rows: int | None = None
-    derive: list[DerivedColumn] = []
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-    def column(self, name: str) -> ColumnSpec | None:
-        return next((c for c in self.columns if c.name == name), None)
-
-    @model_validator(mode="after")
-    def _check(self) -> SourceSpec:
-        names = set(self.column_names)
-        if self.kind == "partitioned":
-            if not self.partition_by:
-                raise ValueError("a partitioned source needs 'partition_by' (a timestamp column)")
-            spec = self.column(self.partition_by)
-            if spec is None or spec.type != "timestamp":
-                raise ValueError(f"partition_by {self.partition_by!r} must be a timestamp column")
-        for key in self.unique or []:
-            if key not in names | {d.name for d in self.derive}:
-                raise ValueError(f"unique key {key!r} is not a declared column")
-        for derived in self.derive:
-            missing = [c for c in derived.concat if c not in names]
-            if missing:
-                raise ValueError(f"derived column {derived.name!r} uses undeclared {missing}")
-        return self
-
-    def output_columns(self) -> list[str]:
-        return self.column_names + [d.name for d in self.derive]
-
-
-class EventsSpec(_Model):
+class EventsSpec(Spec):
     """The prediction events: one row per thing the model scores."""
 
     source: str
@@ -112,7 +33,7 @@ class EventsSpec(_Model):
     request_fields: list[str] = []
 
 
-class LabelSpec(_Model):
+class LabelSpec(Spec):
     """The outcome, which lands separately from its event after ``delay``."""
 
     source: str
@@ -125,70 +46,23 @@ class LabelSpec(_Model):
     threshold: float | None = None
 
 
-class EntitySpec(_Model):
+class EntitySpec(Spec):
+    """A Feast entity: what features are keyed by, and the events' column that names it."""
+
     name: str
     join_key: str
     description: str = ""
 
 
-class FeatureSpec(_Model):
-    name: str
-    column: str | None = None
-    dtype: Literal["float", "int", "string"] = "float"
+class FeatureServiceSpec(Spec):
+    """The Feast feature service the model is trained and served from (default: every view)."""
 
-    @property
-    def source_column(self) -> str:
-        return self.column or self.name
-
-
-class FeatureViewSpec(_Model):
-    """A Feast feature view and how its rows are computed from raw data.
-
-    ``source_rows``: rows of a partitioned source, as-of joined on their timestamp.
-    ``label_rate``: share and count of positive labels per entity over past windows,
-    from labels that had arrived before the snapshot (point-in-time correct).
-    ``reference_snapshot``: attributes from a reference table, snapshotted per interval.
-    """
-
-    name: str
-    entity: str
-    kind: Literal["source_rows", "label_rate", "reference_snapshot"]
-    source: str | None = None
-    timestamp: str | None = None
-    features: list[FeatureSpec] = []
-    windows: list[Duration] = []
-    ttl: Duration
-    description: str = ""
-
-    @model_validator(mode="after")
-    def _check(self) -> FeatureViewSpec:
-        if self.kind in ("source_rows", "reference_snapshot") and not self.source:
-            raise ValueError(f"a {self.kind} feature view needs 'source'")
-        if self.kind == "source_rows" and not self.timestamp:
-            raise ValueError("a source_rows feature view needs 'timestamp'")
-        if self.kind in ("source_rows", "reference_snapshot") and not self.features:
-            raise ValueError(f"a {self.kind} feature view needs 'features'")
-        if self.kind == "label_rate" and not self.windows:
-            raise ValueError("a label_rate feature view needs 'windows'")
-        return self
-
-    def feature_names(self) -> list[str]:
-        if self.kind == "label_rate":
-            names = []
-            for window in self.windows:
-                suffix = window_suffix(window)
-                names += [f"rate_{suffix}", f"count_{suffix}"]
-            return names
-        return [f.name for f in self.features]
-
-
-class FeatureServiceSpec(_Model):
     name: str
     feature_views: list[str] | None = None
     description: str = ""
 
 
-class GateSpec(_Model):
+class GateSpec(Spec):
     """Promotion rules: absolute floors (or ceilings, for error metrics) and the champion margin."""
 
     minimum: dict[str, float] = {}
@@ -196,7 +70,7 @@ class GateSpec(_Model):
     max_regression: float = 0.0
 
 
-class TrainingSpec(_Model):
+class TrainingSpec(Spec):
     """How models are trained from the feature service plus request-time fields."""
 
     model_name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
@@ -215,7 +89,7 @@ class TrainingSpec(_Model):
     max_null_share: float = Field(default=0.6, ge=0, le=1)
 
 
-class RetrainingSpec(_Model):
+class RetrainingSpec(Spec):
     """When a breach becomes a retrain request: the controls peers leave to glue code."""
 
     hysteresis: int = Field(default=2, ge=1)  # consecutive breaching intervals before a request
@@ -224,7 +98,7 @@ class RetrainingSpec(_Model):
     budget_window: Duration = timedelta(days=30)
 
 
-class MonitoringSpec(_Model):
+class MonitoringSpec(Spec):
     """What the monitoring DAG checks each interval, and its thresholds (effect sizes, not p-values)."""
 
     numeric_measure: Literal["psi", "wasserstein", "jensen_shannon"] = "psi"
@@ -244,7 +118,7 @@ class MonitoringSpec(_Model):
     retraining: RetrainingSpec = RetrainingSpec()
 
 
-class ReplaySourceSpec(_Model):
+class ReplaySourceSpec(Spec):
     """Where the replay takes a source's rows from: a file, or ``package:NAME/relative/path``."""
 
     path: str
@@ -260,13 +134,17 @@ class ReplaySourceSpec(_Model):
         return self
 
 
-class ReplaySpec(_Model):
+class ReplaySpec(Spec):
+    """A static data set replayed interval by interval over [start, end): the demo's data."""
+
     start: date
     end: date
     sources: dict[str, ReplaySourceSpec]
 
 
-class UseCase(_Model):
+class UseCase(Spec):
+    """A whole use case: data, features, model, policies; validated across its parts on load."""
+
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str = ""
     owner: str = "airloop"
@@ -276,7 +154,7 @@ class UseCase(_Model):
     events: EventsSpec
     label: LabelSpec
     entities: list[EntitySpec] = Field(min_length=1)
-    feature_views: list[FeatureViewSpec] = Field(min_length=1)
+    feature_views: list[FeatureView] = Field(min_length=1)
     feature_service: FeatureServiceSpec
     metrics: list[str] = Field(min_length=1)
     gates: GateSpec = GateSpec()
@@ -285,8 +163,8 @@ class UseCase(_Model):
     replay: ReplaySpec | None = None
 
     @model_validator(mode="after")
-    def _check_references(self) -> UseCase:
-        events = self._source(self.events.source, "events.source")
+    def _check_events_and_label(self) -> UseCase:
+        events = self.source(self.events.source, "events.source")
         if events.kind != "partitioned":
             raise ValueError("events.source must be a partitioned source")
         event_cols = set(events.output_columns())
@@ -295,7 +173,7 @@ class UseCase(_Model):
                 raise ValueError(
                     f"events field {field!r} is not a column of {self.events.source!r}"
                 )
-        labels = self._source(self.label.source, "label.source")
+        labels = self.source(self.label.source, "label.source")
         label_cols = set(labels.output_columns())
         label_fields = (
             self.label.event_id,
@@ -308,8 +186,13 @@ class UseCase(_Model):
                 raise ValueError(f"label field {field!r} is not a column of {self.label.source!r}")
         if self.task == "classification" and self.label.threshold is None:
             raise ValueError("label.threshold is required for classification")
+        return self
+
+    @model_validator(mode="after")
+    def _check_feature_views(self) -> UseCase:
+        event_cols = set(self.sources[self.events.source].output_columns())
         entities = {e.name: e for e in self.entities}
-        views = set()
+        views: set[str] = set()
         for view in self.feature_views:
             if view.name in views:
                 raise ValueError(f"feature view {view.name!r} is declared twice")
@@ -319,63 +202,84 @@ class UseCase(_Model):
             key = entities[view.entity].join_key
             if key not in event_cols:
                 raise ValueError(f"entity {view.entity!r}: events have no column {key!r}")
-            if view.source:
-                source = self._source(view.source, f"feature view {view.name!r} source")
-                cols = set(source.output_columns())
-                wanted = [key] + [f.source_column for f in view.features]
-                if view.timestamp:
-                    wanted.append(view.timestamp)
-                missing = [c for c in wanted if c not in cols]
-                if missing:
-                    raise ValueError(f"feature view {view.name!r}: {view.source!r} lacks {missing}")
+            view.check(self)
         for name in self.feature_service.feature_views or []:
             if name not in views:
                 raise ValueError(
                     f"feature service {self.feature_service.name!r}: unknown view {name!r}"
                 )
+        return self
+
+    @model_validator(mode="after")
+    def _check_model_and_metrics(self) -> UseCase:
+        known = metric_names(self.task)
+        for where, names in (
+            ("metrics", self.metrics),
+            ("gates.minimum", list(self.gates.minimum)),
+            ("gates.maximum", list(self.gates.maximum)),
+        ):
+            for name in names:
+                if name not in known:
+                    raise ValueError(f"{where}: {name!r} is not a {self.task} metric ({known})")
+                if where != "metrics" and name not in self.metrics:
+                    raise ValueError(
+                        f"{where}: {name!r} is not one of the use case's metrics {self.metrics},"
+                        " so it is never computed; add it to metrics"
+                    )
+        if self.training.family not in family_names(self.task):
+            raise ValueError(
+                f"training.family: {self.training.family!r} is not a {self.task} model family"
+                f" ({family_names(self.task)})"
+            )
         request = set(self.events.request_fields)
         for field in [*self.training.categorical, *self.training.numeric, *self.training.slices]:
             if field not in request:
                 raise ValueError(f"training field {field!r} is not one of events.request_fields")
+        return self
+
+    @model_validator(mode="after")
+    def _check_replay(self) -> UseCase:
         if self.replay:
             for name in self.replay.sources:
-                self._source(name, "replay.sources")
+                self.source(name, "replay.sources")
             if self.replay.end <= self.replay.start:
                 raise ValueError("replay.end must be after replay.start")
         return self
 
-    def _source(self, name: str, where: str) -> SourceSpec:
+    def source(self, name: str, where: str) -> SourceSpec:
+        """The source called ``name``; the error says where it was referred to from."""
         if name not in self.sources:
             raise ValueError(f"{where}: unknown source {name!r} (declared: {sorted(self.sources)})")
         return self.sources[name]
 
     def entity(self, name: str) -> EntitySpec:
+        """The declared entity called ``name``."""
         return next(e for e in self.entities if e.name == name)
 
-    def feature_view(self, name: str) -> FeatureViewSpec:
+    def feature_view(self, name: str) -> FeatureView:
+        """The declared feature view called ``name``."""
         return next(v for v in self.feature_views if v.name == name)
 
     @property
-    def service_views(self) -> list[FeatureViewSpec]:
+    def service_views(self) -> list[FeatureView]:
+        """The feature views the model's feature service serves."""
         names = self.feature_service.feature_views
         return [v for v in self.feature_views if names is None or v.name in names]
 
     @property
+    def entity_keys(self) -> list[str]:
+        """The join keys of the served views' entities, each once, in order."""
+        return list(dict.fromkeys(self.entity(v.entity).join_key for v in self.service_views))
+
+    @property
     def partitioned_sources(self) -> list[str]:
+        """Sources that land one partition per interval."""
         return [n for n, s in self.sources.items() if s.kind == "partitioned"]
 
     @property
     def reference_sources(self) -> list[str]:
+        """Sources replaced whole (reference tables)."""
         return [n for n, s in self.sources.items() if s.kind == "reference"]
-
-
-def window_suffix(window: timedelta) -> str:
-    """A feature-name suffix for a window: 7d, 6h, 30m."""
-    seconds = int(window.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def resolve_usecase_path(name_or_path: str) -> Path:
@@ -416,8 +320,6 @@ def load_usecase(name_or_path: str) -> UseCase:
 
 def resolve(usecase: UseCase | str | None, settings: Settings | None) -> tuple[UseCase, Settings]:
     """The use case and settings a stage works with: given ones, else the active ones."""
-    from airloop.settings import get_settings
-
     settings = settings or get_settings()
     if isinstance(usecase, UseCase):
         return usecase, settings

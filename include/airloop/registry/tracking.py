@@ -40,6 +40,7 @@ def experiment_id(settings: Settings, name: str) -> str:
 
 
 def experiment_name(usecase_name: str, kind: str) -> str:
+    """The MLflow experiment of a use case's runs of one kind (training, monitoring, ...)."""
     return f"{usecase_name}/{kind}"
 
 

@@ -1,0 +1,71 @@
+"""Commands for data and features: setup, land, run (in-process), backfill (through Airflow)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from airloop.cli.common import DaysOpt, EndOpt, StartOpt, app, context, days_of, window
+
+
+@app.command()
+def setup() -> None:
+    """Create the home folder, migrate Airflow's DB, register the Feast definitions."""
+    from airloop.demo.main import set_up_home
+
+    settings, uc = context()
+    set_up_home(settings, uc)
+    typer.echo(f"airloop home ready at {settings.home} (use case {uc.name!r})")
+
+
+@app.command()
+def land(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> None:
+    """Replay the use case's data set into the landing zone, one partition per day."""
+    from airloop.data.replay import land_window
+
+    settings, uc = context()
+    first, last = window(uc, start, end, days)
+    written = land_window(uc, settings, first, last)
+    typer.echo(f"landed {first} .. {last} (exclusive) into {settings.landing_dir}: {written}")
+
+
+@app.command("run")
+def run_in_process(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> None:
+    """Run the feature pipeline for each day in this process, without Airflow."""
+    from airloop.data.intervals import daily_intervals
+    from airloop.features.pipeline import run_interval
+
+    settings, uc = context()
+    first, last = window(uc, start, end, days)
+    for lo, hi in daily_intervals(first, last):
+        result = run_interval(lo, hi, uc, settings)
+        typer.echo(f"{result.partition}: {result.rows}")
+
+
+@app.command()
+def backfill(
+    start: StartOpt = None,
+    end: EndOpt = None,
+    days: DaysOpt = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the runs to finish")] = True,
+) -> None:
+    """Ask the running Airflow to run the feature pipeline for each day of a window."""
+    from airloop.runtime.api import ApiClient
+
+    settings, uc = context()
+    first, last = window(uc, start, end, days)
+    client = ApiClient(settings)
+    client.queue_intervals("feature_pipeline", days_of(first, last), "airloop backfill")
+    typer.echo(f"queued feature_pipeline runs for {first} .. {last} (exclusive)")
+    if not wait:
+        return
+    runs = client.wait_for_window(
+        "feature_pipeline", first, last, on_progress=lambda line: typer.echo(f"  {line}")
+    )
+    failed = [r for r in runs if r["state"] == "failed"]
+    for run in failed:
+        for ti in client.failed_tasks("feature_pipeline", run["dag_run_id"]):
+            typer.echo(f"  failed: {run['logical_date'][:10]} {ti['task_id']}", err=True)
+    if failed:
+        raise typer.Exit(1)

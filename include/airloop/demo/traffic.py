@@ -1,0 +1,145 @@
+"""A replay client: sends an interval's events to the serving API as a caller would.
+
+Each instance carries the event's id and time, so the prediction log can later be joined to
+the labels that arrive for it. Rows the service refuses (4xx) are counted, not retried.
+The replay clock: before each slice of events, the online store is set to hold what a live
+store fed as the data arrived would have held at that moment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from airloop.core.columns import EVENT_ID, EVENT_TS, EVENTS_TABLE
+from airloop.core.http import HttpError
+from airloop.data.intervals import as_utc
+from airloop.features.offline import read_partitions
+from airloop.features.store import ensure_registered
+from airloop.serving.client import call_service
+from airloop.serving.schema import EVENT_ID_FIELD, EVENT_TIME_FIELD, request_fields
+from airloop.settings import Settings
+from airloop.usecase import UseCase
+
+
+@dataclass
+class Traffic:
+    """What the service answered: predictions per model version, and refusals."""
+
+    sent: int = 0
+    predicted: int = 0
+    refused: int = 0
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def answered(self, answer: dict[str, Any]) -> None:
+        """Count a 200 answer's predictions under the version that made them."""
+        count = len(answer["predictions"])
+        version = str(answer["model"]["version"])
+        self.predicted += count
+        self.versions[version] = self.versions.get(version, 0) + count
+
+
+def instances_for(usecase: UseCase, events: pd.DataFrame) -> list[dict[str, Any]]:
+    """Request instances for events: the request fields, the event's id and its time."""
+    frame = events[request_fields(usecase)].copy()
+    frame[EVENT_ID_FIELD] = events[EVENT_ID].astype("string")
+    frame[EVENT_TIME_FIELD] = pd.to_datetime(events[EVENT_TS], utc=True).map(
+        lambda t: t.isoformat()
+    )
+    records: list[dict[str, Any]] = json.loads(frame.to_json(orient="records"))
+    return records
+
+
+def post(settings: Settings, path: str, body: Any, timeout: float = 60.0) -> tuple[int, Any]:
+    """The service's status and answer; a 4xx is an answer here, not an error."""
+    try:
+        return 200, call_service(settings, "POST", path, body, timeout=timeout)
+    except HttpError as exc:
+        return exc.status, exc.body if isinstance(exc.body, dict) else {"message": exc.body}
+
+
+def set_online_clock(usecase: UseCase, when: datetime, store: Any) -> None:
+    """Make the online store hold each entity's latest row at ``when`` (the replay's clock).
+
+    A replay serves a past day; this gives its requests the values a live store would have
+    held at that moment, instead of the day's last ones. It rewrites rows, so only the replay
+    client calls it, between the feature pipeline's runs.
+    """
+    horizon = max(v.ttl for v in usecase.feature_views)
+    hi = as_utc(when)
+    # Feast prints a progress report per call; a replay makes hundreds of calls.
+    quiet = io.StringIO()
+    with (
+        contextlib.redirect_stdout(quiet),
+        contextlib.redirect_stderr(quiet),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", DeprecationWarning)
+        store.materialize(
+            start_date=hi - horizon,
+            end_date=hi,
+            feature_views=[v.name for v in usecase.feature_views],
+        )
+
+
+def send_interval(
+    settings: Settings,
+    usecase: UseCase,
+    start: datetime,
+    end: datetime,
+    batch: int = 200,
+    step: timedelta | None = timedelta(hours=1),
+) -> Traffic:
+    """Ask the service about every event of [start, end), in time order; count its answers.
+
+    With ``step``, the events go slice by slice and the online store is first set to the
+    slice's start. The store is left as of ``end`` (what the feature pipeline wrote).
+    """
+    traffic = Traffic()
+    events = read_partitions(settings, usecase, EVENTS_TABLE, start, end)
+    if events is None:
+        return traffic
+    events = events.sort_values(EVENT_TS)
+    if step is None:
+        _send(settings, instances_for(usecase, events), batch, traffic)
+        return traffic
+    stamps = pd.to_datetime(events[EVENT_TS], utc=True)
+    store = ensure_registered(settings, usecase)
+    lo = pd.Timestamp(start)
+    while lo < pd.Timestamp(end):
+        hi = lo + step
+        part = events[(stamps >= lo) & (stamps < hi)]
+        if not part.empty:
+            set_online_clock(usecase, lo.to_pydatetime(), store)
+            _send(settings, instances_for(usecase, part), batch, traffic)
+        lo = hi
+    set_online_clock(usecase, end, store)
+    return traffic
+
+
+def _send(
+    settings: Settings, instances: list[dict[str, Any]], batch: int, traffic: Traffic
+) -> None:
+    for i in range(0, len(instances), batch):
+        chunk = instances[i : i + batch]
+        traffic.sent += len(chunk)
+        status, answer = post(settings, "/v1/predict", {"instances": chunk})
+        if status == 200:
+            traffic.answered(answer)
+        elif 400 <= status < 500:
+            # One bad row refuses its batch: send the rows one by one to keep the good ones.
+            for instance in chunk:
+                one_status, one = post(settings, "/v1/predict", {"instances": [instance]})
+                if one_status == 200:
+                    traffic.answered(one)
+                else:
+                    traffic.refused += 1
+        else:
+            raise RuntimeError(f"the service answered {status}: {answer.get('message')}")

@@ -1,0 +1,231 @@
+"""The monitoring DAG's two checks of an interval: drift, and live performance with late labels.
+
+Each compares what was served (the prediction log) with what the serving version was trained
+on or scored at training. Results are files under ``monitoring/<use case>/intervals/<key>/``,
+keyed by the interval, so a re-run overwrites its own results and nothing else; the records
+returned carry the verdicts and the files' URIs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from airloop.catalog import metric
+from airloop.core.columns import AVAILABLE_AT, EVENT_ID, EVENT_TS, LABEL, LABELS_TABLE, SCORE
+from airloop.core.files import atomic_write, write_json
+from airloop.data.intervals import as_utc, partition_key
+from airloop.features.offline import read_partitions
+from airloop.monitoring.drift import MAX_SCORE, DriftReport, compare, numeric_drift
+from airloop.monitoring.readers import (
+    EVENT_TIME,
+    MODEL_VERSION,
+    SERVED_AT,
+    latest_version,
+    load_reference,
+    served_frame,
+    version_metrics,
+)
+from airloop.monitoring.records import DriftCheck, DriftedFeature, PerformanceCheck, PredictionDrift
+from airloop.settings import Settings
+from airloop.training.metrics import compute_metrics
+from airloop.usecase import UseCase, resolve
+
+NOT_INPUTS = {SCORE, LABEL, EVENT_TS, EVENT_ID}
+
+
+def interval_dir(settings: Settings, usecase: UseCase, start: datetime) -> Path:
+    """Where an interval's monitoring results and report live."""
+    return settings.monitoring_root(usecase.name) / "intervals" / partition_key(as_utc(start))
+
+
+# -- drift ------------------------------------------------------------------------------------
+
+
+def data_drift(usecase: UseCase, reference: pd.DataFrame, served: pd.DataFrame) -> DriftReport:
+    """Per-feature drift of the served inputs against the reference, by the use case's measures."""
+    spec = usecase.monitoring
+    inputs = [c for c in reference.columns if c not in NOT_INPUTS and c not in spec.exclude]
+    categorical = [
+        c
+        for c in inputs
+        if c in usecase.training.categorical or not pd.api.types.is_numeric_dtype(reference[c])
+    ]
+    numeric = [c for c in inputs if c not in categorical]
+    thresholds = {c: spec.categorical_threshold for c in categorical if spec.categorical_threshold}
+    return compare(
+        reference,
+        served,
+        numeric,
+        categorical,
+        spec.numeric_measure,
+        spec.categorical_measure,
+        spec.feature_threshold,
+        {**thresholds, **spec.thresholds},
+        spec.share_of_drifting_features,
+    )
+
+
+def prediction_drift(
+    usecase: UseCase, reference: pd.DataFrame, served: pd.DataFrame
+) -> PredictionDrift:
+    """PSI of the version's served scores against its reference scores."""
+    value = min(numeric_drift(reference[SCORE], served[SCORE], "psi"), MAX_SCORE)
+    threshold = usecase.monitoring.prediction_threshold
+    return PredictionDrift(
+        measure="psi",
+        score=round(value, 6),
+        threshold=threshold,
+        drifted=bool(value >= threshold),
+        reference_mean=float(reference[SCORE].mean()),
+        current_mean=float(served[SCORE].mean()),
+    )
+
+
+def check_drift(
+    start: datetime,
+    end: datetime,
+    usecase: UseCase | str | None = None,
+    settings: Settings | None = None,
+) -> DriftCheck:
+    """Data drift per feature and prediction drift, served window against the training reference."""
+    uc, st = resolve(usecase, settings)
+    spec = uc.monitoring
+    lo = min(as_utc(start), as_utc(end) - spec.window)
+    served = served_frame(st, uc, lo, end)
+    folder = interval_dir(st, uc, start)
+    full: dict[str, Any] = {
+        "interval_start": as_utc(start).isoformat(),
+        "interval_end": as_utc(end).isoformat(),
+        "window_start": lo.isoformat(),
+        "rows": len(served),
+        "breach": False,
+    }
+    if len(served) < spec.min_rows:
+        status = f"not enough traffic: {len(served)} predictions, {spec.min_rows} needed"
+        uri = str(write_json(folder / "drift.json", {**full, "status": status}))
+        return DriftCheck(uri=uri, status=status, rows=len(served), breach=False)
+    version = latest_version(served)
+    reference = load_reference(st, uc, version)
+    data = data_drift(uc, reference, served)
+    prediction = prediction_drift(uc, reference, served[served[MODEL_VERSION] == version])
+    served_uri = atomic_write(
+        folder / "served.parquet",
+        lambda tmp: served.drop(columns=[SERVED_AT]).to_parquet(tmp, index=False),
+    )
+    breach = data.dataset_drift or prediction.drifted
+    full.update(
+        status="checked",
+        model_version=version,
+        data=data.as_dict(),
+        prediction=prediction.to_dict(),
+        served_uri=str(served_uri),
+        breach=breach,
+    )
+    return DriftCheck(
+        uri=str(write_json(folder / "drift.json", full)),
+        status="checked",
+        rows=len(served),
+        breach=breach,
+        model_version=version,
+        dataset_drift=data.dataset_drift,
+        share_drifted=data.share_drifted,
+        drifted_features=[
+            DriftedFeature(feature=f.feature, score=f.score, threshold=f.threshold)
+            for f in data.drifted
+        ],
+        prediction=prediction,
+    )
+
+
+# -- live performance -------------------------------------------------------------------------
+
+
+def join_arrived_labels(
+    settings: Settings, usecase: UseCase, served: pd.DataFrame, lo: datetime, end: datetime
+) -> pd.DataFrame | None:
+    """The served rows with their label where it had arrived by ``end`` (NaN where not yet)."""
+    labels = read_partitions(settings, usecase, LABELS_TABLE, lo - usecase.label.delay, end)
+    if served.empty or labels is None or served[EVENT_ID].isna().all():
+        return None
+    arrived = labels[pd.to_datetime(labels[AVAILABLE_AT], utc=True) < end]
+    return served.merge(
+        arrived[[EVENT_ID, LABEL, AVAILABLE_AT]].drop_duplicates(EVENT_ID), on=EVENT_ID, how="left"
+    )
+
+
+def compare_live(settings: Settings, usecase: UseCase, known: pd.DataFrame) -> dict[str, Any]:
+    """Live metrics on labelled predictions against the serving version's test metrics."""
+    primary = usecase.metrics[0]
+    live = compute_metrics(
+        usecase.metrics, usecase.task, known[LABEL].astype("float64"), known[SCORE].to_numpy()
+    )
+    version = latest_version(known)
+    expected = version_metrics(settings, usecase, version)
+    drop = None
+    observed = live.get(primary)
+    if primary in expected and observed is not None:
+        gap = expected[primary] - observed
+        drop = gap if metric(primary, usecase.task).higher_is_better else -gap
+    allowed = usecase.monitoring.performance_drop
+    return {
+        "model_version": version,
+        "metric": primary,
+        "live": live,
+        "expected": expected,
+        "drop": drop,
+        "allowed_drop": allowed,
+        "positive_rate": float(known[LABEL].mean()) if usecase.task == "classification" else None,
+        "breach": bool(drop is not None and drop > allowed),
+    }
+
+
+def check_performance(
+    start: datetime,
+    end: datetime,
+    usecase: UseCase | str | None = None,
+    settings: Settings | None = None,
+) -> PerformanceCheck:
+    """Live metrics on predictions whose labels have arrived by the interval end, never later ones.
+
+    The window is the drift window moved back by the label delay: every label of it is due by
+    ``end``. Labels that arrive later than declared count as pending, not as negatives.
+    """
+    uc, st = resolve(usecase, settings)
+    spec = uc.monitoring
+    end = as_utc(end)
+    hi = end - uc.label.delay
+    lo = min(as_utc(start), end - spec.window) - uc.label.delay
+    served = served_frame(st, uc, lo, hi)
+    folder = interval_dir(st, uc, start)
+    out: dict[str, Any] = {
+        "interval_start": as_utc(start).isoformat(),
+        "interval_end": end.isoformat(),
+        "window": [lo.isoformat(), hi.isoformat()],
+        "predictions": len(served),
+    }
+    joined = join_arrived_labels(st, uc, served, lo, end)
+    if joined is None:
+        out["status"] = "no predictions with event ids, or no labels yet"
+    else:
+        known = joined[joined[LABEL].notna()]
+        audit = atomic_write(
+            folder / "labelled.parquet",
+            lambda tmp: known[
+                [EVENT_ID, EVENT_TIME, AVAILABLE_AT, LABEL, SCORE, MODEL_VERSION]
+            ].to_parquet(tmp, index=False),
+        )
+        out.update(
+            labelled_uri=str(audit), labelled=len(known), pending=int(joined[LABEL].isna().sum())
+        )
+        if len(known) < spec.min_labelled:
+            out["status"] = f"{len(known)} labelled predictions, {spec.min_labelled} needed"
+        else:
+            out.update(status="checked", **compare_live(st, uc, known))
+    out["uri"] = str(folder / "performance.json")
+    result = PerformanceCheck.model_validate(out)
+    write_json(folder / "performance.json", result.to_dict())
+    return result

@@ -1,0 +1,51 @@
+"""Airflow's CLI with airloop's environment: one place that knows how to call it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from airloop.settings import Settings
+
+
+class AirflowError(RuntimeError):
+    """Airflow did not do what airloop asked; the message says what and where to look."""
+
+
+def airflow_bin() -> str:
+    """The ``airflow`` executable beside this Python, else the one on PATH."""
+    candidate = Path(sys.executable).with_name("airflow")
+    return str(candidate) if candidate.exists() else "airflow"
+
+
+def airflow_environ(settings: Settings) -> dict[str, str]:
+    """This process's environment with the settings every Airflow component must share."""
+    env = dict(os.environ)
+    env.update(settings.airflow_env())
+    env["AIRLOOP_SERVING_PORT"] = str(settings.serving_port)
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    return env
+
+
+def run_airflow_cli(
+    settings: Settings, args: list[str], check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """One Airflow CLI call with airloop's environment; a failure raises with its stderr."""
+    proc = subprocess.run(
+        [airflow_bin(), *args], env=airflow_environ(settings), capture_output=True, text=True
+    )
+    if check and proc.returncode != 0:
+        raise AirflowError(f"`airflow {' '.join(args)}` failed:\n{proc.stderr[-2000:]}")
+    return proc
+
+
+def migrate_db(settings: Settings) -> None:
+    """Create or upgrade Airflow's metadata DB, and the pool online-store writers share."""
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    run_airflow_cli(settings, ["db", "migrate"])
+    run_airflow_cli(
+        settings,
+        ["pools", "set", "airloop_online_store", "1", "Writers to the Feast online store"],
+    )

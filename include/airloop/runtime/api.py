@@ -1,0 +1,242 @@
+"""Airflow's public REST API (v2) as airloop drives it: runs by interval, waits, notes.
+
+Everything goes through the API, so the same code drives the embedded stack and a remote
+production deployment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any
+
+from airloop.core.http import HttpError, request_json
+from airloop.core.polling import WaitTimeout, wait_until
+from airloop.data.intervals import day_interval
+from airloop.runtime.airflow_cli import AirflowError
+from airloop.settings import Settings
+
+TERMINAL = {"success", "failed"}
+
+
+def admin_password(settings: Settings) -> str | None:
+    """The embedded admin's generated password, once the api-server has written it."""
+    path = settings.airflow_home / "simple_auth_manager_passwords.json.generated"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get(settings.airflow_admin_user)
+
+
+class ApiClient:
+    """Airflow's REST API, authenticated with the simple auth manager's admin."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.base = settings.api_base_url
+        self._token: str | None = None
+
+    def _request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
+        try:
+            return request_json(
+                method, self.base + path, body, token=self.token() if auth else None
+            )
+        except HttpError as exc:
+            raise AirflowError(str(exc)) from None
+
+    def token(self) -> str:
+        """A JWT for the admin, fetched once."""
+        if self._token is None:
+            password = admin_password(self.settings)
+            if password is None:
+                raise AirflowError("no admin password yet: is the api-server running?")
+            out = self._request(
+                "POST",
+                "/auth/token",
+                {"username": self.settings.airflow_admin_user, "password": password},
+                auth=False,
+            )
+            self._token = out["access_token"]
+        return self._token
+
+    def healthy(self) -> bool:
+        """Whether the metadata DB and the scheduler report healthy."""
+        try:
+            health = self._request("GET", "/api/v2/monitor/health", auth=False)
+        except (OSError, AirflowError):
+            return False
+        return health.get("metadatabase", {}).get("status") == "healthy" and (
+            health.get("scheduler", {}).get("status") == "healthy"
+        )
+
+    def _wait(
+        self,
+        check: Callable[[], Any],
+        what: str,
+        timeout: float,
+        on_tick: Callable[[], None] | None,
+        interval: float = 1.0,
+    ) -> Any:
+        try:
+            return wait_until(check, timeout=timeout, what=what, on_tick=on_tick, interval=interval)
+        except WaitTimeout as exc:
+            raise AirflowError(str(exc)) from None
+
+    def wait_healthy(
+        self, on_tick: Callable[[], None] | None = None, timeout: float = 180.0
+    ) -> None:
+        """Wait until Airflow is healthy and its admin can log in."""
+        self._wait(
+            lambda: self.healthy() and admin_password(self.settings) is not None,
+            f"Airflow healthy (see {self.settings.logs_dir})",
+            timeout,
+            on_tick,
+        )
+
+    def dag(self, dag_id: str) -> dict[str, Any] | None:
+        """The DAG as the API describes it, or None while it is not parsed yet."""
+        try:
+            answer: dict[str, Any] = self._request("GET", f"/api/v2/dags/{dag_id}")
+        except AirflowError as exc:
+            if "HTTP 404" in str(exc):
+                return None
+            raise
+        return answer
+
+    def wait_for_dag(
+        self, dag_id: str, on_tick: Callable[[], None] | None = None, timeout: float = 180.0
+    ) -> dict[str, Any]:
+        """Wait until the dag-processor has parsed a DAG."""
+        dag: dict[str, Any] = self._wait(
+            lambda: self.dag(dag_id),
+            f"DAG {dag_id!r} parsed (see the dag-processor log)",
+            timeout,
+            on_tick,
+        )
+        return dag
+
+    def dag_runs(self, dag_id: str, **filters: str) -> list[dict[str, Any]]:
+        """A DAG's runs (up to 1,000), filtered by the API's query parameters."""
+        query = "&".join(f"{k}={v}" for k, v in {"limit": "1000", **filters}.items())
+        runs: list[dict[str, Any]] = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns?{query}")[
+            "dag_runs"
+        ]
+        return runs
+
+    def trigger(
+        self,
+        dag_id: str,
+        conf: dict[str, Any] | None = None,
+        interval: tuple[datetime, datetime] | None = None,
+        note: str | None = None,
+    ) -> dict[str, Any]:
+        """A manual run; with ``interval`` it owns exactly that data interval, like a scheduled run."""
+        body: dict[str, Any] = {"logical_date": None, "conf": conf or {}}
+        if interval is not None:
+            body["logical_date"] = interval[0].isoformat()
+            body["data_interval_start"] = interval[0].isoformat()
+            body["data_interval_end"] = interval[1].isoformat()
+        if note:
+            body["note"] = note
+        run: dict[str, Any] = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+        return run
+
+    def queue_intervals(self, dag_id: str, days: list[date], note: str) -> list[dict[str, Any]]:
+        """One run per day, each owning that day's data interval, in order.
+
+        Runs rather than Airflow's backfill API: 3.3 can mark a backfill complete while its
+        last run is still queued and then never schedule it (apache/airflow#68721).
+        """
+        return [self.trigger(dag_id, interval=day_interval(d), note=note) for d in days]
+
+    def set_note(self, dag_id: str, run_id: str, note: str) -> None:
+        """The run's note, shown in the Airflow UI (Markdown)."""
+        self._request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"note": note})
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        """One run as the API describes it."""
+        run: dict[str, Any] = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+        return run
+
+    def wait_for_run(
+        self,
+        dag_id: str,
+        run_id: str,
+        on_tick: Callable[[], None] | None = None,
+        timeout: float = 900.0,
+    ) -> dict[str, Any]:
+        """Poll one run until it succeeds or fails."""
+
+        def finished() -> dict[str, Any] | None:
+            run = self.dag_run(dag_id, run_id)
+            return run if run["state"] in TERMINAL else None
+
+        run: dict[str, Any] = self._wait(
+            finished, f"{dag_id} run {run_id} finished", timeout, on_tick, interval=0.5
+        )
+        return run
+
+    def wait_for_window(
+        self,
+        dag_id: str,
+        first: date,
+        last: date,
+        on_progress: Callable[[str], None],
+        on_tick: Callable[[], None] | None = None,
+        stall_seconds: float = 600.0,
+    ) -> list[dict[str, Any]]:
+        """Poll the runs of the days [first, last) until all finish; give up when none moves.
+
+        ``on_progress`` hears each change of the run states. Returns the runs as last seen.
+        """
+        expected = (last - first).days
+        lo, hi = f"{first}T00:00:00Z", f"{last}T00:00:00Z"
+        seen: dict[str, Any] = {"runs": [], "states": None}
+
+        def states() -> tuple[tuple[str, int], ...]:
+            runs = [
+                r
+                for r in self.dag_runs(dag_id, logical_date_gte=lo, logical_date_lt=hi)
+                if r.get("logical_date")
+            ]
+            counts: dict[str, int] = {}
+            for run in runs:
+                counts[run["state"]] = counts.get(run["state"], 0) + 1
+            seen["runs"] = runs
+            return tuple(sorted(counts.items()))
+
+        def all_done() -> bool:
+            now = states()
+            counts = dict(now)
+            done = counts.get("success", 0) + counts.get("failed", 0)
+            if now != seen["states"]:
+                seen["states"] = now
+                on_progress(f"[{done}/{expected}] " + ", ".join(f"{k} {v}" for k, v in now))
+            return len(seen["runs"]) >= expected and done >= expected
+
+        try:
+            wait_until(
+                all_done,
+                timeout=stall_seconds,
+                what=f"{dag_id} runs of {first} .. {last}",
+                interval=2.0,
+                on_tick=on_tick,
+                progress=lambda: seen["states"],
+            )
+        except WaitTimeout:
+            on_progress(
+                f"no progress for {stall_seconds:.0f}s; stopping the wait (see the Airflow UI)"
+            )
+        runs: list[dict[str, Any]] = seen["runs"]
+        return runs
+
+    def failed_tasks(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The task instances of a run that failed."""
+        out = self._request(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?state=failed"
+        )
+        tasks: list[dict[str, Any]] = out["task_instances"]
+        return tasks
+
+
+__all__ = ["AirflowError", "ApiClient", "admin_password", "day_interval"]

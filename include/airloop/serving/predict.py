@@ -1,0 +1,163 @@
+"""``/v1/predict``: online features looked up in-process, the champion's scores, a durable log.
+
+The input row is built as numpy columns straight from the request and Feast's online response
+(no per-cell pandas work on the request path), by the same input rule training uses.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from airloop.core.records import json_safe
+from airloop.serving.errors import ApiError
+from airloop.serving.metrics import Metrics
+from airloop.serving.model import LoadedModel, ModelHolder
+from airloop.serving.prediction_log import PredictionLog
+from airloop.serving.schema import EVENT_ID_FIELD, EVENT_TIME_FIELD
+from airloop.training.models import input_column, score
+from airloop.usecase import UseCase
+
+MISSING_KEY = "__missing__"  # Feast cannot look up a missing key; an unknown one finds nothing
+
+
+@dataclass
+class Predictor:
+    """What a prediction needs: the use case, the model holder, Feast, the log and metrics."""
+
+    usecase: UseCase
+    holder: ModelHolder
+    metrics: Metrics
+    store: Any = None
+    service: Any = None
+    log: PredictionLog | None = None
+
+    def serving_model(self) -> LoadedModel:
+        """The model serving now, or a 503 that says why there is none."""
+        model = self.holder.current
+        if model is None:
+            raise ApiError(503, "MODEL_NOT_READY", self.holder.last_error or "no model loaded yet")
+        return model
+
+    def online_features(self, entity_rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """The feature service's online values for these entities, with their timestamps."""
+        lookup = [{k: MISSING_KEY if v is None else v for k, v in r.items()} for r in entity_rows]
+        response = self.store.get_online_features(
+            features=self.service, entity_rows=lookup, full_feature_names=True
+        )
+        return response.to_dict(include_event_timestamps=True)
+
+    def online_store_ok(self) -> str | None:
+        """None when the online store answers a lookup; else what went wrong."""
+        try:
+            self.online_features([dict.fromkeys(self.usecase.entity_keys, "__probe__")])
+        except Exception as exc:  # any failure of the store makes the service not ready
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    def predict(self, instances: list[dict[str, Any]], request_id: str | None) -> dict[str, Any]:
+        """Score the instances with the serving model; log each prediction for monitoring."""
+        model = self.serving_model()
+        rows = [dict(instance) for instance in instances]
+        events = [(row.pop(EVENT_ID_FIELD), row.pop(EVENT_TIME_FIELD)) for row in rows]
+        entity_rows = [{k: row.get(k) for k in self.usecase.entity_keys} for row in rows]
+        online = self.online_features(entity_rows)
+        data, missing_by_row = input_columns(model, rows, online)
+        for problems in missing_by_row:
+            for column in problems:
+                self.metrics.missing.labels(column).inc()
+        scores = score(
+            model.raw, self.usecase.task, pd.DataFrame(data, columns=model.input_columns)
+        )
+        as_of = feature_times(online, len(rows))
+        now = datetime.now(UTC).isoformat()
+        request_id = request_id or uuid.uuid4().hex
+        predictions = []
+        for i in range(len(rows)):
+            value = float(scores[i])
+            self.metrics.scores.observe(value)
+            item: dict[str, Any] = {
+                "score": value,
+                "features_as_of": as_of[i],
+                "missing_features": missing_by_row[i],
+            }
+            if self.usecase.task == "classification":
+                item["prediction"] = int(value >= 0.5)
+            predictions.append(item)
+            if self.log is not None:
+                event_id, event_time = events[i]
+                self.log.append(
+                    {
+                        "request_id": request_id,
+                        "index": i,
+                        "time": now,
+                        "event_id": event_id,
+                        "event_time": event_time.astimezone(UTC).isoformat() if event_time else now,
+                        "entities": entity_rows[i],
+                        "features": {c: json_safe(data[c][i]) for c in model.input_columns},
+                        "model": self.holder.model_name,
+                        "model_version": model.version,
+                        "score": value,
+                    }
+                )
+        return {
+            "request_id": request_id,
+            "model": {"name": self.holder.model_name, "version": model.version},
+            "predictions": predictions,
+        }
+
+
+def input_columns(
+    model: LoadedModel, rows: list[dict[str, Any]], online: dict[str, list[Any]]
+) -> tuple[dict[str, np.ndarray], list[list[str]]]:
+    """Column arrays for the model and, per row, the inputs that were missing.
+
+    Request fields win over online features of the same name; an input neither gives is
+    missing (None, or NaN for a number).
+    """
+    n = len(rows)
+    data: dict[str, np.ndarray] = {}
+    missing_by_row: list[list[str]] = [[] for _ in range(n)]
+    for column in model.input_columns:
+        if column in rows[0]:
+            values = [row[column] for row in rows]
+        elif column in online:
+            values = online[column]
+        else:
+            values = [None] * n
+        numeric = column in model.numeric_columns
+        array = input_column(values, numeric=numeric)
+        missing = (
+            np.flatnonzero(np.isnan(array))
+            if numeric
+            else [i for i, v in enumerate(values) if v is None]
+        )
+        for index in missing:
+            missing_by_row[int(index)].append(column)
+        data[column] = array
+    return data, missing_by_row
+
+
+def feature_times(online: dict[str, list[Any]], n: int) -> list[dict[str, str | None]]:
+    """Per feature view, the timestamp of the row that was served (its freshness)."""
+    out: list[dict[str, str | None]] = [{} for _ in range(n)]
+    for column, values in online.items():
+        parts = column.split("__")
+        if len(parts) != 3 or parts[2] != "ts":
+            continue
+        for i, value in enumerate(values):
+            stamp = (
+                datetime.fromtimestamp(value, UTC).isoformat()
+                if isinstance(value, int) and value > 0
+                else None
+            )
+            if stamp:
+                out[i][parts[0]] = max(stamp, out[i].get(parts[0]) or "")
+            else:
+                out[i].setdefault(parts[0], None)
+    return out

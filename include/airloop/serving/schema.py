@@ -1,0 +1,54 @@
+"""What a caller sends to ``/v1/predict``: typed from the use case, strict about everything else.
+
+A prediction names the entity keys (the service looks up their online features) and the
+request-time model inputs; ``event_id`` and ``event_time`` are optional and logged with the
+prediction, so the label that arrives later can be joined to it.
+"""
+
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_model
+
+from airloop.usecase import UseCase
+
+MAX_BATCH = 1000
+EVENT_ID_FIELD, EVENT_TIME_FIELD = "event_id", "event_time"
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+
+def request_fields(usecase: UseCase) -> list[str]:
+    """What a caller sends per prediction: the entity keys and the request-time model inputs."""
+    return list(
+        dict.fromkeys(
+            [*usecase.entity_keys, *usecase.training.categorical, *usecase.training.numeric]
+        )
+    )
+
+
+def _field_type(usecase: UseCase, name: str) -> Any:
+    spec = usecase.sources[usecase.events.source].column(name)
+    kind = spec.type if spec is not None else "string"
+    base: Any = {
+        "string": StrictStr,
+        "number": FiniteFloat | StrictInt,
+        "integer": StrictInt,
+        "bool": bool,
+    }.get(kind, StrictStr)
+    nullable = spec.nullable if spec is not None else False
+    return (base | None, None) if nullable else (base, ...)
+
+
+def request_model(usecase: UseCase) -> type[BaseModel]:
+    """The body of ``/v1/predict``: up to MAX_BATCH instances, each typed from the use case."""
+    fields: dict[str, Any] = {name: _field_type(usecase, name) for name in request_fields(usecase)}
+    fields[EVENT_ID_FIELD] = (StrictStr | None, None)
+    fields[EVENT_TIME_FIELD] = (AwareDatetime | None, None)
+    instance = create_model(
+        f"{usecase.name}_instance", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    return create_model(
+        f"{usecase.name}_predict_request",
+        __config__=ConfigDict(extra="forbid"),
+        instances=(list[instance], Field(min_length=1, max_length=MAX_BATCH)),
+        request_id=(StrictStr | None, None),
+    )

@@ -1,0 +1,139 @@
+"""The ``airloop`` command: its commands, its usage errors, clean errors, status and land."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from airloop.cli import app, main
+from airloop.settings import get_settings
+
+COMMANDS = {
+    "setup", "land", "run", "backfill", "experiment", "train", "evaluate", "serve", "rollback",
+    "score", "monitor", "demo", "status", "up", "airflow", "feast",
+}  # fmt: skip
+
+
+def flat(text: str) -> str:
+    """Output without Rich's box drawing and line wrapping, for matching messages."""
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh airloop home that commands find through the environment (not created yet)."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("AIRLOOP_HOME", str(path))
+    monkeypatch.setenv("AIRLOOP_USECASE", "flights")
+    monkeypatch.delenv("AIRLOOP_REPLAY_END", raising=False)
+    get_settings.cache_clear()
+    yield path
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_help_lists_every_command(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--help"], prog_name="airloop")
+    assert result.exit_code == 0, result.output
+    assert "Usage: airloop [OPTIONS] COMMAND [ARGS]..." in result.output
+    # Each command opens a row of the Commands panel: "│ <name>   <help>".
+    listed = set(re.findall(r"^\W (\w+) {2,}\S", result.output, re.MULTILINE))
+    assert listed == COMMANDS
+    assert set(typer.main.get_command(app).commands) == COMMANDS  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("options", "window"),
+    [
+        (["--start", "2013-01-05", "--end", "2013-01-02"], "2013-01-05 .. 2013-01-02"),
+        (["--start", "2013-01-05", "--end", "2013-01-05"], "2013-01-05 .. 2013-01-05"),
+        (["--start", "2013-01-05", "--days", "0"], "2013-01-05 .. 2013-01-05"),
+    ],
+    ids=["start after end", "start is end", "zero days"],
+)
+def test_an_empty_window_is_a_usage_error_naming_it(
+    runner: CliRunner, home: Path, options: list[str], window: str
+) -> None:
+    result = runner.invoke(app, ["land", *options], prog_name="airloop")
+    assert result.exit_code == 2
+    output = flat(result.output)
+    assert "Usage: airloop land [OPTIONS]" in output
+    assert f"Invalid value: the window is empty: {window}" in output
+    assert not home.exists()
+
+
+def test_a_use_case_that_cannot_be_found_is_an_error_without_a_traceback(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AIRLOOP_USECASE", "/nonexistent/usecase.yaml")
+    get_settings.cache_clear()
+    monkeypatch.setattr(sys, "argv", ["airloop", "status"])
+    sigterm = signal.getsignal(signal.SIGTERM)  # main() installs its own handler
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main()
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+    assert exit_.value.code == 2
+    out, err = capsys.readouterr()
+    assert err.startswith("error: use case '/nonexistent/usecase.yaml' not found")
+    assert "give a built-in name (flights)" in err
+    assert "Traceback" not in out + err
+    assert not home.exists()
+
+
+def test_status_json_on_a_fresh_home_prints_json_and_creates_nothing(
+    runner: CliRunner, home: Path
+) -> None:
+    result = runner.invoke(app, ["status", "--json"])
+    assert result.exit_code == 0, result.output
+    state = json.loads(result.stdout)
+    assert state["usecase"] == "flights"
+    assert state["home"] == str(home)
+    assert state["validation"]["partitions_passed"] == 0
+    assert state["champion"] is None
+    assert not home.exists()
+
+
+def test_land_one_day_writes_that_days_partitions(runner: CliRunner, home: Path) -> None:
+    result = runner.invoke(app, ["land", "--start", "2013-01-01", "--days", "1"])
+    assert result.exit_code == 0, result.output
+    assert "landed 2013-01-01 .. 2013-01-02 (exclusive)" in result.output
+    landing = home / "landing"
+    assert {str(p.relative_to(landing)) for p in landing.rglob("*.csv")} == {
+        "flights/2013-01-01.csv",
+        "arrivals/2013-01-01.csv",
+        "weather/2013-01-01.csv",
+        "planes/current.csv",
+        "airlines/current.csv",
+    }
+    # Partitions hold exactly the day's rows (UTC), by each source's partition column.
+    for source, column, rows in [
+        ("flights", "time_hour", 709),
+        ("arrivals", "available_at", 353),
+        ("weather", "time_hour", 52),
+    ]:
+        df = pd.read_csv(landing / source / "2013-01-01.csv")
+        assert len(df) == rows, source
+        stamps = pd.to_datetime(df[column], utc=True)
+        assert stamps.min() >= pd.Timestamp("2013-01-01", tz="UTC"), source
+        assert stamps.max() < pd.Timestamp("2013-01-02", tz="UTC"), source
+    # A late-arriving source is shifted: arrivals become available 6 hours after the flight.
+    arrivals = pd.read_csv(landing / "arrivals" / "2013-01-01.csv")
+    shift = pd.to_datetime(arrivals["available_at"], utc=True) - pd.to_datetime(
+        arrivals["time_hour"], utc=True
+    )
+    assert set(shift) == {pd.Timedelta(hours=6)}
