@@ -1,8 +1,13 @@
-"""Typed settings: one home folder for all state, embedded defaults, servers from the environment.
+"""Typed settings: a profile, a home folder, servers and secrets from the environment.
 
 Every value can be set with an ``AIRLOOP_`` environment variable (``AIRLOOP_HOME``,
 ``AIRLOOP_AIRFLOW_DB_URL``, ``AIRLOOP_FEAST_ONLINE_STORE`` ...). Nothing happens at import
 time: call :func:`get_settings` inside the function that needs it.
+
+Two profiles. ``embedded`` (the default): SQLite, files and one machine, secrets generated per
+home. ``production``: PostgreSQL, Redis, Celery workers, an MLflow tracking server and Feast's
+SQL registry; every URL and secret must come from the environment, and a missing or wrong one
+is refused with the variable's name (see ``docs/production.md``).
 """
 
 from __future__ import annotations
@@ -11,13 +16,21 @@ import secrets
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from airloop.core.errors import PermanentError
 from airloop.core.files import write_text
 from airloop.core.paths import checkout_root
+
+Profile = Literal["embedded", "production"]
+EMBEDDED_EXECUTOR = "airloop.orchestration.executor.PreloadingLocalExecutor"
+
+
+class SettingsError(PermanentError, ValueError):
+    """A setting that is missing or wrong; the message names the variable and what it takes."""
 
 
 def _default_home() -> Path:
@@ -35,7 +48,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="AIRLOOP_", extra="ignore")
 
+    profile: Profile = "embedded"
     home: Path = Field(default_factory=_default_home)
+    # State another host's worker needs (landing, staging, offline store, prediction log,
+    # monitoring, reports): on a volume every host mounts. Default: the home.
+    shared_root: Path | None = None
     usecase: str = "flights"
     replay_end: date | None = None
     dags_folder: Path = Field(default_factory=_default_dags_folder)
@@ -43,15 +60,22 @@ class Settings(BaseSettings):
 
     # Airflow: embedded SQLite + LocalExecutor by default; PostgreSQL/Celery from the environment.
     airflow_db_url: str | None = None
-    airflow_executor: str = "airloop.orchestration.executor.PreloadingLocalExecutor"
+    airflow_executor: str | None = None  # default: by profile (LocalExecutor, CeleryExecutor)
     airflow_parallelism: int = 4
     airflow_host: str = "127.0.0.1"
     airflow_port: int = 8280
     airflow_worker_log_port: int = 8795
     airflow_trigger_log_port: int = 8796
     airflow_admin_user: str = "admin"
+    # Shared by every Airflow component; generated per home (embedded), required (production).
+    airflow_fernet_key: SecretStr | None = None
+    airflow_secret_key: SecretStr | None = None
+    airflow_jwt_secret: SecretStr | None = None
+    airflow_admin_password: SecretStr | None = None
     celery_broker_url: str | None = None
     celery_result_backend: str | None = None
+    celery_workers: int = Field(default=2, ge=1)  # workers `airloop up` starts (production)
+    celery_concurrency: int = Field(default=2, ge=1)
 
     # Feast: DuckDB offline store, SQLite (or Redis) online store.
     feast_online_store: Literal["sqlite", "redis"] = "sqlite"
@@ -61,11 +85,38 @@ class Settings(BaseSettings):
     # Serving: the online API that deploys move to the new champion.
     serving_host: str = "127.0.0.1"
     serving_port: int = 8300
-    serving_token: str | None = None
+    serving_token: str | None = None  # required in production
     mlflow_ui_port: int = 8500
 
     # MLflow: SQLite backend and local artifacts unless a tracking server is given.
     mlflow_tracking_uri: str | None = None
+    # The tracking server `airloop up --profile production` runs: its store and artifacts.
+    mlflow_backend_store_uri: SecretStr | None = None
+    mlflow_artifacts_destination: str | None = None  # default: <shared root>/mlflow-artifacts
+
+    @model_validator(mode="after")
+    def _check_production(self) -> Settings:
+        if self.profile == "production":
+            problems = production_problems(self)
+            if problems:
+                raise ValueError(
+                    "the production profile (AIRLOOP_PROFILE=production) needs:\n"
+                    + "\n".join(f"  {p}" for p in problems)
+                    + "\nSee docs/production.md for each variable and how to generate secrets."
+                )
+        return self
+
+    @property
+    def shared(self) -> Path:
+        """The root of the state every host must see: ``shared_root``, else the home."""
+        return self.shared_root or self.home
+
+    @property
+    def executor(self) -> str:
+        """Airflow's executor: the given one, else the profile's."""
+        if self.airflow_executor:
+            return self.airflow_executor
+        return "CeleryExecutor" if self.profile == "production" else EMBEDDED_EXECUTOR
 
     @property
     def airflow_home(self) -> Path:
@@ -75,42 +126,42 @@ class Settings(BaseSettings):
     @property
     def landing_dir(self) -> Path:
         """Where raw partitions arrive, one folder per source."""
-        return self.home / "landing"
+        return self.shared / "landing"
 
     @property
     def staging_dir(self) -> Path:
         """Intermediate files of each interval's stages, one folder per use case and interval."""
-        return self.home / "staging"
+        return self.shared / "staging"
 
     @property
     def quarantine_dir(self) -> Path:
         """Partitions that failed the gate, with their reports and Data Docs."""
-        return self.home / "quarantine"
+        return self.shared / "quarantine"
 
     @property
     def reports_dir(self) -> Path:
         """Validation reports and the demo's timeline."""
-        return self.home / "reports"
+        return self.shared / "reports"
 
     @property
     def datasets_dir(self) -> Path:
         """Training sets, one Parquet file per window and digest."""
-        return self.home / "datasets"
+        return self.shared / "datasets"
 
     @property
     def predictions_dir(self) -> Path:
         """The serving API's prediction logs, one folder per use case."""
-        return self.home / "predictions"
+        return self.shared / "predictions"
 
     @property
     def batch_predictions_dir(self) -> Path:
         """Batch inference output, one folder per use case, one file per interval."""
-        return self.home / "batch_predictions"
+        return self.shared / "batch_predictions"
 
     @property
     def monitoring_dir(self) -> Path:
         """Monitoring results and the feedback ledger, one folder per use case."""
-        return self.home / "monitoring"
+        return self.shared / "monitoring"
 
     @property
     def logs_dir(self) -> Path:
@@ -136,8 +187,8 @@ class Settings(BaseSettings):
 
     @property
     def offline_dir(self) -> Path:
-        """The offline store's Parquet partitions."""
-        return self.feast_dir / "offline"
+        """The offline store's Parquet partitions (every worker writes its own intervals)."""
+        return self.shared / "feast" / "offline"
 
     @property
     def online_store_path(self) -> Path:
@@ -186,32 +237,62 @@ class Settings(BaseSettings):
         """Airflow's metadata DB: the given URL, else SQLite in the home."""
         return self.airflow_db_url or f"sqlite:///{self.airflow_home / 'airflow.db'}"
 
-    def airflow_env(self) -> dict[str, str]:
-        """Environment for every Airflow component, so they agree on home, DB, ports and keys.
+    @property
+    def mlflow_artifacts(self) -> str:
+        """Where the tracking server keeps artifacts: the given URI, else the shared root."""
+        return self.mlflow_artifacts_destination or (self.shared / "mlflow-artifacts").as_uri()
 
-        It generates the shared keys on first use: call it when starting components, not when
-        only reading state.
+    def shared_secrets(self) -> dict[str, str]:
+        """The secrets every Airflow component shares: from the environment in production,
+        generated once per home in the embedded profile. Starting components calls this; only
+        reading state never does (it may write the embedded key file)."""
+        given = {
+            "fernet": self.airflow_fernet_key,
+            "secret": self.airflow_secret_key,
+            "jwt": self.airflow_jwt_secret,
+        }
+        if all(v is not None for v in given.values()):
+            return {k: v.get_secret_value() for k, v in given.items() if v is not None}
+        if self.profile == "production":  # refused by the validator already; never generate
+            raise SettingsError(
+                "the production profile takes its Airflow secrets from the environment"
+            )
+        return _stable_keys(self.airflow_home)
+
+    def environment(self) -> dict[str, str]:
+        """Every setting as the ``AIRLOOP_*`` variable that gives it, secrets included.
+
+        Child processes (Airflow components, workers, the service) get these, so they build
+        exactly the settings this process has, whatever was set here rather than in the shell.
         """
-        keys = _stable_keys(self.airflow_home)
-        db_url = self.airflow_db_conn
+        env: dict[str, str] = {}
+        for name, value in self:
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"AIRLOOP_{name.upper()}"] = (
+                value.isoformat() if isinstance(value, date) else str(value)
+            )
+        return env
+
+    def airflow_env(self) -> dict[str, str]:
+        """Environment for every Airflow component, so they agree on home, DB, ports and keys."""
+        keys = self.shared_secrets()
         env = {
-            "AIRLOOP_HOME": str(self.home),
-            "AIRLOOP_USECASE": self.usecase,
-            "AIRLOOP_LOG_LEVEL": self.log_level,
+            **self.environment(),
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__EXECUTOR": self.airflow_executor,
+            "AIRFLOW__CORE__EXECUTOR": self.executor,
             "AIRFLOW__CORE__PARALLELISM": str(self.airflow_parallelism),
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(self.airflow_parallelism),
             "AIRFLOW__CORE__FERNET_KEY": keys["fernet"],
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_base_url}/execution/",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": self.execution_api_url,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.airflow_admin_user}:admin",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(
-                self.airflow_home / "simple_auth_manager_passwords.json.generated"
-            ),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.admin_passwords_file),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.airflow_db_conn,
             "AIRFLOW__API__HOST": self.airflow_host,
             "AIRFLOW__API__PORT": str(self.airflow_port),
             "AIRFLOW__API__BASE_URL": self.api_base_url,
@@ -224,17 +305,114 @@ class Settings(BaseSettings):
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         }
-        if self.replay_end is not None:
-            env["AIRLOOP_REPLAY_END"] = self.replay_end.isoformat()
         if self.celery_broker_url:
             env["AIRFLOW__CELERY__BROKER_URL"] = self.celery_broker_url
         if self.celery_result_backend:
             env["AIRFLOW__CELERY__RESULT_BACKEND"] = self.celery_result_backend
+        if self.profile == "production":
+            env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(self.celery_concurrency)
         return env
+
+    @property
+    def execution_api_url(self) -> str:
+        """Where workers report task state: the api-server's execution API."""
+        return f"{self.api_base_url}/execution/"
+
+    @property
+    def admin_passwords_file(self) -> Path:
+        """The simple auth manager's passwords: generated (embedded) or written from the secret."""
+        return self.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+
+def _url_problem(
+    value: str | None, variable: str, schemes: tuple[str, ...], what: str
+) -> str | None:
+    if not value:
+        return f"{variable}: {what}"
+    if not value.startswith(schemes):
+        return f"{variable}: must start with {' or '.join(schemes)} ({what})"
+    return None
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """Each required setting the production profile lacks or has wrong, by variable."""
+    problems = [
+        _url_problem(
+            settings.airflow_db_url,
+            "AIRLOOP_AIRFLOW_DB_URL",
+            ("postgresql+psycopg2://",),
+            "Airflow's metadata DB on PostgreSQL",
+        ),
+        _url_problem(
+            settings.celery_broker_url,
+            "AIRLOOP_CELERY_BROKER_URL",
+            ("redis://", "rediss://"),
+            "the Celery broker on Redis, e.g. redis://host:6379/0",
+        ),
+        _url_problem(
+            settings.celery_result_backend,
+            "AIRLOOP_CELERY_RESULT_BACKEND",
+            ("db+postgresql://",),
+            "Celery's result backend on PostgreSQL",
+        ),
+        _url_problem(
+            settings.mlflow_tracking_uri,
+            "AIRLOOP_MLFLOW_TRACKING_URI",
+            ("http://", "https://"),
+            "the MLflow tracking server every task and the service talk to",
+        ),
+        _url_problem(
+            settings.feast_registry_url,
+            "AIRLOOP_FEAST_REGISTRY_URL",
+            ("postgresql", "mysql"),
+            "Feast's SQL registry (SQLAlchemy URL), needed for concurrent materialisation",
+        ),
+    ]
+    if settings.feast_online_store != "redis":
+        problems.append("AIRLOOP_FEAST_ONLINE_STORE: must be redis (with AIRLOOP_FEAST_REDIS_URL)")
+    if settings.shared_root is None:
+        problems.append(
+            "AIRLOOP_SHARED_ROOT: a folder every host mounts (landing, offline store, logs of predictions)"
+        )
+    secrets_needed = {
+        "AIRLOOP_AIRFLOW_FERNET_KEY": (settings.airflow_fernet_key, _fernet_problem),
+        "AIRLOOP_AIRFLOW_SECRET_KEY": (settings.airflow_secret_key, _length_problem(32)),
+        "AIRLOOP_AIRFLOW_JWT_SECRET": (settings.airflow_jwt_secret, _length_problem(64)),
+        "AIRLOOP_AIRFLOW_ADMIN_PASSWORD": (settings.airflow_admin_password, _length_problem(12)),
+        "AIRLOOP_SERVING_TOKEN": (settings.serving_token, _length_problem(16)),
+    }
+    for variable, (value, check) in secrets_needed.items():
+        secret = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not secret:
+            problems.append(f"{variable}: a secret (see docs/production.md to generate one)")
+        elif (problem := check(secret)) is not None:
+            problems.append(f"{variable}: {problem}")
+    return [p for p in problems if p is not None]
+
+
+def _fernet_problem(value: str) -> str | None:
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(value.encode())
+    except (ValueError, TypeError):
+        return "not a Fernet key (32 url-safe base64-encoded bytes)"
+    return None
+
+
+def _length_problem(minimum: int) -> Any:
+    def check(value: str) -> str | None:
+        return (
+            f"too short ({len(value)} characters; at least {minimum})"
+            if len(value) < minimum
+            else None
+        )
+
+    return check
 
 
 def _stable_keys(airflow_home: Path) -> dict[str, str]:
-    """Secrets the Airflow components must share; generated once per home, never committed."""
+    """Secrets the embedded components share; generated once per home, never committed."""
     path = airflow_home / ".airloop_keys"
     if path.is_file():
         lines = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
@@ -254,5 +432,13 @@ def _stable_keys(airflow_home: Path) -> dict[str, str]:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process's settings, read from the environment once."""
-    return Settings()
+    """The process's settings, read from the environment once; refused with the variables' names."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"AIRLOOP_{where.upper()}: {message}" if where else message)
+        raise SettingsError("airloop's settings are not usable:\n" + "\n".join(problems)) from None

@@ -10,6 +10,7 @@ import json
 import sqlite3
 from typing import Any
 
+from airloop.core.http import answers
 from airloop.settings import Settings
 from airloop.usecase import UseCase
 
@@ -123,6 +124,10 @@ def collect_status(settings: Settings, usecase: UseCase) -> dict[str, Any]:
 def _champion(settings: Settings, usecase: UseCase) -> dict[str, Any] | None:
     if settings.mlflow_tracking_uri is None and not (settings.mlflow_dir / "mlflow.db").exists():
         return None
+    if settings.mlflow_tracking_uri is not None and not answers(
+        f"{settings.tracking_uri.rstrip('/')}/health"
+    ):
+        return None  # a tracking server that is not running knows no champion now
     from airloop.registry.models import describe_champion
 
     return describe_champion(settings, usecase)
@@ -221,6 +226,10 @@ def summary_lines(
         "  airloop status --json    this summary as JSON",
         f"  {state['offline_store']['path']}   the offline store (Parquet, one file per interval)",
         f"  {settings.reports_dir / 'validation'}   validation reports",
-        f"  .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}   runs, models, lineage",
+        (
+            f"  {settings.mlflow_ui_url}   MLflow: runs, models, lineage"
+            if settings.mlflow_tracking_uri
+            else f"  .venv/bin/mlflow ui --backend-store-uri {settings.tracking_uri}   runs, models, lineage"
+        ),
     ]
     return lines

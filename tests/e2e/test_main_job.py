@@ -104,6 +104,14 @@ def test_status_json_reports_the_same_state(demo, user_env: dict[str, str]) -> N
     assert monitoring["requests"][0]["outcome"] in ("promoted", "refused by the gate")
 
 
+def running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
 def descendants(pid: int) -> set[int]:
     """Every process below ``pid`` (Linux /proc)."""
     found: set[int] = set()
@@ -160,7 +168,7 @@ def test_up_serves_the_ui_with_the_dag_and_its_runs(demo, user_env: dict[str, st
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=90)
     assert proc.returncode == 0
-    left = {pid for pid in started if Path(f"/proc/{pid}").exists()}
+    left = {pid for pid in started if running(pid)}
     assert not left, f"processes left behind by `airloop up`: {left}"
 
 

@@ -1,4 +1,10 @@
-"""Whatever airloop starts, it ends, whichever way airloop itself ends (here: SIGKILL)."""
+"""Whatever airloop starts, it ends, whichever way airloop itself ends: Ctrl-C, SIGTERM, SIGKILL.
+
+The supervisor here is the one `airloop up` and the demo use (``Services`` under the CLI's
+signal handling); the component is the MLflow UI, which runs without any set-up of the home
+and starts a worker process of its own. ``tests/e2e`` ends a real `airloop up` with SIGTERM,
+``tests/production`` the production topology with SIGKILL.
+"""
 
 from __future__ import annotations
 
@@ -16,49 +22,54 @@ import pytest
 from airloop.core.http import answers
 
 pytestmark = pytest.mark.integration
-
-STARTER = """
-import json, sys, time
+PORT = 8396
+SUPERVISOR = """
+import json, signal, time
+from airloop.cli import _stop_on_sigterm
 from airloop.runtime.services import Services
 from airloop.settings import Settings
-services = Services(Settings(), ("mlflow-ui",)).start()
-print(json.dumps({name: p.pid for name, p in services.procs.items()}), flush=True)
-time.sleep(600)
+signal.signal(signal.SIGTERM, _stop_on_sigterm)
+with Services(Settings(), ("mlflow-ui",)) as services:
+    print(json.dumps({name: p.pid for name, p in services.procs.items()}), flush=True)
+    time.sleep(600)
 """
 
 
 def alive(pid: int) -> bool:
     """Whether a process exists and is not a zombie."""
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
-    except FileNotFoundError:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
         return False
-    return state != "Z"
 
 
-def test_components_stop_when_their_supervisor_is_killed(tmp_path: Path) -> None:
-    # The MLflow UI: a component that runs without any set-up of the home.
-    env = {**os.environ, "AIRLOOP_HOME": str(tmp_path / "home"), "AIRLOOP_MLFLOW_UI_PORT": "8396"}
+@pytest.mark.parametrize("ending", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_components_stop_whichever_way_their_supervisor_ends(tmp_path: Path, ending: str) -> None:
+    env = {
+        **os.environ,
+        "AIRLOOP_HOME": str(tmp_path / "home"),
+        "AIRLOOP_MLFLOW_UI_PORT": str(PORT),
+    }
     parent = subprocess.Popen(
-        [sys.executable, "-c", STARTER], env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", SUPERVISOR], env=env, stdout=subprocess.PIPE, text=True
     )
+    pid = None
     try:
         assert parent.stdout is not None
-        children = json.loads(parent.stdout.readline())
-        pid = children["mlflow-ui"]
-        answered = time.monotonic() + 120
-        while not answers("http://127.0.0.1:8396/") and time.monotonic() < answered:
+        pid = json.loads(parent.stdout.readline())["mlflow-ui"]
+        deadline = time.monotonic() + 120
+        while not answers(f"http://127.0.0.1:{PORT}/") and time.monotonic() < deadline:
             assert alive(pid), "the MLflow UI did not start"
             time.sleep(0.5)
-        parent.send_signal(signal.SIGKILL)
-        parent.wait(timeout=30)
+        parent.send_signal(getattr(signal, ending))
+        parent.wait(timeout=60)
         deadline = time.monotonic() + 60
-        while alive(pid) and time.monotonic() < deadline:
+        while (alive(pid) or answers(f"http://127.0.0.1:{PORT}/")) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not alive(pid), "the MLflow UI outlived the airloop process that started it"
-        assert not answers("http://127.0.0.1:8396/")
+        assert not alive(pid), f"the MLflow UI outlived its supervisor's {ending}"
+        assert not answers(f"http://127.0.0.1:{PORT}/"), "its worker still answers"
     finally:
         parent.kill()
-        if "pid" in locals():  # the component's whole session, should the test have failed
+        if pid is not None:  # the component's whole session, should the test have failed
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)

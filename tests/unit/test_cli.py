@@ -19,7 +19,7 @@ from airloop.settings import get_settings
 
 COMMANDS = {
     "setup", "land", "run", "backfill", "experiment", "train", "evaluate", "serve", "rollback",
-    "score", "monitor", "demo", "status", "up", "airflow", "feast",
+    "score", "monitor", "demo", "status", "up", "doctor", "airflow", "feast",
 }  # fmt: skip
 
 
@@ -137,3 +137,15 @@ def test_land_one_day_writes_that_days_partitions(runner: CliRunner, home: Path)
         arrivals["time_hour"], utc=True
     )
     assert set(shift) == {pd.Timedelta(hours=6)}
+
+
+def test_doctor_says_what_is_missing_and_how_to_fix_it(home: Path) -> None:
+    result = CliRunner().invoke(app, ["doctor"])
+    assert result.exit_code == 1, result.output
+    assert "FAIL Airflow metadata DB" in result.output and "fix: airloop setup" in result.output
+    assert "--   Celery broker" in result.output  # not part of the embedded profile
+    production = CliRunner().invoke(app, ["doctor", "--profile", "production"])
+    assert production.exit_code == 1
+    assert "FAIL settings" in production.output
+    assert "AIRLOOP_CELERY_BROKER_URL" in production.output
+    assert not home.exists(), "the doctor changes nothing"

@@ -29,17 +29,19 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
 
 def main() -> None:
     """Entry point: logging from the settings, clean errors, SIGTERM ends commands cleanly."""
-    from airloop.settings import get_settings
+    from airloop.settings import SettingsError, get_settings
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
-    logging.basicConfig(
-        level=get_settings().log_level, format="%(levelname)s %(name)s: %(message)s"
-    )
+    try:
+        level = get_settings().log_level
+    except SettingsError:
+        level = "WARNING"  # the command reports the settings' problem itself
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         app()
-    except UseCaseError as exc:
+    except (UseCaseError, SettingsError) as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except PermanentError as exc:

@@ -6,8 +6,9 @@ from datetime import date, timedelta
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
-from airloop.settings import Settings, get_settings
+from airloop.settings import Settings, SettingsError, get_settings
 from airloop.usecase import UseCase, load_usecase
 
 app = typer.Typer(
@@ -23,13 +24,32 @@ EndOpt = Annotated[
     str | None, typer.Option(help="Day after the last one (exclusive); default: replay end")
 ]
 DaysOpt = Annotated[int | None, typer.Option(help="Number of days from --start, instead of --end")]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--profile", help="embedded or production (default: AIRLOOP_PROFILE, else embedded)"
+    ),
+]
 DEMO_DAYS = 21  # days served and monitored after the first champion
 
 
-def context() -> tuple[Settings, UseCase]:
-    """The settings from the environment and the use case they name."""
+def context(profile: str | None = None) -> tuple[Settings, UseCase]:
+    """The settings from the environment (in ``profile`` when given) and their use case."""
     settings = get_settings()
+    if profile is not None and profile != settings.profile:
+        settings = in_profile(settings, profile)
     return settings, load_usecase(settings.usecase)
+
+
+def in_profile(settings: Settings, profile: str) -> Settings:
+    """The same settings in another profile, validated (production refuses what it lacks)."""
+    if profile not in ("embedded", "production"):
+        raise typer.BadParameter(f"--profile {profile!r}: choose embedded or production")
+    try:
+        return Settings(**{**dict(settings), "profile": profile})
+    except ValidationError as exc:
+        problems = "\n".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise SettingsError(problems) from None
 
 
 def window(uc: UseCase, start: str | None, end: str | None, days: int | None) -> tuple[date, date]:

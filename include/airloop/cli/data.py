@@ -12,7 +12,7 @@ from airloop.cli.common import DaysOpt, EndOpt, StartOpt, app, context, days_of,
 @app.command()
 def setup() -> None:
     """Create the home folder, migrate Airflow's DB, register the Feast definitions."""
-    from airloop.demo.main import set_up_home
+    from airloop.runtime.stack import set_up_home
 
     settings, uc = context()
     set_up_home(settings, uc)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from airloop.cli.common import DEMO_DAYS, StartOpt, app, context, covering
+from airloop.cli.common import DEMO_DAYS, ProfileOpt, StartOpt, app, context, covering
 
 
 @app.command()
@@ -21,6 +21,7 @@ def demo(
     days: Annotated[int, typer.Option(help="Days served and monitored after that")] = DEMO_DAYS,
     year: Annotated[bool, typer.Option("--year", help="Monitor to the end of the replay")] = False,
     trials: Annotated[int, typer.Option(help="Trials of the first experiment (0: none)")] = 3,
+    profile: ProfileOpt = None,
 ) -> None:
     """The main job: the life of a model, replayed through Airflow's scheduler.
 
@@ -29,10 +30,10 @@ def demo(
     monitoring DAG asks for it. Ends with a summary and an HTML timeline.
     """
     from airloop.demo.main import DemoStopped, DemoWindow, run_demo
-    from airloop.status import collect_status, summary_lines
+    from airloop.status import summary_lines
 
     began = time.monotonic()
-    settings, uc = context()
+    settings, uc = context(profile)
     if uc.replay is None and start is None:
         raise typer.BadParameter("this use case has no replay window: give --start")
     first = date.fromisoformat(start) if start else uc.replay.start  # type: ignore[union-attr]
@@ -46,11 +47,10 @@ def demo(
         f"then {(last - split).days} days served and monitored to {last}; home {settings.home}"
     )
     try:
-        run_demo(settings, uc, DemoWindow(first, split, last), trials, typer.echo)
+        state = run_demo(settings, uc, DemoWindow(first, split, last), trials, typer.echo)
     except DemoStopped as exc:
         typer.echo(f"the replay stopped: {exc}", err=True)
         raise typer.Exit(1) from None
-    state = collect_status(settings, uc)
     for line in summary_lines(settings, uc, state, time.monotonic() - began):
         typer.echo(line)
 
@@ -77,26 +77,27 @@ def up(
             "--land/--no-land", help="Land the demo's window first when nothing is landed yet"
         ),
     ] = True,
+    profile: ProfileOpt = None,
 ) -> None:
-    """Start Airflow, the serving API and the MLflow UI until Ctrl-C."""
+    """Start the profile's whole stack until Ctrl-C or SIGTERM: Airflow, workers, MLflow, serving."""
     from airloop.data.replay import land_window
-    from airloop.demo.main import set_up_home
     from airloop.runtime.api import ApiClient, admin_password
-    from airloop.runtime.services import COMPONENTS_ALL, Services, wait_http
+    from airloop.runtime.services import Services, topology, wait_http
+    from airloop.runtime.stack import set_up_home, wait_until_ready
 
-    settings, uc = context()
+    settings, uc = context(profile)
     set_up_home(settings, uc)
     landed = settings.landing_dir.exists() and any(settings.landing_dir.rglob("*.csv"))
     if land_replay and uc.replay is not None and not landed:
         first = uc.replay.start
         land_window(uc, settings, first, first + uc.training.window + timedelta(days=DEMO_DAYS))
-    with Services(settings, COMPONENTS_ALL) as services:
+    components = topology(settings, everything=True)
+    with Services(settings, components) as services:
         try:
-            client = ApiClient(settings)
-            client.wait_healthy(services.check_alive)
-            client.wait_for_dag("feature_pipeline", services.check_alive)
-            wait_http(f"{settings.serving_url}/health", services)
-            wait_http(f"{settings.mlflow_ui_url}/", services)
+            wait_until_ready(settings, ApiClient(settings), services, ["feature_pipeline"])
+            if "mlflow-ui" in components:
+                wait_http(f"{settings.mlflow_ui_url}/", services)
+            typer.echo(f"profile:    {settings.profile} ({', '.join(components)})")
             typer.echo(f"Airflow UI: {settings.api_base_url}")
             typer.echo(f"login:      {settings.airflow_admin_user} / {admin_password(settings)}")
             typer.echo(f"MLflow UI:  {settings.mlflow_ui_url}")
@@ -113,4 +114,23 @@ def up(
                 services.check_alive()
                 time.sleep(2.0)
         except KeyboardInterrupt:
-            typer.echo("stopping Airflow")
+            typer.echo("stopping everything")
+
+
+@app.command()
+def doctor(profile: ProfileOpt = None) -> None:
+    """Check each dependency of the profile from here: one line each, and the fix when it fails."""
+    from airloop.runtime.doctor import diagnose
+    from airloop.settings import SettingsError
+
+    try:
+        settings, _ = context(profile)
+    except SettingsError as exc:
+        typer.echo(f"FAIL settings                    {exc}")
+        raise typer.Exit(1) from None
+    typer.echo(f"ok   settings                   profile {settings.profile}, home {settings.home}")
+    checks = diagnose(settings)
+    for check in checks:
+        typer.echo(check.line())
+    if any(check.ok is False for check in checks):
+        raise typer.Exit(1)

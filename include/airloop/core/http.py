@@ -45,10 +45,17 @@ def request_json(
     return json.loads(raw) if raw else None
 
 
-def answers(url: str, timeout: float = 5.0) -> bool:
-    """Whether a URL answers with a 2xx status now."""
+def probe(url: str, timeout: float = 5.0) -> str | None:
+    """None when a URL answers with a 2xx status now; else what happened, for a person."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return 200 <= resp.status < 300
-    except (OSError, urllib.error.URLError):
-        return False
+            return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+    except (OSError, urllib.error.URLError) as exc:
+        return str(getattr(exc, "reason", exc))
+
+
+def answers(url: str, timeout: float = 5.0) -> bool:
+    """Whether a URL answers with a 2xx status now."""
+    return probe(url, timeout) is None

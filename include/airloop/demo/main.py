@@ -7,26 +7,24 @@ prints. The servers stop whichever way the demo ends.
 from __future__ import annotations
 
 import json
-import logging
-import warnings
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
+from typing import Any
 
 from airloop.core.columns import EVENT_ID, EVENTS_TABLE
 from airloop.data.intervals import day_interval
 from airloop.data.replay import land_window
 from airloop.demo.lifecycle import Echo, Lifecycle, LifecycleError
 from airloop.features.offline import read_partitions
-from airloop.features.store import apply_definitions
 from airloop.monitoring.report import render_timeline
-from airloop.registry.tracking import init_tracking
-from airloop.runtime.airflow_cli import AirflowError, migrate_db
+from airloop.runtime.airflow_cli import AirflowError
 from airloop.runtime.api import ApiClient
-from airloop.runtime.services import Services, wait_http
+from airloop.runtime.services import Services, topology
+from airloop.runtime.stack import set_up_home, wait_until_ready
 from airloop.serving.client import call_service
 from airloop.serving.schema import request_fields
 from airloop.settings import Settings
+from airloop.status import collect_status
 from airloop.usecase import UseCase
 
 DEMO_DAGS = ("feature_pipeline", "experimentation", "model_training", "monitoring")
@@ -50,45 +48,29 @@ class DemoWindow:
         return [self.split + timedelta(days=i) for i in range((self.last - self.split).days)]
 
 
-def set_up_home(settings: Settings, usecase: UseCase) -> None:
-    """Create the home, migrate Airflow's DB, register the Feast definitions, create MLflow's store."""
-    for folder in (settings.home, settings.landing_dir, settings.feast_dir, settings.mlflow_dir):
-        folder.mkdir(parents=True, exist_ok=True)
-    migrate_db(settings)
-    apply_definitions(settings, usecase)
-    # MLflow announces its schema migrations and SQLAlchemy warns about MLflow's mappers.
-    logging.getLogger("mlflow").setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        init_tracking(settings)
-
-
-def wait_until_ready(settings: Settings, client: ApiClient, services: Services) -> None:
-    """Wait for Airflow, the demo's DAGs and the serving API."""
-    client.wait_healthy(services.check_alive)
-    for dag_id in DEMO_DAGS:
-        client.wait_for_dag(dag_id, services.check_alive)
-    wait_http(f"{settings.serving_url}/health", services)
-
-
 def run_demo(
     settings: Settings, usecase: UseCase, window: DemoWindow, trials: int, echo: Echo
-) -> Path:
-    """The whole main job; returns the HTML timeline. Raises DemoStopped with the reason."""
-    echo("1/5 setting up the home (Airflow DB, Feast registry, MLflow)")
+) -> dict[str, Any]:
+    """The whole main job; returns what airloop holds at its end (read while the servers still
+    run, so the champion comes from a tracking server too). Raises DemoStopped with the reason."""
+    echo(
+        f"1/5 setting up the home (Airflow DB, Feast registry, MLflow; {settings.profile} profile)"
+    )
     set_up_home(settings, usecase)
     echo("2/5 landing raw partitions (replay of the data set)")
     land_window(usecase, settings, window.first, window.last)
-    echo("3/5 starting Airflow (api-server, scheduler, dag-processor) and the serving API")
-    with Services(settings) as services:
+    components = topology(settings)
+    echo(f"3/5 starting {', '.join(components)}")
+    with Services(settings, components) as services:
         life = Lifecycle(settings, usecase, ApiClient(settings), services, echo=echo)
         try:
-            wait_until_ready(settings, life.client, services)
+            wait_until_ready(settings, life.client, services, DEMO_DAGS)
             echo("4/5 the first champion")
             life.bootstrap(window.first, window.split, trials)
             show_predictions(settings, usecase, window.split, echo)
             echo("5/5 serving and monitoring, day by day (retraining when monitoring asks)")
             life.monitored_days(window.monitored)
+            state = collect_status(settings, usecase)
         except (LifecycleError, AirflowError) as exc:
             raise DemoStopped(str(exc)) from None
         finally:
@@ -103,7 +85,7 @@ def run_demo(
     drifts = [e for e in life.timeline.events if e["kind"] == "drift"]
     echo(f"  {len(drifts)} monitored days breached a threshold")
     echo(f"timeline:             {page}")
-    return page
+    return state
 
 
 def show_predictions(
@@ -126,4 +108,4 @@ def show_predictions(
         echo(f"    {event_id:<40} score {pred['score']:.3f}")
 
 
-__all__ = ["DemoStopped", "DemoWindow", "run_demo", "set_up_home", "show_predictions"]
+__all__ = ["DemoStopped", "DemoWindow", "run_demo", "show_predictions"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
 
@@ -24,12 +25,21 @@ def repo_objects(kind: str) -> dict[str, Any]:
 
 
 def feast_cli_env() -> dict[str, str]:
-    """The variables ``feature_repo/feature_store.yaml`` reads."""
+    """The variables ``feature_repo/feature_store.yaml`` reads: the profile's registry and stores.
+
+    Feast expands variables in the file before parsing it, and YAML reads JSON, so each
+    variable holds its part of the configuration as JSON.
+    """
+    from airloop.features.store import store_config
+
     settings = get_settings()
     usecase = load_usecase(settings.usecase)
+    config = store_config(settings)
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "AIRLOOP_HOME": str(settings.home),
+        **settings.environment(),
         "AIRLOOP_FEAST_PROJECT": usecase.name,
-        "AIRLOOP_FEAST_REGISTRY": settings.feast_registry,
-        "AIRLOOP_FEAST_ONLINE_PATH": str(settings.online_store_path),
+        "AIRLOOP_FEAST_REGISTRY_CONFIG": json.dumps(config["registry"]),
+        "AIRLOOP_FEAST_OFFLINE_STORE_CONFIG": json.dumps(config["offline_store"]),
+        "AIRLOOP_FEAST_ONLINE_STORE_CONFIG": json.dumps(config["online_store"]),
     }

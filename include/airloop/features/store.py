@@ -29,11 +29,12 @@ class Materialized(Record):
     feature_views: list[str]
 
 
-def repo_config(settings: Settings, usecase: UseCase) -> Any:
-    """Feast's configuration for the use case, from the settings (embedded or production)."""
-    from feast.repo_config import RepoConfig
+def store_config(settings: Settings) -> dict[str, Any]:
+    """Feast's registry and stores for the profile: one source for airloop and the ``feast`` CLI.
 
-    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    Embedded: a registry file, SQLite online. Production: the SQL registry (required for
+    concurrent materialisation), Redis online. Both: DuckDB over the Parquet partitions.
+    """
     if settings.feast_online_store == "redis":
         online: dict[str, Any] = {"type": "redis", "connection_string": settings.feast_redis_url}
     else:
@@ -45,14 +46,20 @@ def repo_config(settings: Settings, usecase: UseCase) -> Any:
             "path": settings.feast_registry_url,
             "cache_ttl_seconds": 60,
         }
+    return {"registry": registry, "offline_store": {"type": "duckdb"}, "online_store": online}
+
+
+def repo_config(settings: Settings, usecase: UseCase) -> Any:
+    """Feast's configuration for the use case, from the settings (embedded or production)."""
+    from feast.repo_config import RepoConfig
+
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
     return RepoConfig(
         project=usecase.name,
         provider="local",
-        registry=registry,
-        offline_store={"type": "duckdb"},
-        online_store=online,
         entity_key_serialization_version=3,
         repo_path=str(settings.feast_dir),
+        **store_config(settings),
     )
 
 

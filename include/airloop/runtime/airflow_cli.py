@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+from airloop.core.files import write_text
 from airloop.settings import Settings
 
 
@@ -41,9 +43,20 @@ def run_airflow_cli(
     return proc
 
 
+def prepare_airflow_home(settings: Settings) -> None:
+    """The home Airflow's components start from; in production, the admin's password file
+    written from ``AIRLOOP_AIRFLOW_ADMIN_PASSWORD`` (the embedded api-server generates one)."""
+    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    if settings.airflow_admin_password is not None:
+        password = settings.airflow_admin_password.get_secret_value()
+        write_text(
+            settings.admin_passwords_file, json.dumps({settings.airflow_admin_user: password})
+        )
+
+
 def migrate_db(settings: Settings) -> None:
     """Create or upgrade Airflow's metadata DB, and the pool online-store writers share."""
-    settings.airflow_home.mkdir(parents=True, exist_ok=True)
+    prepare_airflow_home(settings)
     run_airflow_cli(settings, ["db", "migrate"])
     run_airflow_cli(
         settings,

@@ -21,11 +21,14 @@ TERMINAL = {"success", "failed"}
 
 
 def admin_password(settings: Settings) -> str | None:
-    """The embedded admin's generated password, once the api-server has written it."""
-    path = settings.airflow_home / "simple_auth_manager_passwords.json.generated"
+    """The admin's password: the secret (production), else the one the api-server generated."""
+    if settings.airflow_admin_password is not None:
+        return settings.airflow_admin_password.get_secret_value()
+    path = settings.admin_passwords_file
     if not path.exists():
         return None
-    return json.loads(path.read_text()).get(settings.airflow_admin_user)
+    password: str | None = json.loads(path.read_text()).get(settings.airflow_admin_user)
+    return password
 
 
 class ApiClient:

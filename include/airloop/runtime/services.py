@@ -11,21 +11,67 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from airloop.core.http import answers
 from airloop.core.polling import WaitTimeout, wait_until
-from airloop.runtime.airflow_cli import AirflowError, airflow_bin, airflow_environ
-from airloop.settings import Settings
+from airloop.runtime.airflow_cli import (
+    AirflowError,
+    airflow_bin,
+    airflow_environ,
+    prepare_airflow_home,
+)
+from airloop.settings import Settings, SettingsError
 
 COMPONENTS_ALL = ("api-server", "scheduler", "dag-processor", "triggerer", "serving", "mlflow-ui")
 COMPONENTS_RUN = ("api-server", "scheduler", "dag-processor", "serving")
 _PR_SET_PDEATHSIG = 1
+WORKER_LOG_PORT_STEP = 10  # each Celery worker on one host serves its logs on its own port
+
+
+def topology(settings: Settings, everything: bool = False) -> tuple[str, ...]:
+    """The components to run: the profile's topology (``everything``: with the UIs).
+
+    Production: api-server, scheduler, dag-processor, triggerer, the Celery workers, the MLflow
+    tracking server (when its URI is on this host) and the serving API.
+    """
+    if settings.profile == "production":
+        workers = tuple(f"worker-{i}" for i in range(1, settings.celery_workers + 1))
+        mlflow = ("mlflow",) if tracking_server_is_local(settings) else ()
+        return (
+            "api-server",
+            "scheduler",
+            "dag-processor",
+            "triggerer",
+            *workers,
+            *mlflow,
+            "serving",
+        )
+    return COMPONENTS_ALL if everything else COMPONENTS_RUN
+
+
+def tracking_server_is_local(settings: Settings) -> bool:
+    """Whether the tracking URI names this machine, so ``airloop up`` runs the server."""
+    host = urlsplit(settings.tracking_uri).hostname
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of a process group is still running."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _die_with_parent() -> None:
@@ -46,12 +92,13 @@ class Services:
         """Start every component; each writes its log to ``logs/<component>.log``."""
         logs = self.settings.logs_dir
         logs.mkdir(parents=True, exist_ok=True)
+        prepare_airflow_home(self.settings)
         env = airflow_environ(self.settings)
         for name in self.components:
             with (logs / f"{name}.log").open("ab") as out:
                 self.procs[name] = subprocess.Popen(
                     self.command(name),
-                    env=env,
+                    env={**env, **self.component_env(name)},
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
@@ -59,11 +106,44 @@ class Services:
                 )
         return self
 
+    def component_env(self, name: str) -> dict[str, str]:
+        """What one component's environment adds: a worker's own log port and host name."""
+        if not name.startswith("worker-"):
+            return {}
+        index = int(name.removeprefix("worker-"))
+        port = self.settings.airflow_worker_log_port + WORKER_LOG_PORT_STEP * index
+        return {
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "airloop.runtime.hostname.component_hostname",
+            "AIRLOOP_COMPONENT_HOSTNAME": f"{name}.{socket.gethostname()}",
+        }
+
     def command(self, name: str) -> list[str]:
-        """The command line of a component: Airflow's own, the serving API, the MLflow UI."""
+        """The command line of a component: Airflow's own, a Celery worker, the serving API,
+        the MLflow UI (embedded) or tracking server (production)."""
         bin_dir = Path(sys.executable).parent
+        settings = self.settings
         if name == "serving":
-            return [str(bin_dir / "airloop"), "serve", "--host", self.settings.serving_host]
+            return [
+                str(bin_dir / "airloop"),
+                "serve",
+                "--host",
+                settings.serving_host,
+                "--port",
+                str(settings.serving_port),
+            ]
+        if name.startswith("worker-"):
+            return [
+                airflow_bin(),
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{name}@%h",
+                "--concurrency",
+                str(settings.celery_concurrency),
+            ]
+        if name == "mlflow":
+            return mlflow_server_command(settings, bin_dir)
         if name == "mlflow-ui":
             return [
                 str(bin_dir / "mlflow"),
@@ -92,17 +172,21 @@ class Services:
                 )
 
     def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM every component's process group, SIGKILL what is left after ``timeout``."""
+        """SIGTERM every component's process group and wait until each group is gone (the
+        component and whatever it started); SIGKILL what is left after ``timeout``."""
         for proc in self.procs.values():
             if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for proc in self.procs.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+            while group_alive(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if group_alive(proc.pid):
                 os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            proc.wait()
         self.procs.clear()
 
     def __enter__(self) -> Services:
@@ -123,3 +207,34 @@ def wait_http(url: str, services: Services | None = None, timeout: float = 180.0
         )
     except WaitTimeout as exc:
         raise AirflowError(str(exc)) from None
+
+
+def mlflow_server_command(settings: Settings, bin_dir: Path) -> list[str]:
+    """``mlflow server`` on PostgreSQL, serving artifacts from the shared root, on the tracking
+    URI's port; hosts allowed by name and address so clients in containers reach it too."""
+    if settings.mlflow_backend_store_uri is None:
+        raise SettingsError(
+            "AIRLOOP_MLFLOW_BACKEND_STORE_URI: the tracking server's store"
+            " (postgresql://...), needed to run the MLflow server"
+        )
+    address = urlsplit(settings.tracking_uri)
+    port = str(address.port or 5000)
+    return [
+        str(bin_dir / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        settings.mlflow_backend_store_uri.get_secret_value(),
+        "--serve-artifacts",
+        "--artifacts-destination",
+        settings.mlflow_artifacts,
+        "--host",
+        address.hostname or "127.0.0.1",
+        "--port",
+        port,
+        "--workers",
+        "1",
+        "--allowed-hosts",
+        ",".join(
+            dict.fromkeys(f"{h}:{port}" for h in ("127.0.0.1", "localhost", address.hostname))
+        ),
+    ]

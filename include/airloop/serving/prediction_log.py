@@ -4,8 +4,10 @@ Partitions follow the event's time (``event_time`` when the client sends it, els
 served), so monitoring reads a data interval's predictions from that interval's partitions.
 
 Requests put records into a bounded queue; one writer thread appends them as JSON lines to
-``predictions/<use case>/date=YYYY-MM-DD/hour=HH.jsonl`` and fsyncs each batch. Closing the
-log drains the queue, so a graceful shutdown loses no entry.
+``predictions/<use case>/date=YYYY-MM-DD/hour=HH.<writer>.jsonl`` and fsyncs each batch.
+Each process writes its own files (``<writer>`` is its host and process id), so replicas of
+the service on one shared volume never interleave lines. Closing the log drains the queue,
+so a graceful shutdown loses no entry.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import logging
 import os
 import queue
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +31,7 @@ class PredictionLog:
 
     def __init__(self, root: Path, max_queue: int = 50_000, put_timeout: float = 1.0) -> None:
         self.root = root
+        self.writer = f"{socket.gethostname()}-{os.getpid()}"
         self.put_timeout = put_timeout
         self.dropped = 0
         self.written = 0
@@ -48,7 +52,7 @@ class PredictionLog:
 
     def path_for(self, when: datetime) -> Path:
         """The hourly partition a record of that event time goes to."""
-        return self.root / f"date={when:%Y-%m-%d}" / f"hour={when:%H}.jsonl"
+        return self.root / f"date={when:%Y-%m-%d}" / f"hour={when:%H}.{self.writer}.jsonl"
 
     def _run(self) -> None:
         stopping = False

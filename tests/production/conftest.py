@@ -1,0 +1,202 @@
+"""The production tier: the whole production topology as processes, against this machine's
+PostgreSQL and Redis, in databases of its own that are created here and dropped at the end.
+
+Needs PostgreSQL on 127.0.0.1:5432 (a role that may create databases; ``postgres`` with
+trust auth here) and Redis on 127.0.0.1:6379. Without them the tier fails in CI (CI=true)
+and is skipped elsewhere, with the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import require_service
+
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+PG = "postgres@127.0.0.1:5432"
+AIRLOOP = str(Path(sys.executable).with_name("airloop"))
+PORTS = {
+    "airflow": 8801,
+    "worker_logs": 8802,
+    "trigger_logs": 8803,
+    "serving": 8804,
+    "mlflow": 8810,
+}
+SECOND_REPLICA_PORT = 8805
+
+
+def _admin_engine() -> Any:
+    from sqlalchemy import create_engine
+
+    return create_engine(
+        PG_ADMIN, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
+    )
+
+
+def _free_redis_dbs(count: int) -> list[int]:
+    """Empty Redis databases for this run (1-15), picked from the process id on."""
+    import redis
+
+    found = []
+    for offset in range(15):
+        db = 1 + (os.getpid() + 7 + offset) % 15
+        if redis.Redis(host="127.0.0.1", port=6379, db=db).dbsize() == 0:
+            found.append(db)
+        if len(found) == count:
+            return found
+    pytest.fail("not enough empty Redis databases (1-15) on 127.0.0.1:6379 for this run")
+
+
+@pytest.fixture(scope="session")
+def databases() -> Iterator[dict[str, Any]]:
+    """Three PostgreSQL databases and two Redis databases of this run, dropped afterwards."""
+    import redis
+    from sqlalchemy import text
+
+    engine = _admin_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # the driver's error says what is wrong
+        require_service("PostgreSQL on 127.0.0.1:5432 (user postgres)", str(exc).splitlines()[0])
+    try:
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=3).ping()
+    except redis.exceptions.ConnectionError as exc:
+        require_service("Redis on 127.0.0.1:6379", str(exc))
+    prefix = f"airloop_t{os.getpid()}_{secrets.token_hex(3)}"
+    names = {role: f"{prefix}_{role}" for role in ("airflow", "mlflow", "feast")}
+    with engine.connect() as conn:
+        for name in names.values():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    broker_db, online_db = _free_redis_dbs(2)
+    try:
+        yield {"names": names, "broker_db": broker_db, "online_db": online_db}
+    finally:
+        with engine.connect() as conn:
+            for name in names.values():
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for db in (broker_db, online_db):
+            redis.Redis(host="127.0.0.1", port=6379, db=db).flushdb()
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def production_env(databases: dict[str, Any], tmp_path_factory) -> dict[str, str]:
+    """The variables a production deployment sets: URLs of this run's databases, new secrets."""
+    names = databases["names"]
+    root = tmp_path_factory.mktemp("production")
+    (root / "shared").mkdir()
+    return {
+        "AIRLOOP_PROFILE": "production",
+        "AIRLOOP_HOME": str(root / "home"),
+        "AIRLOOP_SHARED_ROOT": str(root / "shared"),
+        "AIRLOOP_USECASE": "flights",
+        "AIRLOOP_AIRFLOW_DB_URL": f"postgresql+psycopg2://{PG}/{names['airflow']}",
+        "AIRLOOP_CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{databases['broker_db']}",
+        "AIRLOOP_CELERY_RESULT_BACKEND": f"db+postgresql://{PG}/{names['airflow']}",
+        "AIRLOOP_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{PORTS['mlflow']}",
+        "AIRLOOP_MLFLOW_BACKEND_STORE_URI": f"postgresql://{PG}/{names['mlflow']}",
+        "AIRLOOP_FEAST_REGISTRY_URL": f"postgresql+psycopg2://{PG}/{names['feast']}",
+        "AIRLOOP_FEAST_ONLINE_STORE": "redis",
+        "AIRLOOP_FEAST_REDIS_URL": f"127.0.0.1:6379,db={databases['online_db']}",
+        "AIRLOOP_AIRFLOW_PORT": str(PORTS["airflow"]),
+        "AIRLOOP_AIRFLOW_WORKER_LOG_PORT": str(PORTS["worker_logs"]),
+        "AIRLOOP_AIRFLOW_TRIGGER_LOG_PORT": str(PORTS["trigger_logs"]),
+        "AIRLOOP_SERVING_PORT": str(PORTS["serving"]),
+        "AIRLOOP_AIRFLOW_FERNET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        "AIRLOOP_AIRFLOW_SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRLOOP_AIRFLOW_JWT_SECRET": secrets.token_urlsafe(64),
+        "AIRLOOP_AIRFLOW_ADMIN_PASSWORD": secrets.token_urlsafe(16),
+        "AIRLOOP_SERVING_TOKEN": secrets.token_urlsafe(24),
+    }
+
+
+@pytest.fixture(scope="session")
+def user_env(production_env: dict[str, str]) -> dict[str, str]:
+    """A shell with the production variables and nothing of the test session's own."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AIRLOOP"))}
+    return {**base, **production_env}
+
+
+@pytest.fixture(scope="session")
+def settings(production_env: dict[str, str]) -> Any:
+    """The same settings in this process (explicit values win over the session's variables)."""
+    from airloop.settings import Settings
+
+    return Settings(**{k.removeprefix("AIRLOOP_").lower(): v for k, v in production_env.items()})
+
+
+def running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:
+            continue
+        for child in children:
+            found |= {int(child)} | descendants(int(child))
+    return found
+
+
+@pytest.fixture(scope="session")
+def stack(user_env: dict[str, str], settings: Any) -> Iterator[subprocess.Popen[str]]:
+    """``airloop up --profile production`` over six landed days; stopped by SIGKILL at the end,
+    after which no process of the topology may be left."""
+    land = subprocess.run(
+        [AIRLOOP, "land", "--start", "2013-01-01", "--days", "6"],
+        env=user_env,
+        capture_output=True,
+        text=True,
+    )
+    assert land.returncode == 0, land.stderr[-3000:]
+    up = subprocess.Popen(
+        [AIRLOOP, "up", "--no-land"],
+        env=user_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    assert up.stdout is not None
+    while True:
+        line = up.stdout.readline()
+        lines.append(line)
+        if line.startswith("Ctrl-C") or (not line and up.poll() is not None):
+            break
+    assert "profile:    production" in "".join(lines), "".join(lines)[-4000:]
+    started = descendants(up.pid)
+    try:
+        yield up
+    finally:
+        started |= descendants(up.pid)
+        # The harshest end: SIGKILL leaves airloop no chance to stop anything itself; every
+        # component was told by the kernel to stop when its parent died.
+        up.send_signal(signal.SIGKILL)
+        up.wait(timeout=30)
+        deadline = time.monotonic() + 60
+        while any(running(p) for p in started) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        left = {p for p in started if running(p)}
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        assert not left, f"processes of the topology left after SIGKILL: {left}"

@@ -1,0 +1,230 @@
+"""The loop on the production profile: PostgreSQL, Redis, two Celery workers, an MLflow tracking
+server and Feast's SQL registry, all real processes, driven as a user would (CLI and REST)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.production.conftest import AIRLOOP, SECOND_REPLICA_PORT
+
+pytestmark = pytest.mark.production
+FIRST_DAYS = 3  # the feature pipeline's intervals before the first champion
+
+
+def day(d: int) -> datetime:
+    return datetime(2013, 1, d, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def client(stack, settings):
+    from airloop.runtime.api import ApiClient
+
+    return ApiClient(settings)
+
+
+def wait_all(client: Any, dag_id: str, runs: list[dict[str, Any]]) -> list[str]:
+    return [client.wait_for_run(dag_id, r["dag_run_id"], timeout=600)["state"] for r in runs]
+
+
+def test_doctor_passes_on_the_running_topology(stack, user_env) -> None:
+    out = subprocess.run([AIRLOOP, "doctor"], env=user_env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for check in (
+        "Airflow metadata DB",
+        "Celery broker",
+        "MLflow tracking server",
+        "Feast registry",
+    ):
+        assert any(line.startswith("ok") and check in line for line in out.stdout.splitlines()), (
+            out.stdout
+        )
+    assert "the api-server signs with this environment's JWT secret" in out.stdout
+
+
+def test_feature_pipeline_runs_on_the_celery_workers(client) -> None:
+    days = [day(d).date() for d in range(1, FIRST_DAYS + 1)]
+    runs = client.queue_intervals("feature_pipeline", days, "production tier")
+    assert wait_all(client, "feature_pipeline", runs) == ["success"] * FIRST_DAYS
+
+
+def test_training_registers_a_champion_with_lineage_on_the_tracking_server(client, settings):
+    from airloop.registry.tracking import configure
+
+    window = {"window_start": "2013-01-01", "window_end": f"2013-01-{FIRST_DAYS + 1:02d}"}
+    run = client.trigger("model_training", window)
+    assert wait_all(client, "model_training", [run]) == ["success"]
+    mlflow = configure(settings)
+    assert settings.tracking_uri.startswith("http://")
+    champion = mlflow.get_model_version_by_alias("flight_delay", "champion")
+    tags = champion.tags
+    assert tags["airloop.run_id"] == run["dag_run_id"]
+    assert tags["airloop.feature_service"] == "flight_delay_v1"
+    assert tags["airloop.deploy"].startswith(
+        f"ok: {settings.serving_url} serves v{champion.version}"
+    )
+    # Artifacts go through the server to the shared root, not to a local folder.
+    artifacts = {a.path for a in mlflow.list_artifacts(champion.run_id)}
+    assert {"evaluation", "reference"} <= artifacts
+    assert any((settings.shared / "mlflow-artifacts").rglob("reference.parquet"))
+
+
+def test_the_champion_answers_with_online_features_from_redis(settings) -> None:
+    import redis
+
+    from airloop.core.http import HttpError, request_json
+    from airloop.features.store import feature_store
+
+    store = feature_store(settings, _flights())
+    online = store.get_online_features(
+        features=store.get_feature_service("flight_delay_v1"),
+        entity_rows=[{"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}],
+        full_feature_names=True,
+    ).to_dict()
+    assert online["carrier_delays__count_1d"][0] > 0
+    db = int(settings.feast_redis_url.rsplit("db=", 1)[1])
+    assert redis.Redis(host="127.0.0.1", port=6379, db=db).dbsize() > 100
+    body = {"instances": [{**ENTITY, "distance": 1400, "hour": 5, "month": 1}]}
+    url = f"{settings.serving_url}/v1/predict"
+    with pytest.raises(HttpError) as refused:
+        request_json("POST", url, body)
+    assert refused.value.status == 401
+    answer = request_json("POST", url, body, token=settings.serving_token)
+    assert answer["model"]["name"] == "flight_delay"
+    assert answer["predictions"][0]["missing_features"] == []
+
+
+ENTITY = {"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}
+
+
+def _flights() -> Any:
+    from airloop.usecase import load_usecase
+
+    return load_usecase("flights")
+
+
+def write_drifted_traffic(settings: Any, version: str, d: int, n: int = 3200) -> None:
+    """What the service would have logged for day d had every number moved 5 standard deviations."""
+    from airloop.core.columns import EVENT_ID, EVENT_TS, LABEL, SCORE
+    from airloop.monitoring.readers import load_reference
+    from airloop.serving.prediction_log import PredictionLog
+
+    uc = _flights()
+    rows = load_reference(settings, uc, version).sample(n, replace=True, random_state=d)
+    rng = np.random.default_rng(d)
+    rows[EVENT_TS] = day(d) + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s")
+    inputs = [c for c in rows.columns if c not in (EVENT_ID, EVENT_TS, LABEL, SCORE)]
+    for column in inputs:
+        if column not in uc.training.categorical and pd.api.types.is_numeric_dtype(rows[column]):
+            rows[column] = rows[column] + 5 * (rows[column].std() or 1.0)
+    writer = PredictionLog(settings.prediction_log_dir(uc.name))
+    now = datetime.now(UTC).isoformat()
+    for i, row in enumerate(rows.to_dict("records")):
+        writer.append(
+            {
+                "request_id": f"drift-{d}-{i}",
+                "index": 0,
+                "time": now,
+                "event_id": f"{row[EVENT_ID]}-{d}-{i}",
+                "event_time": pd.Timestamp(row[EVENT_TS]).isoformat(),
+                "entities": {},
+                "features": {c: (None if pd.isna(row[c]) else row[c]) for c in inputs},
+                "model": "flight_delay",
+                "model_version": version,
+                "score": float(row[SCORE]),
+            }
+        )
+    writer.close()
+
+
+def test_drift_opens_a_request_that_retrains_through_the_asset(client, settings) -> None:
+    from airloop.monitoring.ledger import FeedbackLedger
+    from airloop.registry.models import alias_version
+
+    version = alias_version(settings, "flight_delay")
+    assert version is not None
+    for d in (4, 5):
+        write_drifted_traffic(settings, version, d)
+    before = {r["dag_run_id"] for r in client.dag_runs("model_training")}
+    runs = client.queue_intervals("monitoring", [day(4).date(), day(5).date()], "production tier")
+    assert wait_all(client, "monitoring", runs) == ["success", "success"]
+    ledger = FeedbackLedger(settings.monitoring_root("flights"))
+    assert [ledger.decision_for(day(d))["action"] for d in (4, 5)] == ["waiting", "requested"]
+    [request] = ledger.requests()
+    assert request["reasons"][0]["check"] == "data_drift"
+    deadline = time.monotonic() + 180
+    retrain: list[dict[str, Any]] = []
+    while not retrain and time.monotonic() < deadline:
+        retrain = [
+            r
+            for r in client.dag_runs("model_training")
+            if r["dag_run_id"] not in before and r["run_type"] == "asset_triggered"
+        ]
+        time.sleep(1)
+    assert retrain, "the retrain request started no model_training run"
+    client.wait_for_run("model_training", retrain[0]["dag_run_id"], timeout=600)
+    closed = ledger.request(request["request_id"])
+    assert closed is not None and closed["status"] == "closed"
+    assert closed["outcome"]["result"] in ("promoted", "refused by the gate")
+
+
+def test_tasks_ran_under_celery_on_both_workers(settings) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(settings.airflow_db_conn)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT hostname, count(*), count(external_executor_id) FROM task_instance"
+                " WHERE state = 'success' GROUP BY hostname"
+            )
+        ).fetchall()
+    engine.dispose()
+    by_host = {host.split(".")[0]: (total, celery) for host, total, celery in rows}
+    assert set(by_host) == {"worker-1", "worker-2"}, by_host
+    assert all(total == celery and total > 0 for total, celery in by_host.values()), by_host
+
+
+def test_two_serving_replicas_both_take_a_new_champion(stack, user_env, settings) -> None:
+    from airloop.core.http import request_json
+    from airloop.core.polling import wait_until
+    from airloop.registry.tracking import configure
+
+    env = {**user_env, "AIRLOOP_SERVING_PORT": str(SECOND_REPLICA_PORT)}
+    replica = subprocess.Popen(
+        [AIRLOOP, "serve", "--port", str(SECOND_REPLICA_PORT), "--poll", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    urls = [settings.serving_url, f"http://127.0.0.1:{SECOND_REPLICA_PORT}"]
+    try:
+
+        def version_at(url: str) -> str | None:
+            try:
+                return str(request_json("GET", f"{url}/ready", timeout=5)["model"]["version"])
+            except Exception:
+                return None
+
+        wait_until(lambda: version_at(urls[1]), timeout=120, what="the second replica ready")
+        mlflow = configure(settings)
+        champion = mlflow.get_model_version_by_alias("flight_delay", "champion")
+        import mlflow as mlflow_module
+
+        new = mlflow_module.register_model(f"runs:/{champion.run_id}/model", "flight_delay")
+        mlflow.set_registered_model_alias("flight_delay", "champion", new.version)
+        both = wait_until(
+            lambda: all(version_at(u) == str(new.version) for u in urls),
+            timeout=60,
+            what="both replicas serving the new champion",
+        )
+        assert both
+    finally:
+        replica.terminate()
+        replica.wait(timeout=30)
