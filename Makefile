@@ -16,6 +16,7 @@ help:
 	@echo "make lint    ruff (with Airflow's AIR rules), mypy and the layer contract (lint-imports)"
 	@echo "make parse   import every DAG file and report errors and timings"
 	@echo "make bench   drift against Evidently; serving against mlflow models serve and feast serve"
+	@echo "make bench-scaling  production vs embedded, 1 vs 2 Celery workers, 1 vs 2 serving replicas"
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -56,10 +57,14 @@ bench: $(STAMP)
 	@test -n "$$($(BIN)/airloop status --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["champion"] or "")')" || $(BIN)/airloop demo
 	$(BIN)/python benchmarks/serving.py
 
+# Needs PostgreSQL and Redis on 127.0.0.1 (makes and drops databases of its own); ~30 minutes.
+bench-scaling: $(STAMP)
+	$(BIN)/python benchmarks/scaling.py
+
 lock:
 	$(UV) lock
 
 clean:
 	rm -rf .airloop
 
-.PHONY: help venv demo up lint parse test bench lock clean
+.PHONY: help venv demo up lint parse test bench bench-scaling lock clean

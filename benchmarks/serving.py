@@ -11,17 +11,16 @@ Needs a home with a champion (``make demo`` makes one). Results go to benchmarks
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from load import REQUESTS, Client, measure, poster
 
 from airloop.runtime.airflow_cli import airflow_environ
 from airloop.settings import get_settings
@@ -30,8 +29,6 @@ from airloop.usecase import load_usecase
 ROOT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 PORTS = {"airloop": 8601, "mlflow": 8602, "feast": 8603}
-REQUESTS = int(os.environ.get("BENCH_REQUESTS", "400"))
-WARMUP = 50
 ENTITY = {"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}
 REQUEST_FIELDS = {"distance": 1400, "hour": 5, "month": 1}
 
@@ -54,65 +51,6 @@ def wait(url: str, timeout: float = 180) -> None:
             pass
         time.sleep(0.5)
     raise SystemExit(f"{url} did not come up; see benchmarks/results/*.log")
-
-
-class Client:
-    """One keep-alive connection per thread, like a real client pool."""
-
-    def __init__(self, port: int) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-
-    def post(self, path: str, body: bytes) -> bytes:
-        self.conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
-        resp = self.conn.getresponse()
-        data = resp.read()
-        if resp.status != 200:
-            raise RuntimeError(f"{path} -> {resp.status}: {data[:200]!r}")
-        return data
-
-
-def poster(port: int, path: str, body: bytes) -> Any:
-    """A factory of calls, each thread with a connection of its own."""
-
-    def factory() -> Any:
-        client = Client(port)
-        return lambda: client.post(path, body)
-
-    return factory
-
-
-def measure(call_factory: Any, concurrency: int) -> dict[str, float]:
-    """Latency percentiles and throughput for ``REQUESTS`` calls split over ``concurrency`` threads."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-    per_thread = REQUESTS // concurrency
-
-    def worker() -> None:
-        call = call_factory()
-        for _ in range(WARMUP // concurrency):
-            call()
-        mine = []
-        for _ in range(per_thread):
-            t0 = time.perf_counter()
-            call()
-            mine.append(time.perf_counter() - t0)
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
-    began = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - began
-    latencies.sort()
-    return {
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
-        "rps": len(latencies) / elapsed,
-        "requests": len(latencies),
-    }
 
 
 def main() -> None:

@@ -33,6 +33,27 @@ get_settings.cache_clear()
 os.environ.update(get_settings().airflow_env())
 
 
+def running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie waiting to be reaped (Linux /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (Linux /proc)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except FileNotFoundError:
+            continue
+        for child in children:
+            found |= {int(child)} | descendants(int(child))
+    return found
+
+
 def require_service(name: str, problem: str) -> None:
     """A test that needs a service: fails in CI (``CI=true``) naming it, skips elsewhere, never silently."""
     if os.environ.get("CI", "").lower() == "true":

@@ -27,6 +27,7 @@ from airloop.core.paths import checkout_root
 
 Profile = Literal["embedded", "production"]
 EMBEDDED_EXECUTOR = "airloop.orchestration.executor.PreloadingLocalExecutor"
+CELERY_CONFIG = "airloop.orchestration.celery_workers.CELERY_CONFIG"  # preloads in workers
 
 
 class SettingsError(PermanentError, ValueError):
@@ -85,7 +86,7 @@ class Settings(BaseSettings):
     # Serving: the online API that deploys move to the new champion.
     serving_host: str = "127.0.0.1"
     serving_port: int = 8300
-    serving_token: str | None = None  # required in production
+    serving_token: SecretStr | None = None  # required in production
     mlflow_ui_port: int = 8500
 
     # MLflow: SQLite backend and local artifacts unless a tracking server is given.
@@ -311,6 +312,7 @@ class Settings(BaseSettings):
             env["AIRFLOW__CELERY__RESULT_BACKEND"] = self.celery_result_backend
         if self.profile == "production":
             env["AIRFLOW__CELERY__WORKER_CONCURRENCY"] = str(self.celery_concurrency)
+            env["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"] = CELERY_CONFIG
         return env
 
     @property

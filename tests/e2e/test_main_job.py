@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import descendants, running
+
 # One time budget for each test here, the demo included (its fixture runs inside the first
 # test); pytest-timeout enforces it and ends the demo, whose servers stop with it.
 BUDGET_SECONDS = 1500
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(BUDGET_SECONDS)]
 AIRLOOP = str(Path(sys.executable).with_name("airloop"))
 
@@ -102,23 +105,6 @@ def test_status_json_reports_the_same_state(demo, user_env: dict[str, str]) -> N
     assert len(monitoring["requests"]) >= 1
     assert monitoring["requests"][0]["status"] == "closed"
     assert monitoring["requests"][0]["outcome"] in ("promoted", "refused by the gate")
-
-
-def running(pid: int) -> bool:
-    """Whether a process exists and is not a zombie waiting to be reaped."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (Linux /proc)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        for child in (task / "children").read_text().split():
-            found |= {int(child)} | descendants(int(child))
-    return found
 
 
 def test_up_serves_the_ui_with_the_dag_and_its_runs(demo, user_env: dict[str, str]) -> None:

@@ -8,7 +8,7 @@ shifts every numeric input by five standard deviations.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -16,35 +16,9 @@ import pandas as pd
 import pytest
 
 from tests.integration.conftest import day, load_dag
+from tests.traffic import drifted, like_the_reference, write_served
 
 pytestmark = pytest.mark.integration
-
-
-def write_served(settings: Any, usecase: Any, rows: pd.DataFrame, version: str) -> None:
-    """Append rows as the service logs predictions, with the events' ids and times."""
-    from airloop.core.columns import EVENT_ID, EVENT_TS, LABEL
-    from airloop.core.columns import SCORE as SCORE_COLUMN
-    from airloop.serving.prediction_log import PredictionLog
-
-    inputs = [c for c in rows.columns if c not in (EVENT_ID, EVENT_TS, LABEL, SCORE_COLUMN)]
-    writer = PredictionLog(settings.prediction_log_dir(usecase.name))
-    now = datetime.now(UTC).isoformat()
-    for i, row in enumerate(rows.to_dict("records")):
-        writer.append(
-            {
-                "request_id": f"test-{i}",
-                "index": 0,
-                "time": now,
-                "event_id": row[EVENT_ID],
-                "event_time": pd.Timestamp(row[EVENT_TS]).tz_convert(UTC).isoformat(),
-                "entities": {},
-                "features": {c: (None if pd.isna(row[c]) else row[c]) for c in inputs},
-                "model": "flight_delay",
-                "model_version": version,
-                "score": float(row[SCORE_COLUMN]),
-            }
-        )
-    writer.close()
 
 
 def reference_rows(settings: Any, usecase: Any, version: str, d: int) -> pd.DataFrame:
@@ -54,38 +28,6 @@ def reference_rows(settings: Any, usecase: Any, version: str, d: int) -> pd.Data
     reference = load_reference(settings, usecase, version)
     stamps = pd.to_datetime(reference[EVENT_TS], utc=True)
     return reference[(stamps >= day(d)) & (stamps < day(d + 1))].copy()
-
-
-def like_the_reference(
-    settings: Any, usecase: Any, version: str, d: int, n: int = 3200, seed: int = 0
-) -> pd.DataFrame:
-    """Traffic drawn from the training distribution itself, stamped inside day d: no drift.
-
-    3,200 rows a day: the flights use case gives no verdict on fewer than 3,000 in its window.
-    """
-    from airloop.core.columns import EVENT_TS
-    from airloop.monitoring.readers import load_reference
-
-    rows = load_reference(settings, usecase, version).sample(n, random_state=seed).copy()
-    rng = np.random.default_rng(seed)
-    rows[EVENT_TS] = day(d) + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s")
-    return rows
-
-
-def drifted(rows: pd.DataFrame, usecase: Any) -> pd.DataFrame:
-    from airloop.core.columns import EVENT_ID, EVENT_TS, LABEL
-    from airloop.core.columns import SCORE as SCORE_COLUMN
-
-    out = rows.copy()
-    for column in out.columns:
-        if (
-            column in (EVENT_ID, EVENT_TS, LABEL, SCORE_COLUMN)
-            or column in usecase.training.categorical
-        ):
-            continue
-        if pd.api.types.is_numeric_dtype(out[column]):
-            out[column] = out[column] + 5 * (out[column].std() or 1.0)
-    return out
 
 
 @pytest.fixture(scope="module")

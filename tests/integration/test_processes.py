@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from airloop.core.http import answers
+from tests.conftest import running
 
 pytestmark = pytest.mark.integration
 PORT = 8396
@@ -33,14 +34,6 @@ with Services(Settings(), ("mlflow-ui",)) as services:
     print(json.dumps({name: p.pid for name, p in services.procs.items()}), flush=True)
     time.sleep(600)
 """
-
-
-def alive(pid: int) -> bool:
-    """Whether a process exists and is not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
 
 
 @pytest.mark.parametrize("ending", ["SIGINT", "SIGTERM", "SIGKILL"])
@@ -59,14 +52,16 @@ def test_components_stop_whichever_way_their_supervisor_ends(tmp_path: Path, end
         pid = json.loads(parent.stdout.readline())["mlflow-ui"]
         deadline = time.monotonic() + 120
         while not answers(f"http://127.0.0.1:{PORT}/") and time.monotonic() < deadline:
-            assert alive(pid), "the MLflow UI did not start"
+            assert running(pid), "the MLflow UI did not start"
             time.sleep(0.5)
         parent.send_signal(getattr(signal, ending))
         parent.wait(timeout=60)
         deadline = time.monotonic() + 60
-        while (alive(pid) or answers(f"http://127.0.0.1:{PORT}/")) and time.monotonic() < deadline:
+        while (
+            running(pid) or answers(f"http://127.0.0.1:{PORT}/")
+        ) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not alive(pid), f"the MLflow UI outlived its supervisor's {ending}"
+        assert not running(pid), f"the MLflow UI outlived its supervisor's {ending}"
         assert not answers(f"http://127.0.0.1:{PORT}/"), "its worker still answers"
     finally:
         parent.kill()

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import require_service
+from tests.conftest import descendants, require_service, running
 
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PG = "postgres@127.0.0.1:5432"
@@ -135,27 +135,6 @@ def settings(production_env: dict[str, str]) -> Any:
     from airloop.settings import Settings
 
     return Settings(**{k.removeprefix("AIRLOOP_").lower(): v for k, v in production_env.items()})
-
-
-def running(pid: int) -> bool:
-    """Whether a process exists and is not a zombie waiting to be reaped."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
-def descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (Linux /proc)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children = (task / "children").read_text().split()
-        except FileNotFoundError:
-            continue
-        for child in children:
-            found |= {int(child)} | descendants(int(child))
-    return found
 
 
 @pytest.fixture(scope="session")

@@ -5,21 +5,15 @@ from __future__ import annotations
 
 import subprocess
 import time
-from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from tests.production.conftest import AIRLOOP, SECOND_REPLICA_PORT
+from tests.traffic import day, drifted, like_the_reference, write_served
 
 pytestmark = pytest.mark.production
 FIRST_DAYS = 3  # the feature pipeline's intervals before the first champion
-
-
-def day(d: int) -> datetime:
-    return datetime(2013, 1, d, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +89,7 @@ def test_the_champion_answers_with_online_features_from_redis(settings) -> None:
     with pytest.raises(HttpError) as refused:
         request_json("POST", url, body)
     assert refused.value.status == 401
-    answer = request_json("POST", url, body, token=settings.serving_token)
+    answer = request_json("POST", url, body, token=settings.serving_token.get_secret_value())
     assert answer["model"]["name"] == "flight_delay"
     assert answer["predictions"][0]["missing_features"] == []
 
@@ -109,40 +103,6 @@ def _flights() -> Any:
     return load_usecase("flights")
 
 
-def write_drifted_traffic(settings: Any, version: str, d: int, n: int = 3200) -> None:
-    """What the service would have logged for day d had every number moved 5 standard deviations."""
-    from airloop.core.columns import EVENT_ID, EVENT_TS, LABEL, SCORE
-    from airloop.monitoring.readers import load_reference
-    from airloop.serving.prediction_log import PredictionLog
-
-    uc = _flights()
-    rows = load_reference(settings, uc, version).sample(n, replace=True, random_state=d)
-    rng = np.random.default_rng(d)
-    rows[EVENT_TS] = day(d) + pd.to_timedelta(rng.integers(0, 86_400, n), unit="s")
-    inputs = [c for c in rows.columns if c not in (EVENT_ID, EVENT_TS, LABEL, SCORE)]
-    for column in inputs:
-        if column not in uc.training.categorical and pd.api.types.is_numeric_dtype(rows[column]):
-            rows[column] = rows[column] + 5 * (rows[column].std() or 1.0)
-    writer = PredictionLog(settings.prediction_log_dir(uc.name))
-    now = datetime.now(UTC).isoformat()
-    for i, row in enumerate(rows.to_dict("records")):
-        writer.append(
-            {
-                "request_id": f"drift-{d}-{i}",
-                "index": 0,
-                "time": now,
-                "event_id": f"{row[EVENT_ID]}-{d}-{i}",
-                "event_time": pd.Timestamp(row[EVENT_TS]).isoformat(),
-                "entities": {},
-                "features": {c: (None if pd.isna(row[c]) else row[c]) for c in inputs},
-                "model": "flight_delay",
-                "model_version": version,
-                "score": float(row[SCORE]),
-            }
-        )
-    writer.close()
-
-
 def test_drift_opens_a_request_that_retrains_through_the_asset(client, settings) -> None:
     from airloop.monitoring.ledger import FeedbackLedger
     from airloop.registry.models import alias_version
@@ -150,7 +110,8 @@ def test_drift_opens_a_request_that_retrains_through_the_asset(client, settings)
     version = alias_version(settings, "flight_delay")
     assert version is not None
     for d in (4, 5):
-        write_drifted_traffic(settings, version, d)
+        rows = drifted(like_the_reference(settings, _flights(), version, d, seed=d), _flights())
+        write_served(settings, _flights(), rows, version)
     before = {r["dag_run_id"] for r in client.dag_runs("model_training")}
     runs = client.queue_intervals("monitoring", [day(4).date(), day(5).date()], "production tier")
     assert wait_all(client, "monitoring", runs) == ["success", "success"]

@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from airloop.serving.client import serving_token
 from airloop.serving.errors import error_response, install_error_handlers, scoring_message
 from airloop.serving.guard import GuardMiddleware
 from airloop.serving.metrics import Metrics
@@ -66,7 +67,7 @@ def create_app(
     app.add_middleware(
         GuardMiddleware,
         metrics=predictor.metrics,
-        token=token if token is not None else settings.serving_token,
+        token=token if token is not None else serving_token(settings),
         paths=[getattr(route, "path", "") for route in app.routes],
     )
     return app

@@ -13,8 +13,13 @@ def call_service(
 ) -> Any:
     """One call to the service at ``settings.serving_url``, with its token when one is set."""
     return request_json(
-        method, settings.serving_url + path, body, token=settings.serving_token, timeout=timeout
+        method, settings.serving_url + path, body, token=serving_token(settings), timeout=timeout
     )
+
+
+def serving_token(settings: Settings) -> str | None:
+    """The bearer token the service requires, if one is set."""
+    return settings.serving_token.get_secret_value() if settings.serving_token else None
 
 
 def service_alive(settings: Settings) -> bool:
