@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     serving_token: SecretStr | None = None  # required in production
     mlflow_ui_port: int = 8500
 
+    # Containerised stages (C5): model_training's train step and batch scoring run in this
+    # image through the Docker provider; the shared root is reached at the engine's source.
+    training_image: str | None = None
+    container_shared_source: str | None = None  # a volume name or host path; default: shared
+
     # MLflow: SQLite backend and local artifacts unless a tracking server is given.
     mlflow_tracking_uri: str | None = None
     # The tracking server `airloop up --profile production` runs: its store and artifacts.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -96,3 +97,29 @@ def test_monitoring_feeds_model_training_through_the_retrain_asset(dagbag) -> No
     close = training.get_task("close_retrain_request")
     assert close.trigger_rule == "all_done"
     assert close.upstream_task_ids == {"deploy_model"}
+
+
+def test_a_training_image_moves_the_train_step_and_batch_scoring_into_containers() -> None:
+    """AIRLOOP_TRAINING_IMAGE: the same DAGs, with those two tasks run by the Docker provider."""
+    probe = (
+        "import json, sys\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(REPO / 'dags')!r})\n"
+        "train = bag.dags['model_training'].get_task('train_model')\n"
+        "score = bag.dags['batch_inference'].get_task('score_interval')\n"
+        "print(json.dumps({'errors': list(bag.import_errors), 'train': type(train).__name__,"
+        " 'command': train.command, 'image': train.image, 'score': type(score).__name__,"
+        " 'heavy': sorted({m.split('.')[0] for m in sys.modules} & set(%r)),"
+        " 'up': sorted(train.upstream_task_ids), 'down': sorted(train.downstream_task_ids)}))\n"
+    ) % list(HEAVY)
+    env = {**os.environ, "AIRLOOP_TRAINING_IMAGE": "airloop:test"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["errors"] == [] and got["heavy"] == []
+    assert got["train"] == got["score"] == "StageInContainer" and got["image"] == "airloop:test"
+    assert got["command"][:3] == ["airloop", "stage", "train-model"]
+    assert "airloop_lineage(dag_run, triggering_asset_events)" in " ".join(got["command"])
+    assert got["up"] == ["build_training_set", "validate_training_set"]
+    assert got["down"] == ["evaluate_model", "register_model"]

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_service
+from tests.conftest import free_redis_dbs, require_service
 from tests.integration.conftest import day, last_landed_temp, online_values_for
 
 pytestmark = pytest.mark.integration
 REDIS = ("127.0.0.1", 6379)
-
-
-def free_redis_db(redis) -> int:
-    """An empty Redis database for this session (1-15, starting from one picked by pid)."""
-    for offset in range(15):
-        db = 1 + (os.getpid() + offset) % 15
-        if redis.Redis(host=REDIS[0], port=REDIS[1], db=db).dbsize() == 0:
-            return db
-    pytest.fail("no empty Redis database (1-15) on 127.0.0.1:6379 for this session")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +22,7 @@ def redis_settings(tmp_path_factory):
         redis.Redis(host=REDIS[0], port=REDIS[1], socket_connect_timeout=3).ping()
     except redis.exceptions.ConnectionError as exc:
         require_service("Redis on 127.0.0.1:6379 (the production profile's online store)", str(exc))
-    db = free_redis_db(redis)
+    [db] = free_redis_dbs(1)
     client = redis.Redis(host=REDIS[0], port=REDIS[1], db=db)
     from airloop.settings import Settings
 

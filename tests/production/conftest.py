@@ -21,9 +21,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import descendants, require_service, running
+from tests.conftest import (
+    descendants,
+    free_redis_dbs,
+    pg_admin_engine,
+    require_service,
+    running,
+)
 
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PG = "postgres@127.0.0.1:5432"
 AIRLOOP = str(Path(sys.executable).with_name("airloop"))
 PORTS = {
@@ -36,35 +41,13 @@ PORTS = {
 SECOND_REPLICA_PORT = 8805
 
 
-def _admin_engine() -> Any:
-    from sqlalchemy import create_engine
-
-    return create_engine(
-        PG_ADMIN, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
-    )
-
-
-def _free_redis_dbs(count: int) -> list[int]:
-    """Empty Redis databases for this run (1-15), picked from the process id on."""
-    import redis
-
-    found = []
-    for offset in range(15):
-        db = 1 + (os.getpid() + 7 + offset) % 15
-        if redis.Redis(host="127.0.0.1", port=6379, db=db).dbsize() == 0:
-            found.append(db)
-        if len(found) == count:
-            return found
-    pytest.fail("not enough empty Redis databases (1-15) on 127.0.0.1:6379 for this run")
-
-
 @pytest.fixture(scope="session")
 def databases() -> Iterator[dict[str, Any]]:
     """Three PostgreSQL databases and two Redis databases of this run, dropped afterwards."""
     import redis
     from sqlalchemy import text
 
-    engine = _admin_engine()
+    engine = pg_admin_engine()
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -79,7 +62,7 @@ def databases() -> Iterator[dict[str, Any]]:
     with engine.connect() as conn:
         for name in names.values():
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    broker_db, online_db = _free_redis_dbs(2)
+    broker_db, online_db = free_redis_dbs(2)
     try:
         yield {"names": names, "broker_db": broker_db, "online_db": online_db}
     finally:

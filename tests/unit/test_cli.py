@@ -19,7 +19,8 @@ from airloop.settings import get_settings
 
 COMMANDS = {
     "setup", "land", "run", "backfill", "experiment", "train", "evaluate", "serve", "rollback",
-    "score", "monitor", "demo", "status", "up", "doctor", "airflow", "feast",
+    "score", "monitor", "demo", "status", "up", "doctor", "airflow", "feast", "worker",
+    "tracking-server", "stage",
 }  # fmt: skip
 
 
@@ -50,7 +51,7 @@ def test_help_lists_every_command(runner: CliRunner) -> None:
     assert result.exit_code == 0, result.output
     assert "Usage: airloop [OPTIONS] COMMAND [ARGS]..." in result.output
     # Each command opens a row of the Commands panel: "│ <name>   <help>".
-    listed = set(re.findall(r"^\W (\w+) {2,}\S", result.output, re.MULTILINE))
+    listed = set(re.findall(r"^\W (\w[\w-]*) {2,}\S", result.output, re.MULTILINE))
     assert listed == COMMANDS
     assert set(typer.main.get_command(app).commands) == COMMANDS  # type: ignore[attr-defined]
 

@@ -1,7 +1,7 @@
 """The ``airloop`` command: one entry point per stage, for shells, notebooks and containers.
 
 Commands live in modules by what they act on (``data``, ``model``, ``serve``, ``monitor``,
-``stack``, ``tools``) and register on one app; errors no retry can fix print their message,
+``stack``, ``tools``, and ``stage``: one DAG stage as a container runs it) and register on one app; errors no retry can fix print their message,
 not a traceback.
 """
 
@@ -14,7 +14,7 @@ import warnings
 
 import typer
 
-from airloop.cli import data, model, monitor, serve, stack, tools  # noqa: F401  (register)
+from airloop.cli import data, model, monitor, serve, stack, stage, tools  # noqa: F401  (register)
 from airloop.cli.common import app
 from airloop.core.errors import PermanentError
 from airloop.usecase import UseCaseError

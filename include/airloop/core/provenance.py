@@ -1,10 +1,16 @@
-"""Where code and environment came from: git commit and lock file digest (P3, P4)."""
+"""Where code and environment came from: git commit and lock file digest (P3, P4).
+
+From the source checkout when there is one; in the image, from what the build recorded
+(``AIRLOOP_GIT_COMMIT``, and the lock file it installed from, ``AIRLOOP_LOCK_FILE``).
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from functools import cache
+from pathlib import Path
 
 from airloop.core.paths import PACKAGE_DIR, checkout_root
 
@@ -14,7 +20,7 @@ def git_commit() -> str:
     """The checkout's commit (with ``+dirty`` if it has local changes), or ``unknown``."""
     root = checkout_root()
     if root is None:
-        return "unknown"
+        return os.environ.get("AIRLOOP_GIT_COMMIT") or "unknown"
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
@@ -37,7 +43,7 @@ def git_commit() -> str:
 def lock_hash() -> str:
     """SHA-256 of ``uv.lock``: the exact environment the code ran in."""
     root = checkout_root() or PACKAGE_DIR
-    lock = root / "uv.lock"
+    lock = Path(os.environ.get("AIRLOOP_LOCK_FILE") or root / "uv.lock")
     if not lock.is_file():
         return "unknown"
     return hashlib.sha256(lock.read_bytes()).hexdigest()

@@ -39,9 +39,11 @@ class Record(BaseModel):
 
     @classmethod
     def from_dict(cls, value: Any) -> Self:
-        """The record a task receives from XCom (or a JSON file), validated."""
+        """The record a task receives from XCom (or a JSON file or text), validated."""
         if isinstance(value, cls):
             return value
+        if isinstance(value, str | bytes):
+            return cls.model_validate_json(value)
         return cls.model_validate(value)
 
 
@@ -71,3 +73,7 @@ def to_json(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [to_json(v) for v in value]
     return json_safe(value)
+
+
+RESULT_LINE = "AIRLOOP_RESULT "
+"""How ``airloop stage`` prints a stage's record, so the task that ran it in a container finds it."""

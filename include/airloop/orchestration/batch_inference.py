@@ -15,6 +15,7 @@ from airloop.orchestration.tasks import (
     run_stage,
     schedule_bounds,
 )
+from airloop.settings import get_settings
 
 
 @task
@@ -35,6 +36,7 @@ def build_batch_inference(doc_md: str | None = None) -> DAG:
     usecase, ref = active_usecase()
     start, end = schedule_bounds(usecase)
     predictions = batch_predictions(usecase.name)
+    settings = get_settings()
 
     @dag(
         dag_id="batch_inference",
@@ -47,6 +49,24 @@ def build_batch_inference(doc_md: str | None = None) -> DAG:
         **dag_header(usecase, "serving"),
     )
     def batch_inference() -> None:
-        score_interval.override(outlets=[predictions])(usecase=ref)
+        if settings.training_image:  # the same stage in the training image (C5)
+            from airloop.orchestration.containers import StageInContainer
+
+            StageInContainer(
+                task_id="score_interval",
+                settings=settings,
+                outlets=[predictions],
+                stage=[
+                    "score-interval",
+                    "--start",
+                    "{{ data_interval_start.isoformat() }}",
+                    "--end",
+                    "{{ data_interval_end.isoformat() }}",
+                    "--usecase",
+                    ref,
+                ],
+            )
+        else:
+            score_interval.override(outlets=[predictions])(usecase=ref)
 
     return batch_inference()

@@ -19,11 +19,13 @@ from airloop.orchestration.assets import retrain_request
 from airloop.orchestration.tasks import (
     active_usecase,
     dag_header,
+    lineage_of,
     run_lineage,
     run_stage,
     schedule_bounds,
     triggering_request,
 )
+from airloop.settings import Settings, get_settings
 
 
 def training_params() -> dict[str, Param]:
@@ -173,10 +175,36 @@ def close_retrain_request(usecase: str, ti: Any = None) -> dict[str, Any]:
     )
 
 
+def train_in_container(settings: Settings, ref: str) -> Any:
+    """The train step in the training image (AIRLOOP_TRAINING_IMAGE), with the arguments the
+    local task passes: the training set's record, the run's lineage, the form's config."""
+    from airloop.orchestration.containers import StageInContainer
+
+    return StageInContainer(
+        task_id="train_model",
+        settings=settings,
+        stage=[
+            "train-model",
+            "--training-set",
+            "{{ ti.xcom_pull(task_ids='build_training_set') | tojson }}",
+            "--lineage",
+            "{{ airloop_lineage(dag_run, triggering_asset_events) | tojson }}",
+            "--config",
+            "{{ (params.config or {}) | tojson }}",
+            "--usecase",
+            ref,
+        ],
+    )
+
+
 def build_model_training(doc_md: str | None = None) -> DAG:
-    """The DAG ``model_training``: on its timetable, by hand, and on every retrain request."""
+    """The DAG ``model_training``: on its timetable, by hand, and on every retrain request.
+
+    With AIRLOOP_TRAINING_IMAGE set, the train step runs in that image (C5).
+    """
     usecase, ref = active_usecase()
     start, end = schedule_bounds(usecase)
+    settings = get_settings()
 
     @dag(
         dag_id="model_training",
@@ -192,11 +220,18 @@ def build_model_training(doc_md: str | None = None) -> DAG:
         max_active_runs=1,
         **dag_header(usecase, "training"),
         params=training_params(),
+        user_defined_macros={"airloop_lineage": lineage_of},
     )
     def model_training() -> None:
         training_set: Any = build_training_set(usecase=ref)
         validation: Any = validate_training_set(training_set, usecase=ref)
-        trained: Any = train_model(training_set, validation, usecase=ref)
+        trained: Any
+        if settings.training_image:
+            container = train_in_container(settings, ref)
+            [training_set, validation] >> container
+            trained = container.output
+        else:
+            trained = train_model(training_set, validation, usecase=ref)
         evaluation: Any = evaluate_model(training_set, trained, usecase=ref)
         registered: Any = register_model(training_set, validation, trained, evaluation, usecase=ref)
         promotion: Any = promote_model(registered, usecase=ref)

@@ -79,21 +79,26 @@ def run_stage(stage: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any
 
 
 def run_lineage() -> dict[str, Any]:
-    """Who and what started this run: recorded on every MLflow run and model version.
-
-    A run opened by a retrain request also carries the request's id and its reason.
-    """
+    """Who and what started this run (from the task's context): see :func:`lineage_of`."""
     from airflow.sdk import get_current_context
 
     context = get_current_context()
-    run = context["dag_run"]
+    return lineage_of(context["dag_run"], context.get("triggering_asset_events"))
+
+
+def lineage_of(run: Any, triggering_asset_events: Any = None) -> dict[str, Any]:
+    """Who and what started a run: recorded on every MLflow run and model version.
+
+    A run opened by a retrain request also carries the request's id and its reason. Also a
+    template macro (``airloop_lineage``), for a stage run in a container.
+    """
     triggered_by = getattr(run, "triggered_by", None)
     run_type = getattr(run, "run_type", "unknown")
     trigger = str(getattr(run_type, "value", run_type))
     if triggered_by is not None:
         trigger = f"{trigger}/{getattr(triggered_by, 'value', triggered_by)}"
     lineage: dict[str, Any] = {"dag_id": run.dag_id, "run_id": run.run_id, "trigger": trigger}
-    request = triggering_request()
+    request = request_of(triggering_asset_events)
     if request:
         lineage["retrain_request"] = request.get("request_id")
         lineage["retrain_reason"] = json.dumps(request.get("reasons", []), sort_keys=True)[:4000]
@@ -101,10 +106,15 @@ def run_lineage() -> dict[str, Any]:
 
 
 def triggering_request() -> dict[str, Any] | None:
-    """The extra of the newest Asset event that triggered this run (a retrain request), if any."""
+    """The retrain request (an Asset event's extra) that triggered this run, if any."""
     from airflow.sdk import get_current_context
 
-    events = get_current_context().get("triggering_asset_events") or {}
+    return request_of(get_current_context().get("triggering_asset_events"))
+
+
+def request_of(events: Any) -> dict[str, Any] | None:
+    """The extra of the newest of these triggering Asset events, if any."""
+    events = events or {}
     found = [event for key in events for event in events[key]]
     if not found:
         return None

@@ -98,25 +98,13 @@ class Services:
             with (logs / f"{name}.log").open("ab") as out:
                 self.procs[name] = subprocess.Popen(
                     self.command(name),
-                    env={**env, **self.component_env(name)},
+                    env=env,
                     stdout=out,
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     preexec_fn=_die_with_parent,  # set before exec; airloop is single-threaded here
                 )
         return self
-
-    def component_env(self, name: str) -> dict[str, str]:
-        """What one component's environment adds: a worker's own log port and host name."""
-        if not name.startswith("worker-"):
-            return {}
-        index = int(name.removeprefix("worker-"))
-        port = self.settings.airflow_worker_log_port + WORKER_LOG_PORT_STEP * index
-        return {
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(port),
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "airloop.runtime.hostname.component_hostname",
-            "AIRLOOP_COMPONENT_HOSTNAME": f"{name}.{socket.gethostname()}",
-        }
 
     def command(self, name: str) -> list[str]:
         """The command line of a component: Airflow's own, a Celery worker, the serving API,
@@ -133,17 +121,12 @@ class Services:
                 str(settings.serving_port),
             ]
         if name.startswith("worker-"):
-            return [
-                airflow_bin(),
-                "celery",
-                "worker",
-                "--celery-hostname",
-                f"{name}@%h",
-                "--concurrency",
-                str(settings.celery_concurrency),
-            ]
+            # Several workers on one host: each serves its logs on a port of its own.
+            index = int(name.removeprefix("worker-"))
+            port = settings.airflow_worker_log_port + WORKER_LOG_PORT_STEP * index
+            return [str(bin_dir / "airloop"), "worker", "--name", name, "--log-port", str(port)]
         if name == "mlflow":
-            return mlflow_server_command(settings, bin_dir)
+            return [str(bin_dir / "airloop"), "tracking-server"]
         if name == "mlflow-ui":
             return [
                 str(bin_dir / "mlflow"),
@@ -207,6 +190,52 @@ def wait_http(url: str, services: Services | None = None, timeout: float = 180.0
         )
     except WaitTimeout as exc:
         raise AirflowError(str(exc)) from None
+
+
+def worker_invocation(
+    settings: Settings, name: str, log_port: int | None
+) -> tuple[list[str], dict[str, str]]:
+    """``airflow celery worker`` as one named worker, and what its environment adds.
+
+    Its Celery node name and the host name Airflow records for its tasks carry ``name``, so
+    several workers on one host are told apart; ``log_port`` is its own log server's port
+    (None: no log server, the logs are read from a volume the api-server shares).
+    """
+    argv = [
+        airflow_bin(),
+        "celery",
+        "worker",
+        "--celery-hostname",
+        f"{name}@%h",
+        "--concurrency",
+        str(settings.celery_concurrency),
+    ]
+    env = {
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "airloop.runtime.hostname.component_hostname",
+        "AIRLOOP_COMPONENT_HOSTNAME": f"{name}.{socket.gethostname()}",
+    }
+    if log_port is None:
+        argv.append("--skip-serve-logs")
+    else:
+        env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(log_port)
+    return argv, env
+
+
+def worker_ping(name: str) -> list[str]:
+    """Celery's ping of one worker node (``name@host``): a worker's health."""
+    celery = str(Path(sys.executable).with_name("celery"))
+    app = "airflow.providers.celery.executors.celery_executor.app"
+    return [
+        celery,
+        "--app",
+        app,
+        "inspect",
+        "ping",
+        "--timeout",
+        "10",
+        "-d",
+        f"{name}@{socket.gethostname()}",
+    ]
 
 
 def mlflow_server_command(settings: Settings, bin_dir: Path) -> list[str]:

@@ -1,0 +1,252 @@
+"""The container tier (`make test-docker`): docker-compose.yml on a real Docker engine, every
+airloop service from the built image, with the test override (docker/compose.test.yml).
+
+Needs a running Docker engine, docker-compose, the image (`AIRLOOP_IMAGE`, built by
+`make test-docker`), Debian's prometheus, and this machine's PostgreSQL and Redis. Without any
+of them the tier fails in CI (CI=true) and is skipped elsewhere, with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, free_redis_dbs, pg_admin_engine, require_service
+
+IMAGE = os.environ.get("AIRLOOP_IMAGE", "airloop:latest")
+PORTS = {
+    "AIRFLOW_PORT": "8901",
+    "AIRFLOW_WORKER_LOG_PORT": "8902",
+    "AIRFLOW_TRIGGER_LOG_PORT": "8903",
+    "SERVING_PORT": "8904",
+    "MLFLOW_PORT": "8910",
+}
+PROMETHEUS_PORT = 8920
+CONTAINER_UID = 50000  # the image's airloop user
+
+
+def _run(
+    *cmd: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(cmd), capture_output=True, text=True, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def engine_ready() -> None:
+    """Docker, docker-compose, the image and Debian's prometheus are there."""
+    for tool in ("docker", "docker-compose", "prometheus"):
+        if shutil.which(tool) is None:
+            require_service(
+                tool, "not installed (make test-docker installs it from Debian's packages)"
+            )
+    info = _run("docker", "info", timeout=30)
+    if info.returncode != 0:
+        require_service("a Docker engine", info.stderr.strip().splitlines()[-1][:300])
+    if _run("docker", "image", "inspect", IMAGE, timeout=30).returncode != 0:
+        require_service(f"the image {IMAGE}", "not built (make test-docker builds it)")
+
+
+@pytest.fixture(scope="session")
+def compose_env(engine_ready, tmp_path_factory) -> Iterator[dict[str, str]]:
+    """Variables for docker-compose: this run's databases, Redis DBs, shared folder, secrets."""
+    import redis
+    from sqlalchemy import text
+
+    engine = pg_admin_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=3).ping()
+    except Exception as exc:  # either server's own error names it
+        require_service("PostgreSQL and Redis on 127.0.0.1", str(exc).splitlines()[0])
+    prefix = f"airloop_c{os.getpid()}_{secrets.token_hex(3)}"
+    names = {role: f"{prefix}_{role}" for role in ("airflow", "mlflow", "feast")}
+    with engine.connect() as conn:
+        for name in names.values():
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    broker_db, online_db = free_redis_dbs(2)
+    shared = Path(tempfile.mkdtemp(prefix="airloop-compose-shared-"))
+    os.chown(shared, CONTAINER_UID, CONTAINER_UID)
+    generated = subprocess.run(
+        ["python3", str(REPO / "docker" / "new-env.py")], capture_output=True, text=True, check=True
+    ).stdout
+    secrets_env = dict(line.split("=", 1) for line in generated.splitlines() if "=" in line)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AIRLOOP"))},
+        **secrets_env,
+        **PORTS,
+        "AIRLOOP_IMAGE": IMAGE,
+        "AIRLOOP_TEST_SHARED": str(shared),
+        # The train step and batch scoring in the image, through the Docker provider.
+        "TRAINING_IMAGE": IMAGE,
+        "CONTAINER_SHARED_SOURCE": str(shared),
+        "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),
+        "COMPOSE_PROJECT_NAME": prefix.replace("_", "-"),
+        "POSTGRES_USER": "postgres",
+        "AIRFLOW_DB": names["airflow"],
+        "MLFLOW_DB": names["mlflow"],
+        "FEAST_DB": names["feast"],
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{broker_db}",
+        "FEAST_REDIS_URL": f"127.0.0.1:6379,db={online_db}",
+    }
+    try:
+        yield env
+    finally:
+        with engine.connect() as conn:
+            for name in names.values():
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        for db in (broker_db, online_db):
+            redis.Redis(host="127.0.0.1", port=6379, db=db).flushdb()
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def compose(
+    env: dict[str, str], *args: str, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
+    """docker-compose with the shipped file and the test override."""
+    files = [
+        "-f",
+        str(REPO / "docker-compose.yml"),
+        "-f",
+        str(REPO / "docker" / "compose.test.yml"),
+    ]
+    return _run(
+        "docker-compose", "--project-directory", str(REPO), *files, *args, env=env, timeout=timeout
+    )
+
+
+def healthy(env: dict[str, str], services: list[str], timeout: float = 600) -> None:
+    """Wait until each service's container reports healthy (fail with its logs if it exits)."""
+    deadline = time.monotonic() + timeout
+    waiting = set(services)
+    while waiting and time.monotonic() < deadline:
+        for service in sorted(waiting):
+            ids = compose(env, "ps", "-q", service).stdout.split()
+            if not ids:
+                continue
+            state = _run(
+                "docker",
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}",
+                ids[0],
+            ).stdout.split()
+            if state and state[0] == "exited":
+                logs = compose(env, "logs", "--tail", "60", service).stdout
+                pytest.fail(f"{service} exited:\n{logs}")
+            if state[-1:] == ["healthy"]:
+                waiting.discard(service)
+        time.sleep(3)
+    if waiting:
+        pytest.fail(f"not healthy within {timeout:.0f}s: {sorted(waiting)}")
+
+
+@pytest.fixture(scope="session")
+def stack(compose_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """docker-compose up (with the override), healthy; down with its volumes at the end."""
+    up = compose(compose_env, "up", "-d")
+    try:
+        if up.returncode != 0:
+            logs = compose(compose_env, "logs", "--tail", "80").stdout
+            pytest.fail(f"docker-compose up failed:\n{up.stderr[-3000:]}\n{logs[-6000:]}")
+        healthy(
+            compose_env,
+            [
+                "api-server",
+                "scheduler",
+                "dag-processor",
+                "triggerer",
+                "worker",
+                "mlflow",
+                "serving",
+            ],
+        )
+        yield compose_env
+    finally:
+        down = compose(compose_env, "down", "-v", "--remove-orphans")
+        assert down.returncode == 0, down.stderr[-2000:]
+        project = compose_env["COMPOSE_PROJECT_NAME"]
+        left = _run(
+            "docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={project}"
+        )
+        volumes = _run(
+            "docker",
+            "volume",
+            "ls",
+            "-q",
+            "--filter",
+            f"label=com.docker.compose.project={project}",
+        )
+        assert not left.stdout.split() and not volumes.stdout.split(), "containers or volumes left"
+
+
+@pytest.fixture(scope="session")
+def prometheus(stack: dict[str, str], tmp_path_factory) -> Iterator[str]:
+    """Debian's prometheus as a process, with the shipped scrape config (the serving port of
+    this run put in)."""
+    folder = tmp_path_factory.mktemp("prometheus")
+    shipped = (REPO / "docker" / "prometheus" / "prometheus.yml").read_text()
+    config = re.sub(r"127\.0\.0\.1:8300", f"127.0.0.1:{stack['SERVING_PORT']}", shipped)
+    config = config.replace("scrape_interval: 15s", "scrape_interval: 2s")
+    (folder / "prometheus.yml").write_text(config)
+    proc = subprocess.Popen(
+        [
+            "prometheus",
+            f"--config.file={folder / 'prometheus.yml'}",
+            f"--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}",
+            f"--storage.tsdb.path={folder / 'data'}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield f"http://127.0.0.1:{PROMETHEUS_PORT}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def settings_for(env: dict[str, str]) -> Any:
+    """The settings the containers run with, for this process (the shared root is the folder)."""
+    from airloop.settings import Settings
+
+    values = {
+        "profile": "production",
+        "home": Path(env["AIRLOOP_TEST_SHARED"]).parent / f"{env['COMPOSE_PROJECT_NAME']}-home",
+        "shared_root": env["AIRLOOP_TEST_SHARED"],
+        "airflow_db_url": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{env['AIRFLOW_DB']}",
+        "celery_broker_url": env["CELERY_BROKER_URL"],
+        "celery_result_backend": f"db+postgresql://postgres@127.0.0.1:5432/{env['AIRFLOW_DB']}",
+        "mlflow_tracking_uri": f"http://127.0.0.1:{env['MLFLOW_PORT']}",
+        "feast_registry_url": f"postgresql+psycopg2://postgres@127.0.0.1:5432/{env['FEAST_DB']}",
+        "feast_online_store": "redis",
+        "feast_redis_url": env["FEAST_REDIS_URL"],
+        "airflow_port": int(env["AIRFLOW_PORT"]),
+        "serving_port": int(env["SERVING_PORT"]),
+        "airflow_fernet_key": env["AIRFLOW_FERNET_KEY"],
+        "airflow_secret_key": env["AIRFLOW_SECRET_KEY"],
+        "airflow_jwt_secret": env["AIRFLOW_JWT_SECRET"],
+        "airflow_admin_password": env["AIRFLOW_ADMIN_PASSWORD"],
+        "serving_token": env["SERVING_TOKEN"],
+        "training_image": env["TRAINING_IMAGE"],
+        "container_shared_source": env["CONTAINER_SHARED_SOURCE"],
+    }
+    return Settings(**values)
+
+
+def give_to_containers(path: Path) -> None:
+    """What this process wrote under the shared root, owned by the containers' user."""
+    for root, dirs, files in os.walk(path):
+        for name in [*dirs, *files]:
+            os.chown(os.path.join(root, name), CONTAINER_UID, CONTAINER_UID)
+    os.chown(path, CONTAINER_UID, CONTAINER_UID)

@@ -1,0 +1,179 @@
+"""docker-compose.yml on a real Docker engine: every airloop service from the built image, the
+loop through it, and every expression of the provisioned Grafana dashboard answered by
+Prometheus."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from datetime import date
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO
+from tests.containers.conftest import compose, give_to_containers, settings_for
+from tests.traffic import like_the_reference, write_served
+
+pytestmark = pytest.mark.containers
+
+
+@pytest.fixture(scope="module")
+def settings(stack):
+    return settings_for(stack)
+
+
+@pytest.fixture(scope="module")
+def client(settings):
+    from airloop.runtime.api import ApiClient
+
+    return ApiClient(settings)
+
+
+def test_doctor_passes_inside_a_container(stack) -> None:
+    out = compose(stack, "exec", "-T", "scheduler", "airloop", "doctor", timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "ok   MLflow tracking server" in out.stdout
+    assert "the api-server signs with this environment's JWT secret" in out.stdout
+
+
+def test_features_training_and_serving_run_in_the_containers(stack, settings, client) -> None:
+    from airloop.core.http import request_json
+    from airloop.data.replay import land_window
+    from airloop.usecase import load_usecase
+
+    flights = load_usecase("flights")
+    land_window(flights, settings, date(2013, 1, 1), date(2013, 1, 4))
+    give_to_containers(settings.shared)
+    runs = client.queue_intervals("feature_pipeline", [date(2013, 1, 1), date(2013, 1, 2)], "test")
+    states = [client.wait_for_run("feature_pipeline", r["dag_run_id"], timeout=600) for r in runs]
+    assert [s["state"] for s in states] == ["success", "success"]
+    training = client.trigger(
+        "model_training", {"window_start": "2013-01-01", "window_end": "2013-01-03"}
+    )
+    done = client.wait_for_run("model_training", training["dag_run_id"], timeout=900)
+    assert done["state"] == "success", client.failed_tasks("model_training", training["dag_run_id"])
+    stack["training_run"] = training["dag_run_id"]
+    body = {
+        "instances": [
+            {
+                "carrier": "UA",
+                "origin": "EWR",
+                "route": "EWR-IAH",
+                "tailnum": "N14228",
+                "distance": 1400,
+                "hour": 5,
+                "month": 1,
+            }
+        ]
+    }
+    answer = request_json(
+        "POST",
+        f"{settings.serving_url}/v1/predict",
+        body,
+        token=settings.serving_token.get_secret_value(),
+    )
+    assert answer["model"] == {"name": "flight_delay", "version": "1"}
+    assert 0.0 <= answer["predictions"][0]["score"] <= 1.0
+
+
+def test_monitoring_in_the_containers_reaches_the_metrics(stack, settings, client) -> None:
+    from airloop.core.http import request_json
+    from airloop.usecase import load_usecase
+
+    flights = load_usecase("flights")
+    rows = like_the_reference(settings, flights, "1", 2, seed=2)
+    write_served(settings, flights, rows, "1")
+    give_to_containers(settings.shared)
+    [run] = client.queue_intervals("monitoring", [date(2013, 1, 2)], "test")
+    done = client.wait_for_run("monitoring", run["dag_run_id"], timeout=600)
+    assert done["state"] == "success", client.failed_tasks("monitoring", run["dag_run_id"])
+    for _ in range(10):  # a few predictions, so request metrics have a rate
+        request_json(
+            "POST",
+            f"{settings.serving_url}/v1/predict",
+            {
+                "instances": [
+                    {
+                        "carrier": "AA",
+                        "origin": "JFK",
+                        "route": "JFK-LAX",
+                        "tailnum": None,
+                        "distance": 2475,
+                        "hour": 9,
+                        "month": 1,
+                    }
+                ]
+            },
+            token=settings.serving_token.get_secret_value(),
+        )
+    metrics = request_json_text(f"{settings.serving_url}/metrics")
+    assert "airloop_drift_score" in metrics and "airloop_live_metric" in metrics
+
+
+def test_the_train_step_ran_in_a_container_and_matches_a_local_run(stack, settings) -> None:
+    """P3: the same window and configuration, in a container and in this process, give the
+    same training set digest and the same metrics."""
+    from sqlalchemy import create_engine, text
+
+    from airloop.registry.tracking import configure, experiment_id, experiment_name
+    from airloop.training.pipeline import build_training_set
+    from airloop.training.train import train_and_log
+    from airloop.usecase import load_usecase
+
+    engine = create_engine(settings.airflow_db_conn)
+    with engine.connect() as conn:
+        operator = conn.execute(
+            text(
+                "SELECT operator FROM task_instance WHERE dag_id = 'model_training'"
+                " AND task_id = 'train_model' AND run_id = :run"
+            ),
+            {"run": stack["training_run"]},
+        ).scalar_one()
+    engine.dispose()
+    assert operator == "StageInContainer"
+    client = configure(settings)
+    [container_run] = client.search_runs(
+        [experiment_id(settings, experiment_name("flights", "training"))],
+        filter_string=f"tags.`airloop.run_id` = '{stack['training_run']}'",
+    )
+    flights = load_usecase("flights")
+    window = {"window_start": "2013-01-01", "window_end": "2013-01-03"}
+    here = build_training_set(params=window, usecase=flights, settings=settings)
+    assert here.digest == container_run.data.params["training_set_digest"]
+    config = json.loads(client.get_model_version("flight_delay", "1").tags["airloop.config"])
+    local = train_and_log(settings, flights, here, config, {"trigger": "test"})
+    in_container = {k: v for k, v in container_run.data.metrics.items() if k.startswith("val_")}
+    assert in_container and local.metrics == pytest.approx(in_container, abs=1e-12)
+
+
+def request_json_text(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return resp.read().decode()
+
+
+def dashboard_expressions() -> list[str]:
+    dashboard = json.loads(
+        (REPO / "docker" / "grafana" / "dashboards" / "airloop.json").read_text()
+    )
+    return [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+
+
+def test_every_dashboard_expression_has_data(prometheus) -> None:
+    pending = dashboard_expressions()
+    assert len(pending) >= 8
+    deadline = time.monotonic() + 120
+    while pending and time.monotonic() < deadline:
+        for expr in list(pending):
+            query = urllib.parse.urlencode({"query": expr})
+            try:
+                answer: Any = json.loads(request_json_text(f"{prometheus}/api/v1/query?{query}"))
+            except OSError:
+                break
+            if answer["status"] == "success" and answer["data"]["result"]:
+                pending.remove(expr)
+        time.sleep(3)
+    assert not pending, f"expressions without data: {pending}"
