@@ -39,8 +39,8 @@ up: $(STAMP)
 	$(BIN)/airloop up
 
 lint: $(STAMP)
-	$(BIN)/ruff check include dags tests feature_repo benchmarks docker
-	$(BIN)/ruff format --check include dags tests feature_repo benchmarks docker
+	$(BIN)/ruff check include dags plugins tests feature_repo benchmarks docker
+	$(BIN)/ruff format --check include dags plugins tests feature_repo benchmarks docker
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -49,9 +49,17 @@ parse: $(STAMP)
 
 # Coverage of include/airloop in the terminal report; the demo subprocess of the e2e tier is
 # not traced (its stages are covered by the integration tier). The container tier is its own.
-test: $(STAMP)
+test: $(STAMP) browser
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest -q --cov=airloop --cov-report=term:skip-covered --ignore=tests/containers tests
+
+# Debian's Chromium and its driver for the browser test, installed when missing (as root).
+# Without them the test fails in CI and skips elsewhere, naming what is missing.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+		[ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+		echo "make browser: chromium and chromium-driver could not be installed (root and Debian's packages needed)"
 
 # The image. Behind a TLS-intercepting proxy the machine's CA bundle ($$PIP_CERT) goes in.
 IMAGE      ?= airloop:latest
@@ -94,4 +102,4 @@ lock:
 clean:
 	rm -rf .airloop
 
-.PHONY: help venv demo up lint parse test bench bench-scaling image docker-engine test-docker lock clean
+.PHONY: help venv demo up lint parse test browser bench bench-scaling image docker-engine test-docker lock clean

@@ -44,6 +44,11 @@ def _default_dags_folder() -> Path:
     return (root if root else Path.cwd()) / "dags"
 
 
+def _default_plugins_folder() -> Path:
+    root = checkout_root()
+    return (root if root else Path.cwd()) / "plugins"
+
+
 class Settings(BaseSettings):
     """Where airloop keeps its state and which engines it talks to."""
 
@@ -57,6 +62,7 @@ class Settings(BaseSettings):
     usecase: str = "flights"
     replay_end: date | None = None
     dags_folder: Path = Field(default_factory=_default_dags_folder)
+    plugins_folder: Path = Field(default_factory=_default_plugins_folder)
     log_level: str = "WARNING"
 
     # Airflow: embedded SQLite + LocalExecutor by default; PostgreSQL/Celery from the environment.
@@ -73,6 +79,9 @@ class Settings(BaseSettings):
     airflow_secret_key: SecretStr | None = None
     airflow_jwt_secret: SecretStr | None = None
     airflow_admin_password: SecretStr | None = None
+    # airloop's own records (task metadata, feature intervals, champion history): default
+    # Airflow's database in production, a SQLite file in the embedded home.
+    metadata_db_url: str | None = None
     celery_broker_url: str | None = None
     celery_result_backend: str | None = None
     celery_workers: int = Field(default=2, ge=1)  # workers `airloop up` starts (production)
@@ -244,6 +253,16 @@ class Settings(BaseSettings):
         return self.airflow_db_url or f"sqlite:///{self.airflow_home / 'airflow.db'}"
 
     @property
+    def metadata_db_conn(self) -> str:
+        """airloop's metadata tables: the given URL, else Airflow's database in production,
+        else SQLite in the home (kept apart from Airflow's, whose writers it would slow)."""
+        if self.metadata_db_url:
+            return self.metadata_db_url
+        if self.profile == "production" and self.airflow_db_url:
+            return self.airflow_db_url
+        return f"sqlite:///{self.home / 'airloop.db'}"
+
+    @property
     def mlflow_artifacts(self) -> str:
         """Where the tracking server keeps artifacts: the given URI, else the shared root."""
         return self.mlflow_artifacts_destination or (self.shared / "mlflow-artifacts").as_uri()
@@ -289,6 +308,7 @@ class Settings(BaseSettings):
             **self.environment(),
             "AIRFLOW_HOME": str(self.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(self.plugins_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__EXECUTOR": self.executor,

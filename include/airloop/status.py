@@ -135,7 +135,7 @@ def _champion(settings: Settings, usecase: UseCase) -> dict[str, Any] | None:
 
 def _monitoring(settings: Settings, usecase: UseCase) -> dict[str, Any]:
     """Monitored intervals, breaches and every retrain request with its reason and outcome."""
-    from airloop.monitoring.ledger import FeedbackLedger
+    from airloop.metadata.ledger import FeedbackLedger
 
     root = settings.monitoring_root(usecase.name)
     ledger = FeedbackLedger(root)

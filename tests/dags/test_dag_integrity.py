@@ -123,3 +123,68 @@ def test_a_training_image_moves_the_train_step_and_batch_scoring_into_containers
     assert "airloop_lineage(dag_run, triggering_asset_events)" in " ".join(got["command"])
     assert got["up"] == ["build_training_set", "validate_training_set"]
     assert got["down"] == ["evaluate_model", "register_model"]
+
+
+def test_a_use_case_that_requires_approval_gets_a_human_step_before_promotion(tmp_path) -> None:
+    """gates.require_approval: Airflow's HITL task between the gate and the promotion."""
+    import yaml
+
+    from airloop.usecase.model import resolve_usecase_path
+
+    spec = yaml.safe_load(resolve_usecase_path("flights").read_text())
+    spec["gates"]["require_approval"] = True
+    spec["gates"]["approval_timeout"] = "2d"
+    path = tmp_path / "flights_approved.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    probe = (
+        "import json\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(REPO / 'dags' / 'model_training.py')!r})\n"
+        "step = bag.dags['model_training'].get_task('approve_promotion')\n"
+        "print(json.dumps({'errors': list(bag.import_errors), 'kind': type(step).__name__,"
+        " 'options': step.options, 'timeout': step.response_timeout.total_seconds(),"
+        " 'up': sorted(step.upstream_task_ids), 'down': sorted(step.downstream_task_ids)}))\n"
+    )
+    env = {**os.environ, "AIRLOOP_USECASE": str(path)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {
+        "errors": [],
+        "kind": "HITLOperator",
+        "options": ["Approve", "Reject"],
+        "timeout": 2 * 86400,
+        "up": ["register_model"],
+        "down": ["promote_model"],
+    }
+
+
+def test_the_approval_body_and_answer() -> None:
+    import jinja2
+
+    from airloop.orchestration.model_training import APPROVAL_BODY, approval_of
+
+    registered = {
+        "name": "flight_delay",
+        "version": "3",
+        "decision": {
+            "promote": True,
+            "reasons": [],
+            "champion_version": "2",
+            "challenger": {"roc_auc": 0.71},
+            "champion": {"roc_auc": 0.69},
+        },
+    }
+
+    class TI:
+        def xcom_pull(self, task_ids: str) -> dict:
+            assert task_ids == "register_model"
+            return registered
+
+    body = jinja2.Template(APPROVAL_BODY).render(ti=TI())
+    assert "**flight_delay v3**: the gate passed." in body
+    assert "| roc_auc | 0.71 | 0.69 |" in body
+    assert approval_of(None) is None
+    answer = {"chosen_options": ["Reject"], "responded_by_user": {"id": "7", "name": "alice"}}
+    assert approval_of(answer).model_dump() == {"approved": False, "by": "alice"}

@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import descendants, running
+from tests.conftest import REPO, descendants, running
+from tests.e2e.browser import chromium, log_in, visit_airloop_page, visit_run_tab
 
 # One time budget for each test here, the demo included (its fixture runs inside the first
 # test); pytest-timeout enforces it and ends the demo, whose servers stop with it.
@@ -21,6 +23,7 @@ BUDGET_SECONDS = 1500
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(BUDGET_SECONDS)]
 AIRLOOP = str(Path(sys.executable).with_name("airloop"))
+SHOTS = REPO / "test-artifacts" / "browser"  # screenshots, kept with the test's artifacts
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +152,7 @@ def test_up_serves_the_ui_with_the_dag_and_its_runs(demo, user_env: dict[str, st
         assert urllib.request.urlopen("http://127.0.0.1:8495/", timeout=30).status == 200
         started = descendants(proc.pid)
         assert len(started) >= 6, started  # the components and their own workers
+        check_airloop_page("http://127.0.0.1:8491", password, token["access_token"], user_env)
     finally:
         # SIGTERM, as a service manager or `docker stop` sends it: everything stops, in order.
         proc.send_signal(signal.SIGTERM)
@@ -156,6 +160,32 @@ def test_up_serves_the_ui_with_the_dag_and_its_runs(demo, user_env: dict[str, st
     assert proc.returncode == 0
     left = {pid for pid in started if running(pid)}
     assert not left, f"processes left behind by `airloop up`: {left}"
+
+
+def check_airloop_page(base: str, password: str, token: str, user_env: dict[str, str]) -> None:
+    """The airloop page behind Airflow's login, then in a real browser with the demo's stores."""
+    for path in ("/airloop/", "/airloop/runs/model_training/x", "/airloop/evidence/1"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(base + path, timeout=30)
+        assert refused.value.code == 401, path
+    state = json.loads(
+        subprocess.run(
+            [AIRLOOP, "status", "--json"], env=user_env, capture_output=True, text=True, check=True
+        ).stdout
+    )
+    champion = state["champion"]["version"]
+    runs = _get(f"{base}/api/v2/dags/model_training/dagRuns?order_by=-start_date", token)
+    retrain = next(r for r in runs["dag_runs"] if r["run_type"] == "asset_triggered")
+    with chromium() as driver:
+        log_in(driver, base, "admin", password)
+        page = visit_airloop_page(driver, base, SHOTS)
+        assert f"v{champion}" in page["champion"], page
+        assert "/plugin/airloop" in page["url"], page["url"]
+        assert "closed" in page["requests"] and "promoted" in page["promotions"], page
+        tab = visit_run_tab(driver, base, retrain["dag_run_id"], SHOTS)
+        assert "This run made v" in tab["version"], tab
+        assert tab["decision"].startswith(("promoted", "refused")), tab
+        assert "train_model" in tab["tasks"] and "success" in tab["tasks"], tab
 
 
 def _post(url: str, body: dict) -> dict:

@@ -46,9 +46,9 @@ def test_training_logs_the_reference_monitoring_compares_with(champion, features
 
 
 def test_no_drift_over_several_intervals_opens_no_request(champion, features, flights):
+    from airloop.metadata.ledger import FeedbackLedger
     from airloop.monitoring.checks import check_drift, check_performance
     from airloop.monitoring.feedback import decide_retraining
-    from airloop.monitoring.ledger import FeedbackLedger
 
     for d in (2, 3, 4):
         rows = like_the_reference(features, flights, champion["version"], d, seed=d)
@@ -116,7 +116,7 @@ def _retrain_events(settings: Any) -> list[dict[str, Any]]:
 def test_injected_drift_opens_exactly_one_request_with_its_reason(
     champion, features, flights, monitor_dag
 ):
-    from airloop.monitoring.ledger import FeedbackLedger
+    from airloop.metadata.ledger import FeedbackLedger
 
     for d in (8, 9, 10):
         rows = drifted(
@@ -205,7 +205,7 @@ def test_monitor_in_process_runs_the_same_stages_without_airflow(champion, featu
     from typer.testing import CliRunner
 
     from airloop.cli import app
-    from airloop.monitoring.ledger import FeedbackLedger
+    from airloop.metadata.ledger import FeedbackLedger
 
     before = len(_retrain_events(features))
     result = CliRunner().invoke(

@@ -192,7 +192,7 @@ def test_gate_refuses_a_worse_challenger_and_promotes_a_better_one(
     frame.to_parquet(shuffled_path, index=False)
     shuffled = real.model_copy(update={"uri": str(shuffled_path), "digest": frame_digest(frame)})
 
-    def cycle(training_set: TrainingSet, run: str) -> dict[str, Any]:
+    def cycle(training_set: TrainingSet, run: str, approval: Any = None) -> dict[str, Any]:
         lineage = {"dag_id": "gate_test", "run_id": run, "trigger": "test"}
         trained = pipeline.train_model(
             training_set, lineage, {"family": "logistic", "params": {"C": 1.0}}, usecase, features
@@ -204,7 +204,7 @@ def test_gate_refuses_a_worse_challenger_and_promotes_a_better_one(
         )
         return {
             "version": registered.version,
-            "promotion": pipeline.promote_model(registered, usecase, features),
+            "promotion": pipeline.promote_model(registered, usecase, features, approval),
         }
 
     weak = cycle(shuffled, "weak-1")
@@ -224,6 +224,77 @@ def test_gate_refuses_a_worse_challenger_and_promotes_a_better_one(
     }
     refused = mlflow_client.get_model_version("gate_test", worse["version"])
     assert refused.tags["airloop.promotion"].startswith("not promoted, because roc_auc")
+    check_history_and_evidence(features, usecase, mlflow_client, weak, strong, worse)
+    # A person at the approval step rejects a challenger the gate passed: nothing moves.
+    rejected = cycle(real, "strong-2", pipeline.Approval(approved=False, by="alice"))
+    assert rejected["promotion"].promoted is False
+    assert rejected["promotion"].reasons == ["rejected by alice at the approval step"]
+    assert describe_champion(features, usecase)["version"] == weak["version"]
+    from airloop.registry.evidence import history
+
+    last = history(features, usecase)[-1]
+    assert (last.kind, last.actor, last.version) == ("rejected", "alice", rejected["version"])
+
+
+def check_history_and_evidence(features, usecase, mlflow_client, weak, strong, worse) -> None:
+    """Each decision is in the history with its evidence; a rollback too; champion at T."""
+    from datetime import UTC, datetime
+
+    from airloop.registry.evidence import champion_at, history
+    from airloop.registry.models import rollback
+
+    events = history(features, usecase)
+    assert [(e.kind, e.version) for e in events] == [
+        ("promoted", weak["version"]),
+        ("promoted", strong["version"]),
+        ("refused", worse["version"]),
+    ]
+    promoted = events[1]
+    assert promoted.effective_at == datetime(2013, 1, 9, tzinfo=UTC), "the window's end"
+    assert (promoted.champion_before, promoted.champion_after) == (
+        weak["version"],
+        strong["version"],
+    )
+    evidence = promoted.evidence
+    assert evidence["validation"] == "passed" and evidence["gate"]["promote"] is True
+    assert evidence["evaluation"]["champion_version"] == weak["version"]
+    assert (
+        evidence["evaluation"]["challenger"]["roc_auc"]
+        > evidence["evaluation"]["champion"]["roc_auc"]
+    )
+    assert evidence["trigger"]["run_id"] == "strong-1" and evidence["approved_by"] == "the gate"
+    assert "refused" in events[2].reason or "roc_auc" in events[2].reason
+    run_id = mlflow_client.get_model_version("gate_test", strong["version"]).run_id
+    attached = {a.path for a in mlflow_client.list_artifacts(run_id, "evidence")}
+    assert attached == {
+        f"evidence/{promoted.id:05d}-promoted.json",
+        f"evidence/{promoted.id:05d}-promoted.html",
+    }
+    assert promoted.evidence_uri == f"runs:/{run_id}/evidence/{promoted.id:05d}-promoted.json"
+
+    rolled = rollback(
+        features,
+        usecase,
+        "bad live metric",
+        who="tester",
+        effective_at=datetime(2013, 1, 20, tzinfo=UTC),
+    )
+    assert rolled.to_version == weak["version"]
+    last = history(features, usecase)[-1]
+    assert (last.kind, last.actor, last.champion_after) == (
+        "rolled_back",
+        "tester",
+        weak["version"],
+    )
+    assert champion_at(features, usecase, datetime(2013, 1, 8, tzinfo=UTC)) is None
+    assert (
+        champion_at(features, usecase, datetime(2013, 1, 15, tzinfo=UTC)).champion_after
+        == strong["version"]
+    )
+    assert (
+        champion_at(features, usecase, datetime(2013, 1, 21, tzinfo=UTC)).champion_after
+        == weak["version"]
+    )
 
 
 def test_regression_usecase_trains_end_to_end(features, tmp_path) -> None:
@@ -253,3 +324,101 @@ def test_regression_usecase_trains_end_to_end(features, tmp_path) -> None:
     assert result.promotion.promoted, result.registered.decision
     labels = pd.read_parquet(result.training_set.uri)["label"]
     assert labels.nunique() > 50, "the label is minutes, not a class"
+
+
+def test_listener_records_every_task_of_an_airloop_run(
+    training_run, features, mlflow_client
+) -> None:
+    from airloop.metadata.store import MetadataStore
+
+    rows = MetadataStore(features).task_runs("model_training", training_run.run_id)
+    assert {r["task_id"] for r in rows} == set(task_states(training_run))
+    for row in rows:
+        assert row["state"] == "success" and row["try_number"] == 1, row
+        assert row["hostname"] and row["executor"] and row["duration"] is not None
+        assert row["end_date"] >= row["start_date"]
+        assert (
+            row["conf"]["conf"] == WINDOW
+            and row["conf"]["params"]["window_start"] == WINDOW["window_start"]
+        )
+        assert row["usecase"] == "flights" and row["data_interval_end"] is not None
+    trained = next(r for r in rows if r["task_id"] == "train_model")
+    mv = mlflow_client.search_model_versions(
+        f"name = 'flight_delay' and tags.`airloop.run_id` = '{training_run.run_id}'"
+    )[0]
+    assert trained["mlflow_run_ids"] == [mv.run_id], "Airflow links to the MLflow run it made"
+    assert next(r for r in rows if r["task_id"] == "promote_model")["mlflow_run_ids"] == []
+
+
+def test_lineage_of_a_trained_model_resolves_and_reports_a_broken_link(
+    training_run, features, flights, mlflow_client
+) -> None:
+    from airloop.lineage.chain import model_lineage
+    from airloop.metadata.store import MetadataStore
+
+    mv = mlflow_client.search_model_versions(
+        f"name = 'flight_delay' and tags.`airloop.run_id` = '{training_run.run_id}'"
+    )[0]
+    ref = f"models:/flight_delay/{mv.version}"
+    chain = model_lineage(features, flights, ref)
+    assert chain.broken() == [], chain.broken()
+
+    def walk(link: Any) -> list[Any]:
+        return [link] + [x for child in link.links for x in walk(child)]
+
+    links = walk(chain)
+    assert [link.ref for link in links if link.status != "ok"] == [], "nothing changed since"
+    kinds = {link.kind for link in links}
+    assert kinds >= {
+        "model version",
+        "training run",
+        "Airflow run",
+        "trigger",
+        "training set",
+        "feature service",
+        "feature view",
+        "feature-pipeline run",
+        "validation",
+        "raw partition",
+        "code",
+    }
+    intervals = [link.ref for link in links if link.kind == "feature-pipeline run"]
+    assert intervals == [f"2013-01-0{d}" for d in range(1, 9)], "one run per interval of the window"
+    airflow = next(link for link in links if link.kind == "Airflow run")
+    assert airflow.ref == f"model_training/{training_run.run_id}" and airflow.detail["tasks"]
+
+    store = MetadataStore(features)
+    kept = next(r for r in store.intervals("flights") if r["partition"] == "2013-01-03")
+    assert store.delete_interval("flights", "2013-01-03") == 1
+    try:
+        broken = model_lineage(features, flights, ref).broken()
+        assert [(b.kind, b.ref) for b in broken] == [("feature-pipeline run", "2013-01-03")]
+        assert "no run record" in (broken[0].problem or "")
+        cli = subprocess.run(
+            [str(REPO / ".venv/bin/airloop"), "lineage", ref], capture_output=True, text=True
+        )
+        assert cli.returncode == 1 and "✗ feature-pipeline run: 2013-01-03" in cli.stdout
+    finally:
+        store.record_interval({k: v for k, v in kept.items() if k != "recorded_at"})
+    assert model_lineage(features, flights, ref).broken() == []
+
+
+def test_the_airloop_page_shows_the_run_its_model_and_lineage(
+    training_run, features, flights, mlflow_client
+) -> None:
+    from airloop.lineage import page
+
+    mv = mlflow_client.search_model_versions(
+        f"name = 'flight_delay' and tags.`airloop.run_id` = '{training_run.run_id}'"
+    )[0]
+    run = page.run_page(features, flights, "model_training", training_run.run_id)
+    assert f">v{mv.version}</a> of flight_delay" in run
+    assert "<li class='broken'>" not in run and "feature-pipeline run" in run
+    assert "train_model" in run and "evidence/" in run
+    # Relative links only: to Airflow's run pages from the tab, and to the page's own routes.
+    assert 'href="../../../dags/model_training/runs/' in run
+    assert 'href="/' not in run and "href='/" not in run
+    overview = page.overview(features, flights)
+    assert "id='champion'" in overview and "id='promotions'" in overview
+    assert page.report_page(features, flights, "../../etc") is None
+    assert page.evidence_page(features, flights, 10**6) is None

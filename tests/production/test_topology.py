@@ -104,7 +104,7 @@ def _flights() -> Any:
 
 
 def test_drift_opens_a_request_that_retrains_through_the_asset(client, settings) -> None:
-    from airloop.monitoring.ledger import FeedbackLedger
+    from airloop.metadata.ledger import FeedbackLedger
     from airloop.registry.models import alias_version
 
     version = alias_version(settings, "flight_delay")
@@ -150,6 +150,21 @@ def test_tasks_ran_under_celery_on_both_workers(settings) -> None:
     by_host = {host.split(".")[0]: (total, celery) for host, total, celery in rows}
     assert set(by_host) == {"worker-1", "worker-2"}, by_host
     assert all(total == celery and total > 0 for total, celery in by_host.values()), by_host
+
+
+def test_airloop_metadata_lives_in_the_production_database(settings) -> None:
+    """The listener's records, the feature intervals and the champion history, in PostgreSQL."""
+    from airloop.metadata.store import MetadataStore
+
+    store = MetadataStore(settings)
+    assert store.url == settings.airflow_db_conn and store.url.startswith("postgresql")
+    tasks = store.task_runs("model_training")
+    assert tasks and all(t["executor"] == "CeleryExecutor" for t in tasks), tasks[:2]
+    assert {t["hostname"].split(".")[0] for t in store.task_runs()} <= {"worker-1", "worker-2"}
+    assert [r["partition"] for r in store.intervals("flights")][:FIRST_DAYS] == [
+        f"2013-01-{d:02d}" for d in range(1, FIRST_DAYS + 1)
+    ]
+    assert store.model_events("flight_delay")[0]["kind"] == "promoted"
 
 
 def test_two_serving_replicas_both_take_a_new_champion(stack, user_env, settings) -> None:

@@ -20,7 +20,7 @@ from airloop.settings import get_settings
 COMMANDS = {
     "setup", "land", "run", "backfill", "experiment", "train", "evaluate", "serve", "rollback",
     "score", "monitor", "demo", "status", "up", "doctor", "airflow", "feast", "worker",
-    "tracking-server", "stage",
+    "tracking-server", "stage", "lineage", "history",
 }  # fmt: skip
 
 
@@ -150,3 +150,10 @@ def test_doctor_says_what_is_missing_and_how_to_fix_it(home: Path) -> None:
     assert "FAIL settings" in production.output
     assert "AIRLOOP_CELERY_BROKER_URL" in production.output
     assert not home.exists(), "the doctor changes nothing"
+
+
+def test_history_and_lineage_refuse_bad_input_with_a_message(runner: CliRunner) -> None:
+    bad_time = runner.invoke(app, ["history", "--at", "yesterday"], prog_name="airloop")
+    assert bad_time.exit_code == 2 and "is not an ISO 8601 time" in flat(bad_time.output)
+    bad_ref = runner.invoke(app, ["lineage", "runs:/abc"], prog_name="airloop")
+    assert bad_ref.exit_code == 2 and "is not a model reference" in flat(bad_ref.output)

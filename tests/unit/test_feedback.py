@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.feedback import decide
-from airloop.monitoring.ledger import FeedbackLedger
 from airloop.usecase import RetrainingSpec
 
 DRIFT = [{"check": "data_drift", "share_drifted": 0.5, "features": [{"feature": "temp"}]}]

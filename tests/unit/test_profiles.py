@@ -154,7 +154,7 @@ def test_the_feast_cli_file_reads_the_same_configuration(tmp_path: Path, monkeyp
 
 
 def test_two_writers_of_the_ledger_never_lose_an_update(tmp_path: Path) -> None:
-    from airloop.monitoring.ledger import FeedbackLedger
+    from airloop.metadata.ledger import FeedbackLedger
 
     ledger = FeedbackLedger(tmp_path)
 

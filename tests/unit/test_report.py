@@ -11,8 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from airloop.core.files import write_json
+from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.checks import interval_dir
-from airloop.monitoring.ledger import FeedbackLedger
 from airloop.monitoring.records import Decision, PerformanceCheck, RetrainRequest
 from airloop.monitoring.report import history_frame, prometheus_text, render_report
 from airloop.settings import Settings

@@ -14,7 +14,16 @@ import warnings
 
 import typer
 
-from airloop.cli import data, model, monitor, serve, stack, stage, tools  # noqa: F401  (register)
+from airloop.cli import (  # noqa: F401  (register)
+    data,
+    lineage,
+    model,
+    monitor,
+    serve,
+    stack,
+    stage,
+    tools,
+)
 from airloop.cli.common import app
 from airloop.core.errors import PermanentError
 from airloop.usecase import UseCaseError

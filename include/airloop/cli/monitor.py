@@ -56,7 +56,7 @@ def monitor(
 ) -> None:
     """Monitor each day of a window, in order (the monitoring DAG), and print each decision."""
     from airloop.data.intervals import day_interval
-    from airloop.monitoring.ledger import FeedbackLedger
+    from airloop.metadata.ledger import FeedbackLedger
 
     settings, uc = context()
     first, last = window(uc, start, end, days)

@@ -99,6 +99,7 @@ def up(
                 wait_http(f"{settings.mlflow_ui_url}/", services)
             typer.echo(f"profile:    {settings.profile} ({', '.join(components)})")
             typer.echo(f"Airflow UI: {settings.api_base_url}")
+            typer.echo(f"airloop:    {settings.api_base_url}/plugin/airloop (after login)")
             typer.echo(f"login:      {settings.airflow_admin_user} / {admin_password(settings)}")
             typer.echo(f"MLflow UI:  {settings.mlflow_ui_url}")
             typer.echo(

@@ -19,8 +19,8 @@ from airloop.core.files import read_json, write_json
 from airloop.core.polling import WaitTimeout, wait_until
 from airloop.data.intervals import day_interval
 from airloop.demo.traffic import Traffic, send_interval
+from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.checks import interval_dir
-from airloop.monitoring.ledger import FeedbackLedger
 from airloop.registry.models import describe_champion
 from airloop.runtime.api import ApiClient
 from airloop.runtime.services import Services

@@ -56,16 +56,23 @@ def read_partitions(
     settings: Settings, usecase: UseCase, table: str, since: datetime, until: datetime
 ) -> pd.DataFrame | None:
     """Concatenate a table's partitions whose interval starts in [since, until); None if none."""
-    lo, hi = pd.Timestamp(as_utc(since)), pd.Timestamp(as_utc(until))
-    frames = []
-    for path in sorted(table_dir(settings, usecase, table).glob("*.parquet")):
-        started = pd.Timestamp(path.stem, tz="UTC")
-        if lo <= started < hi:
-            frames.append(pd.read_parquet(path))
+    frames = [pd.read_parquet(p) for p in partitions_in(settings, usecase, table, since, until)]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return None
     return pd.concat(frames, ignore_index=True)
+
+
+def partitions_in(
+    settings: Settings, usecase: UseCase, table: str, since: datetime, until: datetime
+) -> list[Path]:
+    """A table's partition files whose interval starts in [since, until), oldest first."""
+    lo, hi = pd.Timestamp(as_utc(since)), pd.Timestamp(as_utc(until))
+    return [
+        path
+        for path in sorted(table_dir(settings, usecase, table).glob("*.parquet"))
+        if lo <= pd.Timestamp(path.stem, tz="UTC") < hi
+    ]
 
 
 def require_partitions(

@@ -15,13 +15,14 @@ import shutil
 from datetime import datetime
 from functools import cache, partial
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
 
 from airloop.core.columns import EVENTS_TABLE, LABELS_TABLE
 from airloop.core.errors import PermanentError
-from airloop.core.files import atomic_write, write_json
+from airloop.core.files import atomic_write, read_json, write_json
 from airloop.core.records import Record
 from airloop.data.intervals import as_utc, partition_key
 from airloop.data.landing import RawDataError, landing_path, read_raw
@@ -29,6 +30,7 @@ from airloop.features import compute
 from airloop.features.offline import partition_file, read_partitions, write_partition
 from airloop.features.store import Materialized, materialize_interval
 from airloop.features.transforms import clean_source
+from airloop.metadata.store import MetadataStore
 from airloop.quality.gate import gate_partition
 from airloop.settings import Settings
 from airloop.usecase import UseCase, ViewInputs, resolve
@@ -221,10 +223,13 @@ def build_offline_features(
     extracted: Extracted,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
+    run: dict[str, Any] | None = None,
 ) -> Published:
     """Build the interval's features and publish them to the offline store, as one step.
 
     One step, because the next interval's rolling features read this one's published labels.
+    The interval's record (its raw digests, validation and partitions, and the run that made
+    it: ``run`` is the Airflow run's lineage) goes to the metadata database for lineage.
     """
     uc, st = resolve(usecase, settings)
     staged = build_features(start, end, extracted, uc, st)
@@ -235,7 +240,44 @@ def build_offline_features(
         atomic_write(target, partial(copy_to, path))
         published[name] = str(target)
         rows[name] = pq.ParquetFile(path).metadata.num_rows
+    record_interval(st, uc, start, end, extracted, published, run or {"trigger": "cli"})
     return Published(partition=partition_key(start), rows=rows, partitions=published)
+
+
+def record_interval(
+    st: Settings,
+    uc: UseCase,
+    start: datetime,
+    end: datetime,
+    extracted: Extracted,
+    published: dict[str, str],
+    run: dict[str, Any],
+) -> None:
+    """What lineage follows back from a training window: this interval's run and its inputs."""
+    manifest = read_json(Path(extracted.manifest))
+    report_path = st.reports_dir / "validation" / f"{extracted.partition}.json"
+    report = read_json(report_path) if report_path.exists() else {}
+    MetadataStore(st).record_interval(
+        {
+            "usecase": uc.name,
+            "partition": extracted.partition,
+            "interval_start": as_utc(start),
+            "interval_end": as_utc(end),
+            "dag_id": run.get("dag_id"),
+            "run_id": run.get("run_id"),
+            "trigger": run.get("trigger"),
+            "raw": {
+                name: {k: f[k] for k in ("sha256", "bytes", "landed") if k in f}
+                for name, f in manifest["files"].items()
+            },
+            "validation": {
+                "success": report.get("success", report_path.exists()),
+                "report": str(report_path) if report_path.exists() else None,
+                "rows": report.get("rows"),
+            },
+            "published": published,
+        }
+    )
 
 
 def materialize_online(
@@ -259,6 +301,6 @@ def run_interval(
     uc, st = resolve(usecase, settings)
     extracted = extract_partition(start, end, uc, st)
     validated = validate_partition(start, end, extracted, uc, st)
-    build_offline_features(start, end, extracted, uc, st)
+    build_offline_features(start, end, extracted, uc, st, {"trigger": "cli"})
     online = materialize_online(start, end, uc, st)
     return IntervalRun(partition=extracted.partition, rows=validated.rows, online=online)

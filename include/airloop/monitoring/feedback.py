@@ -14,7 +14,7 @@ from typing import Any
 
 from airloop.core.files import write_text
 from airloop.data.intervals import as_utc
-from airloop.monitoring.ledger import FeedbackLedger
+from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.records import Decision, DriftCheck, PerformanceCheck, RetrainRequest
 from airloop.settings import Settings
 from airloop.usecase import RetrainingSpec, UseCase, resolve

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from airloop.core.errors import PermanentError
-from airloop.monitoring.ledger import FeedbackLedger
+from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.records import TrainingOutcome
 from airloop.registry.models import Promotion, Registration
 from airloop.serving.deploy import Deployment

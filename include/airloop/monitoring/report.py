@@ -20,11 +20,11 @@ import pandas as pd
 from airloop.core.columns import SCORE
 from airloop.core.files import read_json, write_text
 from airloop.data.intervals import as_utc
+from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.checks import interval_dir
-from airloop.monitoring.ledger import FeedbackLedger
 from airloop.monitoring.readers import load_reference
 from airloop.monitoring.records import Decision, DriftCheck, PerformanceCheck, ReportPublished
-from airloop.registry.tracking import configure, experiment_id, experiment_name
+from airloop.registry.tracking import configure, experiment_id, experiment_name, note_run
 from airloop.settings import Settings
 from airloop.usecase import UseCase, resolve
 
@@ -123,7 +123,8 @@ def history_plot(history: pd.DataFrame, requests: list[dict[str, Any]]) -> str:
     return f'<img alt="history" src="data:image/png;base64,{_figure_png(fig)}">'
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+def html_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Rows as an HTML table of the given columns, every value escaped."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>"
@@ -187,18 +188,18 @@ predictions in the drift window: {full.get("rows")}; {html.escape(str(full.get("
 <h2>Data drift</h2>
 <p>{len(drifting)} of {len(features)} features drifted
 (dataset drift at ≥ {usecase.monitoring.share_of_drifting_features:.0%}).</p>
-{_table(features, ["feature", "kind", "measure", "score", "threshold", "drifted", "missing_share_current"])}
+{html_table(features, ["feature", "kind", "measure", "score", "threshold", "drifted", "missing_share_current"])}
 <h2>Prediction drift</h2>
-{_table([full.get("prediction") or {}], ["measure", "score", "threshold", "drifted", "reference_mean", "current_mean"])}
+{html_table([full.get("prediction") or {}], ["measure", "score", "threshold", "drifted", "reference_mean", "current_mean"])}
 <h2>Live performance</h2>
 <p>{performance.labelled} labelled, {performance.pending} pending;
 {html.escape(performance.status)}</p>
-{_table([{"metric": k, "live": v, "at training": expected.get(k)} for k, v in live.items()], ["metric", "live", "at training"])}
+{html_table([{"metric": k, "live": v, "at training": expected.get(k)} for k, v in live.items()], ["metric", "live", "at training"])}
 <h2>Distributions of drifting features (reference against served)</h2>
 {plots or "<p>none drifted</p>"}
 <h2>History</h2>
 {history_plot(history, requests)}
-{_table(history.to_dict("records") if not history.empty else [], ["interval_start", "share_drifted", "prediction_psi", "live_metric", "model_version", "action", "detail"])}
+{html_table(history.to_dict("records") if not history.empty else [], ["interval_start", "share_drifted", "prediction_psi", "live_metric", "model_version", "action", "detail"])}
 </body></html>
 """
 
@@ -351,6 +352,7 @@ def log_report(
         experiment_id=exp,
         run_name=f"monitoring {start:%Y-%m-%d}",
     ) as run:
+        note_run(run.info.run_id)
         mlflow.set_tags(tags)
         model_id = _model_id(client, usecase, version)
         step, timestamp = int(start.timestamp() // 86400), int(end.timestamp() * 1000)
@@ -386,11 +388,11 @@ def render_timeline(
 (experiment <code>{html.escape(usecase.name)}/monitoring</code>).</p>
 {history_plot(history, requests)}
 <h2>Events</h2>
-{_table(events, ["day", "kind", "detail", "at"])}
+{html_table(events, ["day", "kind", "detail", "at"])}
 <h2>Retrain requests</h2>
-{_table([{**r, "outcome": (r.get("outcome") or {}).get("result"), "checks": ", ".join(x["check"] for x in r.get("reasons", []))} for r in requests], ["request_id", "interval_start", "checks", "status", "outcome"])}
+{html_table([{**r, "outcome": (r.get("outcome") or {}).get("result"), "checks": ", ".join(x["check"] for x in r.get("reasons", []))} for r in requests], ["request_id", "interval_start", "checks", "status", "outcome"])}
 <h2>Every monitored interval</h2>
-{_table(history.to_dict("records") if not history.empty else [], ["interval_start", "share_drifted", "prediction_psi", "live_metric", "model_version", "action", "detail"])}
+{html_table(history.to_dict("records") if not history.empty else [], ["interval_start", "share_drifted", "prediction_psi", "live_metric", "model_version", "action", "detail"])}
 </body></html>
 """
     return write_text(path, page)

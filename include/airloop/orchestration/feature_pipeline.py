@@ -11,6 +11,7 @@ from airloop.orchestration.tasks import (
     active_usecase,
     dag_header,
     data_interval,
+    run_lineage,
     run_stage,
     schedule_bounds,
 )
@@ -56,7 +57,7 @@ def build_offline_features(
     from airloop.features.pipeline import build_offline_features as stage
 
     start, end = data_interval(data_interval_start, data_interval_end)
-    return run_stage(stage, start, end, Extracted.from_dict(extracted), usecase)
+    return run_stage(stage, start, end, Extracted.from_dict(extracted), usecase, run=run_lineage())
 
 
 # One writer at a time: the online store and the registry's watermark are shared.

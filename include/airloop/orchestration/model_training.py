@@ -26,6 +26,7 @@ from airloop.orchestration.tasks import (
     triggering_request,
 )
 from airloop.settings import Settings, get_settings
+from airloop.usecase import UseCase
 
 
 def training_params() -> dict[str, Param]:
@@ -131,13 +132,61 @@ def register_model(
     )
 
 
+APPROVAL_TASK = "approve_promotion"
+
+
 @task
-def promote_model(registered: dict[str, Any], usecase: str) -> dict[str, Any]:
-    """``champion`` moves to the new version when the gate passed; else the version says why not."""
+def promote_model(registered: dict[str, Any], usecase: str, ti: Any = None) -> dict[str, Any]:
+    """``champion`` moves to the new version when the gate passed (and, where the use case asks,
+    a person approved); else the version says why not."""
     from airloop.registry.models import Registration
     from airloop.training.pipeline import promote_model as stage
 
-    return run_stage(stage, Registration.from_dict(registered), usecase)
+    answer = ti.xcom_pull(task_ids=APPROVAL_TASK) if ti is not None else None
+    return run_stage(
+        stage, Registration.from_dict(registered), usecase, approval=approval_of(answer)
+    )
+
+
+def approval_of(answer: dict[str, Any] | None) -> Any:
+    """The approval step's answer (Airflow's HITL payload) as the stage's record, if asked."""
+    from airloop.training.pipeline import Approval
+
+    if not answer:
+        return None
+    user = answer.get("responded_by_user") or {}
+    return Approval(
+        approved="Approve" in (answer.get("chosen_options") or []),
+        by=str(user.get("name") or user.get("id") or "unknown"),
+    )
+
+
+APPROVAL_BODY = """\
+{% set r = ti.xcom_pull(task_ids='register_model') %}\
+**{{ r.name }} v{{ r.version }}**: the gate {{ 'passed' if r.decision.promote else 'refused it' }}.
+{% for reason in r.decision.reasons %}
+- {{ reason }}{% endfor %}
+
+| metric | challenger | champion v{{ r.decision.champion_version }} |
+|---|---|---|
+{% for k, v in r.decision.challenger.items() %}| {{ k }} | {{ v }} | \
+{{ (r.decision.champion or {}).get(k) }} |
+{% endfor %}
+Approve to make it champion; reject to keep the champion. Either answer is recorded with the
+version's promotion evidence."""
+
+
+def approval_step(usecase: UseCase) -> Any:
+    """Airflow's human-in-the-loop task: a person approves or rejects the promotion in the UI."""
+    from airflow.providers.standard.operators.hitl import HITLOperator
+
+    return HITLOperator(
+        task_id=APPROVAL_TASK,
+        subject=f"Promote the new {usecase.training.model_name} version to champion?",
+        body=APPROVAL_BODY,
+        options=["Approve", "Reject"],
+        response_timeout=usecase.gates.approval_timeout,
+    )
 
 
 @task
@@ -235,6 +284,8 @@ def build_model_training(doc_md: str | None = None) -> DAG:
         evaluation: Any = evaluate_model(training_set, trained, usecase=ref)
         registered: Any = register_model(training_set, validation, trained, evaluation, usecase=ref)
         promotion: Any = promote_model(registered, usecase=ref)
+        if usecase.gates.require_approval:
+            registered >> approval_step(usecase) >> promotion
         deployed: Any = deploy_model(promotion, training_set, usecase=ref)
         deployed >> close_retrain_request(usecase=ref)
 

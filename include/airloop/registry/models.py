@@ -15,6 +15,7 @@ from typing import Any
 from airloop.catalog import is_better, metric
 from airloop.core.errors import PermanentError
 from airloop.core.records import Number, Record
+from airloop.registry.evidence import drift_state, record_event
 from airloop.registry.tracking import configure
 from airloop.settings import Settings
 from airloop.usecase import UseCase
@@ -32,11 +33,14 @@ class RollbackError(PermanentError, RuntimeError):
 
 
 class GateDecision(Record):
-    """The gate's verdict on a challenger, and every rule it broke."""
+    """The gate's verdict on a challenger, every rule it broke, and the figures it weighed."""
 
     promote: bool
     reasons: list[str]
     primary_metric: str
+    challenger: dict[str, Number] = {}
+    champion: dict[str, Number] | None = None
+    champion_version: str | None = None
 
 
 class Registration(Record):
@@ -108,7 +112,14 @@ def gate(
             )
     elif champion_version is not None and champion_error:
         reasons.append(f"the champion v{champion_version} could not be scored: {champion_error}")
-    return GateDecision(promote=not reasons, reasons=reasons, primary_metric=primary)
+    return GateDecision(
+        promote=not reasons,
+        reasons=reasons,
+        primary_metric=primary,
+        challenger=challenger,
+        champion=champion,
+        champion_version=champion_version,
+    )
 
 
 def alias_version(settings: Settings, model_name: str, alias: str = CHAMPION) -> str | None:
@@ -166,8 +177,19 @@ def register(
     )
 
 
-def promote(settings: Settings, usecase: UseCase, registration: Registration) -> Promotion:
-    """Move ``champion`` to the version when the gate passed; otherwise record why not."""
+def promote(
+    settings: Settings,
+    usecase: UseCase,
+    registration: Registration,
+    approved_by: str = "the gate",
+    rejected_by: str | None = None,
+) -> Promotion:
+    """Move ``champion`` to the version when the gate passed and no person rejected it;
+    otherwise record why not.
+
+    Either way one evidence record is kept (:mod:`airloop.registry.evidence`); a retry finds
+    the alias already moved and the record already written.
+    """
     client = configure(settings)
     name, version, decision = (
         usecase.training.model_name,
@@ -176,6 +198,11 @@ def promote(settings: Settings, usecase: UseCase, registration: Registration) ->
     )
     current = alias_version(settings, name)
     mv = client.get_model_version(name, version)
+    if rejected_by is not None and decision.promote:
+        why = f"rejected by {rejected_by} at the approval step"
+        client.set_model_version_tag(name, version, "airloop.promotion", f"not promoted, {why}")
+        _record_decision(settings, usecase, mv, "rejected", current, current, why, rejected_by)
+        return Promotion(promoted=False, champion=current, reasons=[why])
     if not decision.promote:
         why = "; ".join(decision.reasons)
         client.set_model_version_tag(
@@ -184,23 +211,77 @@ def promote(settings: Settings, usecase: UseCase, registration: Registration) ->
         if mv.run_id:
             client.set_tag(mv.run_id, "airloop.promotion", f"not promoted, because {why}")
         log.info("%s v%s not promoted, because %s", name, version, why)
+        _record_decision(settings, usecase, mv, "refused", current, current, why, approved_by)
         return Promotion(promoted=False, champion=current, reasons=decision.reasons)
     if current == version:
-        return Promotion(
-            promoted=True, champion=version, previous=alias_version(settings, name, PREVIOUS)
-        )
+        previous = alias_version(settings, name, PREVIOUS)
+        _record_decision(settings, usecase, mv, "promoted", previous, version, "", approved_by)
+        return Promotion(promoted=True, champion=version, previous=previous)
     if current is not None:
         client.set_registered_model_alias(name, PREVIOUS, current)
     client.set_registered_model_alias(name, CHAMPION, version)
-    client.set_model_version_tag(
-        name,
-        version,
-        "airloop.promotion",
-        f"promoted, replacing v{current}" if current else "promoted, first champion",
-    )
+    note = f"promoted, replacing v{current}" if current else "promoted, first champion"
+    client.set_model_version_tag(name, version, "airloop.promotion", note)
     if mv.run_id:
         client.set_tag(mv.run_id, "airloop.promotion", "promoted")
+    _record_decision(settings, usecase, mv, "promoted", current, version, note, approved_by)
     return Promotion(promoted=True, champion=version, previous=current)
+
+
+def _record_decision(
+    settings: Settings,
+    usecase: UseCase,
+    mv: Any,
+    kind: str,
+    before: str | None,
+    after: str | None,
+    reason: str,
+    approved_by: str,
+) -> None:
+    """The evidence of a promotion or refusal, from what the version carries (its lineage)."""
+    tags = {k.removeprefix("airloop."): v for k, v in mv.tags.items() if k.startswith("airloop.")}
+    decision = json.loads(tags.get("gate_decision", "{}"))
+    effective = tags.get("window_end") or datetime.now(UTC).isoformat()
+    record_event(
+        settings,
+        usecase,
+        kind=kind,
+        version=str(mv.version),
+        champion_before=before,
+        champion_after=after,
+        effective_at=datetime.fromisoformat(effective).astimezone(UTC),
+        actor=approved_by,
+        reason=reason or tags.get("gate", ""),
+        dag_id=tags.get("dag_id"),
+        run_id=tags.get("run_id"),
+        evidence={
+            "validation": tags.get("validation"),
+            "gate": {k: decision.get(k) for k in ("promote", "reasons", "primary_metric")},
+            "evaluation": {
+                "rows": "the same held-out, later time slice for both",
+                "test_rows": tags.get("evaluation_rows"),
+                "test_window": tags.get("evaluation_window"),
+                "challenger": decision.get("challenger"),
+                "champion": decision.get("champion"),
+                "champion_version": decision.get("champion_version"),
+            },
+            "drift": drift_state(settings, usecase),
+            "trigger": {
+                "trigger": tags.get("trigger"),
+                "dag_id": tags.get("dag_id"),
+                "run_id": tags.get("run_id"),
+                "retrain_request": tags.get("retrain_request"),
+                "reason": json.loads(tags["retrain_reason"]) if "retrain_reason" in tags else None,
+            },
+            "training": {
+                "window": [tags.get("window_start"), tags.get("window_end")],
+                "training_set_digest": tags.get("training_set_digest"),
+                "mlflow_run_id": mv.run_id,
+                "git_commit": tags.get("git_commit"),
+            },
+            "approved_by": approved_by,
+        },
+    )
 
 
 def describe_champion(settings: Settings, usecase: UseCase) -> dict[str, Any] | None:
@@ -232,14 +313,25 @@ def feature_view_versions(settings: Settings, usecase: UseCase) -> str:
     versions = {}
     for view in usecase.service_views:
         spec = store.get_feature_view(view.name).to_proto().spec
+        # The definition only: not when it was (re)applied, nor Feast's own version counter.
+        spec.batch_source.ClearField("meta")
+        spec.ClearField("version")
         versions[view.name] = hashlib.sha256(
             spec.SerializeToString(deterministic=True)
         ).hexdigest()[:12]
     return json.dumps(versions, sort_keys=True)
 
 
-def rollback(settings: Settings, usecase: UseCase, reason: str, who: str) -> Rollback:
-    """Put ``previous`` back as ``champion``, recording who did it and why on both versions."""
+def rollback(
+    settings: Settings,
+    usecase: UseCase,
+    reason: str,
+    who: str,
+    effective_at: datetime | None = None,
+    run: dict[str, Any] | None = None,
+) -> Rollback:
+    """Put ``previous`` back as ``champion``, recording who did it and why on both versions
+    and in the history (effective now, or at the given time of the data it was decided on)."""
     client = configure(settings)
     name = usecase.training.model_name
     current = alias_version(settings, name)
@@ -256,4 +348,22 @@ def rollback(settings: Settings, usecase: UseCase, reason: str, who: str) -> Rol
         client.set_model_version_tag(name, current, "airloop.rolled_back", note)
     client.set_model_version_tag(name, previous, "airloop.restored", note)
     log.warning("%s rolled back from v%s to v%s: %s", name, current, previous, note)
+    record_event(
+        settings,
+        usecase,
+        kind="rolled_back",
+        version=previous,
+        champion_before=current,
+        champion_after=previous,
+        effective_at=effective_at or datetime.now(UTC),
+        actor=who,
+        reason=reason,
+        dag_id=(run or {}).get("dag_id"),
+        run_id=(run or {}).get("run_id"),
+        evidence={
+            "from_version": current,
+            "to_version": previous,
+            "drift": drift_state(settings, usecase),
+        },
+    )
     return Rollback(model=name, from_version=current, to_version=previous, who=who, reason=reason)

@@ -6,6 +6,27 @@ from typing import Any
 
 from airloop.settings import Settings
 
+# The MLflow runs this process started or reused since the last forget_runs(): the listener
+# records them on the task instance, so Airflow links to MLflow as MLflow links to Airflow.
+_TOUCHED: list[str] = []
+
+
+def note_run(run_id: str) -> str:
+    """Remember that the current task wrote to this MLflow run."""
+    if run_id not in _TOUCHED:
+        _TOUCHED.append(run_id)
+    return run_id
+
+
+def touched_runs() -> list[str]:
+    """The MLflow runs noted since the last :func:`forget_runs`."""
+    return list(_TOUCHED)
+
+
+def forget_runs() -> None:
+    """Start a new task's list (tasks share a process under ``dag.test()``)."""
+    _TOUCHED.clear()
+
 
 def configure(settings: Settings) -> Any:
     """Point MLflow at airloop's tracking store and return a client."""

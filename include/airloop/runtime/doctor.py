@@ -86,7 +86,8 @@ def _redis(url: str, what: str) -> Check:
 
 
 def _http(url: str, what: str, fix: str) -> Check:
-    problem = probe(url)
+    # A busy server is slow, not down: a refused connection still fails at once.
+    problem = probe(url, timeout=20.0)
     if problem is not None:
         return Check(what, False, f"{url}: {problem}", fix)
     return Check(what, True, f"{url}: answers")

@@ -7,6 +7,7 @@ in-process. Anything else rolls the champion back to ``previous`` and fails the 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import numpy as np
 
@@ -61,7 +62,13 @@ def deploy_model(
     except Exception as exc:
         reason = f"deploy of v{version} failed: {exc}"
         try:
-            rolled = rollback(st, uc, reason, who="model_training deploy")
+            rolled = rollback(
+                st,
+                uc,
+                reason,
+                who="model_training deploy",
+                effective_at=datetime.fromisoformat(training_set.end),
+            )
             reload_champion(st)
             reason += f"; champion rolled back to v{rolled.to_version}"
         except Exception as rb_exc:  # the record says what happened either way

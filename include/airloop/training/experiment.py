@@ -18,7 +18,7 @@ import pandas as pd
 from airloop.catalog import family_names, metric
 from airloop.core.errors import PermanentError
 from airloop.core.records import Number, Record
-from airloop.registry.tracking import configure, experiment_id, experiment_name
+from airloop.registry.tracking import configure, experiment_id, experiment_name, note_run
 from airloop.settings import Settings
 from airloop.training.dataset import TrainingSet, resolve_window, retrieve_training_set
 from airloop.training.train import IDENTITY_TAGS, TrainConfig, find_run, lineage_tags, train_and_log
@@ -129,13 +129,14 @@ def prepare_experiment(
         identity = {k: tags[k] for k in IDENTITY_TAGS if k in tags}
         existing = find_run(st, experiment, {**identity, "airloop.stage": "experiment"})
     if existing is not None:
-        parent = existing.info.run_id
+        parent = note_run(existing.info.run_id)
     else:
         configure(st)
         with mlflow.start_run(
             experiment_id=experiment_id(st, experiment),
             run_name=f"experiment {lo:%Y-%m-%d}..{hi:%Y-%m-%d}",
         ) as run:
+            note_run(run.info.run_id)
             mlflow.set_tags({**tags, "airloop.stage": "experiment", "airloop.usecase": uc.name})
             mlflow.log_params(
                 {

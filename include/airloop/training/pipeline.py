@@ -40,6 +40,13 @@ from airloop.training.train import (
 from airloop.usecase import UseCase, resolve
 
 
+class Approval(Record):
+    """A person's answer at the approval step (Airflow's human-in-the-loop task)."""
+
+    approved: bool
+    by: str
+
+
 class TrainingRun(Record):
     """Every stage of (D) run in one process (``airloop train``)."""
 
@@ -157,6 +164,9 @@ def register_model(
             "validation": "passed" if validation.success else "failed",
             "config": json.dumps(trained.config.to_dict(), sort_keys=True),
             "gate": "passed" if decision.promote else "refused: " + "; ".join(decision.reasons),
+            "gate_decision": json.dumps(decision.to_dict(), sort_keys=True),
+            "evaluation_rows": evaluation.test_rows,
+            "evaluation_window": " to ".join(evaluation.test_window),
             **{f"test_{k}": f"{v:.6f}" for k, v in evaluation.challenger.items() if v is not None},
         }
     )
@@ -170,10 +180,17 @@ def promote_model(
     registered: Registration,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
+    approval: Approval | None = None,
 ) -> Promotion:
-    """``champion`` moves to the new version when the gate passed (the old one: ``previous``)."""
+    """``champion`` moves to the new version when the gate passed and, where the use case asks
+    for one, a person approved (the old one becomes ``previous``); either way the decision's
+    evidence is kept."""
     uc, st = resolve(usecase, settings)
-    return promote(st, uc, registered)
+    if approval is None:
+        return promote(st, uc, registered)
+    if approval.approved:
+        return promote(st, uc, registered, approved_by=f"{approval.by} (approval step)")
+    return promote(st, uc, registered, rejected_by=approval.by)
 
 
 def run_training(

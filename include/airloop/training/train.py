@@ -18,7 +18,7 @@ from airloop.core.columns import EVENT_ID, EVENT_TS, LABEL, SCORE
 from airloop.core.files import write_json
 from airloop.core.provenance import git_commit, lock_hash
 from airloop.core.records import Number, Record
-from airloop.registry.tracking import configure, experiment_id, experiment_name
+from airloop.registry.tracking import configure, experiment_id, experiment_name, note_run
 from airloop.settings import Settings
 from airloop.training.dataset import TrainingSet, load_training_set, split_by_time
 from airloop.training.metrics import (
@@ -233,7 +233,7 @@ def train_and_log(
         previous = find_run(settings, experiment, {**identity, "airloop.stage": "train"})
         if previous is not None:
             log.info("reusing MLflow run %s of an earlier try of this task", previous.info.run_id)
-            return _trained(previous.info.run_id, cfg, previous.data.metrics)
+            return _trained(note_run(previous.info.run_id), cfg, previous.data.metrics)
     frame = load_training_set(training_set.uri)
     fitted = fit(usecase, frame, training_set.feature_columns, cfg)
     with mlflow.start_run(
@@ -242,6 +242,7 @@ def train_and_log(
         parent_run_id=parent_run_id,
         nested=parent_run_id is not None,
     ) as run:
+        note_run(run.info.run_id)
         mlflow.set_tags({**tags, "airloop.stage": "train", "airloop.usecase": usecase.name})
         mlflow.log_params(
             {

@@ -68,6 +68,9 @@ class GateSpec(Spec):
     minimum: dict[str, float] = {}
     maximum: dict[str, float] = {}
     max_regression: float = 0.0
+    # A person approves (or rejects) each promotion in Airflow's UI before ``champion`` moves.
+    require_approval: bool = False
+    approval_timeout: Duration | None = None  # then the run fails and nothing is promoted
 
 
 class TrainingSpec(Spec):
