@@ -51,7 +51,7 @@ parse: $(STAMP)
 # not traced (its stages are covered by the integration tier). The container tier is its own.
 test: $(STAMP) browser
 	$(MAKE) --no-print-directory lint
-	$(BIN)/pytest -q --cov=airloop --cov-report=term:skip-covered --ignore=tests/containers tests
+	$(BIN)/pytest -q --durations=25 --cov=airloop --cov-report=term:skip-covered --ignore=tests/containers tests
 
 # Debian's Chromium and its driver for the browser test, installed when missing (as root).
 # Without them the test fails in CI and skips elsewhere, naming what is missing.

@@ -157,3 +157,31 @@ def test_history_and_lineage_refuse_bad_input_with_a_message(runner: CliRunner) 
     assert bad_time.exit_code == 2 and "is not an ISO 8601 time" in flat(bad_time.output)
     bad_ref = runner.invoke(app, ["lineage", "runs:/abc"], prog_name="airloop")
     assert bad_ref.exit_code == 2 and "is not a model reference" in flat(bad_ref.output)
+
+
+def run_main(argv: list[str]) -> None:
+    """The installed command's entry point, as a shell runs it."""
+    sigterm = signal.getsignal(signal.SIGTERM)  # main() installs its own handler
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sys, "argv", argv)
+            main()
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
+
+
+def test_a_service_that_is_not_running_is_a_message_with_the_next_step(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from airloop.runtime.airflow_cli import AirflowError
+
+    command = ["airloop", "backfill", "--start", "2013-01-01", "--days", "1"]
+    with pytest.raises(SystemExit) as exit_:
+        run_main(command)
+    assert exit_.value.code == 1
+    out, err = capsys.readouterr()
+    assert err.startswith("error: no admin password yet: is the api-server running?")
+    assert "next:  is the stack up? `airloop up` starts it" in err
+    assert "--debug" in err and "Traceback" not in out + err
+    with pytest.raises(AirflowError, match="no admin password yet"):
+        run_main([*command, "--debug"])

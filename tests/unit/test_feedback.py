@@ -152,3 +152,38 @@ def test_closing_a_request_records_the_outcome_and_a_failure_fails(tmp_path, fli
         "deploy": None,
         "dag_run_id": "run-9",
     }
+
+
+@pytest.mark.parametrize(
+    ("drop", "breach"), [("10%", False), ("5%", True), (0.1, False), (0.05, True)]
+)
+def test_the_live_performance_drop_may_be_a_share_of_the_test_metric(
+    flights, monkeypatch, drop, breach
+) -> None:
+    """Test AUC 0.8, live AUC ~0.74: 10 % (0.08) allows it, 5 % (0.04) does not."""
+    import numpy as np
+    import pandas as pd
+
+    from airloop.core.columns import LABEL, SCORE
+    from airloop.monitoring import checks
+    from airloop.monitoring.readers import MODEL_VERSION, SERVED_AT
+    from airloop.usecase import MonitoringSpec
+
+    monkeypatch.setattr(checks, "version_metrics", lambda *_: {"roc_auc": 0.8})
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 2, 2000)
+    score = np.clip(label * 0.22 + rng.uniform(0, 0.78, 2000), 0, 1)
+    known = pd.DataFrame(
+        {
+            LABEL: label,
+            SCORE: score,
+            MODEL_VERSION: "1",
+            SERVED_AT: pd.Timestamp("2013-01-02", tz="UTC"),
+        }
+    )
+    spec = MonitoringSpec.model_validate(
+        {**flights.monitoring.model_dump(), "performance_drop": drop}
+    )
+    found = checks.compare_live(None, flights.model_copy(update={"monitoring": spec}), known)
+    assert 0.7 < found["live"]["roc_auc"] < 0.76, found["live"]
+    assert found["breach"] is breach, found

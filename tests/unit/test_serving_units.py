@@ -162,8 +162,8 @@ def test_missing_required_field_is_refused(body_model: type[BaseModel], field: s
         ("hour", 9.5, "int_type"),
         ("hour", "9", "int_type"),
         ("month", True, "int_type"),
-        ("origin", 3, "string_type"),
-        ("carrier", None, "string_type"),  # not nullable in the use case
+        ("origin", 3, "literal_error"),  # a declared value set: one of its values
+        ("carrier", None, "literal_error"),  # not nullable in the use case
         ("tailnum", 7, "string_type"),
     ],
 )
@@ -623,3 +623,35 @@ def test_feature_times_take_the_newest_stamp_per_view() -> None:
 
 def test_feature_times_without_timestamps_are_empty_per_row() -> None:
     assert feature_times({"origin_weather__temp": [1.0, 2.0]}, 2) == [{}, {}]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "error"),
+    [
+        ("month", 13, "less_than_equal"),  # the source declares 1-12
+        ("month", 0, "greater_than_equal"),
+        ("hour", 24, "less_than_equal"),
+        ("distance", 0.5, "greater_than_equal"),
+        ("carrier", "ZZ", "literal_error"),  # not in the declared value set
+        ("origin", "LAX", "literal_error"),
+    ],
+)
+def test_values_outside_the_declared_range_or_set_are_refused(
+    body_model: type[BaseModel], field: str, value: Any, error: str
+) -> None:
+    found = refusals(body_model, {"instances": [instance(**{field: value})]})
+    assert found and found[0][0] == error, found
+    assert body_model.model_validate({"instances": [instance(month=12, hour=0, carrier="9E")]})
+
+
+def test_a_column_that_is_only_mostly_in_range_admits_values_outside_it(flights: UseCase) -> None:
+    source = flights.sources[flights.events.source]
+    columns = [
+        c.model_copy(update={"mostly": 0.99}) if c.name == "month" else c for c in source.columns
+    ]
+    sources = {
+        **flights.sources,
+        flights.events.source: source.model_copy(update={"columns": columns}),
+    }
+    lenient = request_model(flights.model_copy(update={"sources": sources}))
+    assert lenient.model_validate({"instances": [instance(month=13)]})

@@ -45,3 +45,16 @@ def test_shared_keys_are_stable_per_home(tmp_path: Path) -> None:
     b = Settings(home=tmp_path).airflow_env()
     assert a["AIRFLOW__API_AUTH__JWT_SECRET"] == b["AIRFLOW__API_AUTH__JWT_SECRET"]
     assert len(a["AIRFLOW__API_AUTH__JWT_SECRET"]) >= 64
+
+
+def test_the_readme_settings_table_lists_every_setting() -> None:
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## Settings") : readme.index("## Development")]
+    missing = [
+        f"AIRLOOP_{name.upper()}"
+        for name in Settings.model_fields
+        if f"`AIRLOOP_{name.upper()}`" not in table
+    ]
+    assert missing == [], f"add these to the README's settings table: {missing}"

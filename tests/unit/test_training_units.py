@@ -163,3 +163,37 @@ def test_training_set_gate_rejects_unbalanced_labels(flights) -> None:
     frame.loc[:400, "origin_weather__temp"] = None
     with pytest.raises(TrainingDataError, match="origin_weather__temp' has 401 null values"):
         check_training_set(flights, frame, ["origin_weather__temp", "carrier_delays__rate_1d"])
+
+
+def test_a_relative_margin_scales_with_the_champions_metric(flights) -> None:
+    from airloop.usecase import GateSpec
+
+    ok: dict[str, float | None] = {"roc_auc": 0.70, "average_precision": 0.4, "brier_score": 0.15}
+    relative = flights.model_copy(
+        update={"gates": GateSpec.model_validate({"max_regression": "2%"})}
+    )
+    # 2 % of the champion's 0.714 is 0.01428: 0.70 trails by 0.014, inside it; 0.72 by 0.02, not.
+    assert gate(relative, ok, {**ok, "roc_auc": 0.714}, "3").promote
+    refused = gate(relative, ok, {**ok, "roc_auc": 0.72}, "3")
+    assert not refused.promote and refused.reasons[0].endswith("by more than 2%")
+
+
+def test_small_slices_are_listed_with_a_note_instead_of_vanishing() -> None:
+    import pandas as pd
+
+    from airloop.training.metrics import slice_metrics
+
+    frame = pd.DataFrame({"carrier": ["UA"] * 40 + ["HA"] * 3, "label": [0, 1] * 20 + [1, 0, 1]})
+    score = [0.2, 0.8] * 20 + [0.9, 0.1, 0.7]
+    found = {
+        s.value: s
+        for s in slice_metrics(
+            ["roc_auc"], "classification", frame, score, "label", ["carrier"], 30
+        )
+    }
+    assert (
+        found["UA"].rows == 40
+        and found["UA"].metrics["roc_auc"] == 1.0
+        and found["UA"].note is None
+    )
+    assert found["HA"].metrics == {} and found["HA"].note.startswith("too few rows (3 < 30")

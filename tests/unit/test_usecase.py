@@ -160,3 +160,31 @@ def test_kinds_describe_their_features_and_bounds(flights) -> None:
     assert weather.lookback(flights) is None
     planes = flights.feature_view("plane_attributes")
     assert planes.feature_dtypes() == {"plane_year": "float", "seats": "int", "engines": "int"}
+
+
+@pytest.mark.parametrize(
+    ("written", "reference", "allowed", "shown"),
+    [
+        (0.05, 0.8, 0.05, "0.05"),
+        (3, None, 3.0, "3"),
+        ("10%", 85.0, 8.5, "10%"),
+        (" 2.5 % ", -4.0, 0.1, "2.5%"),
+    ],
+)
+def test_tolerances_are_absolute_numbers_or_shares_of_the_reference(
+    written, reference, allowed, shown
+) -> None:
+    from airloop.usecase import GateSpec
+
+    tolerance = GateSpec.model_validate({"max_regression": written}).max_regression
+    assert tolerance.allowed(reference) == pytest.approx(allowed) and str(tolerance) == shown
+
+
+@pytest.mark.parametrize("written", [-0.1, "ten percent", "5", True, [5]])
+def test_a_tolerance_that_is_not_a_number_or_percentage_is_refused(written) -> None:
+    from pydantic import ValidationError
+
+    from airloop.usecase import GateSpec
+
+    with pytest.raises(ValidationError, match="max_regression"):
+        GateSpec.model_validate({"max_regression": written})

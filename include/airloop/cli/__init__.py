@@ -26,6 +26,9 @@ from airloop.cli import (  # noqa: F401  (register)
 )
 from airloop.cli.common import app
 from airloop.core.errors import PermanentError
+from airloop.core.http import HttpError
+from airloop.core.polling import WaitTimeout
+from airloop.runtime.airflow_cli import AirflowError
 from airloop.usecase import UseCaseError
 
 __all__ = ["app", "main"]
@@ -48,11 +51,28 @@ def main() -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    debug = "--debug" in sys.argv[1:]
+    if debug:
+        sys.argv.remove("--debug")
     try:
         app()
     except (UseCaseError, SettingsError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(exc, 2, debug)
     except PermanentError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        _fail(exc, 1, debug)
+    except (AirflowError, HttpError, WaitTimeout, ConnectionError) as exc:
+        _fail(exc, 1, debug, NEXT_STEP_SERVICE)
+
+
+NEXT_STEP_SERVICE = "is the stack up? `airloop up` starts it; `airloop doctor` checks each part"
+
+
+def _fail(exc: BaseException, code: int, debug: bool, next_step: str | None = None) -> None:
+    """An expected failure: its message and what to do, no traceback (``--debug`` shows it)."""
+    if debug:
+        raise exc
+    typer.echo(f"error: {exc}", err=True)
+    if next_step:
+        typer.echo(f"next:  {next_step}", err=True)
+    typer.echo("(run again with --debug for the traceback)", err=True)
+    sys.exit(code)

@@ -170,7 +170,7 @@ def compare_live(settings: Settings, usecase: UseCase, known: pd.DataFrame) -> d
     if primary in expected and observed is not None:
         gap = expected[primary] - observed
         drop = gap if metric(primary, usecase.task).higher_is_better else -gap
-    allowed = usecase.monitoring.performance_drop
+    allowed = usecase.monitoring.performance_drop.allowed(expected.get(primary))
     return {
         "model_version": version,
         "metric": primary,

@@ -98,17 +98,17 @@ def gate(
             reasons.append(f"{name} {_figure(value)} is above the maximum {ceiling}")
     primary = usecase.metrics[0]
     if champion is not None:
-        margin = usecase.gates.max_regression
+        tolerance = usecase.gates.max_regression
         mine, theirs = challenger.get(primary), champion.get(primary)
         if (
             mine is None
             or theirs is None
-            or not is_better(primary, usecase.task, mine, theirs, margin)
+            or not is_better(primary, usecase.task, mine, theirs, tolerance.allowed(theirs))
         ):
             direction = "below" if metric(primary, usecase.task).higher_is_better else "above"
             reasons.append(
                 f"{primary} {_figure(mine)} is {direction} champion v{champion_version}'s "
-                f"{_figure(theirs)} by more than {margin}"
+                f"{_figure(theirs)} by more than {tolerance}"
             )
     elif champion_version is not None and champion_error:
         reasons.append(f"the champion v{champion_version} could not be scored: {champion_error}")

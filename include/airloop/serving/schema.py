@@ -5,7 +5,7 @@ request-time model inputs; ``event_id`` and ``event_time`` are optional and logg
 prediction, so the label that arrives later can be joined to it.
 """
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_model
 
@@ -26,6 +26,11 @@ def request_fields(usecase: UseCase) -> list[str]:
 
 
 def _field_type(usecase: UseCase, name: str) -> Any:
+    """The field's type, with the source's declared range or value set when it is strict.
+
+    A column that declares ``mostly`` below 1 admits values outside its rules in the data, so
+    a request may carry them too; a strict declaration (the default) refuses them with a 422.
+    """
     spec = usecase.sources[usecase.events.source].column(name)
     kind = spec.type if spec is not None else "string"
     base: Any = {
@@ -34,6 +39,11 @@ def _field_type(usecase: UseCase, name: str) -> Any:
         "integer": StrictInt,
         "bool": bool,
     }.get(kind, StrictStr)
+    if spec is not None and spec.mostly == 1.0:
+        if kind in ("number", "integer") and spec.bounds is not None:
+            base = Annotated[base, Field(ge=spec.min, le=spec.max)]
+        elif kind == "string" and spec.values:
+            base = Literal[tuple(spec.values)]
     nullable = spec.nullable if spec is not None else False
     return (base | None, None) if nullable else (base, ...)
 

@@ -22,6 +22,7 @@ class SliceMetrics(Record):
     value: str
     rows: int
     metrics: dict[str, Number]
+    note: str | None = None  # why there are no metrics (too few rows)
 
 
 class CalibrationBin(Record):
@@ -55,12 +56,19 @@ def slice_metrics(
     slices: list[str],
     min_rows: int = 30,
 ) -> list[SliceMetrics]:
-    """Metrics per value of each slice column (slices smaller than ``min_rows`` are skipped)."""
+    """Metrics per value of each slice column; a slice under ``min_rows`` rows is listed with
+    a note instead of metrics that would be noise."""
     rows = []
     scored = frame.assign(_score=np.asarray(score, dtype=float))
     for column in slices:
         for value, part in scored.groupby(column, dropna=False):
             if len(part) < min_rows:
+                note = f"too few rows ({len(part)} < {min_rows}, training.slice_min_rows)"
+                rows.append(
+                    SliceMetrics(
+                        slice=column, value=str(value), rows=len(part), metrics={}, note=note
+                    )
+                )
                 continue
             values = compute_metrics(names, task, part[label], part["_score"])
             rows.append(

@@ -307,7 +307,9 @@ def evaluate_run(
         test_rows=len(test),
         test_window=[str(test[EVENT_TS].min()), str(test[EVENT_TS].max())],
         challenger=compute_metrics(usecase.metrics, usecase.task, test[LABEL], scores),
-        slices=slice_metrics(usecase.metrics, usecase.task, test, scores, LABEL, spec.slices),
+        slices=slice_metrics(
+            usecase.metrics, usecase.task, test, scores, LABEL, spec.slices, spec.slice_min_rows
+        ),
         calibration=calibration(test[LABEL], scores) if usecase.task == "classification" else None,
         champion=champion,
         champion_version=champion_version,
@@ -335,7 +337,13 @@ def _log_evaluation(settings: Settings, run_id: str, evaluation: Evaluation) -> 
             slices = Path(tmp) / "slices.csv"
             pd.DataFrame(
                 [
-                    {"slice": s.slice, "value": s.value, "rows": s.rows, **s.metrics}
+                    {
+                        "slice": s.slice,
+                        "value": s.value,
+                        "rows": s.rows,
+                        **s.metrics,
+                        "note": s.note,
+                    }
                     for s in evaluation.slices
                 ]
             ).to_csv(slices, index=False)

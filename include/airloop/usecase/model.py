@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, model_validator
 from airloop.catalog import family_names, metric_names
 from airloop.core.paths import PACKAGE_DIR
 from airloop.settings import Settings, get_settings
-from airloop.usecase.base import Duration, Spec, UseCaseError
+from airloop.usecase.base import Duration, Spec, Tolerance, ToleranceSpec, UseCaseError
 from airloop.usecase.feature_views import FeatureView
 from airloop.usecase.sources import SourceSpec
 
@@ -67,7 +67,8 @@ class GateSpec(Spec):
 
     minimum: dict[str, float] = {}
     maximum: dict[str, float] = {}
-    max_regression: float = 0.0
+    # How much worse than the champion a challenger may be: in the metric's units, or "2%".
+    max_regression: ToleranceSpec = Tolerance(value=0.0)
     # A person approves (or rejects) each promotion in Airflow's UI before ``champion`` moves.
     require_approval: bool = False
     approval_timeout: Duration | None = None  # then the run fails and nothing is promoted
@@ -80,6 +81,7 @@ class TrainingSpec(Spec):
     categorical: list[str] = []
     numeric: list[str] = []
     slices: list[str] = []
+    slice_min_rows: int = Field(default=30, ge=1)  # smaller slices: "too few rows", no metrics
     window: Duration = timedelta(days=28)
     schedule: str = "@weekly"
     validation_fraction: float = Field(default=0.15, gt=0, lt=0.5)
@@ -114,9 +116,9 @@ class MonitoringSpec(Spec):
     prediction_threshold: float = Field(default=0.2, gt=0)
     window: Duration = timedelta(days=1)  # served predictions compared, ending at the interval end
     min_rows: int = Field(default=200, ge=1)
-    performance_drop: float = Field(
-        default=0.05, ge=0
-    )  # live metric worse than the champion's test
+    # How much worse the live metric may be than the serving version's test metric before
+    # it is a breach: in the metric's units, or "10%" of the test metric.
+    performance_drop: ToleranceSpec = Tolerance(value=0.05)
     min_labelled: int = Field(default=200, ge=1)
     retraining: RetrainingSpec = RetrainingSpec()
 
