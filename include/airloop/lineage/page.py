@@ -83,8 +83,9 @@ def _version_card(settings: Settings, usecase: UseCase, alias: str) -> str:
     version = alias_version(settings, name, alias)
     if version is None:
         return f"<div class='card' id='{alias}'><b>{alias}</b>: none yet</div>"
-    mv = configure(settings).get_model_version(name, version)
-    run = configure(settings).get_run(mv.run_id)
+    client = configure(settings)
+    mv = client.get_model_version(name, version)
+    run = client.get_run(mv.run_id)
     metrics = {
         k.removeprefix("test_"): v for k, v in run.data.metrics.items() if k.startswith("test_")
     }

@@ -201,15 +201,14 @@ class MetadataStore:
         return int(result.rowcount or 0)
 
     # Champion decisions ------------------------------------------------------------------
-    def record_model_event(self, row: Mapping[str, Any]) -> int:
-        """Append a decision about the champion; its id orders the history."""
+    def record_model_event(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Append a decision about the champion; the row as kept (its id orders the history)."""
+        kept = {**row, "recorded_at": datetime.now(UTC)}
         with self._begin() as conn:
-            result = conn.execute(
-                sa.insert(MODEL_EVENTS).values(**_values({**row, "recorded_at": datetime.now(UTC)}))
-            )
+            result = conn.execute(sa.insert(MODEL_EVENTS).values(**_values(kept)))
         key = result.inserted_primary_key
         assert key is not None
-        return int(key[0])
+        return {**kept, "id": int(key[0]), "evidence_uri": kept.get("evidence_uri")}
 
     def set_evidence_uri(self, event_id: int, uri: str) -> None:
         """Where the event's evidence was attached, once it is."""

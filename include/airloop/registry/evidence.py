@@ -100,11 +100,10 @@ def record_event(
         "run_id": run_id,
         "evidence": evidence,
     }
-    event_id = store.record_model_event(row)
-    event = next(ModelEvent(**e) for e in store.model_events(name) if e["id"] == event_id)
+    event = ModelEvent(**store.record_model_event(row))
     uri = attach_evidence(settings, usecase, event)
     if uri:
-        store.set_evidence_uri(event_id, uri)
+        store.set_evidence_uri(event.id, uri)
         event = event.model_copy(update={"evidence_uri": uri})
     return event
 

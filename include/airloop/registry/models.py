@@ -201,7 +201,7 @@ def promote(
     if rejected_by is not None and decision.promote:
         why = f"rejected by {rejected_by} at the approval step"
         client.set_model_version_tag(name, version, "airloop.promotion", f"not promoted, {why}")
-        _record_decision(settings, usecase, mv, "rejected", current, current, why, rejected_by)
+        _record_decision(settings, usecase, mv, decision, "rejected", current, why, rejected_by)
         return Promotion(promoted=False, champion=current, reasons=[why])
     if not decision.promote:
         why = "; ".join(decision.reasons)
@@ -211,11 +211,11 @@ def promote(
         if mv.run_id:
             client.set_tag(mv.run_id, "airloop.promotion", f"not promoted, because {why}")
         log.info("%s v%s not promoted, because %s", name, version, why)
-        _record_decision(settings, usecase, mv, "refused", current, current, why, approved_by)
+        _record_decision(settings, usecase, mv, decision, "refused", current, why, approved_by)
         return Promotion(promoted=False, champion=current, reasons=decision.reasons)
     if current == version:
         previous = alias_version(settings, name, PREVIOUS)
-        _record_decision(settings, usecase, mv, "promoted", previous, version, "", approved_by)
+        _record_decision(settings, usecase, mv, decision, "promoted", previous, "", approved_by)
         return Promotion(promoted=True, champion=version, previous=previous)
     if current is not None:
         client.set_registered_model_alias(name, PREVIOUS, current)
@@ -224,7 +224,7 @@ def promote(
     client.set_model_version_tag(name, version, "airloop.promotion", note)
     if mv.run_id:
         client.set_tag(mv.run_id, "airloop.promotion", "promoted")
-    _record_decision(settings, usecase, mv, "promoted", current, version, note, approved_by)
+    _record_decision(settings, usecase, mv, decision, "promoted", current, note, approved_by)
     return Promotion(promoted=True, champion=version, previous=current)
 
 
@@ -232,15 +232,16 @@ def _record_decision(
     settings: Settings,
     usecase: UseCase,
     mv: Any,
+    decision: GateDecision,
     kind: str,
     before: str | None,
-    after: str | None,
     reason: str,
     approved_by: str,
 ) -> None:
-    """The evidence of a promotion or refusal, from what the version carries (its lineage)."""
+    """The evidence of a promotion, refusal or rejection: the gate's figures, and the lineage
+    the version carries. Only a promotion moves the champion (to this version)."""
+    after = str(mv.version) if kind == "promoted" else before
     tags = {k.removeprefix("airloop."): v for k, v in mv.tags.items() if k.startswith("airloop.")}
-    decision = json.loads(tags.get("gate_decision", "{}"))
     effective = tags.get("window_end") or datetime.now(UTC).isoformat()
     record_event(
         settings,
@@ -256,14 +257,12 @@ def _record_decision(
         run_id=tags.get("run_id"),
         evidence={
             "validation": tags.get("validation"),
-            "gate": {k: decision.get(k) for k in ("promote", "reasons", "primary_metric")},
+            "gate": decision.model_dump(include={"promote", "reasons", "primary_metric"}),
             "evaluation": {
                 "rows": "the same held-out, later time slice for both",
                 "test_rows": tags.get("evaluation_rows"),
                 "test_window": tags.get("evaluation_window"),
-                "challenger": decision.get("challenger"),
-                "champion": decision.get("champion"),
-                "champion_version": decision.get("champion_version"),
+                **decision.model_dump(include={"challenger", "champion", "champion_version"}),
             },
             "drift": drift_state(settings, usecase),
             "trigger": {

@@ -164,7 +164,6 @@ def register_model(
             "validation": "passed" if validation.success else "failed",
             "config": json.dumps(trained.config.to_dict(), sort_keys=True),
             "gate": "passed" if decision.promote else "refused: " + "; ".join(decision.reasons),
-            "gate_decision": json.dumps(decision.to_dict(), sort_keys=True),
             "evaluation_rows": evaluation.test_rows,
             "evaluation_window": " to ".join(evaluation.test_window),
             **{f"test_{k}": f"{v:.6f}" for k, v in evaluation.challenger.items() if v is not None},
