@@ -152,9 +152,24 @@ class ApiClient:
         """
         return [self.trigger(dag_id, interval=day_interval(d), note=note) for d in days]
 
-    def set_note(self, dag_id: str, run_id: str, note: str) -> None:
-        """The run's note, shown in the Airflow UI (Markdown)."""
-        self._request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"note": note})
+    def set_note(self, dag_id: str, run_id: str, note: str, timeout: float = 30.0) -> None:
+        """The run's note, shown in the Airflow UI (Markdown).
+
+        Setting a note is idempotent, so a server error (the embedded SQLite database busy
+        with the scheduler's writes answers 500) is tried again until ``timeout``.
+        """
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
+
+        def patched() -> bool:
+            try:
+                self._request("PATCH", path, {"note": note})
+            except AirflowError as exc:
+                if "→ HTTP 5" not in str(exc):
+                    raise
+                return False
+            return True
+
+        wait_until(patched, timeout=timeout, what=f"the note of {dag_id} {run_id}")
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         """One run as the API describes it."""
