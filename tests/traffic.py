@@ -3,7 +3,7 @@ through the service's own prediction-log writer, with or without drift."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,11 @@ from airloop.core.columns import EVENT_ID, EVENT_TS, LABEL, SCORE
 def day(d: int) -> datetime:
     """Midnight UTC of 2013-01-d."""
     return datetime(2013, 1, d, tzinfo=UTC)
+
+
+def days(*ds: int) -> list[tuple[datetime, datetime]]:
+    """The daily data intervals of 2013-01-d for each d."""
+    return [(day(d), day(d) + timedelta(days=1)) for d in ds]
 
 
 def write_served(settings: Any, usecase: Any, rows: pd.DataFrame, version: str) -> None:

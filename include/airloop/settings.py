@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from airloop.core.errors import PermanentError
@@ -108,6 +108,16 @@ class Settings(BaseSettings):
     # The tracking server `airloop up --profile production` runs: its store and artifacts.
     mlflow_backend_store_uri: SecretStr | None = None
     mlflow_artifacts_destination: str | None = None  # default: <shared root>/mlflow-artifacts
+
+    @field_validator("usecase")
+    @classmethod
+    def _absolute_usecase_path(cls, value: str) -> str:
+        # A use case given by path must mean the same file to every process (Airflow's
+        # components, workers, the service), whatever their working directory.
+        path = Path(value).expanduser()
+        if ("/" in value or path.suffix in (".yaml", ".yml")) and path.exists():
+            return str(path.resolve())
+        return value
 
     @model_validator(mode="after")
     def _check_production(self) -> Settings:

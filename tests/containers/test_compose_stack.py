@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.containers.conftest import compose, give_to_containers, settings_for
-from tests.traffic import like_the_reference, write_served
+from tests.traffic import days, like_the_reference, write_served
 
 pytestmark = pytest.mark.containers
 
@@ -46,7 +46,7 @@ def test_features_training_and_serving_run_in_the_containers(stack, settings, cl
     flights = load_usecase("flights")
     land_window(flights, settings, date(2013, 1, 1), date(2013, 1, 4))
     give_to_containers(settings.shared)
-    runs = client.queue_intervals("feature_pipeline", [date(2013, 1, 1), date(2013, 1, 2)], "test")
+    runs = client.queue_intervals("feature_pipeline", days(1, 2), "test")
     states = [client.wait_for_run("feature_pipeline", r["dag_run_id"], timeout=600) for r in runs]
     assert [s["state"] for s in states] == ["success", "success"]
     training = client.trigger(
@@ -86,7 +86,7 @@ def test_monitoring_in_the_containers_reaches_the_metrics(stack, settings, clien
     rows = like_the_reference(settings, flights, "1", 2, seed=2)
     write_served(settings, flights, rows, "1")
     give_to_containers(settings.shared)
-    [run] = client.queue_intervals("monitoring", [date(2013, 1, 2)], "test")
+    [run] = client.queue_intervals("monitoring", days(2), "test")
     done = client.wait_for_run("monitoring", run["dag_run_id"], timeout=600)
     assert done["state"] == "success", client.failed_tasks("monitoring", run["dag_run_id"])
     for _ in range(10):  # a few predictions, so request metrics have a rate

@@ -55,13 +55,14 @@ def test_historical_features_are_point_in_time_correct(two_days, landed, flights
         "temp"
     ].iloc[0]
     assert row["origin_weather__temp"] == pytest.approx(expected)
-    # Rolling delay rates on day 2 were computed from labels that had arrived by midnight.
+    # Rolling delay shares on day 2 were computed from labels that had arrived by midnight
+    # (at midnight included: the boundary rule).
     assert frame["carrier_delays__count_1d"].notna().mean() > 0.9
     labels = read_partitions(landed, flights, "_labels", day(1), day(2))
-    known = labels[labels["available_at"] < pd.Timestamp(day(2))]
+    known = labels[labels["available_at"] <= pd.Timestamp(day(2))]
     ua = known.merge(read_partitions(landed, flights, "_events", day(1), day(2)), on="event_id")
     ua = ua[ua["carrier"] == "UA"]
-    got = frame[frame["carrier"] == "UA"]["carrier_delays__rate_1d"].iloc[0]
+    got = frame[frame["carrier"] == "UA"]["carrier_delays__share_1d"].iloc[0]
     assert got == pytest.approx(ua["label"].mean())
 
 

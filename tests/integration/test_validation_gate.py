@@ -76,14 +76,17 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
-def test_corrupted_partition_is_stopped_and_quarantined(
+# Through Airflow, a failed gate fails the run and skips what follows; one case of a bad value
+# and one of a missing file show that. The stage decides the same way for every case, so the
+# others run the stages themselves (a DAG run costs ~20 s; the stage well under one).
+THROUGH_AIRFLOW = ["negative-distance", "missing-file"]
+
+
+@pytest.mark.parametrize("case", THROUGH_AIRFLOW, ids=THROUGH_AIRFLOW)
+def test_corrupted_partition_fails_its_run_and_is_quarantined(
     case: str, history, feature_dag, landed, flights
 ) -> None:
-    from airloop.data.intervals import partition_key
-    from tests.integration.conftest import day
-
-    source, corrupt, reason = CASES[case]
+    source, corrupt, _ = CASES[case]
     _restore(landed, flights, history)
     before = store_snapshot(landed, flights)
     corrupt(landing_file(landed, flights, source, DAY))
@@ -95,6 +98,36 @@ def test_corrupted_partition_is_stopped_and_quarantined(
     assert states["validate_partition"] == "failed", states
     assert states["build_offline_features"] == "upstream_failed"
     assert states["materialize_online"] == "upstream_failed"
+    _assert_quarantined(case, landed, flights, before)
+
+
+@pytest.mark.parametrize(
+    "case", [c for c in CASES if c not in THROUGH_AIRFLOW], ids=lambda c: str(c)
+)
+def test_the_gate_stops_and_quarantines_each_kind_of_corruption(
+    case: str, history, landed, flights
+) -> None:
+    from airloop.features.pipeline import extract_partition, validate_partition
+    from airloop.quality.gate import ValidationFailed
+    from tests.integration.conftest import day
+
+    source, corrupt, _ = CASES[case]
+    _restore(landed, flights, history)
+    before = store_snapshot(landed, flights)
+    corrupt(landing_file(landed, flights, source, DAY))
+
+    start, end = day(DAY), day(DAY + 1)
+    extracted = extract_partition(start, end, flights, landed)
+    with pytest.raises(ValidationFailed):
+        validate_partition(start, end, extracted, flights, landed)
+    _assert_quarantined(case, landed, flights, before)
+
+
+def _assert_quarantined(case: str, landed, flights, before: dict) -> None:
+    from airloop.data.intervals import partition_key
+    from tests.integration.conftest import day
+
+    source, _, reason = CASES[case]
     qdir = landed.quarantine_dir / flights.name / partition_key(day(DAY))
     report = json.loads((qdir / "report.json").read_text())
     assert report["success"] is False

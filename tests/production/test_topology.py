@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.production.conftest import AIRLOOP, SECOND_REPLICA_PORT
-from tests.traffic import day, drifted, like_the_reference, write_served
+from tests.traffic import day, days, drifted, like_the_reference, write_served
 
 pytestmark = pytest.mark.production
 FIRST_DAYS = 3  # the feature pipeline's intervals before the first champion
@@ -43,8 +43,9 @@ def test_doctor_passes_on_the_running_topology(stack, user_env) -> None:
 
 
 def test_feature_pipeline_runs_on_the_celery_workers(client) -> None:
-    days = [day(d).date() for d in range(1, FIRST_DAYS + 1)]
-    runs = client.queue_intervals("feature_pipeline", days, "production tier")
+    runs = client.queue_intervals(
+        "feature_pipeline", days(*range(1, FIRST_DAYS + 1)), "production tier"
+    )
     assert wait_all(client, "feature_pipeline", runs) == ["success"] * FIRST_DAYS
 
 
@@ -113,7 +114,7 @@ def test_drift_opens_a_request_that_retrains_through_the_asset(client, settings)
         rows = drifted(like_the_reference(settings, _flights(), version, d, seed=d), _flights())
         write_served(settings, _flights(), rows, version)
     before = {r["dag_run_id"] for r in client.dag_runs("model_training")}
-    runs = client.queue_intervals("monitoring", [day(4).date(), day(5).date()], "production tier")
+    runs = client.queue_intervals("monitoring", days(4, 5), "production tier")
     assert wait_all(client, "monitoring", runs) == ["success", "success"]
     ledger = FeedbackLedger(settings.monitoring_root("flights"))
     assert [ledger.decision_for(day(d))["action"] for d in (4, 5)] == ["waiting", "requested"]

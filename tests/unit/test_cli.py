@@ -18,7 +18,7 @@ from airloop.cli import app, main
 from airloop.settings import get_settings
 
 COMMANDS = {
-    "setup", "land", "run", "backfill", "experiment", "train", "evaluate", "serve", "rollback",
+    "init", "setup", "land", "run", "backfill", "experiment", "train", "evaluate", "serve", "rollback",
     "score", "monitor", "demo", "status", "up", "doctor", "airflow", "feast", "worker",
     "tracking-server", "stage", "lineage", "history",
 }  # fmt: skip
@@ -112,7 +112,7 @@ def test_status_json_on_a_fresh_home_prints_json_and_creates_nothing(
 def test_land_one_day_writes_that_days_partitions(runner: CliRunner, home: Path) -> None:
     result = runner.invoke(app, ["land", "--start", "2013-01-01", "--days", "1"])
     assert result.exit_code == 0, result.output
-    assert "landed 2013-01-01 .. 2013-01-02 (exclusive)" in result.output
+    assert "landed 2013-01-01 .. 2013-01-02 (exclusive, 1 daily interval)" in result.output
     landing = home / "landing"
     assert {str(p.relative_to(landing)) for p in landing.rglob("*.csv")} == {
         "flights/2013-01-01.csv",
@@ -185,3 +185,35 @@ def test_a_service_that_is_not_running_is_a_message_with_the_next_step(
     assert "--debug" in err and "Traceback" not in out + err
     with pytest.raises(AirflowError, match="no admin password yet"):
         run_main([*command, "--debug"])
+
+
+def test_usecase_option_may_follow_the_command() -> None:
+    from airloop.cli import usecase_first
+
+    assert usecase_first(["demo", "--usecase", "./txhousing", "-n", "3"]) == [
+        "--usecase",
+        "./txhousing",
+        "demo",
+        "-n",
+        "3",
+    ]
+    assert usecase_first(["land", "--usecase=x"]) == ["--usecase=x", "land"]
+    assert usecase_first(["land", "--start", "2013-01-01"]) == ["land", "--start", "2013-01-01"]
+
+
+def test_a_usecase_given_by_path_reaches_the_settings_as_an_absolute_path(
+    runner: CliRunner, home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from airloop.usecase.model import BUILTIN_DIR
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shutil.copy(BUILTIN_DIR / "flights" / "usecase.yaml", folder / "usecase.yaml")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["--usecase", "./mine", "land", "--start", "2013-01-01", "-n", "1"])
+    assert result.exit_code == 0, result.output
+    from airloop.settings import get_settings
+
+    assert get_settings().usecase == str(folder.resolve())

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from airloop.core.files import atomic_write, read_json, read_jsonl, write_json, write_jsonl
+from airloop.core.html import figure_img, html_table
 from airloop.core.http import HttpError, answers, request_json
 from airloop.core.polling import WaitTimeout, wait_until
 from airloop.core.records import Number, Record, json_safe, plain, to_json
@@ -166,3 +167,18 @@ def test_answers_only_on_2xx_and_never_raises(server: str) -> None:
     assert answers(f"{server}/ok")
     assert not answers(f"{server}/missing")
     assert not answers("http://127.0.0.1:9/", timeout=1)
+
+
+def test_html_tables_escape_every_value_and_leave_missing_ones_empty() -> None:
+    table = html_table([{"a": "<b>", "b": float("nan")}, {"a": 0.123456}], ["a", "b"])
+    assert "&lt;b&gt;" in table and "<b>" not in table
+    assert "<td>0.1235</td><td></td>" in table and table.count("<tr>") == 3
+
+
+def test_a_figure_carries_its_own_pixels() -> None:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1))
+    fig.subplots().plot([0, 1], [1, 0])
+    tag = figure_img(fig, 'a "quoted" title')
+    assert tag.startswith('<img alt="a &quot;quoted&quot; title" src="data:image/png;base64,iVBOR')

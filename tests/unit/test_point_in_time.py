@@ -36,12 +36,12 @@ def _frames(rows: list[tuple[str, str, str, str, int]]) -> tuple[pd.DataFrame, p
     return labels, events
 
 
-def test_only_labels_known_before_the_snapshot_count(flights, view) -> None:
+def test_only_labels_known_at_the_snapshot_count(flights, view) -> None:
     labels, events = _frames(
         [
             ("a", "UA", "2013-01-09T10:00Z", "2013-01-09T16:00Z", 1),  # counts in 1d and 7d
             ("b", "UA", "2013-01-09T20:00Z", "2013-01-10T02:00Z", 1),  # label arrives after as_of
-            ("c", "UA", "2013-01-09T18:00Z", "2013-01-10T00:00Z", 1),  # arrives exactly at as_of
+            ("c", "UA", "2013-01-09T18:00Z", "2013-01-10T00:00Z", 0),  # arrives exactly at as_of
             ("d", "UA", "2013-01-05T10:00Z", "2013-01-05T16:00Z", 0),  # 7d only
             ("e", "UA", "2013-01-01T10:00Z", "2013-01-01T16:00Z", 1),  # older than 7d
             (
@@ -55,9 +55,10 @@ def test_only_labels_known_before_the_snapshot_count(flights, view) -> None:
         ]
     )
     out = view.rates(flights, labels, events, pd.Timestamp(AS_OF)).set_index("carrier")
-    assert out.loc["UA", "count_1d"] == 1 and out.loc["UA", "rate_1d"] == 1.0
-    assert out.loc["UA", "count_7d"] == 2 and out.loc["UA", "rate_7d"] == 0.5
-    assert out.loc["AA", "rate_7d"] == 0.0
+    # "c" arrived exactly at as_of: known (the boundary rule); "b" after it, "f" is not past.
+    assert out.loc["UA", "count_1d"] == 2 and out.loc["UA", "share_1d"] == 0.5
+    assert out.loc["UA", "count_7d"] == 3 and out.loc["UA", "share_7d"] == pytest.approx(1 / 3)
+    assert out.loc["AA", "share_7d"] == 0.0
     assert (out["event_timestamp"] == ts("2013-01-10T00:00Z")).all()
 
 
@@ -70,8 +71,8 @@ def test_no_history_gives_an_empty_typed_table(flights, view) -> None:
     assert view.compute(flights, inputs) is None
     out = view.empty(flights)
     assert out.empty
-    assert list(out.columns) == ["carrier", "event_timestamp", *view.feature_names()]
-    assert str(out["rate_1d"].dtype) == "float64" and str(out["count_1d"].dtype) == "Int64"
+    assert list(out.columns) == ["carrier", "event_timestamp", *view.feature_names(flights)]
+    assert str(out["share_1d"].dtype) == "float64" and str(out["count_1d"].dtype) == "Int64"
 
 
 def test_labels_table_applies_the_threshold_and_drops_missing(flights) -> None:

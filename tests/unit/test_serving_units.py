@@ -565,10 +565,10 @@ def test_input_columns_turn_none_numbers_to_nan_and_report_missing_per_row() -> 
         "tailnum",
         "origin_weather__temp",
         "plane_attributes__seats",
-        "route_delays__rate_7d",
+        "route_delays__share_7d",
         "plane_attributes__model",
     ]
-    numeric = {"origin_weather__temp", "plane_attributes__seats", "route_delays__rate_7d"}
+    numeric = {"origin_weather__temp", "plane_attributes__seats", "route_delays__share_7d"}
     rows = [{"carrier": "AA", "tailnum": "N1"}, {"carrier": "UA", "tailnum": None}]
     online = {
         "tailnum": ["N9", "N9"],  # the request's own value wins, even a None
@@ -583,15 +583,15 @@ def test_input_columns_turn_none_numbers_to_nan_and_report_missing_per_row() -> 
     assert data["origin_weather__temp"][0] == 51.1
     assert data["plane_attributes__seats"][0] == 180.0
     assert np.isnan(data["origin_weather__temp"][1])
-    assert np.isnan(data["route_delays__rate_7d"]).all()  # in neither: NaN for every row
+    assert np.isnan(data["route_delays__share_7d"]).all()  # in neither: NaN for every row
     assert data["plane_attributes__model"].tolist() == [None, None]
     assert missing == [
-        ["route_delays__rate_7d", "plane_attributes__model"],
+        ["route_delays__share_7d", "plane_attributes__model"],
         [
             "tailnum",
             "origin_weather__temp",
             "plane_attributes__seats",
-            "route_delays__rate_7d",
+            "route_delays__share_7d",
             "plane_attributes__model",
         ],
     ]
@@ -609,10 +609,10 @@ def test_feature_times_take_the_newest_stamp_per_view() -> None:
         "plane_attributes__seats": [180, 0, 150],  # a feature's values, not its timestamps
         "origin_weather__temp__ts": [at(10), 0, at(9)],
         "origin_weather__dewp__ts": [at(11), 0, at(8)],
-        "carrier_delays__rate_1d__ts": [0, at(12), None],
+        "carrier_delays__share_1d__ts": [0, at(12), None],
         "origin__ts": [at(23), at(23), at(23)],  # not <view>__<feature>__ts
         "a__b__c__ts": [at(23), at(23), at(23)],
-        "route_delays__rate__7d": [at(23), at(23), at(23)],  # three parts, but no "ts"
+        "route_delays__share__7d": [at(23), at(23), at(23)],  # three parts, but no "ts"
     }
     assert feature_times(online, 3) == [
         {"origin_weather": "2013-01-01T11:00:00+00:00", "carrier_delays": None},

@@ -134,7 +134,7 @@ def test_config_defaults_follow_the_usecase(flights) -> None:
 def test_training_window_from_params_or_interval(flights) -> None:
     end = datetime(2013, 2, 1, tzinfo=UTC)
     lo, hi = resolve_window(flights, None, end, {})
-    assert hi == end and hi - lo == flights.training.window
+    assert hi == end and lo == hi - flights.training.window
     lo, hi = resolve_window(
         flights, None, end, {"window_start": "2013-01-03", "window_end": "2013-01-10"}
     )
@@ -153,16 +153,16 @@ def test_training_set_gate_rejects_unbalanced_labels(flights) -> None:
         {
             "label": [0] * n,
             "origin_weather__temp": np.linspace(10, 90, n),
-            "carrier_delays__rate_1d": [0.2] * n,
+            "carrier_delays__share_1d": [0.2] * n,
         }
     )
     with pytest.raises(TrainingDataError, match=r"column 'label' has mean 0\.0"):
-        check_training_set(flights, frame, ["origin_weather__temp", "carrier_delays__rate_1d"])
+        check_training_set(flights, frame, ["origin_weather__temp", "carrier_delays__share_1d"])
     frame["label"] = np.arange(n) % 3 == 0
     frame["label"] = frame["label"].astype(int)
     frame.loc[:400, "origin_weather__temp"] = None
     with pytest.raises(TrainingDataError, match="origin_weather__temp' has 401 null values"):
-        check_training_set(flights, frame, ["origin_weather__temp", "carrier_delays__rate_1d"])
+        check_training_set(flights, frame, ["origin_weather__temp", "carrier_delays__share_1d"])
 
 
 def test_a_relative_margin_scales_with_the_champions_metric(flights) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -22,12 +23,12 @@ def flights_raw() -> dict:
 
 def test_builtin_flights_loads(flights) -> None:
     assert flights.task == "classification"
-    assert flights.label.delay == timedelta(hours=6)
+    assert window_suffix(flights.label.delay) == "6h"
     assert [v.name for v in flights.service_views] == [v.name for v in flights.feature_views]
-    assert flights.feature_view("carrier_delays").feature_names() == [
-        "rate_1d",
+    assert flights.feature_view("carrier_delays").feature_names(flights) == [
+        "share_1d",
         "count_1d",
-        "rate_7d",
+        "share_7d",
         "count_7d",
     ]
 
@@ -147,19 +148,25 @@ def test_each_kind_takes_only_its_own_fields(tmp_path: Path, flights_raw: dict) 
 
 def test_kinds_describe_their_features_and_bounds(flights) -> None:
     rates = flights.feature_view("carrier_delays")
-    assert rates.feature_dtypes() == {
-        "rate_1d": "float",
+    assert rates.feature_dtypes(flights) == {
+        "share_1d": "float",
         "count_1d": "int",
-        "rate_7d": "float",
+        "share_7d": "float",
         "count_7d": "int",
     }
-    assert rates.bounds(flights)["rate_7d"] == (0.0, 1.0)
-    assert rates.lookback(flights) == timedelta(days=7, hours=6)
+    assert rates.bounds(flights)["share_7d"] == (0.0, 1.0)
+    as_of = pd.Timestamp("2013-01-10", tz="UTC")
+    since = pd.Timestamp("2013-01-02T18:00", tz="UTC")  # 7 days and the 6h label delay back
+    assert rates.history_since(flights, as_of) == {"_labels": since, "_events": since}
     weather = flights.feature_view("origin_weather")
     assert weather.bounds(flights)["temp"] == (-40.0, 130.0)
-    assert weather.lookback(flights) is None
+    assert weather.history_since(flights, as_of) == {}
     planes = flights.feature_view("plane_attributes")
-    assert planes.feature_dtypes() == {"plane_year": "float", "seats": "int", "engines": "int"}
+    assert planes.feature_dtypes(flights) == {
+        "plane_year": "float",
+        "seats": "int",
+        "engines": "int",
+    }
 
 
 @pytest.mark.parametrize(

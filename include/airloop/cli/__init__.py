@@ -1,8 +1,9 @@
 """The ``airloop`` command: one entry point per stage, for shells, notebooks and containers.
 
-Commands live in modules by what they act on (``data``, ``model``, ``serve``, ``monitor``,
-``stack``, ``tools``, and ``stage``: one DAG stage as a container runs it) and register on one app; errors no retry can fix print their message,
-not a traceback.
+Commands live in modules by what they act on (``init``: a use case from a data file; ``data``,
+``model``, ``serve``, ``monitor``, ``stack``, ``tools``, and ``stage``: one DAG stage as a
+container runs it) and register on one app; errors no retry can fix print their message, not a
+traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import typer
 
 from airloop.cli import (  # noqa: F401  (register)
     data,
+    init,
     lineage,
     model,
     monitor,
@@ -54,6 +56,7 @@ def main() -> None:
     debug = "--debug" in sys.argv[1:]
     if debug:
         sys.argv.remove("--debug")
+    sys.argv[1:] = usecase_first(sys.argv[1:])
     try:
         app()
     except (UseCaseError, SettingsError) as exc:
@@ -62,6 +65,17 @@ def main() -> None:
         _fail(exc, 1, debug)
     except (AirflowError, HttpError, WaitTimeout, ConnectionError) as exc:
         _fail(exc, 1, debug, NEXT_STEP_SERVICE)
+
+
+def usecase_first(args: list[str]) -> list[str]:
+    """``--usecase X`` moved before the command, so ``airloop demo --usecase X`` works too
+    (the option belongs to the ``airloop`` command itself)."""
+    for i, arg in enumerate(args):
+        if arg == "--usecase" and i + 1 < len(args):
+            return [arg, args[i + 1], *args[:i], *args[i + 2 :]]
+        if arg.startswith("--usecase="):
+            return [arg, *args[:i], *args[i + 1 :]]
+    return args
 
 
 NEXT_STEP_SERVICE = "is the stack up? `airloop up` starts it; `airloop doctor` checks each part"

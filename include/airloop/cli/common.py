@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 
+from airloop.core.periods import Cadence, to_utc
 from airloop.settings import Settings, SettingsError, get_settings
 from airloop.usecase import UseCase, load_usecase
 
@@ -18,12 +21,27 @@ app = typer.Typer(
 )
 
 StartOpt = Annotated[
-    str | None, typer.Option(help="First day (YYYY-MM-DD); default: the use case's replay start")
+    str | None,
+    typer.Option(
+        help="The first interval: a moment in it (2013-01-05, 2003-01, 2013-01-05T06);"
+        " default: the use case's replay start"
+    ),
 ]
 EndOpt = Annotated[
-    str | None, typer.Option(help="Day after the last one (exclusive); default: replay end")
+    str | None,
+    typer.Option(help="Where the window ends (exclusive, e.g. 2003-07); default: replay end"),
 ]
-DaysOpt = Annotated[int | None, typer.Option(help="Number of days from --start, instead of --end")]
+IntervalsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--intervals",
+        "--days",
+        "-n",
+        help="Number of intervals from --start, in the use case's cadence (days for a daily"
+        " use case, months for a monthly one), instead of --end",
+    ),
+]
+DaysOpt = IntervalsOpt  # the name older scripts use
 ProfileOpt = Annotated[
     str | None,
     typer.Option(
@@ -31,6 +49,25 @@ ProfileOpt = Annotated[
     ),
 ]
 DEMO_DAYS = 21  # days served and monitored after the first champion
+
+
+@app.callback()
+def options(
+    usecase: Annotated[
+        str | None,
+        typer.Option(
+            "--usecase",
+            help="A built-in use case by name, or the path to a use-case folder or usecase.yaml"
+            " (default: AIRLOOP_USECASE, else flights); may also follow the command",
+        ),
+    ] = None,
+) -> None:
+    """The airloop command: one entry point per stage, for shells, notebooks and containers."""
+    if usecase:
+        # The environment, not only this process's settings: the servers and Airflow's
+        # components it starts must build the same use case.
+        os.environ["AIRLOOP_USECASE"] = usecase
+        get_settings.cache_clear()
 
 
 def context(profile: str | None = None) -> tuple[Settings, UseCase]:
@@ -52,27 +89,67 @@ def in_profile(settings: Settings, profile: str) -> Settings:
         raise SettingsError(problems) from None
 
 
-def window(uc: UseCase, start: str | None, end: str | None, days: int | None) -> tuple[date, date]:
-    """The days [first, last) the options ask for, defaulting to the use case's replay."""
-    if uc.replay is None and (start is None or (end is None and days is None)):
+@dataclass(frozen=True)
+class Window:
+    """The data intervals a command acts on, in the use case's cadence, in order."""
+
+    intervals: list[tuple[datetime, datetime]]
+    cadence: Cadence
+
+    @property
+    def first(self) -> datetime:
+        """Where the first interval starts."""
+        return self.intervals[0][0]
+
+    @property
+    def last(self) -> datetime:
+        """Where the last interval ends (exclusive)."""
+        return self.intervals[-1][1]
+
+    def __str__(self) -> str:
+        n = len(self.intervals)
+        return (
+            f"{self.cadence.label(self.first)} .. {self.cadence.label(self.last)} (exclusive,"
+            f" {n} {self.cadence.name} interval{'s' if n != 1 else ''})"
+        )
+
+
+def moment(text: str, option: str) -> datetime:
+    """A point in time from the command line: ``2013-01-05``, ``2003-01``, ISO 8601."""
+    try:
+        return to_utc(text)
+    except (ValueError, TypeError):
+        raise typer.BadParameter(
+            f"{option} {text!r}: expected a date or time such as 2013-01-05, 2003-01 or"
+            " 2013-01-05T06:00"
+        ) from None
+
+
+def window(uc: UseCase, start: str | None, end: str | None, count: int | None) -> Window:
+    """The intervals the options ask for, in the use case's cadence, defaulting to its replay."""
+    if uc.replay is None and (start is None or (end is None and count is None)):
         raise typer.BadParameter("this use case has no replay window: give --start and --end")
-    first = date.fromisoformat(start) if start else uc.replay.start  # type: ignore[union-attr]
-    if days is not None:
-        last = first + timedelta(days=days)
+    cadence = uc.cadence
+    first = moment(start, "--start") if start else to_utc(uc.replay.start)  # type: ignore[union-attr]
+    last = first
+    if count is not None:
+        intervals = cadence.count(first, count)
     else:
-        last = date.fromisoformat(end) if end else uc.replay.end  # type: ignore[union-attr]
-    if last <= first:
-        raise typer.BadParameter(f"the window is empty: {first} .. {last}")
-    return first, last
+        last = moment(end, "--end") if end else to_utc(uc.replay.end)  # type: ignore[union-attr]
+        intervals = cadence.intervals(first, last)
+    if not intervals:
+        raise typer.BadParameter(
+            f"the window is empty: {cadence.label(first)} .. {cadence.label(last)}"
+            f" holds no {cadence.name} interval"
+        )
+    return Window(intervals, cadence)
 
 
-def days_of(first: date, last: date) -> list[date]:
-    """Every day of [first, last)."""
-    return [first + timedelta(days=i) for i in range((last - first).days)]
-
-
-def covering(settings: Settings, uc: UseCase, last: date) -> Settings:
+def covering(settings: Settings, uc: UseCase, last: datetime) -> Settings:
     """Settings whose replay end covers ``last``, so the DAGs' end date lets its runs happen."""
-    if uc.replay is not None and last > (settings.replay_end or uc.replay.end):
-        return settings.model_copy(update={"replay_end": last})
+    end = to_utc(settings.replay_end or uc.replay.end) if uc.replay is not None else None
+    if end is not None and last > end:
+        # replay_end is a day (exclusive): the one after an end that falls within a day
+        day_after = (last + timedelta(days=1) - timedelta(microseconds=1)).date()
+        return settings.model_copy(update={"replay_end": day_after})
     return settings

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from airloop.cli.common import DaysOpt, EndOpt, StartOpt, app, context, days_of, window
+from airloop.cli.common import EndOpt, IntervalsOpt, StartOpt, app, context, window
 
 
 @app.command()
@@ -20,25 +20,25 @@ def setup() -> None:
 
 
 @app.command()
-def land(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> None:
-    """Replay the use case's data set into the landing zone, one partition per day."""
+def land(start: StartOpt = None, end: EndOpt = None, intervals: IntervalsOpt = None) -> None:
+    """Replay the use case's data set into the landing zone, one partition per interval."""
     from airloop.data.replay import land_window
 
     settings, uc = context()
-    first, last = window(uc, start, end, days)
-    written = land_window(uc, settings, first, last)
-    typer.echo(f"landed {first} .. {last} (exclusive) into {settings.landing_dir}: {written}")
+    span = window(uc, start, end, intervals)
+    written = land_window(uc, settings, span.first, span.last)
+    typer.echo(f"landed {span} into {settings.landing_dir}: {written}")
 
 
 @app.command("run")
-def run_in_process(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> None:
-    """Run the feature pipeline for each day in this process, without Airflow."""
-    from airloop.data.intervals import daily_intervals
+def run_in_process(
+    start: StartOpt = None, end: EndOpt = None, intervals: IntervalsOpt = None
+) -> None:
+    """Run the feature pipeline for each interval in this process, without Airflow."""
     from airloop.features.pipeline import run_interval
 
     settings, uc = context()
-    first, last = window(uc, start, end, days)
-    for lo, hi in daily_intervals(first, last):
+    for lo, hi in window(uc, start, end, intervals).intervals:
         result = run_interval(lo, hi, uc, settings)
         typer.echo(f"{result.partition}: {result.rows}")
 
@@ -47,25 +47,29 @@ def run_in_process(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = N
 def backfill(
     start: StartOpt = None,
     end: EndOpt = None,
-    days: DaysOpt = None,
+    intervals: IntervalsOpt = None,
     wait: Annotated[bool, typer.Option(help="Wait for the runs to finish")] = True,
 ) -> None:
-    """Ask the running Airflow to run the feature pipeline for each day of a window."""
+    """Ask the running Airflow to run the feature pipeline for each interval of a window.
+
+    Each run owns exactly its data interval, like a scheduled run: the way to run a past
+    interval (``airflow dags trigger`` gives a manual run the interval of its trigger time).
+    """
     from airloop.runtime.api import ApiClient
 
     settings, uc = context()
-    first, last = window(uc, start, end, days)
+    span = window(uc, start, end, intervals)
     client = ApiClient(settings)
-    client.queue_intervals("feature_pipeline", days_of(first, last), "airloop backfill")
-    typer.echo(f"queued feature_pipeline runs for {first} .. {last} (exclusive)")
+    client.queue_intervals("feature_pipeline", span.intervals, "airloop backfill")
+    typer.echo(f"queued feature_pipeline runs for {span}")
     if not wait:
         return
     runs = client.wait_for_window(
-        "feature_pipeline", first, last, on_progress=lambda line: typer.echo(f"  {line}")
+        "feature_pipeline", span.intervals, on_progress=lambda line: typer.echo(f"  {line}")
     )
     failed = [r for r in runs if r["state"] == "failed"]
     for run in failed:
         for ti in client.failed_tasks("feature_pipeline", run["dag_run_id"]):
-            typer.echo(f"  failed: {run['logical_date'][:10]} {ti['task_id']}", err=True)
+            typer.echo(f"  failed: {run['logical_date'][:16]} {ti['task_id']}", err=True)
     if failed:
         raise typer.Exit(1)

@@ -7,14 +7,14 @@ from typing import Annotated, Any
 
 import typer
 
-from airloop.cli.common import DaysOpt, EndOpt, StartOpt, app, context, window
+from airloop.cli.common import EndOpt, IntervalsOpt, StartOpt, app, context, window
 
 
 @app.command()
 def experiment(
     start: StartOpt = None,
     end: EndOpt = None,
-    days: DaysOpt = None,
+    intervals: IntervalsOpt = None,
     family: Annotated[str | None, typer.Option(help="Model family")] = None,
     search_space: Annotated[
         str | None, typer.Option(help='JSON, e.g. {"learning_rate": [0.05, 0.1]}')
@@ -25,10 +25,10 @@ def experiment(
     from airloop.training.experiment import run_experiment
 
     settings, uc = context()
-    first, last = window(uc, start, end, days)
+    span = window(uc, start, end, intervals)
     params: dict[str, Any] = {
-        "window_start": first.isoformat(),
-        "window_end": last.isoformat(),
+        "window_start": span.first.isoformat(),
+        "window_end": span.last.isoformat(),
         "n_trials": trials,
     }
     if family:
@@ -43,7 +43,7 @@ def experiment(
 def train(
     start: StartOpt = None,
     end: EndOpt = None,
-    days: DaysOpt = None,
+    intervals: IntervalsOpt = None,
     config: Annotated[
         str | None, typer.Option(help='JSON, e.g. {"family": "logistic", "params": {"C": 1.0}}')
     ] = None,
@@ -52,10 +52,10 @@ def train(
     from airloop.training.pipeline import run_training
 
     settings, uc = context()
-    first, last = window(uc, start, end, days)
+    span = window(uc, start, end, intervals)
     result = run_training(
-        first.isoformat(),
-        last.isoformat(),
+        span.first.isoformat(),
+        span.last.isoformat(),
         json.loads(config) if config else None,
         {"trigger": "cli"},
         uc,
@@ -74,7 +74,7 @@ def evaluate(
     run_id: Annotated[str, typer.Argument(help="MLflow run id of a trained model")],
     start: StartOpt = None,
     end: EndOpt = None,
-    days: DaysOpt = None,
+    intervals: IntervalsOpt = None,
 ) -> None:
     """Evaluate a trained model (and the champion) on the window's held-out time slice."""
     from airloop.registry.models import alias_version
@@ -82,9 +82,9 @@ def evaluate(
     from airloop.training.train import evaluate_run
 
     settings, uc = context()
-    first, last = window(uc, start, end, days)
+    span = window(uc, start, end, intervals)
     training_set = build_training_set(
-        params={"window_start": first.isoformat(), "window_end": last.isoformat()},
+        params={"window_start": span.first.isoformat(), "window_end": span.last.isoformat()},
         usecase=uc,
         settings=settings,
     )

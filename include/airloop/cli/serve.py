@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from airloop.cli.common import DaysOpt, EndOpt, StartOpt, app, context, window
+from airloop.cli.common import EndOpt, IntervalsOpt, StartOpt, app, context, window
 
 
 @app.command()
@@ -52,13 +52,13 @@ def rollback(
 
 
 @app.command()
-def score(start: StartOpt = None, end: EndOpt = None, days: DaysOpt = None) -> None:
-    """Batch inference in this process: the champion scores each day's events (as the DAG does)."""
-    from airloop.data.intervals import daily_intervals
+def score(start: StartOpt = None, end: EndOpt = None, intervals: IntervalsOpt = None) -> None:
+    """Batch inference in this process: the champion scores each interval's events (as the DAG does)."""
     from airloop.serving.batch import score_interval
 
     settings, uc = context()
-    first, last = window(uc, start, end, days)
-    for lo, hi in daily_intervals(first, last):
+    for lo, hi in window(uc, start, end, intervals).intervals:
         scores = score_interval(lo, hi, uc, settings)
-        typer.echo(f"{lo:%Y-%m-%d}: {scores.rows} rows by v{scores.model_version} → {scores.uri}")
+        typer.echo(
+            f"{uc.cadence.label(lo)}: {scores.rows} rows by v{scores.model_version} → {scores.uri}"
+        )

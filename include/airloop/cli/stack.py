@@ -4,55 +4,92 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import date, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from airloop.cli.common import DEMO_DAYS, ProfileOpt, StartOpt, app, context, covering
+from airloop.cli.common import DEMO_DAYS, ProfileOpt, StartOpt, app, context, covering, moment
+from airloop.usecase import UseCase
+
+if TYPE_CHECKING:
+    from airloop.demo.main import DemoWindow
 
 
 @app.command()
 def demo(
     start: StartOpt = None,
-    train_days: Annotated[
-        int | None, typer.Option(help="Days before the first champion (default: training.window)")
+    train_intervals: Annotated[
+        int | None,
+        typer.Option(
+            "--train-intervals",
+            "--train-days",
+            help="Intervals before the first champion (default: those of training.window)",
+        ),
     ] = None,
-    days: Annotated[int, typer.Option(help="Days served and monitored after that")] = DEMO_DAYS,
+    intervals: Annotated[
+        int,
+        typer.Option(
+            "--intervals",
+            "--days",
+            "-n",
+            help="Intervals served and monitored after that (days for a daily use case)",
+        ),
+    ] = DEMO_DAYS,
     year: Annotated[bool, typer.Option("--year", help="Monitor to the end of the replay")] = False,
     trials: Annotated[int, typer.Option(help="Trials of the first experiment (0: none)")] = 3,
     profile: ProfileOpt = None,
 ) -> None:
     """The main job: the life of a model, replayed through Airflow's scheduler.
 
-    Features for the first days, an experiment and a first champion; then every day its
-    features, its events sent to the serving API, monitoring, and retraining when the
+    Features for the first intervals, an experiment and a first champion; then every interval
+    its features, its events sent to the serving API, monitoring, and retraining when the
     monitoring DAG asks for it. Ends with a summary and an HTML timeline.
     """
-    from airloop.demo.main import DemoStopped, DemoWindow, run_demo
+    from airloop.demo.main import DemoStopped, run_demo
     from airloop.status import summary_lines
 
     began = time.monotonic()
     settings, uc = context(profile)
     if uc.replay is None and start is None:
         raise typer.BadParameter("this use case has no replay window: give --start")
-    first = date.fromisoformat(start) if start else uc.replay.start  # type: ignore[union-attr]
-    split = first + timedelta(days=train_days or uc.training.window.days)
-    last = uc.replay.end if year and uc.replay is not None else split + timedelta(days=days)
-    if last <= split:
-        raise typer.BadParameter(f"nothing to monitor: {split} .. {last}")
-    settings = covering(settings, uc, last)
+    window = demo_window(uc, start, train_intervals, intervals, year)
+    settings = covering(settings, uc, window.last)
     typer.echo(
-        f"airloop demo: use case {uc.name!r}, first champion on {first} .. {split}, "
-        f"then {(last - split).days} days served and monitored to {last}; home {settings.home}"
+        f"airloop demo: use case {uc.name!r}, first champion on {window.first:%Y-%m-%d} .. "
+        f"{window.split:%Y-%m-%d}, then {len(window.monitored)} {uc.cadence.name} intervals served"
+        f" and monitored to {window.last:%Y-%m-%d}; home {settings.home}"
     )
     try:
-        state = run_demo(settings, uc, DemoWindow(first, split, last), trials, typer.echo)
+        state = run_demo(settings, uc, window, trials, typer.echo)
     except DemoStopped as exc:
         typer.echo(f"the replay stopped: {exc}", err=True)
         raise typer.Exit(1) from None
     for line in summary_lines(settings, uc, state, time.monotonic() - began):
         typer.echo(line)
+
+
+def demo_window(
+    uc: UseCase, start: str | None, train_intervals: int | None, intervals: int, year: bool
+) -> DemoWindow:
+    """The demo's intervals in the use case's cadence: training.window (or ``train_intervals``)
+    for the first champion, then ``intervals`` monitored (to the replay's end with ``year``)."""
+    from airloop.core.periods import to_utc
+    from airloop.demo.main import DemoWindow
+
+    cadence = uc.cadence
+    first = moment(start, "--start") if start else to_utc(uc.replay.start)  # type: ignore[union-attr]
+    if train_intervals:
+        bootstrap = cadence.count(first, train_intervals)
+    else:
+        bootstrap = cadence.intervals(first, first + uc.training.window)
+    split = bootstrap[-1][1]
+    if year and uc.replay is not None:
+        monitored = cadence.intervals(split, to_utc(uc.replay.end))
+    else:
+        monitored = cadence.count(split, intervals)
+    if not monitored:
+        raise typer.BadParameter(f"nothing to monitor after {split:%Y-%m-%d}")
+    return DemoWindow(bootstrap, monitored)
 
 
 @app.command()
@@ -89,8 +126,8 @@ def up(
     set_up_home(settings, uc)
     landed = settings.landing_dir.exists() and any(settings.landing_dir.rglob("*.csv"))
     if land_replay and uc.replay is not None and not landed:
-        first = uc.replay.start
-        land_window(uc, settings, first, first + uc.training.window + timedelta(days=DEMO_DAYS))
+        window = demo_window(uc, None, None, DEMO_DAYS, year=False)
+        land_window(uc, settings, window.first, window.last)
     components = topology(settings, everything=True)
     with Services(settings, components) as services:
         try:
@@ -107,8 +144,9 @@ def up(
             )
             typer.echo(f"logs:       {settings.logs_dir}")
             if uc.replay is not None:
+                first = uc.cadence.label(moment(str(uc.replay.start), "replay.start"))
                 typer.echo(
-                    f"backfill:   airloop backfill --start {uc.replay.start} --days 7   (in another shell)"
+                    f"backfill:   airloop backfill --start {first} --intervals 7   (in another shell)"
                 )
             typer.echo("Ctrl-C stops everything.")
             while True:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 import pandas as pd
 
@@ -22,24 +22,6 @@ def partition_key(start: datetime) -> str:
     return start.strftime("%Y-%m-%dT%H%M")
 
 
-def daily_intervals(
-    start: date | datetime, end: date | datetime
-) -> list[tuple[datetime, datetime]]:
-    """Consecutive one-day intervals covering [start, end)."""
-    first, last = as_utc(start), as_utc(end)
-    out = []
-    while first < last:
-        out.append((first, first + timedelta(days=1)))
-        first += timedelta(days=1)
-    return out
-
-
 def utc_now() -> datetime:
     """Now, in UTC (wall clock: for records of when something happened, never for data)."""
     return datetime.now(UTC)
-
-
-def day_interval(day: date) -> tuple[datetime, datetime]:
-    """The data interval of one calendar day, [midnight, next midnight) in UTC."""
-    start = datetime.combine(day, datetime.min.time(), UTC)
-    return start, start + timedelta(days=1)

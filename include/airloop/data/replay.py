@@ -14,18 +14,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from airloop.data.intervals import as_utc, daily_intervals
+from airloop.data.intervals import as_utc
 from airloop.data.landing import landing_path, write_raw
 from airloop.settings import Settings
-from airloop.usecase import ReplaySourceSpec, UseCase, UseCaseError
+from airloop.usecase import ReplaySourceSpec, SourceSpec, UseCase, UseCaseError
 
 log = logging.getLogger(__name__)
 
 
-def resolve_replay_path(path: str) -> Path:
-    """Find ``package:NAME/rel`` without importing the package (some data packages break on import)."""
+def resolve_replay_path(path: str, folder: Path | None = None) -> Path:
+    """A replay file: ``package:NAME/rel`` found without importing the package (some data
+    packages break on import), an absolute path, or a path relative to the use case's folder."""
     if not path.startswith("package:"):
-        return Path(path).expanduser()
+        found = Path(path).expanduser()
+        if not found.is_absolute() and folder is not None:
+            found = folder / found
+        if not found.is_file():
+            raise UseCaseError(f"replay path {path!r}: no such file ({found})")
+        return found
     package, _, rel = path.removeprefix("package:").partition("/")
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -33,33 +39,49 @@ def resolve_replay_path(path: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / rel
 
 
-def load_replay_frame(replay: ReplaySourceSpec) -> pd.DataFrame:
+def load_replay_frame(replay: ReplaySourceSpec, folder: Path | None = None) -> pd.DataFrame:
     """A replay source's rows, with the availability column of a late-arriving source added."""
-    df = pd.read_csv(resolve_replay_path(replay.path), na_values=["NA"], low_memory=False)
+    path = resolve_replay_path(replay.path, folder)
+    if path.suffix == ".parquet":
+        df = pd.read_parquet(path)
+    else:
+        df = pd.read_csv(path, na_values=["NA"], low_memory=False)
     if replay.columns:
         df = df[replay.columns]
     if replay.shift is not None and replay.shift_from and replay.shifted_column:
-        shifted = pd.to_datetime(df[replay.shift_from], utc=True) + replay.shift
+        shifted = replay.shift.after(pd.to_datetime(df[replay.shift_from], utc=True))
         df[replay.shifted_column] = shifted.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     return df
+
+
+def partition_stamps(df: pd.DataFrame, spec: SourceSpec) -> pd.Series:
+    """When each row belongs: its ``partition_by`` column, derived first when it is a derived
+    timestamp (a date from year and month columns, say)."""
+    if spec.partition_by in df.columns:
+        column = df[spec.partition_by]
+    else:
+        column = spec.add_derived(df)[spec.partition_by]
+    # A time that does not parse falls in no interval (airloop init reports such rows).
+    return pd.to_datetime(column, utc=True, format="ISO8601", errors="coerce")
 
 
 def land_window(
     usecase: UseCase, settings: Settings, start: date | datetime, end: date | datetime
 ) -> dict[str, int]:
-    """Land every source's partitions for [start, end); returns files written per source."""
+    """Land every source's partitions for the intervals of [start, end) in the use case's
+    cadence; returns files written per source."""
     if usecase.replay is None:
         raise UseCaseError(f"use case {usecase.name!r} has no 'replay' section to land from")
-    intervals = daily_intervals(start, end)
+    intervals = usecase.cadence.intervals(start, end)
     written: dict[str, int] = {}
     for name, replay in usecase.replay.sources.items():
         spec = usecase.sources[name]
-        df = load_replay_frame(replay)
+        df = load_replay_frame(replay, usecase.folder)
         if spec.kind == "reference":
             write_raw(df, landing_path(settings, name, spec, None), spec)
             written[name] = 1
             continue
-        stamps = pd.to_datetime(df[spec.partition_by], utc=True)
+        stamps = partition_stamps(df, spec)
         count = 0
         for lo, hi in intervals:
             rows = df[(stamps >= as_utc(lo)) & (stamps < as_utc(hi))]

@@ -1,10 +1,11 @@
-"""The life of a model, day by day: bootstrap to a first champion, then serve and monitor.
+"""The life of a model, interval by interval: bootstrap to a first champion, then serve and monitor.
 
-Bootstrap: the feature pipeline over the first days, an experiment, a first champion. Then
-each monitored day: the day's features, the day's events sent to the serving API by a replay
-client, and the monitoring DAG; when monitoring opens a retrain request, the scheduler starts
-``model_training`` from the Asset event and the loop waits for its gate decision before the
-next day, so the next day's traffic meets the new champion.
+Bootstrap: the feature pipeline over the first intervals, an experiment, a first champion.
+Then each monitored interval (a day for flights, a month for a monthly use case): its
+features, its events sent to the serving API by a replay client, and the monitoring DAG; when
+monitoring opens a retrain request, the scheduler starts ``model_training`` from the Asset
+event and the loop waits for its gate decision before the next interval, so the next
+interval's traffic meets the new champion.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from typing import Any
 
 from airloop.core.files import read_json, write_json
 from airloop.core.polling import WaitTimeout, wait_until
-from airloop.data.intervals import day_interval
 from airloop.demo.traffic import Traffic, send_interval
 from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.checks import interval_dir
@@ -28,7 +28,8 @@ from airloop.settings import Settings
 from airloop.usecase import UseCase
 
 Echo = Callable[[str], None]
-MONITORED = "airloop demo: monitored day"
+MONITORED = "airloop demo: monitored interval"
+Interval = tuple[datetime, datetime]
 
 
 class LifecycleError(RuntimeError):
@@ -95,13 +96,17 @@ class Lifecycle:
         created = self.client.trigger(dag_id, conf, note=note)
         return self._wait(dag_id, created["dag_run_id"])
 
-    def features(self, days: list[date]) -> None:
-        """Queue one run per day (the DAG runs them one at a time, in order) and wait for all."""
-        runs = self.client.queue_intervals("feature_pipeline", days, "airloop demo: bootstrap")
-        for i, (day, created) in enumerate(zip(days, runs, strict=True), 1):
+    def features(self, intervals: list[Interval]) -> None:
+        """Queue one run per interval (the DAG runs them one at a time, in order); wait for all."""
+        runs = self.client.queue_intervals("feature_pipeline", intervals, "airloop demo: bootstrap")
+        for i, ((lo, _), created) in enumerate(zip(intervals, runs, strict=True), 1):
             self._wait("feature_pipeline", created["dag_run_id"])
-            self.echo(f"  [{i}/{len(days)}] features {day}")
-        self.timeline.add(days[0], "ingest", f"{len(days)} intervals through the feature pipeline")
+            self.echo(f"  [{i}/{len(intervals)}] features {self.usecase.cadence.label(lo)}")
+        self.timeline.add(
+            intervals[0][0].date(),
+            "ingest",
+            f"{len(intervals)} intervals through the feature pipeline",
+        )
 
     def _asset_runs(self) -> set[str]:
         runs = self.client.dag_runs("model_training")
@@ -123,55 +128,58 @@ class Lifecycle:
         return {"run_id": run_id, "state": done["state"]}
 
     # -- the stages of the life ---------------------------------------------------------------
-    def bootstrap(self, first: date, split: date, trials: int) -> None:
-        """Features for [first, split), an experiment, and a first champion that serves."""
-        days = [first + timedelta(days=i) for i in range((split - first).days)]
-        self.echo(f"feature pipeline over {first} .. {split} (exclusive)")
-        self.features(days)
-        window = {"window_start": first.isoformat(), "window_end": split.isoformat()}
+    def bootstrap(self, intervals: list[Interval], trials: int) -> None:
+        """Features for these intervals, an experiment, and a first champion that serves."""
+        first, split = intervals[0][0], intervals[-1][1]
+        self.echo(f"feature pipeline over {first:%Y-%m-%d} .. {split:%Y-%m-%d} (exclusive)")
+        self.features(intervals)
+        # The DAGs' params are dates (the Trigger form's date picker): the window in whole days.
+        window = {"window_start": f"{first:%Y-%m-%d}", "window_end": f"{split:%Y-%m-%d}"}
         if trials > 0:
             self.echo(f"experiment: {trials} trials in parallel, tracked in MLflow")
             self.run("experimentation", {**window, "n_trials": trials})
-            self.timeline.add(split, "experiment", f"{trials} trials")
+            self.timeline.add(split.date(), "experiment", f"{trials} trials")
         self.echo("model_training: train, evaluate, gate, register, promote, deploy")
         self.run("model_training", window, note="airloop demo: first champion")
         champion = describe_champion(self.settings, self.usecase)
         if champion is None:
             raise LifecycleError("model_training finished without a champion (see its gate)")
         self.timeline.add(
-            split,
+            split.date(),
             "champion",
             f"v{champion['version']} promoted and serving",
             version=champion["version"],
             metrics=champion["metrics"],
         )
 
-    def monitored_days(self, days: list[date]) -> None:
-        """Serve and monitor each day; the next day's features build while monitoring runs."""
-        if not days:
+    def monitored_intervals(self, intervals: list[Interval]) -> None:
+        """Serve and monitor each interval; the next one's features build while monitoring runs."""
+        if not intervals:
             return
-        [features] = self.client.queue_intervals("feature_pipeline", days[:1], MONITORED)
-        for i, day in enumerate(days):
+        [features] = self.client.queue_intervals("feature_pipeline", intervals[:1], MONITORED)
+        for i, interval in enumerate(intervals):
             self._wait("feature_pipeline", features["dag_run_id"])
-            features = self.monitored_day(day, days[i + 1] if i + 1 < len(days) else None)
+            following = intervals[i + 1] if i + 1 < len(intervals) else None
+            features = self.monitored_interval(interval, following)
 
-    def monitored_day(self, day: date, next_day: date | None = None) -> Any:
-        """The day's features are in: serve its events, monitor it, follow a retrain request.
+    def monitored_interval(self, interval: Interval, following: Interval | None = None) -> Any:
+        """The interval's features are in: serve its events, monitor it, follow a retrain request.
 
-        Returns the run of the next day's features, queued as soon as monitoring is.
+        Returns the run of the next interval's features, queued as soon as monitoring is.
         """
-        lo, hi = day_interval(day)
+        lo, hi = interval
+        day = lo.date()
         traffic = send_interval(self.settings, self.usecase, lo, hi, step=self.step)
         before = self._asset_runs()
-        [monitoring] = self.client.queue_intervals("monitoring", [day], MONITORED)
+        [monitoring] = self.client.queue_intervals("monitoring", [interval], MONITORED)
         next_features = (
-            self.client.queue_intervals("feature_pipeline", [next_day], MONITORED)[0]
-            if next_day is not None
+            self.client.queue_intervals("feature_pipeline", [following], MONITORED)[0]
+            if following is not None
             else None
         )
         self._wait("monitoring", monitoring["dag_run_id"])
         decision = self.ledger.decision_for(lo) or {}
-        line = self._describe(day, traffic, decision)
+        line = self._describe(lo, traffic, decision)
         if decision.get("breach"):
             checks = ", ".join(r["check"] for r in decision.get("reasons", []))
             self.timeline.add(
@@ -193,8 +201,8 @@ class Lifecycle:
         self.echo(f"             model_training ({outcome['run_id']}): v{version} {result}")
         return next_features
 
-    def _describe(self, day: date, traffic: Traffic, decision: dict[str, Any]) -> str:
-        folder = interval_dir(self.settings, self.usecase, day_interval(day)[0])
+    def _describe(self, start: datetime, traffic: Traffic, decision: dict[str, Any]) -> str:
+        folder = interval_dir(self.settings, self.usecase, start)
         drift = read_json(folder / "drift.json")
         perf = read_json(folder / "performance.json")
         data = drift.get("data") or {}
@@ -203,7 +211,7 @@ class Lifecycle:
         metric = perf.get("metric")
         live = (perf.get("live") or {}).get(metric) if metric else None
         parts = [
-            f"  {day}",
+            f"  {self.usecase.cadence.label(start)}",
             f"served {traffic.predicted:>5} (v{','.join(traffic.versions) or '-'})",
             f"drifting {share:.0%}" if share is not None else "drifting  -",
             f"pred PSI {pred:.2f}" if pred is not None else "pred PSI  -",

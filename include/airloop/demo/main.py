@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import datetime
 from typing import Any
 
 from airloop.core.columns import EVENT_ID, EVENTS_TABLE
-from airloop.data.intervals import day_interval
 from airloop.data.replay import land_window
 from airloop.demo.lifecycle import Echo, Lifecycle, LifecycleError
 from airloop.features.offline import read_partitions
@@ -34,18 +33,30 @@ class DemoStopped(RuntimeError):
     """The replay stopped before its end; the message says where and why."""
 
 
+Interval = tuple[datetime, datetime]
+
+
 @dataclass(frozen=True)
 class DemoWindow:
-    """The demo's days: a first champion on [first, split), then [split, last) monitored."""
+    """The demo's intervals: a first champion trained on ``bootstrap``, then ``monitored``."""
 
-    first: date
-    split: date
-    last: date
+    bootstrap: list[Interval]
+    monitored: list[Interval]
 
     @property
-    def monitored(self) -> list[date]:
-        """The days served and monitored, in order."""
-        return [self.split + timedelta(days=i) for i in range((self.last - self.split).days)]
+    def first(self) -> datetime:
+        """Where the replay starts."""
+        return self.bootstrap[0][0]
+
+    @property
+    def split(self) -> datetime:
+        """Where the first champion's training window ends and serving begins."""
+        return self.bootstrap[-1][1]
+
+    @property
+    def last(self) -> datetime:
+        """Where the replay ends (exclusive)."""
+        return self.monitored[-1][1] if self.monitored else self.split
 
 
 def run_demo(
@@ -66,10 +77,13 @@ def run_demo(
         try:
             wait_until_ready(settings, life.client, services, DEMO_DAGS)
             echo("4/5 the first champion")
-            life.bootstrap(window.first, window.split, trials)
-            show_predictions(settings, usecase, window.split, echo)
-            echo("5/5 serving and monitoring, day by day (retraining when monitoring asks)")
-            life.monitored_days(window.monitored)
+            life.bootstrap(window.bootstrap, trials)
+            show_predictions(settings, usecase, window.bootstrap[-1], echo)
+            echo(
+                f"5/5 serving and monitoring, {usecase.cadence.name} interval by interval"
+                " (retraining when monitoring asks)"
+            )
+            life.monitored_intervals(window.monitored)
             state = collect_status(settings, usecase)
         except (LifecycleError, AirflowError) as exc:
             raise DemoStopped(str(exc)) from None
@@ -83,16 +97,16 @@ def run_demo(
         if event["kind"] in ("champion", "retrain", "promoted", "gate"):
             echo(f"  {event['day']}  {event['kind']:<9} {event['detail']}")
     drifts = [e for e in life.timeline.events if e["kind"] == "drift"]
-    echo(f"  {len(drifts)} monitored days breached a threshold")
+    echo(f"  {len(drifts)} monitored intervals breached a threshold")
     echo(f"timeline:             {page}")
     return state
 
 
 def show_predictions(
-    settings: Settings, usecase: UseCase, day_after: date, echo: Echo, n: int = 5
+    settings: Settings, usecase: UseCase, interval: Interval, echo: Echo, n: int = 5
 ) -> None:
-    """Ask the live service about a few events of the last day before ``day_after``."""
-    lo, hi = day_interval(day_after - timedelta(days=1))
+    """Ask the live service about a few events of this interval."""
+    lo, hi = interval
     events = read_partitions(settings, usecase, EVENTS_TABLE, lo, hi)
     if events is None:
         return

@@ -33,7 +33,7 @@ from airloop.features.transforms import clean_source
 from airloop.metadata.store import MetadataStore
 from airloop.quality.gate import gate_partition
 from airloop.settings import Settings
-from airloop.usecase import UseCase, ViewInputs, resolve
+from airloop.usecase import UseCase, ViewInputs, resolve, source_table
 
 log = logging.getLogger(__name__)
 
@@ -169,16 +169,22 @@ def view_inputs(
 ) -> ViewInputs:
     """What the feature views compute from: the cleaned sources, and history read on demand.
 
-    History reaches back as far as the longest ``lookback`` of the use case's views, plus one
-    interval; each table is read once, only if a view asks for it.
+    Each view says which offline tables it reads and from when; a table is read once, only if
+    a view asks for it, from the earliest time any view needs (with two intervals' margin,
+    since a partition holds rows from its interval's start on).
     """
     lo, hi = pd.Timestamp(as_utc(start)), pd.Timestamp(as_utc(end))
-    lookbacks = [b for b in (v.lookback(uc) for v in uc.feature_views) if b is not None]
-    since = lo - max(lookbacks) - (hi - lo) if lookbacks else lo
+    since: dict[str, pd.Timestamp] = {}
+    for view in uc.feature_views:
+        for table, earliest in view.history_since(uc, lo).items():
+            since[table] = min(since.get(table, earliest), earliest)
 
     @cache
     def history(table: str) -> pd.DataFrame | None:
-        return read_partitions(st, uc, table, since.to_pydatetime(), lo.to_pydatetime())
+        if table not in since:
+            raise KeyError(f"no feature view declares that it reads {table!r} (history_since)")
+        first = since[table] - 2 * (hi - lo)
+        return read_partitions(st, uc, table, first.to_pydatetime(), lo.to_pydatetime())
 
     return ViewInputs(start=lo, end=hi, sources=clean, history=history)
 
@@ -200,6 +206,8 @@ def build_features(
         EVENTS_TABLE: compute.events_table(uc, clean[uc.events.source]),
         LABELS_TABLE: compute.labels_table(uc, clean[uc.label.source]),
     }
+    for source in uc.source_history():  # what later intervals' views read back
+        tables[source_table(source)] = compute.source_history_table(uc, source, clean[source])
     inputs = view_inputs(st, uc, start, end, clean)
     for view in uc.feature_views:
         table = view.compute(uc, inputs)
@@ -227,8 +235,8 @@ def build_offline_features(
 ) -> Published:
     """Build the interval's features and publish them to the offline store, as one step.
 
-    One step, because the next interval's rolling features read this one's published labels.
-    The interval's record (its raw digests, validation and partitions, and the run that made
+    One step, because the next interval's snapshots read this one's published labels and
+    source rows. The interval's record (its raw digests, validation and partitions, and the run that made
     it: ``run`` is the Airflow run's lineage) goes to the metadata database for lineage.
     """
     uc, st = resolve(usecase, settings)

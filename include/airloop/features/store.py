@@ -12,11 +12,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airloop.core.columns import EVENT_TS
+from airloop.core.periods import Span
 from airloop.core.records import Record
 from airloop.data.intervals import as_utc
 from airloop.features.offline import table_dir
 from airloop.settings import Settings
-from airloop.usecase import FeatureView, UseCase
+from airloop.usecase import Duration, FeatureView, UseCase
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,11 @@ def feature_store(settings: Settings, usecase: UseCase) -> Any:
 TAGS = {"managed_by": "airloop"}
 
 
+def feast_ttl(ttl: Duration) -> timedelta:
+    """Feast wants a fixed length: months count at their longest, so no row expires early."""
+    return Span.parse(ttl).longest if ttl else timedelta(0)
+
+
 def feast_view(
     settings: Settings, usecase: UseCase, spec: FeatureView, entity: Any
 ) -> tuple[Any, Any]:
@@ -92,12 +98,13 @@ def feast_view(
     )
     key = usecase.entity(spec.entity).join_key
     schema = [Field(name=key, dtype=String)] + [
-        Field(name=name, dtype=dtypes[dtype]) for name, dtype in spec.feature_dtypes().items()
+        Field(name=name, dtype=dtypes[dtype])
+        for name, dtype in spec.feature_dtypes(usecase).items()
     ]
     view = FeastView(
         name=spec.name,
         entities=[entity],
-        ttl=spec.ttl if spec.ttl else timedelta(0),
+        ttl=feast_ttl(spec.ttl),
         schema=schema,
         source=source,
         online=True,

@@ -7,8 +7,6 @@ import pandas as pd
 
 from airloop.usecase import SourceSpec
 
-TIMESTAMP_TEXT = "%Y-%m-%dT%H:%M:%SZ"
-
 
 def parse_timestamps(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
     """Declared timestamp columns as UTC datetimes (text in ISO 8601 as it lands)."""
@@ -40,30 +38,14 @@ def mask_out_of_range(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
     return out
 
 
-def _as_text(series: pd.Series) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return series.dt.strftime(TIMESTAMP_TEXT)
-    if pd.api.types.is_float_dtype(series):
-        whole = series.dropna().apply(float.is_integer).all()
-        if whole:
-            return series.astype("Int64").astype("string")
-    return series.astype("string")
-
-
 def derive_columns(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
-    """Add the source's derived columns (keys such as an event id or a route)."""
-    out = df.copy()
-    for derived in spec.derive:
-        parts = [_as_text(out[c]) for c in derived.concat]
-        joined = parts[0]
-        for part in parts[1:]:
-            joined = joined.str.cat(part, sep=derived.sep)
-        out[derived.name] = joined.astype(object).where(joined.notna(), None)
-    return out
+    """Add the source's derived columns (keys, dates from parts, arithmetic): see
+    :meth:`SourceSpec.add_derived`, which landing uses too, so both derive alike."""
+    return spec.add_derived(df)
 
 
 def clean_source(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
-    """Typed timestamps, outliers masked, derived keys added, exact duplicates dropped."""
+    """Typed timestamps, outliers masked, derived columns added, exact duplicates dropped."""
     out = parse_timestamps(df, spec)
     out = mask_out_of_range(out, spec)
     for col in spec.columns:

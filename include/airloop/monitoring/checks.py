@@ -151,7 +151,7 @@ def join_arrived_labels(
     labels = read_partitions(settings, usecase, LABELS_TABLE, lo - usecase.label.delay, end)
     if served.empty or labels is None or served[EVENT_ID].isna().all():
         return None
-    arrived = labels[pd.to_datetime(labels[AVAILABLE_AT], utc=True) < end]
+    arrived = labels[pd.to_datetime(labels[AVAILABLE_AT], utc=True) <= end]  # the boundary rule
     return served.merge(
         arrived[[EVENT_ID, LABEL, AVAILABLE_AT]].drop_duplicates(EVENT_ID), on=EVENT_ID, how="left"
     )

@@ -68,7 +68,7 @@ def suppression(
     if len(in_budget) >= controls.budget:
         return (
             f"budget: {len(in_budget)} of {controls.budget} retrainings used in the last"
-            f" {controls.budget_window.days} days"
+            f" {controls.budget_window}"
         )
     return None
 

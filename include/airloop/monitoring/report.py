@@ -8,9 +8,7 @@ figures are written as a Prometheus text file that the serving API's ``/metrics`
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import pandas as pd
 
 from airloop.core.columns import SCORE
 from airloop.core.files import read_json, write_text
+from airloop.core.html import figure_img, html_table
 from airloop.data.intervals import as_utc
 from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.checks import interval_dir
@@ -29,13 +28,6 @@ from airloop.settings import Settings
 from airloop.usecase import UseCase, resolve
 
 MAX_PLOTS = 8
-
-
-def _figure_png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=80)
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def _distribution_plots(reference: pd.DataFrame, served: pd.DataFrame, columns: list[str]) -> str:
@@ -63,9 +55,7 @@ def _distribution_plots(reference: pd.DataFrame, served: pd.DataFrame, columns: 
             shares.head(15).plot.bar(ax=ax)
         ax.set_title(column)
         ax.legend(fontsize=7)
-        parts.append(
-            f'<img alt="{html.escape(column)}" src="data:image/png;base64,{_figure_png(fig)}">'
-        )
+        parts.append(figure_img(fig, column))
         plt.close(fig)
     return "\n".join(parts)
 
@@ -117,28 +107,11 @@ def history_plot(history: pd.DataFrame, requests: list[dict[str, Any]]) -> str:
     axes[0].set_ylabel("drift")
     axes[1].set_ylabel("live metric")
     for ax in axes:
-        ax.legend(fontsize=7, loc="upper left")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="upper left")
     fig.autofmt_xdate()
     plt.close(fig)
-    return f'<img alt="history" src="data:image/png;base64,{_figure_png(fig)}">'
-
-
-def html_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    """Rows as an HTML table of the given columns, every value escaped."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(r.get(c)))}</td>" for c in columns) + "</tr>"
-        for r in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _fmt(value: Any) -> str:
-    if value is None or (isinstance(value, float) and value != value):  # None, or NaN
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
+    return figure_img(fig, "history")
 
 
 def _label(value: Any) -> str:

@@ -185,7 +185,7 @@ def approval_step(usecase: UseCase) -> Any:
         subject=f"Promote the new {usecase.training.model_name} version to champion?",
         body=APPROVAL_BODY,
         options=["Approve", "Reject"],
-        response_timeout=usecase.gates.approval_timeout,
+        response_timeout=timeout.longest if (timeout := usecase.gates.approval_timeout) else None,
     )
 
 

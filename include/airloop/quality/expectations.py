@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
@@ -44,8 +45,9 @@ def _quiet_gx() -> None:
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
-def build_expectations(spec: SourceSpec) -> list[Any]:
-    """The suite for one source: schema, types, nulls, ranges, value sets, keys, row count."""
+def build_expectations(spec: SourceSpec, start: datetime | None = None) -> list[Any]:
+    """The suite for one source: schema, types, nulls, ranges, value sets, keys, row count
+    (for the interval starting at ``start``: before ``allow_empty_before``, any count)."""
     _quiet_gx()
     import great_expectations.expectations as gxe
 
@@ -75,16 +77,18 @@ def build_expectations(spec: SourceSpec) -> list[Any]:
                 )
             )
     if spec.unique:
-        derived = {d.name: d.concat for d in spec.derive}
         keys: list[str] = []
-        for key in spec.unique:
-            keys += [c for c in derived.get(key, [key]) if c not in keys]
+        for key in spec.unique:  # a derived key is unique when the columns it is built from are
+            keys += [c for c in spec.raw_inputs(key) if c not in keys]
         if len(keys) == 1:
             exps.append(gxe.ExpectColumnValuesToBeUnique(column=keys[0]))
         else:
             exps.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=keys))
     exps.append(
-        gxe.ExpectTableRowCountToBeBetween(min_value=spec.min_rows, max_value=spec.max_rows)
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=spec.min_rows if start is None else spec.min_rows_at(start),
+            max_value=spec.max_rows,
+        )
     )
     return exps
 
@@ -135,12 +139,12 @@ def run_expectations(
 
 
 def validate_frame(
-    df: pd.DataFrame, spec: SourceSpec, source: str
+    df: pd.DataFrame, spec: SourceSpec, source: str, start: datetime | None = None
 ) -> tuple[list[Failure], dict[str, Any]]:
     """Run the source's suite; returns the failures and GX's own result as JSON."""
     missing = {c.name for c in spec.columns} - set(df.columns)
     failures, raw = run_expectations(
-        frame_for_validation(df, spec), build_expectations(spec), source, missing
+        frame_for_validation(df, spec), build_expectations(spec, start), source, missing
     )
     raw["ignored_columns"] = sorted(set(df.columns) - {c.name for c in spec.columns})
     return failures, raw

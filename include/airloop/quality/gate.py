@@ -53,7 +53,7 @@ def gate_partition(
     results: dict[str, Any] = {}
     rows: dict[str, int] = {}
     for source, df in frames.items():
-        found, raw = validate_frame(df, usecase.sources[source], source)
+        found, raw = validate_frame(df, usecase.sources[source], source, start)
         failures += found
         results[source] = raw
         rows[source] = len(df)

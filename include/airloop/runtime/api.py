@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from airloop.core.http import HttpError, request_json
 from airloop.core.polling import WaitTimeout, wait_until
-from airloop.data.intervals import day_interval
 from airloop.runtime.airflow_cli import AirflowError
 from airloop.settings import Settings
 
@@ -144,13 +143,15 @@ class ApiClient:
         run: dict[str, Any] = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
         return run
 
-    def queue_intervals(self, dag_id: str, days: list[date], note: str) -> list[dict[str, Any]]:
-        """One run per day, each owning that day's data interval, in order.
+    def queue_intervals(
+        self, dag_id: str, intervals: list[tuple[datetime, datetime]], note: str
+    ) -> list[dict[str, Any]]:
+        """One run per data interval, each owning exactly that interval, in order.
 
         Runs rather than Airflow's backfill API: 3.3 can mark a backfill complete while its
         last run is still queued and then never schedule it (apache/airflow#68721).
         """
-        return [self.trigger(dag_id, interval=day_interval(d), note=note) for d in days]
+        return [self.trigger(dag_id, interval=interval, note=note) for interval in intervals]
 
     def set_note(self, dag_id: str, run_id: str, note: str, timeout: float = 30.0) -> None:
         """The run's note, shown in the Airflow UI (Markdown).
@@ -197,18 +198,18 @@ class ApiClient:
     def wait_for_window(
         self,
         dag_id: str,
-        first: date,
-        last: date,
+        intervals: list[tuple[datetime, datetime]],
         on_progress: Callable[[str], None],
         on_tick: Callable[[], None] | None = None,
         stall_seconds: float = 600.0,
     ) -> list[dict[str, Any]]:
-        """Poll the runs of the days [first, last) until all finish; give up when none moves.
+        """Poll the runs of these intervals until all finish; give up when none moves.
 
         ``on_progress`` hears each change of the run states. Returns the runs as last seen.
         """
-        expected = (last - first).days
-        lo, hi = f"{first}T00:00:00Z", f"{last}T00:00:00Z"
+        expected = len(intervals)
+        first, last = intervals[0][0], intervals[-1][1]
+        lo, hi = (f"{t:%Y-%m-%dT%H:%M:%S}Z" for t in (first, last))
         seen: dict[str, Any] = {"runs": [], "states": None}
 
         def states() -> tuple[tuple[str, int], ...]:
@@ -257,4 +258,4 @@ class ApiClient:
         return tasks
 
 
-__all__ = ["AirflowError", "ApiClient", "admin_password", "day_interval"]
+__all__ = ["AirflowError", "ApiClient", "admin_password"]

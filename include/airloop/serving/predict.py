@@ -65,6 +65,8 @@ class Predictor:
         model = self.serving_model()
         rows = [dict(instance) for instance in instances]
         events = [(row.pop(EVENT_ID_FIELD), row.pop(EVENT_TIME_FIELD)) for row in rows]
+        received = datetime.now(UTC)
+        add_calendar(self.usecase, rows, [time or received for _, time in events])
         entity_rows = [{k: row.get(k) for k in self.usecase.entity_keys} for row in rows]
         online = self.online_features(entity_rows)
         data, missing_by_row = input_columns(model, rows, online)
@@ -75,7 +77,7 @@ class Predictor:
             model.raw, self.usecase.task, pd.DataFrame(data, columns=model.input_columns)
         )
         as_of = feature_times(online, len(rows))
-        now = datetime.now(UTC).isoformat()
+        now = received.isoformat()
         request_id = request_id or uuid.uuid4().hex
         predictions = []
         for i in range(len(rows)):
@@ -110,6 +112,16 @@ class Predictor:
             "model": {"name": self.holder.model_name, "version": model.version},
             "predictions": predictions,
         }
+
+
+def add_calendar(usecase: UseCase, rows: list[dict[str, Any]], times: list[datetime]) -> None:
+    """The use case's calendar features of each event time (or of now, when a request gives
+    none), computed by the rule training used on the events table."""
+    if not usecase.events.calendar:
+        return
+    calendar = usecase.events.calendar_columns(pd.Series(times)).to_dict("records")
+    for row, values in zip(rows, calendar, strict=True):
+        row.update(values)
 
 
 def input_columns(

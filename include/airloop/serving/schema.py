@@ -2,7 +2,8 @@
 
 A prediction names the entity keys (the service looks up their online features) and the
 request-time model inputs; ``event_id`` and ``event_time`` are optional and logged with the
-prediction, so the label that arrives later can be joined to it.
+prediction, so the label that arrives later can be joined to it. The use case's calendar
+features are computed from ``event_time`` (default: now), never sent.
 """
 
 from typing import Annotated, Any, Literal
@@ -17,12 +18,11 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 
 def request_fields(usecase: UseCase) -> list[str]:
-    """What a caller sends per prediction: the entity keys and the request-time model inputs."""
-    return list(
-        dict.fromkeys(
-            [*usecase.entity_keys, *usecase.training.categorical, *usecase.training.numeric]
-        )
-    )
+    """What a caller sends per prediction: the entity keys and the request-time model inputs
+    (calendar features are not sent: the service computes them from ``event_time``)."""
+    fields = [*usecase.entity_keys, *usecase.training.categorical, *usecase.training.numeric]
+    calendar = set(usecase.events.calendar_features)
+    return list(dict.fromkeys(f for f in fields if f not in calendar))
 
 
 def _field_type(usecase: UseCase, name: str) -> Any:

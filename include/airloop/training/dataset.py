@@ -64,7 +64,7 @@ def resolve_window(
 
 def feature_columns(usecase: UseCase) -> list[str]:
     """Model inputs: the feature service's features and the declared request-time fields."""
-    cols = [f"{v.name}__{n}" for v in usecase.service_views for n in v.feature_names()]
+    cols = [f"{v.name}__{n}" for v in usecase.service_views for n in v.feature_names(usecase)]
     return cols + usecase.training.categorical + usecase.training.numeric
 
 
@@ -97,7 +97,8 @@ def retrieve_training_set(
             f"no events or labels in the offline store for [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}): "
             "run the feature pipeline over that window first"
         )
-    labels = labels[labels[AVAILABLE_AT] < cutoff][[EVENT_ID, LABEL]]
+    # Known by the cutoff: arriving exactly at it counts (the boundary rule of the features).
+    labels = labels[labels[AVAILABLE_AT] <= cutoff][[EVENT_ID, LABEL]]
     entity_rows = events.merge(labels, on=EVENT_ID, how="inner")
     if entity_rows.empty:
         raise TrainingDataError(

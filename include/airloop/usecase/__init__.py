@@ -7,13 +7,21 @@ how it is found and loaded.
 
 from airloop.usecase.base import Duration, UseCaseError, window_suffix
 from airloop.usecase.feature_views import (
+    AggregateSpec,
+    AggregateView,
     FeatureSpec,
     FeatureView,
     FeatureViewKind,
     LabelRateView,
+    LagView,
     ReferenceSnapshotView,
     SourceRowsView,
+    TransformError,
+    TransformFeature,
+    TransformView,
     ViewInputs,
+    known_at,
+    source_table,
 )
 from airloop.usecase.model import (
     EntitySpec,
@@ -31,14 +39,26 @@ from airloop.usecase.model import (
     resolve,
     resolve_usecase_path,
 )
-from airloop.usecase.sources import ColumnSpec, DerivedColumn, SourceSpec
+from airloop.usecase.sources import (
+    ColumnSpec,
+    ConcatColumn,
+    DateFromColumn,
+    DerivedColumn,
+    ExprColumn,
+    SourceSpec,
+)
 
 __all__ = [
+    "AggregateSpec",
+    "AggregateView",
     "ColumnSpec",
+    "ConcatColumn",
+    "DateFromColumn",
     "DerivedColumn",
     "Duration",
     "EntitySpec",
     "EventsSpec",
+    "ExprColumn",
     "FeatureServiceSpec",
     "FeatureSpec",
     "FeatureView",
@@ -46,6 +66,7 @@ __all__ = [
     "GateSpec",
     "LabelRateView",
     "LabelSpec",
+    "LagView",
     "MonitoringSpec",
     "ReferenceSnapshotView",
     "ReplaySourceSpec",
@@ -54,11 +75,16 @@ __all__ = [
     "SourceRowsView",
     "SourceSpec",
     "TrainingSpec",
+    "TransformError",
+    "TransformFeature",
+    "TransformView",
     "UseCase",
     "UseCaseError",
     "ViewInputs",
+    "known_at",
     "load_usecase",
     "resolve",
     "resolve_usecase_path",
+    "source_table",
     "window_suffix",
 ]

@@ -2,38 +2,65 @@
 
 A kind knows the fields its YAML takes and how they must refer to the rest of the use case,
 the features it produces and their types (Feast's schema is built from them), the bounds the
-training-set gate checks, and how one interval's rows are computed, point-in-time correct:
-every row carries ``event_timestamp``, the moment from which its values were known, and Feast's
-as-of join hands an event only rows stamped at or before it. The feature pipeline, the Feast
-definitions and the training checks ask the class; none of them branches on the kind.
+training-set gate checks, the history it reads from earlier intervals, and how one interval's
+rows are computed, point-in-time correct: every row carries ``event_timestamp``, the moment
+from which its values were known, and Feast's as-of join hands an event only rows stamped at or
+before it. The feature pipeline, the Feast definitions and the training checks ask the class;
+none of them branches on the kind.
+
+Snapshots (``label_rate``, ``aggregate``, ``lag``, ``transform``) are computed as of each
+interval's start ``as_of`` and stamped with it, from what was known then. The boundary rule:
+a source row is known at ``as_of`` when its time plus the source's ``available_after`` is at or
+before ``as_of`` and its time is before ``as_of``; a label when its ``available_at`` is at or
+before ``as_of`` and its event happened before ``as_of``. Arriving exactly at the start counts as
+known (monthly figures published a month later are then one month old, not two); the event
+itself never is, and its label cannot be since ``label.delay`` must exceed 0.
 
 To add a kind: subclass :class:`FeatureViewKind` with a ``kind`` literal, and add the class to
-:data:`FeatureView` below. pandas is imported inside ``compute`` so that loading a use case
+:data:`FeatureView` below. pandas is imported inside methods so that loading a use case
 (which every DAG file does) stays light.
 """
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import importlib.util
 from abc import abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Annotated, Literal
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 from typing_extensions import override
 
 from airloop.core.columns import AVAILABLE_AT, EVENT_ID, EVENT_TS, EVENTS_TABLE, LABEL, LABELS_TABLE
+from airloop.core.errors import PermanentError
 from airloop.usecase.base import Duration, Spec, window_suffix
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from airloop.usecase.model import UseCase
+    from airloop.usecase.sources import SourceSpec
 
 FeatureDtype = Literal["float", "int", "string"]
 PANDAS_DTYPES: dict[str, str] = {"float": "float64", "int": "Int64", "string": "object"}
 Bounds = tuple[float | None, float | None]
+TRANSFORMS_FILE = "transforms.py"
+SOURCE_TABLE_PREFIX = "source__"
+
+
+def source_table(source: str) -> str:
+    """The offline table that keeps a source's past rows for the views that read them."""
+    return f"{SOURCE_TABLE_PREFIX}{source}"
+
+
+class TransformError(PermanentError, ValueError):
+    """A use case's own transform function broke its contract; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -41,15 +68,28 @@ class ViewInputs:
     """What a view's rows for one interval [start, end) are computed from.
 
     ``sources``: the interval's cleaned partitions and the current reference tables, by source
-    name. ``history(table)``: rows of one of airloop's own offline tables (events, labels)
-    published by the intervals before ``start``, as far back as the longest ``lookback`` of
-    the use case's views asks; None when there are none.
+    name. ``history(table)``: rows of an offline table published by the intervals before
+    ``start`` (airloop's events and labels, or ``source__<name>``: a source's past rows), as
+    far back as the views' :meth:`~FeatureViewKind.history_since` ask; None when there are none.
     """
 
     start: pd.Timestamp
     end: pd.Timestamp
     sources: Mapping[str, pd.DataFrame]
     history: Callable[[str], pd.DataFrame | None]
+
+
+def known_at(
+    rows: pd.DataFrame, timestamp: str, available_after: Any, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """The source rows known at ``as_of`` (the boundary rule in the module docstring).
+
+    A row is known when ``timestamp + available_after <= as_of``, arriving exactly at ``as_of``
+    included, and its ``timestamp`` is before ``as_of``: an event at ``as_of`` never sees its
+    own row. The arithmetic is done on ``as_of``, so durations in months work.
+    """
+    stamps = rows[timestamp]
+    return rows[(stamps <= as_of - available_after) & (stamps < as_of)]
 
 
 class FeatureSpec(Spec):
@@ -75,7 +115,7 @@ class FeatureViewKind(Spec):
     description: str = ""
 
     @abstractmethod
-    def feature_dtypes(self) -> dict[str, FeatureDtype]:
+    def feature_dtypes(self, usecase: UseCase) -> dict[str, FeatureDtype]:
         """The view's features and their types, in order."""
 
     @abstractmethod
@@ -86,9 +126,9 @@ class FeatureViewKind(Spec):
         table with the view's schema).
         """
 
-    def feature_names(self) -> list[str]:
+    def feature_names(self, usecase: UseCase) -> list[str]:
         """The view's features, in order."""
-        return list(self.feature_dtypes())
+        return list(self.feature_dtypes(usecase))
 
     def check(self, usecase: UseCase) -> None:
         """Refuse references to what the use case does not declare (raise ValueError)."""
@@ -97,9 +137,15 @@ class FeatureViewKind(Spec):
         """Declared ranges of the view's features, which the training-set gate checks."""
         return {}
 
-    def lookback(self, usecase: UseCase) -> timedelta | None:
-        """How much history before an interval ``compute`` reads (None: none)."""
-        return None
+    def history_since(self, usecase: UseCase, as_of: pd.Timestamp) -> dict[str, pd.Timestamp]:
+        """The offline tables ``compute`` reads from intervals before ``as_of``, each with the
+        earliest time it needs (none: the view needs no history)."""
+        return {}
+
+    def source_history(self, usecase: UseCase) -> dict[str, list[str]]:
+        """Sources whose past rows ``compute`` reads back, with the columns it needs: the
+        pipeline publishes them each interval as the table ``source__<name>``."""
+        return {}
 
     def empty(self, usecase: UseCase) -> pd.DataFrame:
         """A zero-row table with the view's schema, so readers see the columns they expect."""
@@ -110,7 +156,7 @@ class FeatureViewKind(Spec):
             key: pd.Series([], dtype=object),
             EVENT_TS: pd.Series([], dtype="datetime64[ns, UTC]"),
         }
-        for name, dtype in self.feature_dtypes().items():
+        for name, dtype in self.feature_dtypes(usecase).items():
             cols[name] = pd.Series([], dtype=PANDAS_DTYPES[dtype])
         return pd.DataFrame(cols)
 
@@ -122,7 +168,7 @@ class _FromSource(FeatureViewKind):
     features: list[FeatureSpec] = Field(min_length=1)
 
     @override
-    def feature_dtypes(self) -> dict[str, FeatureDtype]:
+    def feature_dtypes(self, usecase: UseCase) -> dict[str, FeatureDtype]:
         return {f.name: f.dtype for f in self.features}
 
     @override
@@ -191,24 +237,41 @@ class ReferenceSnapshotView(_FromSource):
         return out.sort_values(key).reset_index(drop=True)
 
 
-class LabelRateView(FeatureViewKind):
-    """Per entity, over each window, the mean and count of labels known at the interval start.
+def _snapshot(
+    usecase: UseCase, entity: str, out: pd.DataFrame, as_of: pd.Timestamp, names: list[str]
+) -> pd.DataFrame:
+    """Features indexed by entity key, as rows stamped ``as_of`` in the view's column order."""
+    key = usecase.entity(entity).join_key
+    out = out.reset_index()
+    out[key] = out[key].astype(object)
+    out.insert(1, EVENT_TS, as_of)
+    return out[[key, EVENT_TS, *names]]
 
-    For classification the mean is the share of positives. A label counts only if its event
-    happened within the window before the snapshot and the label itself had arrived strictly
-    before it: no feature sees its own future.
+
+class LabelRateView(FeatureViewKind):
+    """Per entity, over each window, what the labels known at the interval start say.
+
+    Classification: ``share_<w>`` (the share of positives) and ``count_<w>``; regression:
+    ``mean_<w>``, ``std_<w>``, ``last_<w>`` (the latest event's label) and ``count_<w>``. A
+    label counts if its event happened within the window before the snapshot, and the label
+    had arrived at or before it (the boundary rule): no feature sees its own future.
     """
 
     kind: Literal["label_rate"]
     windows: list[Duration] = Field(min_length=1)
 
+    def _statistics(self, usecase: UseCase) -> list[str]:
+        if usecase.task == "classification":
+            return ["share", "count"]
+        return ["mean", "std", "last", "count"]
+
     @override
-    def feature_dtypes(self) -> dict[str, FeatureDtype]:
+    def feature_dtypes(self, usecase: UseCase) -> dict[str, FeatureDtype]:
         dtypes: dict[str, FeatureDtype] = {}
         for window in self.windows:
             suffix = window_suffix(window)
-            dtypes[f"rate_{suffix}"] = "float"
-            dtypes[f"count_{suffix}"] = "int"
+            for stat in self._statistics(usecase):
+                dtypes[f"{stat}_{suffix}"] = "int" if stat == "count" else "float"
         return dtypes
 
     @override
@@ -217,14 +280,17 @@ class LabelRateView(FeatureViewKind):
         for window in self.windows:
             suffix = window_suffix(window)
             out[f"count_{suffix}"] = (0.0, None)
-            if usecase.task == "classification":  # a share of positives; a mean for regression
-                out[f"rate_{suffix}"] = (0.0, 1.0)
+            if usecase.task == "classification":
+                out[f"share_{suffix}"] = (0.0, 1.0)
+            else:
+                out[f"std_{suffix}"] = (0.0, None)
         return out
 
     @override
-    def lookback(self, usecase: UseCase) -> timedelta | None:
+    def history_since(self, usecase: UseCase, as_of: pd.Timestamp) -> dict[str, pd.Timestamp]:
         # Events as old as the longest window, whose labels arrive up to the label delay later.
-        return max(self.windows) + usecase.label.delay
+        since = as_of - max(self.windows) - usecase.label.delay
+        return {LABELS_TABLE: since, EVENTS_TABLE: since}
 
     @override
     def compute(self, usecase: UseCase, inputs: ViewInputs) -> pd.DataFrame | None:
@@ -236,36 +302,479 @@ class LabelRateView(FeatureViewKind):
     def rates(
         self, usecase: UseCase, labels: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timestamp
     ) -> pd.DataFrame | None:
-        """The rates as known at ``as_of`` from these labels and the events they belong to."""
+        """The statistics as known at ``as_of`` from these labels and their events."""
         import pandas as pd
 
         key = usecase.entity(self.entity).join_key
-        longest = max(self.windows)
         known = labels[
-            (labels[AVAILABLE_AT] < as_of)
+            (labels[AVAILABLE_AT] <= as_of)
             & (labels[EVENT_TS] < as_of)
-            & (labels[EVENT_TS] >= as_of - longest)
+            & (labels[EVENT_TS] >= as_of - max(self.windows))
         ]
         joined = known[[EVENT_ID, EVENT_TS, LABEL]].merge(
             events[[EVENT_ID, key]].drop_duplicates(EVENT_ID), on=EVENT_ID, how="inner"
         )
-        joined = joined.dropna(subset=[key])
+        joined = joined.dropna(subset=[key]).sort_values([EVENT_TS, EVENT_ID], kind="stable")
         if joined.empty:
             return None
         entities = pd.Index(sorted(joined[key].unique()), name=key)
         out = pd.DataFrame(index=entities)
-        for window in sorted(self.windows):
+        for window in self.windows:
             suffix = window_suffix(window)
             grouped = joined[joined[EVENT_TS] >= as_of - window].groupby(key)[LABEL]
-            out[f"rate_{suffix}"] = grouped.mean().reindex(entities).astype("float64")
-            out[f"count_{suffix}"] = grouped.size().reindex(entities).fillna(0).astype("Int64")
-        out = out.reset_index()
-        out[key] = out[key].astype(object)
-        out.insert(1, EVENT_TS, as_of)
-        return out[[key, EVENT_TS, *self.feature_names()]]
+            for stat in self._statistics(usecase):
+                if stat == "count":
+                    counts = grouped.size().reindex(entities).fillna(0)
+                    out[f"count_{suffix}"] = counts.astype("Int64")
+                else:
+                    values = grouped.mean() if stat == "share" else grouped.agg(stat)
+                    out[f"{stat}_{suffix}"] = values.reindex(entities).astype("float64")
+        return _snapshot(usecase, self.entity, out, as_of, self.feature_names(usecase))
+
+
+class _FromSourceHistory(FeatureViewKind):
+    """A snapshot of what a partitioned source's past rows say, as known at each interval start.
+
+    Rows are timed by the source's ``partition_by`` and known ``available_after`` later (the
+    boundary rule in the module docstring); the pipeline keeps them as the offline table
+    ``source__<name>`` and hands them back through ``ViewInputs.history``.
+    """
+
+    source: str
+
+    @abstractmethod
+    def _reach(self) -> Any:
+        """How far before the snapshot the view looks (its longest window, lag or lookback)."""
+
+    @abstractmethod
+    def _value_columns(self, usecase: UseCase) -> list[str]:
+        """The source columns the view reads besides the entity key and the timestamp."""
+
+    def _spans(self) -> dict[str, list[Any]]:
+        """The view's durations by field name, each of which must be longer than zero."""
+        return {}
+
+    def _source(self, usecase: UseCase) -> SourceSpec:
+        return usecase.sources[self.source]
+
+    def _timestamp(self, usecase: UseCase) -> str:
+        stamp = self._source(usecase).partition_by
+        assert stamp is not None  # check() admits partitioned sources only
+        return stamp
+
+    @override
+    def check(self, usecase: UseCase) -> None:
+        where = f"feature view {self.name!r}"
+        source = usecase.source(self.source, f"{where} source")
+        if source.kind != "partitioned":
+            raise ValueError(
+                f"{where}: source {self.source!r} is a reference table; a {self.kind} view reads"
+                " the past rows of a partitioned source"
+            )
+        key = usecase.entity(self.entity).join_key
+        cols = source.output_columns()
+        missing = [c for c in [key, *self._value_columns(usecase)] if c not in cols]
+        if missing:
+            raise ValueError(f"{where}: source {self.source!r} has no columns {missing}")
+        for field, spans in self._spans().items():
+            if not all(spans):
+                raise ValueError(f"{where}: every {field} must be longer than 0")
+        label = usecase.label
+        if (
+            self.source == label.source
+            and label.column in self._value_columns(usecase)
+            and source.available_after < label.delay
+        ):
+            raise ValueError(
+                f"{where} reads {label.column!r}, the label, from {self.source!r}, whose rows are"
+                f" known {window_suffix(source.available_after)} after their time while the label"
+                f" is known only {window_suffix(label.delay)} after its event: it leaks. Set"
+                f" sources.{self.source}.available_after to at least label.delay"
+            )
+        names = self.feature_names(usecase)
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"{where} names features {twice} more than once")
+
+    @override
+    def history_since(self, usecase: UseCase, as_of: pd.Timestamp) -> dict[str, pd.Timestamp]:
+        return {
+            source_table(self.source): as_of - self._reach() - self._source(usecase).available_after
+        }
+
+    @override
+    def source_history(self, usecase: UseCase) -> dict[str, list[str]]:
+        key = usecase.entity(self.entity).join_key
+        columns = [key, self._timestamp(usecase), *self._value_columns(usecase)]
+        return {self.source: list(dict.fromkeys(columns))}
+
+    def known_rows(
+        self, usecase: UseCase, inputs: ViewInputs, since: pd.Timestamp
+    ) -> pd.DataFrame | None:
+        """The source's rows known at the interval start with a time at or after ``since``,
+        oldest first, with an entity key; None when there are none."""
+        history = inputs.history(source_table(self.source))
+        if history is None:
+            return None
+        key, stamp = usecase.entity(self.entity).join_key, self._timestamp(usecase)
+        as_of = inputs.start
+        rows = known_at(history, stamp, self._source(usecase).available_after, as_of)
+        rows = rows[(rows[stamp] >= since) & rows[key].notna()]
+        if rows.empty:
+            return None
+        return rows.sort_values([stamp, key], kind="stable").reset_index(drop=True)
+
+    def _column_bounds(self, usecase: UseCase, column: str) -> Bounds | None:
+        spec = self._source(usecase).column(column)
+        return spec.bounds if spec is not None else None
+
+
+AggregateFunction = Literal["mean", "sum", "min", "max", "std", "count", "last"]
+
+
+class AggregateSpec(Spec):
+    """A numeric column of the source and the statistics taken of it over each window."""
+
+    column: str
+    functions: list[AggregateFunction] = Field(min_length=1)
+
+
+class AggregateView(_FromSourceHistory):
+    """Per entity, statistics of a source's columns over past windows: ``<column>_<function>_<w>``.
+
+    A window ``w`` holds the known rows whose time is in [as_of - w, as_of). ``count``: rows
+    with a value; ``std``: the sample standard deviation (missing for one row); ``last``: the
+    latest value present; ``sum`` of no values is missing, not 0.
+    """
+
+    kind: Literal["aggregate"]
+    windows: list[Duration] = Field(min_length=1)
+    aggregates: list[AggregateSpec] = Field(min_length=1)
+
+    @override
+    def _reach(self) -> Any:
+        return max(self.windows)
+
+    @override
+    def _spans(self) -> dict[str, list[Any]]:
+        return {"window": list(self.windows)}
+
+    @override
+    def _value_columns(self, usecase: UseCase) -> list[str]:
+        return list(dict.fromkeys(a.column for a in self.aggregates))
+
+    @override
+    def feature_dtypes(self, usecase: UseCase) -> dict[str, FeatureDtype]:
+        dtypes: dict[str, FeatureDtype] = {}
+        for window in self.windows:
+            for agg in self.aggregates:
+                for function in agg.functions:
+                    name = f"{agg.column}_{function}_{window_suffix(window)}"
+                    dtypes[name] = "int" if function == "count" else "float"
+        return dtypes
+
+    @override
+    def check(self, usecase: UseCase) -> None:
+        super().check(usecase)
+        source = self._source(usecase)
+        for column in self._value_columns(usecase):
+            if source.column_type(column) not in ("number", "integer", "bool"):
+                raise ValueError(
+                    f"feature view {self.name!r}: {self.source}.{column} is"
+                    f" {source.column_type(column)}, and only numbers can be aggregated"
+                )
+
+    @override
+    def bounds(self, usecase: UseCase) -> dict[str, Bounds]:
+        out: dict[str, Bounds] = {}
+        for window in self.windows:
+            suffix = window_suffix(window)
+            for agg in self.aggregates:
+                limits = self._column_bounds(usecase, agg.column)
+                for function in agg.functions:
+                    name = f"{agg.column}_{function}_{suffix}"
+                    if function in ("count", "std"):
+                        out[name] = (0.0, None)
+                    elif function != "sum" and limits is not None:
+                        out[name] = limits
+        return out
+
+    @override
+    def compute(self, usecase: UseCase, inputs: ViewInputs) -> pd.DataFrame | None:
+        import pandas as pd
+
+        as_of = inputs.start
+        rows = self.known_rows(usecase, inputs, as_of - self._reach())
+        if rows is None:
+            return None
+        key, stamp = usecase.entity(self.entity).join_key, self._timestamp(usecase)
+        entities = pd.Index(sorted(rows[key].unique()), name=key)
+        out = pd.DataFrame(index=entities)
+        for window in self.windows:
+            part = rows[rows[stamp] >= as_of - window]
+            for agg in self.aggregates:
+                grouped = pd.to_numeric(part[agg.column], errors="coerce").groupby(part[key])
+                for function in agg.functions:
+                    name = f"{agg.column}_{function}_{window_suffix(window)}"
+                    if function == "count":
+                        out[name] = grouped.count().reindex(entities).fillna(0).astype("Int64")
+                    else:
+                        values = (
+                            grouped.sum(min_count=1) if function == "sum" else grouped.agg(function)
+                        )
+                        out[name] = values.reindex(entities).astype("float64")
+        return _snapshot(usecase, self.entity, out, as_of, self.feature_names(usecase))
+
+
+class LagView(_FromSourceHistory):
+    """Per entity, each column's value ``lag`` ago: ``<column>_lag_<lag>``.
+
+    The value of the entity's latest row with a time at or before ``as_of - lag`` that is known
+    at ``as_of``; rows older than the longest lag plus ``available_after`` are not searched.
+    """
+
+    kind: Literal["lag"]
+    columns: list[str] = Field(min_length=1)
+    lags: list[Duration] = Field(min_length=1)
+
+    @override
+    def _reach(self) -> Any:
+        return max(self.lags)
+
+    @override
+    def _spans(self) -> dict[str, list[Any]]:
+        return {"lag": list(self.lags)}
+
+    @override
+    def _value_columns(self, usecase: UseCase) -> list[str]:
+        return list(dict.fromkeys(self.columns))
+
+    def _dtype(self, usecase: UseCase, column: str) -> FeatureDtype:
+        return "string" if self._source(usecase).column_type(column) == "string" else "float"
+
+    @override
+    def feature_dtypes(self, usecase: UseCase) -> dict[str, FeatureDtype]:
+        return {
+            f"{column}_lag_{window_suffix(lag)}": self._dtype(usecase, column)
+            for lag in self.lags
+            for column in self.columns
+        }
+
+    @override
+    def check(self, usecase: UseCase) -> None:
+        super().check(usecase)
+        for column in self.columns:
+            if self._source(usecase).column_type(column) == "timestamp":
+                raise ValueError(
+                    f"feature view {self.name!r}: {self.source}.{column} is a timestamp;"
+                    " lag numbers or text"
+                )
+
+    @override
+    def bounds(self, usecase: UseCase) -> dict[str, Bounds]:
+        out: dict[str, Bounds] = {}
+        for lag in self.lags:
+            for column in self.columns:
+                limits = self._column_bounds(usecase, column)
+                if limits is not None and self._dtype(usecase, column) == "float":
+                    out[f"{column}_lag_{window_suffix(lag)}"] = limits
+        return out
+
+    @override
+    def compute(self, usecase: UseCase, inputs: ViewInputs) -> pd.DataFrame | None:
+        import pandas as pd
+
+        as_of = inputs.start
+        since = as_of - self._reach() - self._source(usecase).available_after
+        rows = self.known_rows(usecase, inputs, since)
+        if rows is None:
+            return None
+        key, stamp = usecase.entity(self.entity).join_key, self._timestamp(usecase)
+        entities = pd.Index(sorted(rows[key].unique()), name=key)
+        out = pd.DataFrame(index=entities)
+        for lag in self.lags:
+            latest = rows[rows[stamp] <= as_of - lag].drop_duplicates(key, keep="last")
+            latest = latest.set_index(key)
+            for column in self.columns:
+                name = f"{column}_lag_{window_suffix(lag)}"
+                values = latest[column].reindex(entities)
+                if self._dtype(usecase, column) == "float":
+                    out[name] = pd.to_numeric(values, errors="coerce").astype("float64")
+                else:
+                    out[name] = values.astype(object).where(values.notna(), None)
+        return _snapshot(usecase, self.entity, out, as_of, self.feature_names(usecase))
+
+
+class TransformFeature(Spec):
+    """A feature a transform function returns, and its type."""
+
+    name: str
+    dtype: FeatureDtype = "float"
+
+
+def _transforms_path(usecase: UseCase) -> Path:
+    if usecase.folder is None:
+        raise ValueError(
+            f"a transform view needs its use case loaded from a file (load_usecase), to find"
+            f" {TRANSFORMS_FILE} beside it"
+        )
+    return usecase.folder / TRANSFORMS_FILE
+
+
+def check_transform_function(path: Path, function: str) -> None:
+    """Refuse a function that ``path`` does not define at its top level, taking
+    ``(history, as_of)``; read with ``ast``, so loading a use case runs none of its code."""
+    if not path.is_file():
+        raise ValueError(f"{path} not found: it must define {function}(history, as_of)")
+    try:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    except SyntaxError as exc:
+        raise ValueError(f"{path}: not valid Python: {exc}") from None
+    defined = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    if function not in defined:
+        raise ValueError(
+            f"{path} defines no top-level function {function!r} (it defines:"
+            f" {sorted(defined) or 'none'})"
+        )
+    args = defined[function].args
+    if len(args.posonlyargs) + len(args.args) < 2 and args.vararg is None:
+        raise ValueError(f"{path}: {function} must take two arguments: (history, as_of)")
+
+
+@cache
+def _load_module(path: Path) -> ModuleType:
+    """The use case's transforms module, imported from its file once per process."""
+    digest = hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(f"airloop_usecase_transforms_{digest}", path)
+    if spec is None or spec.loader is None:
+        raise TransformError(f"{path} cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_transform(path: Path, function: str) -> Callable[..., Any]:
+    """A function of the use case's ``transforms.py``."""
+    fn = getattr(_load_module(path.resolve()), function, None)
+    if not callable(fn):
+        raise TransformError(f"{path} has no function {function!r}")
+    return fn
+
+
+class TransformView(_FromSourceHistory):
+    """Features computed by a function of the use case's own ``transforms.py``.
+
+    ``function(history, as_of)`` receives the source's rows known at ``as_of`` (all its
+    columns; time within ``lookback`` before it) and returns one row per entity: the entity key
+    and the declared features. The engine stamps ``event_timestamp`` and refuses extra,
+    missing or mistyped columns. The function never sees a row it could not have known.
+    """
+
+    kind: Literal["transform"]
+    function: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    lookback: Duration
+    features: list[TransformFeature] = Field(min_length=1)
+
+    @override
+    def _reach(self) -> Any:
+        return self.lookback
+
+    @override
+    def _spans(self) -> dict[str, list[Any]]:
+        return {"lookback": [self.lookback]}
+
+    @override
+    def _value_columns(self, usecase: UseCase) -> list[str]:
+        return self._source(usecase).output_columns()  # the function may read any of them
+
+    @override
+    def feature_dtypes(self, usecase: UseCase) -> dict[str, FeatureDtype]:
+        return {f.name: f.dtype for f in self.features}
+
+    @override
+    def check(self, usecase: UseCase) -> None:
+        super().check(usecase)
+        key = usecase.entity(self.entity).join_key
+        if key in self.feature_dtypes(usecase):
+            raise ValueError(f"feature view {self.name!r}: a feature is named {key!r}, the key")
+        try:
+            check_transform_function(_transforms_path(usecase), self.function)
+        except ValueError as exc:
+            raise ValueError(f"feature view {self.name!r}: {exc}") from None
+
+    @override
+    def compute(self, usecase: UseCase, inputs: ViewInputs) -> pd.DataFrame | None:
+        as_of = inputs.start
+        history = self.known_rows(usecase, inputs, as_of - self.lookback)
+        if history is None:
+            return None
+        path = _transforms_path(usecase)
+        result = load_transform(path, self.function)(history, as_of)
+        return self._checked(usecase, path, result, as_of)
+
+    def _checked(
+        self, usecase: UseCase, path: Path, result: Any, as_of: pd.Timestamp
+    ) -> pd.DataFrame | None:
+        """The function's rows, typed and stamped; a broken contract is refused, named."""
+        import pandas as pd
+
+        where = f"{path}: {self.function}() for feature view {self.name!r}"
+        if not isinstance(result, pd.DataFrame):
+            raise TransformError(f"{where} returned {type(result).__name__}, not a DataFrame")
+        key = usecase.entity(self.entity).join_key
+        dtypes = self.feature_dtypes(usecase)
+        wanted = [key, *dtypes]
+        extra = [str(c) for c in result.columns if c not in wanted]
+        missing = [c for c in wanted if c not in result.columns]
+        if extra or missing:
+            raise TransformError(
+                f"{where} must return exactly the columns {wanted}:"
+                + (
+                    f" it returned undeclared {extra} (declare them under features, or drop"
+                    " them; the engine adds event_timestamp itself)"
+                    if extra
+                    else ""
+                )
+                + (f" it lacks {missing}" if missing else "")
+            )
+        rows = result[result[key].notna()]
+        if rows[key].duplicated().any():
+            twice = sorted(map(str, rows.loc[rows[key].duplicated(), key].unique()))[:5]
+            raise TransformError(f"{where} returned more than one row for {key} {twice}")
+        if rows.empty:
+            return None
+        out = pd.DataFrame({key: rows[key].astype(object)})
+        for name, dtype in dtypes.items():
+            out[name] = _typed_feature(rows[name], dtype, f"{where}: feature {name!r}")
+        out = out.set_index(key).sort_index()
+        return _snapshot(usecase, self.entity, out, as_of, list(dtypes))
+
+
+def _typed_feature(values: pd.Series, dtype: FeatureDtype, where: str) -> pd.Series:
+    """A transform's column as its declared type, or an error saying what came back instead."""
+    import pandas as pd
+
+    api = pd.api.types
+    present = values.dropna()
+    numeric = api.is_numeric_dtype(values) and not api.is_bool_dtype(values)
+    if dtype == "float" and numeric:
+        return values.astype("float64")
+    if dtype == "int" and numeric and (present == present.round()).all():
+        return values.astype("Int64")
+    if dtype == "string" and (
+        api.is_string_dtype(values) or present.map(lambda v: isinstance(v, str)).all()
+    ):
+        return values.astype(object).where(values.notna(), None)
+    raise TransformError(f"{where} is declared {dtype} but came back as {values.dtype}")
 
 
 FeatureView = Annotated[
-    SourceRowsView | LabelRateView | ReferenceSnapshotView, Field(discriminator="kind")
+    SourceRowsView
+    | LabelRateView
+    | ReferenceSnapshotView
+    | AggregateView
+    | LagView
+    | TransformView,
+    Field(discriminator="kind"),
 ]
 """Any kind of feature view; the ``kind`` field of the YAML picks the class."""

@@ -7,43 +7,109 @@ schedule, replay) the pipelines follow. The engine reads nothing else about the 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, model_validator
 
 from airloop.catalog import family_names, metric_names
 from airloop.core.paths import PACKAGE_DIR
+from airloop.core.periods import Cadence, Span
 from airloop.settings import Settings, get_settings
 from airloop.usecase.base import Duration, Spec, Tolerance, ToleranceSpec, UseCaseError
-from airloop.usecase.feature_views import FeatureView
+from airloop.usecase.feature_views import SOURCE_TABLE_PREFIX, FeatureView
 from airloop.usecase.sources import SourceSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BUILTIN_DIR = PACKAGE_DIR / "usecases"
 
 
+CalendarPart = Literal[
+    "month", "quarter", "day_of_week", "day_of_year", "week_of_year", "hour", "is_weekend"
+]
+
+
 class EventsSpec(Spec):
-    """The prediction events: one row per thing the model scores."""
+    """The prediction events: one row per thing the model scores.
+
+    ``calendar``: parts of the event time (UTC) given to the model as ``event_<part>``
+    features, computed the same way for training (in the events table) and at serving (from
+    the request's ``event_time``); use them in ``training`` like request fields.
+    """
 
     source: str
     id: str
     timestamp: str
     request_fields: list[str] = []
+    calendar: list[CalendarPart] = []
+
+    @property
+    def calendar_features(self) -> list[str]:
+        """The calendar features' names: ``event_month``, ``event_is_weekend``..."""
+        return [f"event_{part}" for part in self.calendar]
+
+    def calendar_columns(self, stamps: pd.Series) -> pd.DataFrame:
+        """The calendar features of these event times, one row each; missing for a missing time.
+
+        Month 1-12, quarter 1-4, day_of_week 0 (Monday) to 6, day_of_year 1-366, week_of_year
+        the ISO week 1-53, hour 0-23, is_weekend 0 or 1.
+        """
+        import pandas as pd
+
+        times = pd.to_datetime(pd.Series(stamps).reset_index(drop=True), utc=True)
+        parts = {
+            "month": lambda: times.dt.month,
+            "quarter": lambda: times.dt.quarter,
+            "day_of_week": lambda: times.dt.dayofweek,
+            "day_of_year": lambda: times.dt.dayofyear,
+            "week_of_year": lambda: times.dt.isocalendar().week,
+            "hour": lambda: times.dt.hour,
+            "is_weekend": lambda: (times.dt.dayofweek >= 5).where(times.notna()),
+        }
+        out = pd.DataFrame(index=times.index)
+        for part, name in zip(self.calendar, self.calendar_features, strict=True):
+            values = pd.to_numeric(parts[part](), errors="coerce").astype("float64")
+            out[name] = values if values.isna().any() else values.astype("int64")
+        return out
 
 
 class LabelSpec(Spec):
-    """The outcome, which lands separately from its event after ``delay``."""
+    """The outcome of an event, known ``delay`` after it: a column of a source of its own
+    (outcomes landing later) or of the events' own source.
+
+    ``event_id`` and ``event_timestamp`` default to the events' ``id`` and ``timestamp`` when
+    the label comes from the events' source; without ``available_at`` a label is known at
+    its event's time plus ``delay``, which must be longer than 0 (a label known at its own
+    event's time would be in that event's features).
+    """
 
     source: str
-    event_id: str
-    event_timestamp: str
     column: str
     name: str
-    available_at: str
+    event_id: str | None = None
+    event_timestamp: str | None = None
+    available_at: str | None = None
     delay: Duration
     threshold: float | None = None
+
+    @model_validator(mode="after")
+    def _check_delay(self) -> LabelSpec:
+        if not self.delay:
+            raise ValueError(
+                "label.delay must be longer than 0: a label known at its event's own time"
+                " would leak into that event's features"
+            )
+        return self
+
+    def keys(self, events: EventsSpec) -> tuple[str, str]:
+        """The label source's columns naming the event and its time."""
+        if self.event_id is None or self.event_timestamp is None:
+            assert self.source == events.source  # UseCase refuses anything else
+        return (self.event_id or events.id, self.event_timestamp or events.timestamp)
 
 
 class EntitySpec(Spec):
@@ -82,7 +148,7 @@ class TrainingSpec(Spec):
     numeric: list[str] = []
     slices: list[str] = []
     slice_min_rows: int = Field(default=30, ge=1)  # smaller slices: "too few rows", no metrics
-    window: Duration = timedelta(days=28)
+    window: Duration = Span.of(days=28)
     schedule: str = "@weekly"
     validation_fraction: float = Field(default=0.15, gt=0, lt=0.5)
     test_fraction: float = Field(default=0.15, gt=0, lt=0.5)
@@ -100,7 +166,7 @@ class RetrainingSpec(Spec):
     hysteresis: int = Field(default=2, ge=1)  # consecutive breaching intervals before a request
     cooldown: int = Field(default=7, ge=0)  # intervals after a request in which breaches wait
     budget: int = Field(default=4, ge=0)  # requests at most per budget_window
-    budget_window: Duration = timedelta(days=30)
+    budget_window: Duration = Span.of(days=30)
 
 
 class MonitoringSpec(Spec):
@@ -114,7 +180,7 @@ class MonitoringSpec(Spec):
     exclude: list[str] = []  # model inputs not checked for drift (e.g. a calendar month)
     share_of_drifting_features: float = Field(default=0.3, gt=0, le=1)
     prediction_threshold: float = Field(default=0.2, gt=0)
-    window: Duration = timedelta(days=1)  # served predictions compared, ending at the interval end
+    window: Duration = Span.of(days=1)  # served predictions compared, ending at the interval end
     min_rows: int = Field(default=200, ge=1)
     # How much worse the live metric may be than the serving version's test metric before
     # it is a breach: in the metric's units, or "10%" of the test metric.
@@ -166,6 +232,23 @@ class UseCase(Spec):
     training: TrainingSpec
     monitoring: MonitoringSpec = MonitoringSpec()
     replay: ReplaySpec | None = None
+    _folder: Path | None = PrivateAttr(default=None)
+
+    @property
+    def folder(self) -> Path | None:
+        """The folder of the use case's file (relative paths and ``transforms.py`` live there)."""
+        return self._folder
+
+    @property
+    def cadence(self) -> Cadence:
+        """The rhythm of the data intervals, from ``schedule`` (``@monthly``, a cron...)."""
+        return Cadence.of(self.schedule)
+
+    @model_validator(mode="after")
+    def _check_schedule(self) -> UseCase:
+        Cadence.of(self.schedule)  # a ValueError names what is accepted
+        Cadence.of(self.training.schedule)
+        return self
 
     @model_validator(mode="after")
     def _check_events_and_label(self) -> UseCase:
@@ -178,29 +261,69 @@ class UseCase(Spec):
                 raise ValueError(
                     f"events field {field!r} is not a column of {self.events.source!r}"
                 )
-        labels = self.source(self.label.source, "label.source")
-        label_cols = set(labels.output_columns())
-        label_fields = (
-            self.label.event_id,
-            self.label.event_timestamp,
-            self.label.column,
-            self.label.available_at,
-        )
-        for field in label_fields:
-            if field not in label_cols:
-                raise ValueError(f"label field {field!r} is not a column of {self.label.source!r}")
+        if events.column_type(self.events.timestamp) != "timestamp":
+            raise ValueError(
+                f"events.timestamp {self.events.timestamp!r} must be a timestamp column of"
+                f" {self.events.source!r}"
+            )
+        calendar = set(self.events.calendar_features) & event_cols
+        if calendar:
+            raise ValueError(
+                f"events.calendar: {sorted(calendar)} are already columns of"
+                f" {self.events.source!r}; rename those columns"
+            )
+        self._check_label()
         if self.task == "classification" and self.label.threshold is None:
             raise ValueError("label.threshold is required for classification")
         return self
 
+    def _check_label(self) -> None:
+        label = self.label
+        labels = self.source(label.source, "label.source")
+        if label.source != self.events.source:
+            for name in ("event_id", "event_timestamp"):
+                if getattr(label, name) is None:
+                    raise ValueError(
+                        f"label.{name} is required when label.source ({label.source!r}) is not"
+                        f" the events' source ({self.events.source!r})"
+                    )
+        event_id, event_ts = label.keys(self.events)
+        label_cols = set(labels.output_columns())
+        for field in (event_id, event_ts, label.column, label.available_at):
+            if field is not None and field not in label_cols:
+                raise ValueError(f"label field {field!r} is not a column of {label.source!r}")
+        for name, column in (("event_timestamp", event_ts), ("available_at", label.available_at)):
+            if column is not None and labels.column_type(column) != "timestamp":
+                raise ValueError(f"label.{name} {column!r} must be a timestamp column")
+        inputs = {
+            "events.request_fields": self.events.request_fields,
+            "training.categorical": self.training.categorical,
+            "training.numeric": self.training.numeric,
+            "training.slices": self.training.slices,
+        }
+        for where, fields in inputs.items():
+            if label.column in fields:
+                raise ValueError(
+                    f"{where} names {label.column!r}, the label's column: the model would be given"
+                    " the answer it must predict (it leaks); remove it"
+                )
+
     @model_validator(mode="after")
-    def _check_feature_views(self) -> UseCase:
+    def _check_feature_views(self, info: ValidationInfo) -> UseCase:
+        folder = (info.context or {}).get("folder")
+        if folder is not None:  # a transform view checks its functions in the use case's folder
+            self._folder = Path(folder)
         event_cols = set(self.sources[self.events.source].output_columns())
         entities = {e.name: e for e in self.entities}
         views: set[str] = set()
         for view in self.feature_views:
             if view.name in views:
                 raise ValueError(f"feature view {view.name!r} is declared twice")
+            if view.name.startswith(("_", SOURCE_TABLE_PREFIX)):
+                raise ValueError(
+                    f"feature view {view.name!r}: names starting with '_' or"
+                    f" {SOURCE_TABLE_PREFIX!r} are airloop's own tables"
+                )
             views.add(view.name)
             if view.entity not in entities:
                 raise ValueError(f"feature view {view.name!r}: unknown entity {view.entity!r}")
@@ -236,10 +359,13 @@ class UseCase(Spec):
                 f"training.family: {self.training.family!r} is not a {self.task} model family"
                 f" ({family_names(self.task)})"
             )
-        request = set(self.events.request_fields)
+        request = set(self.events.request_fields) | set(self.events.calendar_features)
         for field in [*self.training.categorical, *self.training.numeric, *self.training.slices]:
             if field not in request:
-                raise ValueError(f"training field {field!r} is not one of events.request_fields")
+                raise ValueError(
+                    f"training field {field!r} is not one of events.request_fields nor a"
+                    f" calendar feature ({self.events.calendar_features})"
+                )
         return self
 
     @model_validator(mode="after")
@@ -275,6 +401,14 @@ class UseCase(Spec):
     def entity_keys(self) -> list[str]:
         """The join keys of the served views' entities, each once, in order."""
         return list(dict.fromkeys(self.entity(v.entity).join_key for v in self.service_views))
+
+    def source_history(self) -> dict[str, list[str]]:
+        """Sources whose past rows feature views read back, with the columns they need."""
+        out: dict[str, list[str]] = {}
+        for view in self.feature_views:
+            for source, columns in view.source_history(self).items():
+                out[source] = list(dict.fromkeys([*out.get(source, []), *columns]))
+        return out
 
     @property
     def partitioned_sources(self) -> list[str]:
@@ -314,13 +448,15 @@ def load_usecase(name_or_path: str) -> UseCase:
     if not isinstance(raw, dict):
         raise UseCaseError(f"{path}: expected a mapping at the top level")
     try:
-        return UseCase.model_validate(raw)
+        usecase = UseCase.model_validate(raw, context={"folder": path.parent})
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
             problems.append(f"  {loc}: {err['msg']}")
         raise UseCaseError(f"{path}: invalid use case\n" + "\n".join(problems)) from None
+    usecase._folder = path.parent
+    return usecase
 
 
 def resolve(usecase: UseCase | str | None, settings: Settings | None) -> tuple[UseCase, Settings]:

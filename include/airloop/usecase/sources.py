@@ -1,19 +1,37 @@
-"""Raw sources as they land: their columns, the rules the validation gate checks, derived keys."""
+"""Raw sources as they land: their columns, the rules the validation gate checks, derived columns.
+
+A derived column is one class per way of deriving it (``concat``, ``date_from``, ``expr``),
+told apart by the key its YAML uses, and each computes its own values: the feature pipeline
+and the landing code (which may split files by a derived ``partition_by``) then derive alike.
+pandas is imported inside ``compute`` so that loading a use case stays light.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import ast
+import math
+import operator
+from abc import abstractmethod
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from typing_extensions import override
 
-from airloop.usecase.base import Spec
+from airloop.usecase.base import Duration, Spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+ColumnType = Literal["string", "number", "integer", "timestamp", "bool"]
 
 
 class ColumnSpec(Spec):
     """A raw column and the rules the validation gate checks it against."""
 
     name: str
-    type: Literal["string", "number", "integer", "timestamp", "bool"]
+    type: ColumnType
     nullable: bool = True
     min: float | None = None
     max: float | None = None
@@ -28,20 +46,229 @@ class ColumnSpec(Spec):
         return (self.min, self.max)
 
 
-class DerivedColumn(Spec):
-    """A column built from others by joining their text, e.g. a route from origin and dest."""
+class DerivedKind(Spec):
+    """What every derived column declares: its name; the kind says how it is computed."""
+
+    key: ClassVar[str]  # the YAML key that picks the kind
+    type: ClassVar[ColumnType]  # the type of the values it computes
 
     name: str
+
+    @abstractmethod
+    def inputs(self) -> list[str]:
+        """The columns it is computed from."""
+
+    @abstractmethod
+    def compute(self, df: pd.DataFrame) -> pd.Series:
+        """Its values for the rows of ``df`` (raw as landed, or cleaned: both work)."""
+
+
+def _as_text(series: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if pd.api.types.is_float_dtype(series) and series.dropna().apply(float.is_integer).all():
+        return series.astype("Int64").astype("string")
+    return series.astype("string")
+
+
+class ConcatColumn(DerivedKind):
+    """Text of other columns joined, e.g. a key from several, or a route from origin and dest.
+
+    Missing when any part is: a half-built key would match rows it should not.
+    """
+
+    key: ClassVar[str] = "concat"
+    type: ClassVar[ColumnType] = "string"
+
     concat: list[str] = Field(min_length=1)
     sep: str = "-"
 
+    @override
+    def inputs(self) -> list[str]:
+        return list(self.concat)
+
+    @override
+    def compute(self, df: pd.DataFrame) -> pd.Series:
+        parts = [_as_text(df[c]) for c in self.concat]
+        joined = parts[0]
+        for part in parts[1:]:
+            joined = joined.str.cat(part, sep=self.sep)
+        return joined.astype(object).where(joined.notna(), None)
+
+
+class DateParts(Spec):
+    """The columns holding each part of a date; the day defaults to 1 and the hour to 0."""
+
+    year: str
+    month: str
+    day: str | None = None
+    hour: str | None = None
+
+
+class DateFromColumn(DerivedKind):
+    """A UTC timestamp assembled from parts in separate columns (year and month, say).
+
+    A row whose parts do not make a date (month 13, a missing year) gets a missing timestamp.
+    """
+
+    key: ClassVar[str] = "date_from"
+    type: ClassVar[ColumnType] = "timestamp"
+
+    date_from: DateParts
+
+    @override
+    def inputs(self) -> list[str]:
+        parts = self.date_from
+        return [c for c in (parts.year, parts.month, parts.day, parts.hour) if c is not None]
+
+    @override
+    def compute(self, df: pd.DataFrame) -> pd.Series:
+        import pandas as pd
+
+        parts = self.date_from
+        columns: dict[str, Any] = {}
+        for part, column, default in (
+            ("year", parts.year, None),
+            ("month", parts.month, None),
+            ("day", parts.day, 1),
+            ("hour", parts.hour, 0),
+        ):
+            columns[part] = (
+                pd.to_numeric(df[column], errors="coerce").astype("float64")
+                if column is not None
+                else default
+            )
+        frame = pd.DataFrame(columns, index=df.index)
+        return pd.to_datetime(frame, errors="coerce", utc=True)
+
+
+def _divide(left: Any, right: Any) -> Any:
+    """Division where a zero divisor gives a missing value, not infinity or an error."""
+    import pandas as pd
+
+    if isinstance(right, pd.Series):
+        return left / right.where(right != 0)
+    return left / right if right != 0 else math.nan
+
+
+_OPERATORS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: _divide,
+}
+_ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.USub, ast.UAdd, ast.Name, ast.Load)
+
+
+def parse_expr(text: str) -> ast.expr:
+    """The expression's tree, refused unless it is plain arithmetic on numbers and names."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        raise ValueError(f"expr {text!r} is not an arithmetic expression") from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant):
+            ok = isinstance(node.value, int | float) and not isinstance(node.value, bool)
+        else:
+            ok = isinstance(node, _ALLOWED) or type(node) in _OPERATORS
+        if not ok:
+            raise ValueError(
+                f"expr {text!r}: only + - * /, unary minus, parentheses, numbers and column"
+                f" names are allowed (found {type(node).__name__})"
+            )
+    return tree.body
+
+
+class ExprColumn(DerivedKind):
+    """Arithmetic on numeric columns, e.g. ``volume / sales``: + - * /, unary minus,
+    parentheses, numbers and column names.
+
+    Parsed with ``ast`` and evaluated node by node, never with ``eval``: a use case file must
+    not be able to run code. A division by zero gives a missing value.
+    """
+
+    key: ClassVar[str] = "expr"
+    type: ClassVar[ColumnType] = "number"
+
+    expr: str
+
+    @field_validator("expr")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        parse_expr(value)
+        return value
+
+    @override
+    def inputs(self) -> list[str]:
+        tree = parse_expr(self.expr)
+        return list(dict.fromkeys(n.id for n in ast.walk(tree) if isinstance(n, ast.Name)))
+
+    @override
+    def compute(self, df: pd.DataFrame) -> pd.Series:
+        import pandas as pd
+
+        value = self._evaluate(parse_expr(self.expr), df)
+        if not isinstance(value, pd.Series):  # numbers only: the same value on every row
+            value = pd.Series(value, index=df.index)
+        return value.astype("float64")
+
+    def _evaluate(self, node: ast.expr, df: pd.DataFrame) -> Any:
+        import pandas as pd
+
+        if isinstance(node, ast.Constant):
+            assert isinstance(node.value, int | float)  # parse_expr admits numbers only
+            return float(node.value)
+        if isinstance(node, ast.Name):
+            return pd.to_numeric(df[node.id], errors="coerce").astype("float64")
+        if isinstance(node, ast.UnaryOp):
+            operand = self._evaluate(node.operand, df)
+            return -operand if isinstance(node.op, ast.USub) else operand
+        assert isinstance(node, ast.BinOp)  # parse_expr admits nothing else
+        left, right = self._evaluate(node.left, df), self._evaluate(node.right, df)
+        return _OPERATORS[type(node.op)](left, right)
+
+
+_DERIVED_KINDS: tuple[type[DerivedKind], ...] = (ConcatColumn, DateFromColumn, ExprColumn)
+
+
+def _derived_kind(value: Any) -> str | None:
+    if isinstance(value, DerivedKind):
+        return value.key
+    if isinstance(value, dict):
+        keys = [k.key for k in _DERIVED_KINDS if k.key in value]
+        return keys[0] if len(keys) == 1 else None
+    return None
+
+
+DerivedColumn = Annotated[
+    Annotated[ConcatColumn, Tag("concat")]
+    | Annotated[DateFromColumn, Tag("date_from")]
+    | Annotated[ExprColumn, Tag("expr")],
+    Discriminator(
+        _derived_kind,
+        custom_error_type="derived_kind",
+        custom_error_message="a derived column takes exactly one of 'concat', 'date_from' or 'expr'",
+    ),
+]
+"""Any kind of derived column; the key its YAML uses (concat, date_from, expr) picks the class."""
+
 
 class SourceSpec(Spec):
-    """A raw source: partitioned by data interval, or a reference table replaced whole."""
+    """A raw source: partitioned by data interval, or a reference table replaced whole.
+
+    ``available_after``: how long after its ``partition_by`` time a row is known (a month's
+    figures published a month later); features never see a row before then.
+    ``allow_empty_before``: intervals starting before this date may hold fewer than
+    ``min_rows`` rows, even none (the years before a series begins).
+    """
 
     kind: Literal["partitioned", "reference"] = "partitioned"
     format: Literal["csv", "parquet"] = "csv"
     partition_by: str | None = None
+    available_after: Duration = Field(default="0d", validate_default=True)
+    allow_empty_before: date | None = None
     columns: list[ColumnSpec] = Field(min_length=1)
     unique: list[str] | None = None
     min_rows: int = 1
@@ -57,24 +284,88 @@ class SourceSpec(Spec):
         """The declared raw column called ``name``, if any."""
         return next((c for c in self.columns if c.name == name), None)
 
+    def derived(self, name: str) -> DerivedKind | None:
+        """The derived column called ``name``, if any."""
+        return next((d for d in self.derive if d.name == name), None)
+
+    def column_type(self, name: str) -> ColumnType | None:
+        """The type of a declared or derived column; None when there is no such column."""
+        declared = self.column(name)
+        if declared is not None:
+            return declared.type
+        derived = self.derived(name)
+        return derived.type if derived is not None else None
+
+    def raw_inputs(self, name: str) -> list[str]:
+        """The declared columns a column is built from: itself if declared, else its inputs'."""
+        derived = self.derived(name)
+        if derived is None:
+            return [name]
+        out: list[str] = []
+        for column in derived.inputs():
+            out += [c for c in self.raw_inputs(column) if c not in out]
+        return out
+
+    def min_rows_at(self, start: datetime) -> int:
+        """The fewest rows an interval starting at ``start`` may hold (see allow_empty_before)."""
+        day = (start.astimezone(UTC) if start.tzinfo else start).date()
+        if self.allow_empty_before is not None and day < self.allow_empty_before:
+            return 0
+        return self.min_rows
+
+    def derive_order(self) -> list[DerivedKind]:
+        """The derived columns in an order that computes each after those it uses (the YAML
+        may list them in any order); a column that needs itself, or an unknown one, is refused."""
+        declared = set(self.column_names)
+        pending = {d.name: d for d in self.derive}
+        if len(pending) < len(self.derive):
+            raise ValueError("a derived column is declared twice")
+        for derived in self.derive:
+            if derived.name in declared:
+                raise ValueError(f"derived column {derived.name!r} is already a declared column")
+            missing = [c for c in derived.inputs() if c not in declared and c not in pending]
+            if missing:
+                raise ValueError(
+                    f"derived column {derived.name!r} uses {missing}, which are neither declared"
+                    " nor derived columns"
+                )
+        ordered: list[DerivedKind] = []
+        done = set(declared)
+        while pending:
+            ready = [d for d in pending.values() if all(c in done for c in d.inputs())]
+            if not ready:
+                raise ValueError(f"derived columns {sorted(pending)} are computed from each other")
+            for derived in ready:
+                ordered.append(derived)
+                done.add(derived.name)
+                del pending[derived.name]
+        return ordered
+
     @model_validator(mode="after")
     def _check(self) -> SourceSpec:
-        names = set(self.column_names)
+        self.derive_order()
+        known = set(self.output_columns())
         if self.kind == "partitioned":
             if not self.partition_by:
                 raise ValueError("a partitioned source needs 'partition_by' (a timestamp column)")
-            spec = self.column(self.partition_by)
-            if spec is None or spec.type != "timestamp":
-                raise ValueError(f"partition_by {self.partition_by!r} must be a timestamp column")
+            if self.column_type(self.partition_by) != "timestamp":
+                raise ValueError(
+                    f"partition_by {self.partition_by!r} must be a timestamp column, declared"
+                    " or derived with date_from"
+                )
         for key in self.unique or []:
-            if key not in names | {d.name for d in self.derive}:
+            if key not in known:
                 raise ValueError(f"unique key {key!r} is not a declared column")
-        for derived in self.derive:
-            missing = [c for c in derived.concat if c not in names]
-            if missing:
-                raise ValueError(f"derived column {derived.name!r} uses undeclared {missing}")
         return self
 
     def output_columns(self) -> list[str]:
         """The columns after cleaning: the declared ones and the derived ones."""
         return self.column_names + [d.name for d in self.derive]
+
+    def add_derived(self, df: pd.DataFrame) -> pd.DataFrame:
+        """A copy of ``df`` with the derived columns added (one may use another); raw rows as
+        landed will do, so landing can split files by a derived ``partition_by``."""
+        out = df.copy()
+        for derived in self.derive_order():
+            out[derived.name] = derived.compute(out)
+        return out

@@ -1,0 +1,758 @@
+"""From a profiled table to a use-case folder the engine can run: ``airloop init``.
+
+Everything proposed here follows from the profile and says so in a comment: the cadence sets
+the schedule, the observed ranges and value sets become the validation gate's rules, the rows
+per interval size the training window and the monitoring thresholds. The folder is built
+beside its destination and renamed into place only once the use case it holds loads, so a
+failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+import textwrap
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from airloop.core.files import write_json, write_text
+from airloop.core.periods import Span
+from airloop.initiation.page import render_html
+from airloop.initiation.profile import (
+    CADENCES,
+    DataProfile,
+    InitError,
+    Task,
+    interval_starts,
+    profile_data,
+    read_table,
+)
+from airloop.usecase import UseCase, UseCaseError, load_usecase
+
+NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+GENERATED = ("usecase.yaml", "transforms.py", "README.md", "profile.html", "profile.json")
+CATEGORY_MAX = 200  # an entity with more values is a key, not a model input
+MAX_FEATURE_COLUMNS = 8  # measurements aggregated; the most complete first
+MAX_LAG_COLUMNS = 4
+TRAINING_ROWS = 1500  # what a first training window should hold, when the data allows
+MONITORING_ROWS = 200  # predictions a monitoring window should hold, when the data allows
+
+
+@dataclass(frozen=True)
+class Rhythm:
+    """What follows from a cadence, counted in its intervals."""
+
+    step: Span  # one interval
+    windows: tuple[int, int]  # of the aggregates and the label rates
+    season: int  # the seasonal lag: a year of monthly data, a week of daily data
+    min_training: int  # the fewest intervals a training window should span
+    nice: int  # training windows are rounded up to a multiple of this
+    lookback: int  # the history the transform example reads
+    monitoring_max: int  # the most intervals a monitoring window spans
+    cooldown: int  # intervals after a retrain request in which breaches wait
+    budget_window: Span  # at most four retrain requests in this long
+    retrain: str  # the scheduled retraining
+    calendar: tuple[str, ...]  # the calendar features of the event time
+
+
+RHYTHMS: dict[str, Rhythm] = {
+    "hourly": Rhythm(
+        step=Span.of(hours=1), windows=(24, 168), season=24, min_training=168, nice=24,
+        lookback=336, monitoring_max=24, cooldown=24, budget_window=Span.of(days=7),
+        retrain="@daily", calendar=("hour", "day_of_week", "is_weekend", "month"),
+    ),
+    "daily": Rhythm(
+        step=Span.of(days=1), windows=(7, 28), season=7, min_training=28, nice=7,
+        lookback=56, monitoring_max=7, cooldown=7, budget_window=Span.of(days=30),
+        retrain="@weekly", calendar=("day_of_week", "is_weekend", "day_of_year", "month"),
+    ),
+    "weekly": Rhythm(
+        step=Span.of(weeks=1), windows=(4, 13), season=52, min_training=26, nice=4,
+        lookback=26, monitoring_max=4, cooldown=4, budget_window=Span.of(weeks=13),
+        retrain="@monthly", calendar=("week_of_year", "month", "quarter"),
+    ),
+    "monthly": Rhythm(
+        step=Span.of(months=1), windows=(3, 12), season=12, min_training=24, nice=12,
+        lookback=24, monitoring_max=3, cooldown=3, budget_window=Span.of(months=12),
+        retrain="@monthly", calendar=("month", "quarter"),
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    """What ``airloop init`` was asked for."""
+
+    name: str
+    data: Path
+    entity: list[str]
+    timestamp: str
+    target: str
+    task: Task | None = None
+    label_delay: str | None = None
+    threshold: float | None = None
+    into: Path | None = None
+    force: bool = False
+
+    @property
+    def folder(self) -> Path:
+        """Where the use case goes: ``--into``, else ``./NAME``."""
+        return (self.into or Path(self.name)).expanduser().absolute()
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """The folder written and the profile it was proposed from."""
+
+    folder: Path
+    files: list[str]
+    profile: DataProfile
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The names and sizes of the proposal, decided once from the profile and the options."""
+
+    name: str
+    source: str
+    cadence: str
+    rhythm: Rhythm
+    delay: Span
+    delay_intervals: int
+    timestamp: str  # the events' timestamp: the given column, or one derived from its parts
+    event_id: str
+    entity_key: str  # the entities' join key: the entity column, or one derived from several
+    categoricals: list[str]  # request fields besides the entity columns
+    measurements: list[str]  # numeric columns reported with the target: features, not inputs
+    label_name: str
+    trend_function: str
+    trend_feature: str
+    training_intervals: int
+    derive: list[dict[str, Any]] = field(default_factory=list)
+
+
+# -- the whole command ------------------------------------------------------------------------
+
+
+def init_usecase(options: InitOptions) -> InitResult:
+    """Profile the data, propose a use case, and write its folder; nothing on any failure."""
+    if not NAME.match(options.name):
+        raise InitError(
+            f"use case name {options.name!r}: use lowercase letters, digits and '_', "
+            "starting with a letter (it is also the Feast project's name)"
+        )
+    folder = options.folder
+    _check_destination(folder, options.force)
+    data = options.data.expanduser().absolute()
+    frame, fmt = read_table(data)
+    profile = profile_data(
+        frame, data, fmt, options.entity, options.timestamp, options.target,
+        options.task, options.threshold,
+    )  # fmt: skip
+    plan = make_plan(profile, options)
+    raw = propose_usecase(profile, plan, folder)
+    files = {
+        "usecase.yaml": render_yaml(raw, profile, plan),
+        "transforms.py": render_transforms(profile, plan),
+        "profile.html": render_html(profile),
+    }
+    created = _missing_parents(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.init-"))
+    try:
+        for name, text in files.items():
+            write_text(staging / name, text)
+        write_json(staging / "profile.json", profile.to_dict())
+        try:
+            usecase = load_usecase(str(staging / "usecase.yaml"))
+        except UseCaseError as exc:
+            raise InitError(
+                f"the proposed use case does not load (a bug in airloop init; please report "
+                f"it with the data's profile):\n{exc}"
+            ) from None
+        readme = render_readme(profile, plan, folder) + render_request(usecase, frame)
+        write_text(staging / "README.md", readme)
+        _as_umask_allows(staging)
+        _commit(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for parent in created:
+            shutil.rmtree(parent, ignore_errors=True)
+        raise
+    return InitResult(folder=folder, files=list(GENERATED), profile=profile)
+
+
+def _check_destination(folder: Path, force: bool) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise InitError(f"{folder} exists and is not a folder: choose another --into")
+    if folder.is_dir() and any(folder.iterdir()) and not force:
+        raise InitError(
+            f"{folder} exists and is not empty: choose another --into, or --force to "
+            f"overwrite the generated files in it ({', '.join(GENERATED)}; other files stay)"
+        )
+
+
+def _missing_parents(folder: Path) -> list[Path]:
+    """The outermost folder above ``folder`` that does not exist yet (to remove on failure)."""
+    missing = [p for p in folder.parents if not p.exists()]
+    return missing[-1:]
+
+
+def _as_umask_allows(staging: Path) -> None:
+    """Temporary folders and atomic writes are private (0700, 0600); a use-case folder is an
+    ordinary one, with the permissions the user's umask gives."""
+    mask = os.umask(0)
+    os.umask(mask)
+    staging.chmod(0o777 & ~mask)
+    for path in staging.iterdir():
+        path.chmod(0o666 & ~mask)
+
+
+def _commit(staging: Path, folder: Path) -> None:
+    """Put the staged folder in place: one rename, or file by file into an existing folder."""
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+    if not folder.exists():
+        os.replace(staging, folder)
+        return
+    for path in staging.iterdir():
+        os.replace(path, folder / path.name)
+    staging.rmdir()
+
+
+# -- the plan ---------------------------------------------------------------------------------
+
+
+def make_plan(profile: DataProfile, options: InitOptions) -> Plan:
+    """Names and sizes of the proposal: what is derived, what is a feature, how long to train."""
+    cadence = profile.time.cadence
+    rhythm = RHYTHMS[cadence]
+    delay = _label_delay(options.label_delay, rhythm)
+    columns = {c.name for c in profile.columns}
+    derive: list[dict[str, Any]] = []
+    timestamp = profile.time.column
+    if timestamp is None:
+        timestamp = _free_name(columns, "date", "period", "period_start")
+        derive.append({"name": timestamp, "date_from": dict(profile.time.parts)})
+    entity = profile.entity.columns
+    entity_key = entity[0]
+    if len(entity) > 1:
+        entity_key = _free_name(columns, "_".join(entity))
+        derive.append({"name": entity_key, "concat": list(entity), "sep": "_"})
+    event_id = _free_name(
+        columns | {timestamp}, f"{'_'.join(entity)}_{CADENCES[cadence].word}", "event_id"
+    )
+    derive.append({"name": event_id, "concat": [*entity, timestamp], "sep": "_"})
+    target = profile.target.column
+    measurements = sorted(profile.with_role("measurement"), key=lambda c: c.missing_share)
+    label_name = target  # a class of a number is named by its threshold: price_over_130
+    threshold, column = profile.target.threshold, profile.column(target)
+    if threshold is not None and column.type != "bool" and column.cardinality > 2:
+        label_name = f"{target}_over_{_number_name(threshold)}"
+    trend = _identifier(target)
+    labelled = profile.per_interval.median * (1 - profile.target.missing_share)
+    return Plan(
+        name=options.name,
+        source=_identifier(Path(profile.file).name.split(".")[0]) or "data",
+        cadence=cadence,
+        rhythm=rhythm,
+        delay=delay,
+        delay_intervals=_intervals(delay, rhythm),
+        timestamp=timestamp,
+        event_id=event_id,
+        entity_key=entity_key,
+        categoricals=[c.name for c in profile.with_role("categorical")],
+        measurements=[c.name for c in measurements],
+        label_name=label_name,
+        trend_function=f"{trend}_trend",
+        trend_feature=f"{trend}_trend",
+        training_intervals=_training_intervals(profile, rhythm, labelled, delay),
+        derive=derive,
+    )
+
+
+def _label_delay(text: str | None, rhythm: Rhythm) -> Span:
+    if text is None:
+        return rhythm.step
+    try:
+        return Span.parse(text)
+    except ValueError as exc:
+        raise InitError(f"--label-delay {text!r}: {exc}") from None
+
+
+def _intervals(span: Span, rhythm: Rhythm) -> int:
+    """How many intervals ``span`` reaches into (a part of one counts as one)."""
+    ratio = span.approximate / rhythm.step.approximate
+    return max(0, math.ceil(ratio - 0.05))
+
+
+def _training_intervals(profile: DataProfile, rhythm: Rhythm, labelled: float, delay: Span) -> int:
+    """Enough intervals for about TRAINING_ROWS labelled rows, at least ``min_training``, and
+    at most half the data, so the demo has as much again to serve and monitor."""
+    wanted = max(math.ceil(TRAINING_ROWS / max(labelled, 1.0)), rhythm.min_training)
+    limit = max(profile.per_interval.intervals // 2, _intervals(delay, rhythm) + 3)
+    rounded = math.ceil(wanted / rhythm.nice) * rhythm.nice
+    return rounded if rounded <= limit else min(wanted, limit)
+
+
+def _free_name(taken: set[str], *candidates: str) -> str:
+    for name in candidates:
+        if name not in taken:
+            return name
+    stem, n = candidates[-1], 2
+    while f"{stem}_{n}" in taken:
+        n += 1
+    return f"{stem}_{n}"
+
+
+def _identifier(text: str) -> str:
+    out = re.sub(r"[^0-9a-zA-Z_]+", "_", text).strip("_").lower()
+    return f"c_{out}" if out[:1].isdigit() else out
+
+
+def _number_name(value: float) -> str:
+    return f"{value:g}".replace("-", "minus_").replace(".", "_")
+
+
+# -- the use case -----------------------------------------------------------------------------
+
+
+def propose_usecase(profile: DataProfile, plan: Plan, folder: Path) -> dict[str, Any]:
+    """The use case as the YAML's mapping, in the order a reader wants it."""
+    target = profile.target
+    entity = profile.entity.columns
+    description = (
+        f"{target.column} per {'+'.join(entity)}, {profile.time.cadence}, from "
+        f"{Path(profile.file).name} ({profile.rows} rows, {profile.time.first[:7]} to "
+        f"{profile.time.last[:7]})"
+    )
+    return {
+        "name": plan.name,
+        "description": description,
+        "owner": "airloop",
+        "task": target.task,
+        "schedule": profile.time.schedule,
+        "sources": {plan.source: _source(profile, plan)},
+        "events": {
+            "source": plan.source,
+            "id": plan.event_id,
+            "timestamp": plan.timestamp,
+            "request_fields": list(dict.fromkeys([*entity, *plan.categoricals])),
+            "calendar": list(plan.rhythm.calendar),
+        },
+        "label": _label(profile, plan),
+        "entities": [
+            {
+                "name": plan.entity_key,
+                "join_key": plan.entity_key,
+                "description": f"One {'+'.join(entity)} ({profile.entity.count} in the data)",
+            }
+        ],
+        "feature_views": _feature_views(profile, plan),
+        "feature_service": {
+            "name": f"{plan.name}_v1",
+            "description": f"Features of the {plan.name} model",
+        },
+        **_model(profile, plan),
+        "training": _training(profile, plan),
+        "monitoring": _monitoring(profile, plan),
+        "replay": _replay(profile, plan, folder),
+    }
+
+
+def _source(profile: DataProfile, plan: Plan) -> dict[str, Any]:
+    counts = profile.per_interval
+    source: dict[str, Any] = {
+        "kind": "partitioned",
+        "format": profile.format,
+        "partition_by": plan.timestamp,
+    }
+    # The row's measurements are reported with its target: features know them after the delay.
+    source["available_after"] = str(plan.delay)
+    if not profile.entity.duplicate_events:  # the event id's parts, as the file has them
+        time_columns = (
+            [profile.time.column] if profile.time.column else [*profile.time.parts.values()]
+        )
+        source["unique"] = [*profile.entity.columns, *time_columns]
+    min_rows = min(max(1, int(counts.median // 2)), counts.steady_min)
+    source["min_rows"] = min_rows
+    if counts.thin_until and min_rows > 0:
+        source["allow_empty_before"] = date.fromisoformat(counts.thin_until)
+    source["columns"] = [_column(profile, c.name) for c in profile.columns]
+    source["derive"] = plan.derive
+    return source
+
+
+def _column(profile: DataProfile, name: str) -> dict[str, Any]:
+    col = profile.column(name)
+    spec: dict[str, Any] = {"name": name, "type": col.type, "nullable": col.missing > 0}
+    if col.type in ("number", "integer") and col.min is not None and col.max is not None:
+        lo, hi = float(col.min), float(col.max)
+        spec["min"], spec["max"] = (int(lo), int(hi)) if col.type == "integer" else (lo, hi)
+    if col.type == "string" and col.values is not None:
+        spec["values"] = col.values
+    return spec
+
+
+def _label(profile: DataProfile, plan: Plan) -> dict[str, Any]:
+    label: dict[str, Any] = {
+        "source": plan.source,
+        "column": profile.target.column,
+        "name": plan.label_name,
+        "delay": str(plan.delay),
+    }
+    if profile.target.task == "classification":
+        label["threshold"] = profile.target.threshold
+    return label
+
+
+def _feature_views(profile: DataProfile, plan: Plan) -> list[dict[str, Any]]:
+    rhythm, step, key = plan.rhythm, plan.rhythm.step, plan.entity_key
+    windows = [str(step * n) for n in rhythm.windows]
+    ttl = str(step * max(2, plan.delay_intervals + 1))
+    views: list[dict[str, Any]] = []
+    measured = plan.measurements[:MAX_FEATURE_COLUMNS]
+    if measured:
+        views.append(
+            {
+                "name": f"{key}_stats",
+                "kind": "aggregate",
+                "entity": key,
+                "source": plan.source,
+                "windows": windows,
+                "ttl": ttl,
+                "description": f"Each {key}'s past measurements over {' and '.join(windows)}",
+                "aggregates": [
+                    {"column": c, "functions": ["mean", "std", "min", "max"]} for c in measured
+                ],
+            }
+        )
+    target_is_bool = profile.column(profile.target.column).type == "bool"
+    lagged = [*([] if target_is_bool else [profile.target.column]), *measured][:MAX_LAG_COLUMNS]
+    if lagged:
+        views.append(
+            {
+                "name": f"{key}_lags",
+                "kind": "lag",
+                "entity": key,
+                "source": plan.source,
+                "columns": lagged,
+                "lags": [str(step * n) for n in _lags(plan)],
+                "ttl": ttl,
+                "description": f"Each {key}'s values some intervals back",
+            }
+        )
+    if not target_is_bool:
+        views.append(
+            {
+                "name": f"{key}_trend",
+                "kind": "transform",
+                "entity": key,
+                "source": plan.source,
+                "function": plan.trend_function,
+                "lookback": str(step * rhythm.lookback),
+                "ttl": ttl,
+                "description": f"The trend of {profile.target.column}, computed in transforms.py",
+                "features": [{"name": plan.trend_feature}, {"name": "n_periods", "dtype": "int"}],
+            }
+        )
+    views.append(
+        {
+            "name": f"{key}_labels",
+            "kind": "label_rate",
+            "entity": key,
+            "windows": windows,
+            "ttl": ttl,
+            "description": f"Each {key}'s past labels, as known then, over each window",
+        }
+    )
+    return views
+
+
+def _lags(plan: Plan) -> list[int]:
+    """One interval back, or as far back as the label delay makes it known; and the season
+    when the training window holds two of them (so the seasonal lag is mostly present)."""
+    first = max(1, plan.delay_intervals)
+    lags = [first]
+    season = plan.rhythm.season
+    if season > first and plan.training_intervals >= 2 * season:
+        lags.append(season)
+    return lags
+
+
+def _model(profile: DataProfile, plan: Plan) -> dict[str, Any]:
+    if profile.target.task == "classification":
+        return {
+            "metrics": ["roc_auc", "average_precision", "log_loss", "brier_score"],
+            "gates": {"minimum": {"roc_auc": 0.55}, "max_regression": 0.01},
+        }
+    return {
+        "metrics": ["mae", "rmse", "r2"],
+        "gates": {"minimum": {"r2": 0.0}, "max_regression": "2%"},
+    }
+
+
+def _training(profile: DataProfile, plan: Plan) -> dict[str, Any]:
+    entity = [c for c in profile.entity.columns if profile.column(c).cardinality <= CATEGORY_MAX]
+    categorical = list(dict.fromkeys([*entity, *plan.categoricals]))
+    slices = [c for c in categorical if profile.column(c).cardinality <= 10][:2]
+    labelled_rows = profile.per_interval.median * (1 - profile.target.missing_share)
+    usable = max(plan.training_intervals - plan.delay_intervals, 1) * labelled_rows
+    training: dict[str, Any] = {
+        "model_name": plan.name,
+        "categorical": categorical,
+        "numeric": [],
+        "slices": slices,
+        "window": str(plan.rhythm.step * plan.training_intervals),
+        "schedule": plan.rhythm.retrain,
+        "family": "hist_gradient_boosting",
+        "min_rows": max(1, int(usable // 2)),
+    }
+    share = profile.target.positive_share
+    if profile.target.task == "classification" and share is not None:
+        training["positive_rate"] = [
+            round(min(0.01, share / 3), 4),
+            round(max(0.99, 1 - (1 - share) / 3), 4),
+        ]
+    return training
+
+
+def _monitoring(profile: DataProfile, plan: Plan) -> dict[str, Any]:
+    rhythm = plan.rhythm
+    per = max(profile.per_interval.median, 1.0)
+    window = min(max(1, math.ceil(MONITORING_ROWS / per)), rhythm.monitoring_max)
+    rows = window * per
+    labelled = rows * (1 - profile.target.missing_share)
+    classification = profile.target.task == "classification"
+    return {
+        "numeric_measure": "wasserstein",
+        "categorical_measure": "psi",
+        "feature_threshold": 0.5,
+        "categorical_threshold": 0.25,
+        "share_of_drifting_features": 0.3,
+        "prediction_threshold": 0.2,
+        "exclude": [f"event_{part}" for part in rhythm.calendar],
+        "window": str(rhythm.step * window),
+        "min_rows": max(1, int(rows // 2)),
+        "performance_drop": 0.05 if classification else "10%",
+        "min_labelled": max(1, int(labelled // 2)),
+        "retraining": {
+            "hysteresis": 2,
+            "cooldown": rhythm.cooldown,
+            "budget": 4,
+            "budget_window": str(rhythm.budget_window),
+        },
+    }
+
+
+def _replay(profile: DataProfile, plan: Plan, folder: Path) -> dict[str, Any]:
+    first = pd.Timestamp(profile.time.first)
+    last = pd.Timestamp(profile.time.last)
+    start = _floor(first, plan.cadence)
+    end = plan.rhythm.step.after(_floor(last, plan.cadence))
+    end_day = end.date() if end == end.normalize() else end.date() + timedelta(days=1)
+    data = Path(profile.file)
+    path = str(data.relative_to(folder)) if data.is_relative_to(folder) else str(data)
+    return {"start": start.date(), "end": end_day, "sources": {plan.source: {"path": path}}}
+
+
+def _floor(point: pd.Timestamp, cadence: str) -> pd.Timestamp:
+    return pd.Timestamp(interval_starts(pd.Series([point]), cadence).iloc[0])
+
+
+# -- the files --------------------------------------------------------------------------------
+
+SECTION_NOTES = {
+    "schedule": "from the data's cadence",
+    "sources": "every column as observed: types, nullability, ranges and value sets are the "
+    "validation gate's expectation suite; widen them for data still to come",
+    "events": "one prediction per row; request_fields are what a caller knows at prediction "
+    "time (the row's measurements are reported with the target, so they are features instead)",
+    "label": "the target of the events' own rows, known `delay` after the event",
+    "feature_views": "per entity, from past rows only: aggregates over windows, lags, the "
+    "transform in transforms.py, and the past labels",
+    "metrics": "the first one is optimised and gated",
+    "training": "window sized to the rows per interval; min_rows is half of what it holds",
+    "monitoring": "window and minimums sized to the rows per interval; calendar features change "
+    "by design, so they are not checked for drift",
+    "replay": "the whole file; `airloop demo` replays a window of it",
+}
+
+
+def render_yaml(raw: dict[str, Any], profile: DataProfile, plan: Plan) -> str:
+    """The use case as YAML a person can read: one section at a time, each with why."""
+    header = [
+        f"# {plan.name}: {profile.target.column} per {'+'.join(profile.entity.columns)}, "
+        f"proposed by `airloop init` from {Path(profile.file).name}.",
+        "# Every value below is a proposal from the data's profile (profile.html): read it and",
+        "# edit it. What the profile found:",
+    ]
+    for finding in profile.findings:
+        wrapped = textwrap.wrap(f"{finding.severity}: {finding.message}", 94)
+        header += [f"#   {wrapped[0]}", *(f"#     {line}" for line in wrapped[1:])]
+    parts = ["\n".join(header) + "\n"]
+    for key, value in raw.items():
+        nested = isinstance(value, dict | list)  # leaf collections inline, the rest in blocks
+        text = yaml.dump(
+            {key: value},
+            Dumper=_Dumper,
+            sort_keys=False,
+            default_flow_style=None if nested else False,
+            width=100,
+            allow_unicode=True,
+        )
+        if key in SECTION_NOTES:
+            note = textwrap.wrap(SECTION_NOTES[key], 96)
+            text = "".join(f"# {line}\n" for line in note) + text
+            if nested:
+                text = "\n" + text
+        parts.append(text)
+    return "".join(parts)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML without anchors: a reader should not have to resolve ``*id001``."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def render_transforms(profile: DataProfile, plan: Plan) -> str:
+    """``transforms.py``: the example transform the use case's ``transform`` view calls."""
+    key, ts, target = plan.entity_key, plan.timestamp, profile.target.column
+    return f'''"""Transforms of the {plan.name} use case: features computed in Python from past rows.
+
+A feature view of ``kind: transform`` in usecase.yaml names a function here. For each interval,
+airloop calls it with the rows of the view's source from its ``lookback`` before the interval
+(``history``) and the interval's start (``as_of``); it returns one row per entity: the entity
+key and the view's features. It sees only rows from before ``as_of``, so it cannot peek at the
+outcome it helps to predict. Edit this one, or add your own and a view that names it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+ENTITY = {_py(key)}
+TIMESTAMP = {_py(ts)}
+TARGET = {_py(target)}
+MIN_POINTS = 3  # fewer rows give no trend
+
+
+def {plan.trend_function}(history: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Each {key}'s trend of {target}: the slope of a straight line through its recent values,
+    per 30 days, and how many rows it was fitted on.
+
+    A level says where a series is; the slope says where it is heading, which lags and window
+    means do not. Fewer than MIN_POINTS rows give no slope (missing, not zero).
+    """
+    columns = [ENTITY, {_py(plan.trend_feature)}, "n_periods"]
+    rows = history.dropna(subset=[ENTITY, TIMESTAMP, TARGET])
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    when = pd.to_datetime(rows[TIMESTAMP], utc=True)
+    days = (when - when.max()).dt.total_seconds() / 86400
+    values = pd.to_numeric(rows[TARGET], errors="coerce").astype("float64")
+    out = []
+    for entity, index in rows.groupby(ENTITY).groups.items():
+        x, y = days.loc[index].to_numpy(), values.loc[index].to_numpy()
+        keep = np.isfinite(y)
+        x, y = x[keep], y[keep]
+        slope = np.nan
+        if len(x) >= MIN_POINTS and np.ptp(x) > 0:
+            slope = float(np.polyfit(x, y, 1)[0]) * 30
+        out.append({{ENTITY: entity, {_py(plan.trend_feature)}: slope, "n_periods": len(x)}})
+    return pd.DataFrame(out, columns=columns)
+'''
+
+
+def _py(text: str) -> str:
+    """A Python string literal, double-quoted as ruff formats them."""
+    return json.dumps(text)
+
+
+def render_readme(profile: DataProfile, plan: Plan, folder: Path) -> str:
+    """``README.md``: what was generated, what the profile found, and the next commands."""
+    here = display_path(folder)
+    t, target = profile.time, profile.target
+    warnings = sum(f.severity == "warning" for f in profile.findings)
+    found = "\n".join(f"- **{f.severity}**: {f.message}" for f in profile.findings)
+    heed = f"\n{warnings} of these are warnings: read them before trusting the proposal.\n"
+    return f"""# {plan.name}
+
+Generated by `airloop init` from `{profile.file}`:
+{profile.rows} rows from {t.first[:10]} to {t.last[:10]}, {t.cadence} ({t.schedule});
+{profile.entity.count} values of `{"+".join(profile.entity.columns)}`; the target
+`{target.column}` ({target.task}).
+
+| file | what |
+|---|---|
+| `usecase.yaml` | the use case: the source and its rules (the validation gate), events, label, entities, feature views, model, gates, monitoring, replay |
+| `transforms.py` | `{plan.trend_function}`, the example transform that the `{plan.entity_key}_trend` view calls |
+| `profile.html` | the data's profile: findings, columns, the target and rows over time, distributions |
+| `profile.json` | the same figures as JSON |
+
+## What the profile found
+
+{found}
+{heed if warnings else ""}
+## Next
+
+```bash
+xdg-open {here}/profile.html            # read the profile (open on macOS)
+$EDITOR {here}/usecase.yaml             # adjust what the profile could not know
+airloop demo --usecase {here}           # replay the data through the whole loop
+AIRLOOP_USECASE={here} airloop up       # Airflow, MLflow and the service on this use case
+```
+
+The columns' ranges and value sets are those of the data seen so far: the validation gate
+and the service refuse values outside them, so widen them for data still to come. airloop's
+`docs/your-own-data.md` walks through each step.
+"""
+
+
+def render_request(usecase: UseCase, frame: pd.DataFrame) -> str:
+    """The README's section on the service: a request for the data's last event, as sent."""
+    from airloop.features.transforms import clean_source
+    from airloop.serving.schema import request_fields
+
+    spec = usecase.sources[usecase.events.source]
+    row = clean_source(frame.tail(1), spec).iloc[0]
+    stamp = pd.Timestamp(row[usecase.events.timestamp]).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fields = [name for name in request_fields(usecase) if name in row]
+    instance: dict[str, Any] = json.loads(row[fields].to_json())  # numpy types, NaN as null
+    instance["event_id"] = str(row[usecase.events.id])
+    instance["event_time"] = stamp
+    body = json.dumps({"instances": [instance]}, indent=2, default=str)
+    return f"""
+## Asking the service
+
+`POST /v1/predict` takes, per event, the request fields ({
+        ", ".join(f"`{n}`" for n in request_fields(usecase))
+    }), and `event_id` and `event_time` so the label that arrives later
+(`label.delay`: {usecase.label.delay}) is joined to the prediction for live performance.
+The features come from the online store; calendar features from `event_time`. For the data's
+last event:
+
+```bash
+curl -s http://127.0.0.1:8300/v1/predict -H 'content-type: application/json' -d '{body}'
+```
+"""
+
+
+def display_path(folder: Path) -> str:
+    """The folder as a person would type it: ``./name`` below the current folder, else whole."""
+    try:
+        return f"./{folder.relative_to(Path.cwd())}"
+    except ValueError:
+        return str(folder)

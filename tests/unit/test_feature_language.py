@@ -1,0 +1,825 @@
+"""The use-case language for a user's own data: derived columns, source-based feature views,
+calendar features and labels from the events' own source, point-in-time correct.
+
+The data: monthly sales per city, published a month after the month they describe
+(``available_after: 1mo``), whose median price is also the label (known a month later).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from airloop.core.columns import AVAILABLE_AT, EVENT_TS, EVENTS_TABLE, LABEL, LABELS_TABLE
+from airloop.features import compute, pipeline
+from airloop.features.offline import partition_file, read_partitions
+from airloop.features.transforms import clean_source, derive_columns
+from airloop.serving.predict import add_calendar
+from airloop.serving.schema import request_fields
+from airloop.settings import Settings
+from airloop.usecase import (
+    SourceSpec,
+    TransformError,
+    UseCase,
+    UseCaseError,
+    ViewInputs,
+    known_at,
+    load_usecase,
+    source_table,
+)
+
+CITIES = ["lyon", "paris"]
+MONTHS = pd.date_range("1999-01-01", "2001-12-01", freq="MS", tz="UTC")  # 36 month starts
+SALES_TABLE = source_table("sales")
+
+TRANSFORMS = '''
+import pandas as pd
+
+
+def price_trend(history: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The last median minus the first, and how many months that spans."""
+    rows = history.sort_values("date").groupby("city")["median"]
+    out = (rows.last() - rows.first()).rename("median_trend").to_frame()
+    out["n_months"] = rows.size()
+    return out.reset_index()
+
+
+def peek(history: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Cheats if it can: reports the latest row it was handed, and its median (the label)."""
+    latest = history.sort_values("date").groupby("city").last()
+    return pd.DataFrame(
+        {
+            "city": latest.index,
+            "latest_seen": [t.timestamp() for t in latest["date"]],
+            "latest_median": latest["median"].to_numpy(),
+        }
+    )
+
+
+def extra_column(history, as_of):
+    return price_trend(history, as_of).assign(event_timestamp=as_of)
+
+
+def missing_feature(history, as_of):
+    return price_trend(history, as_of).drop(columns=["n_months"])
+
+
+def wrong_type(history, as_of):
+    return price_trend(history, as_of).assign(median_trend="steep")
+
+
+def twice(history, as_of):
+    out = price_trend(history, as_of)
+    return pd.concat([out, out])
+
+
+def not_a_frame(history, as_of):
+    return {"city": ["paris"]}
+'''
+
+
+def sales_raw() -> dict[str, Any]:
+    """The use case as the YAML mapping: every new field of the language, once."""
+    return {
+        "name": "sales",
+        "task": "regression",
+        "schedule": "@monthly",
+        "sources": {
+            "sales": {
+                "kind": "partitioned",
+                "partition_by": "date",
+                "available_after": "1mo",
+                "allow_empty_before": "1999-03-01",
+                "columns": [
+                    {"name": "city", "type": "string", "nullable": False},
+                    {"name": "year", "type": "integer", "min": 1990, "max": 2100},
+                    {"name": "month", "type": "integer", "min": 1, "max": 12},
+                    {"name": "sales", "type": "number", "min": 0},
+                    {"name": "volume", "type": "number", "min": 0},
+                    {"name": "median", "type": "number", "min": 0, "max": 100000},
+                ],
+                "derive": [
+                    {"name": "city_month", "concat": ["city", "date"], "sep": "_"},
+                    {"name": "date", "date_from": {"year": "year", "month": "month"}},
+                    {"name": "price_per_sale", "expr": "volume / sales"},
+                ],
+            }
+        },
+        "events": {
+            "source": "sales",
+            "id": "city_month",
+            "timestamp": "date",
+            "request_fields": ["city", "month"],
+            "calendar": [
+                "month",
+                "quarter",
+                "day_of_week",
+                "day_of_year",
+                "week_of_year",
+                "hour",
+                "is_weekend",
+            ],
+        },
+        "label": {"source": "sales", "column": "median", "name": "median_price", "delay": "1mo"},
+        "entities": [{"name": "city", "join_key": "city"}],
+        "feature_views": [
+            {
+                "name": "city_sales",
+                "kind": "aggregate",
+                "entity": "city",
+                "source": "sales",
+                "windows": ["3mo", "12mo"],
+                "ttl": "2mo",
+                "aggregates": [
+                    {
+                        "column": "sales",
+                        "functions": ["mean", "sum", "min", "max", "std", "count", "last"],
+                    },
+                    {"column": "median", "functions": ["mean", "last"]},
+                ],
+            },
+            {
+                "name": "city_lags",
+                "kind": "lag",
+                "entity": "city",
+                "source": "sales",
+                "columns": ["median", "sales"],
+                "lags": ["1mo", "12mo"],
+                "ttl": "2mo",
+            },
+            {
+                "name": "city_trend",
+                "kind": "transform",
+                "entity": "city",
+                "source": "sales",
+                "function": "price_trend",
+                "lookback": "24mo",
+                "ttl": "2mo",
+                "features": [{"name": "median_trend"}, {"name": "n_months", "dtype": "int"}],
+            },
+            {
+                "name": "city_peek",
+                "kind": "transform",
+                "entity": "city",
+                "source": "sales",
+                "function": "peek",
+                "lookback": "24mo",
+                "ttl": "2mo",
+                "features": [{"name": "latest_seen"}, {"name": "latest_median"}],
+            },
+            {
+                "name": "city_labels",
+                "kind": "label_rate",
+                "entity": "city",
+                "windows": ["3mo", "12mo"],
+                "ttl": "2mo",
+            },
+        ],
+        "feature_service": {"name": "sales_v1"},
+        "metrics": ["mae"],
+        "training": {
+            "model_name": "sales_price",
+            "categorical": ["city"],
+            "numeric": ["month", "event_quarter", "event_is_weekend"],
+            "slices": ["event_quarter"],
+        },
+    }
+
+
+def write_usecase(folder: Path, raw: dict[str, Any], transforms: str | None = TRANSFORMS) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "usecase.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    if transforms is not None:
+        (folder / "transforms.py").write_text(transforms)
+    return path
+
+
+def load(folder: Path, edit: Callable[[dict[str, Any]], Any] | None = None) -> UseCase:
+    raw = sales_raw()
+    if edit is not None:
+        edit(raw)
+    return load_usecase(str(write_usecase(folder, raw)))
+
+
+@pytest.fixture
+def sales(tmp_path: Path) -> UseCase:
+    return load(tmp_path / "sales")
+
+
+def raw_rows(months: pd.DatetimeIndex = MONTHS) -> pd.DataFrame:
+    """Rows as they land: text in CSV. Month ``i`` of a city has a median of base + i."""
+    rows = []
+    for month in months:
+        i = MONTHS.get_loc(month)
+        for j, city in enumerate(CITIES):
+            rows.append(
+                {
+                    "city": city,
+                    "year": month.year,
+                    "month": month.month,
+                    "sales": float(10 + i + j),
+                    "volume": float(100 * (i + 1)),
+                    "median": 1000.0 + 500 * j + i,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def history_of(usecase: UseCase, raw: pd.DataFrame) -> pd.DataFrame:
+    """Every row as the pipeline keeps it for later intervals: known or not, future included."""
+    return compute.source_history_table(
+        usecase, "sales", clean_source(raw, usecase.sources["sales"])
+    )
+
+
+def inputs_at(as_of: pd.Timestamp, tables: dict[str, pd.DataFrame]) -> ViewInputs:
+    return ViewInputs(
+        start=as_of, end=as_of + pd.DateOffset(months=1), sources={}, history=tables.get
+    )
+
+
+def ts(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def median(city: str, month: str) -> float:
+    return 1000.0 + 500 * CITIES.index(city) + MONTHS.get_loc(ts(month))
+
+
+# -- the file and what it declares ------------------------------------------------------------
+
+
+def test_the_whole_language_loads_and_names_its_features(sales: UseCase, tmp_path: Path) -> None:
+    assert sales.folder == (tmp_path / "sales").resolve()
+    spec = sales.sources["sales"]
+    assert spec.column_type("date") == "timestamp" and spec.partition_by == "date"
+    assert sales.feature_view("city_sales").feature_names(sales)[:8] == [
+        "sales_mean_3mo",
+        "sales_sum_3mo",
+        "sales_min_3mo",
+        "sales_max_3mo",
+        "sales_std_3mo",
+        "sales_count_3mo",
+        "sales_last_3mo",
+        "median_mean_3mo",
+    ]
+    assert sales.feature_view("city_sales").feature_dtypes(sales)["sales_count_12mo"] == "int"
+    assert sales.feature_view("city_lags").feature_names(sales) == [
+        "median_lag_1mo",
+        "sales_lag_1mo",
+        "median_lag_12mo",
+        "sales_lag_12mo",
+    ]
+    assert sales.feature_view("city_labels").feature_names(sales) == [
+        "mean_3mo",
+        "std_3mo",
+        "last_3mo",
+        "count_3mo",
+        "mean_12mo",
+        "std_12mo",
+        "last_12mo",
+        "count_12mo",
+    ]
+    assert sales.events.calendar_features[:2] == ["event_month", "event_quarter"]
+    kept = sales.source_history()["sales"]
+    assert kept[:2] == ["city", "date"] and set(kept) == set(spec.output_columns())
+
+
+def test_views_say_which_history_they_read_and_from_when(sales: UseCase) -> None:
+    as_of = ts("2001-01-01")
+    assert sales.feature_view("city_sales").history_since(sales, as_of) == {
+        SALES_TABLE: ts("1999-12-01")  # the longest window, 12 months, and the month's delay
+    }
+    assert sales.feature_view("city_trend").history_since(sales, as_of) == {
+        SALES_TABLE: ts("1998-12-01")
+    }
+    since = ts("1999-12-01")  # labels of events a year back arrive a month later
+    assert sales.feature_view("city_labels").history_since(sales, as_of) == {
+        LABELS_TABLE: since,
+        EVENTS_TABLE: since,
+    }
+
+
+def test_view_bounds_follow_the_columns_they_read(sales: UseCase) -> None:
+    bounds = sales.feature_view("city_sales").bounds(sales)
+    assert bounds["sales_count_3mo"] == (0.0, None) and bounds["sales_std_12mo"] == (0.0, None)
+    assert bounds["median_mean_3mo"] == (0.0, 100000.0) and "sales_sum_3mo" not in bounds
+    assert sales.feature_view("city_lags").bounds(sales)["median_lag_1mo"] == (0.0, 100000.0)
+    assert sales.feature_view("city_labels").bounds(sales) == {
+        "count_3mo": (0.0, None),
+        "std_3mo": (0.0, None),
+        "count_12mo": (0.0, None),
+        "std_12mo": (0.0, None),
+    }
+
+
+# -- derived columns --------------------------------------------------------------------------
+
+
+def _source(derive: list[dict[str, Any]], **extra: Any) -> SourceSpec:
+    return SourceSpec.model_validate(
+        {
+            "kind": "reference",
+            "columns": [
+                {"name": "y", "type": "integer"},
+                {"name": "m", "type": "integer"},
+                {"name": "d", "type": "integer"},
+                {"name": "h", "type": "integer"},
+                {"name": "a", "type": "number"},
+                {"name": "b", "type": "number"},
+                {"name": "code", "type": "string"},
+            ],
+            "derive": derive,
+            **extra,
+        }
+    )
+
+
+def test_date_from_defaults_to_the_first_day_at_midnight_utc() -> None:
+    spec = _source(
+        [
+            {"name": "month_start", "date_from": {"year": "y", "month": "m"}},
+            {"name": "at", "date_from": {"year": "y", "month": "m", "day": "d", "hour": "h"}},
+        ]
+    )
+    raw = pd.DataFrame({"y": ["2000", 2001, None], "m": [3, 13, 1], "d": [5, 1, 1], "h": [7, 0, 0]})
+    out = spec.add_derived(raw)
+    assert str(out["month_start"].dtype) == "datetime64[ns, UTC]"
+    assert out["month_start"].iloc[0] == ts("2000-03-01")
+    assert out["at"].iloc[0] == ts("2000-03-05T07:00")
+    assert out["month_start"].iloc[1:].isna().all()  # month 13, a missing year: no date
+
+
+def test_expr_is_arithmetic_with_precedence_and_no_division_by_zero() -> None:
+    spec = _source(
+        [
+            {"name": "ratio", "expr": "a / b"},
+            {"name": "mixed", "expr": "-(a + 1) * 2 - b / 4"},
+            {"name": "scaled", "expr": "ratio * 100"},  # one derived column from another
+            {"name": "nothing", "expr": "a / 0"},
+        ]
+    )
+    raw = pd.DataFrame({"a": ["6", 3.0, None], "b": [3.0, 0.0, 1.0]})
+    out = spec.add_derived(raw)
+    assert out["ratio"].iloc[0] == 2.0 and math.isnan(out["ratio"].iloc[1])
+    assert out["mixed"].iloc[0] == pytest.approx(-(6 + 1) * 2 - 3 / 4)
+    assert out["scaled"].iloc[0] == 200.0 and math.isnan(out["ratio"].iloc[2])
+    assert out["nothing"].isna().all()
+    assert str(out["ratio"].dtype) == "float64"
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["a ** 2", "__import__('os').system('true')", "a.real", "a if b else 1", "'a'", "True + a"],
+)
+def test_expr_refuses_anything_but_arithmetic(expr: str) -> None:
+    with pytest.raises(ValueError, match="only \\+ - \\* /"):
+        _source([{"name": "x", "expr": expr}])
+
+
+def test_derived_columns_may_be_listed_before_what_they_use(sales: UseCase) -> None:
+    out = derive_columns(raw_rows(MONTHS[:1]), sales.sources["sales"])
+    assert out["city_month"].tolist() == ["lyon_1999-01-01T00:00:00Z", "paris_1999-01-01T00:00:00Z"]
+    assert out["price_per_sale"].tolist() == [10.0, 100 / 11]
+
+
+@pytest.mark.parametrize(
+    ("derive", "message"),
+    [
+        ([{"name": "x", "concat": ["code"], "expr": "a"}], "exactly one of 'concat'"),
+        ([{"name": "x", "sep": "-"}], "exactly one of 'concat'"),
+        ([{"name": "x", "expr": "a / c"}], r"uses \['c'\]"),
+        ([{"name": "x", "date_from": {"year": "yy", "month": "m"}}], r"uses \['yy'\]"),
+        ([{"name": "x", "expr": "y2 + 1"}, {"name": "y2", "expr": "x + 1"}], "from each other"),
+        ([{"name": "a", "expr": "b + 1"}], "already a declared column"),
+    ],
+    ids=["two-kinds", "no-kind", "unknown-expr-column", "unknown-date-part", "cycle", "clash"],
+)
+def test_derived_columns_are_checked(derive: list[dict[str, Any]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        _source(derive)
+
+
+def test_partition_by_may_name_a_derived_date_only() -> None:
+    derive = [
+        {"name": "period", "date_from": {"year": "y", "month": "m"}},
+        {"name": "ratio", "expr": "a / b"},
+    ]
+    assert _source(derive, kind="partitioned", partition_by="period").partition_by == "period"
+    with pytest.raises(ValueError, match="partition_by 'ratio' must be a timestamp"):
+        _source(derive, kind="partitioned", partition_by="ratio")
+
+
+def test_allow_empty_before_lowers_the_gate_row_count_for_early_intervals(sales: UseCase) -> None:
+    from airloop.quality.expectations import build_expectations
+
+    spec = sales.sources["sales"]
+    early, later = datetime(1999, 2, 1, tzinfo=UTC), datetime(1999, 3, 1, tzinfo=UTC)
+    assert spec.min_rows_at(early) == 0 and spec.min_rows_at(later) == spec.min_rows == 1
+
+    def minimum(start: datetime) -> Any:
+        exps = build_expectations(spec, start)
+        return next(e.min_value for e in exps if type(e).__name__.endswith("RowCountToBeBetween"))
+
+    assert minimum(early) == 0 and minimum(later) == 1
+
+
+# -- what the file may not say ----------------------------------------------------------------
+
+
+def _feature_view(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(v for v in raw["feature_views"] if v["name"] == name)
+
+
+def _add_outcomes_source(raw: dict[str, Any]) -> None:
+    raw["sources"]["outcomes"] = {
+        "kind": "partitioned",
+        "partition_by": "known",
+        "columns": [
+            {"name": "id", "type": "string"},
+            {"name": "known", "type": "timestamp"},
+            {"name": "price", "type": "number"},
+        ],
+    }
+    raw["label"].update(source="outcomes", column="price")
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda raw: raw["sources"]["sales"]["derive"][2].update(expr="volume / salez"),
+            r"derived column 'price_per_sale' uses \['salez'\]",
+        ),
+        (
+            lambda raw: raw["sources"]["sales"]["derive"][1].update(
+                date_from={"year": "yr", "month": "month"}
+            ),
+            r"derived column 'date' uses \['yr'\]",
+        ),
+        (
+            lambda raw: _feature_view(raw, "city_sales")["aggregates"].append(
+                {"column": "revenue", "functions": ["sum"]}
+            ),
+            r"feature view 'city_sales': source 'sales' has no columns \['revenue'\]",
+        ),
+        (
+            lambda raw: _feature_view(raw, "city_sales")["aggregates"].append(
+                {"column": "city", "functions": ["max"]}
+            ),
+            "only numbers can be aggregated",
+        ),
+        (
+            lambda raw: _feature_view(raw, "city_sales")["aggregates"][0].update(
+                functions=["median"]
+            ),
+            "Input should be 'mean', 'sum', 'min', 'max', 'std', 'count' or 'last'",
+        ),
+        (
+            lambda raw: _feature_view(raw, "city_lags").update(columns=["median", "stock"]),
+            r"feature view 'city_lags': source 'sales' has no columns \['stock'\]",
+        ),
+        (
+            lambda raw: _feature_view(raw, "city_lags").update(lags=["0mo", "1mo"]),
+            "feature view 'city_lags': every lag must be longer than 0",
+        ),
+        (
+            lambda raw: _feature_view(raw, "city_trend").update(function="price_trnd"),
+            r"transforms\.py defines no top-level function 'price_trnd'",
+        ),
+        (
+            lambda raw: raw["events"]["request_fields"].append("median"),
+            "events.request_fields names 'median', the label's column.*it leaks",
+        ),
+        (
+            lambda raw: raw["events"]["calendar"].append("day_of_month"),
+            r"events\.calendar\.7: Input should be 'month', 'quarter'",
+        ),
+        (
+            lambda raw: raw["training"]["numeric"].append("event_minute"),
+            "training field 'event_minute' is not one of events.request_fields nor a calendar",
+        ),
+        (
+            lambda raw: raw["label"].update(delay="0d"),
+            "label.delay must be longer than 0",
+        ),
+        (
+            lambda raw: raw["sources"]["sales"].update(available_after="1d"),
+            "feature view 'city_sales' reads 'median', the label, from 'sales'.*it leaks",
+        ),
+        (
+            _add_outcomes_source,
+            r"label\.event_id is required when label\.source \('outcomes'\) is not the events'",
+        ),
+        (
+            lambda raw: _feature_view(raw, "city_labels").update(name="source__sales"),
+            "names starting with '_' or 'source__' are airloop's own tables",
+        ),
+    ],
+    ids=[
+        "expr-column",
+        "date-part",
+        "aggregate-column",
+        "aggregate-text",
+        "aggregate-function",
+        "lag-column",
+        "zero-lag",
+        "transform-function",
+        "label-in-request",
+        "calendar-name",
+        "training-field",
+        "zero-delay",
+        "source-known-before-label",
+        "label-source-keys",
+        "reserved-view-name",
+    ],
+)
+def test_mistakes_are_named_with_the_file(tmp_path: Path, edit: Any, message: str) -> None:
+    with pytest.raises(UseCaseError, match=message) as err:
+        load(tmp_path / "sales", edit)
+    assert str(tmp_path / "sales" / "usecase.yaml") in str(err.value)
+
+
+def test_a_transform_view_without_transforms_py_names_the_missing_file(tmp_path: Path) -> None:
+    path = write_usecase(tmp_path / "bare", sales_raw(), transforms=None)
+    with pytest.raises(UseCaseError, match=r"transforms\.py not found: it must define price_trend"):
+        load_usecase(str(path))
+
+
+# -- the boundary rule ------------------------------------------------------------------------
+
+
+def test_a_row_arriving_exactly_at_the_snapshot_is_known_and_its_own_event_is_not() -> None:
+    from airloop.core.periods import Span
+
+    rows = pd.DataFrame({"t": [ts("2000-05-01"), ts("2000-05-02"), ts("2000-06-01")]})
+    as_of = ts("2000-06-01")
+    # Published a month later: May's row arrives exactly at June's start, so it counts.
+    assert known_at(rows, "t", Span.parse("1mo"), as_of)["t"].tolist() == [ts("2000-05-01")]
+    # Known at once: still no row of the snapshot's own time, the time of the events it serves.
+    assert known_at(rows, "t", Span.parse("0d"), as_of)["t"].tolist() == rows["t"][:2].tolist()
+
+
+def test_aggregates_cover_the_known_months_of_each_window(sales: UseCase) -> None:
+    history = history_of(sales, raw_rows())
+    out = sales.feature_view("city_sales").compute(
+        sales, inputs_at(ts("2001-01-01"), {SALES_TABLE: history})
+    )
+    paris = out.set_index("city").loc["paris"]
+    # 3mo: October, November and December 2000 (December published exactly on 1 January).
+    i = MONTHS.get_loc(ts("2000-12-01"))
+    assert paris["sales_count_3mo"] == 3 and paris["sales_count_12mo"] == 12
+    assert paris["sales_last_3mo"] == 10 + i + 1 and paris["sales_min_3mo"] == 10 + i - 2 + 1
+    assert paris["sales_sum_3mo"] == sum(10 + k + 1 for k in (i - 2, i - 1, i))
+    assert paris["sales_std_3mo"] == pytest.approx(1.0)
+    assert paris["median_mean_12mo"] == pytest.approx(median("paris", "2000-06-01") + 0.5)
+    assert (out[EVENT_TS] == ts("2001-01-01")).all()
+    assert str(out["sales_count_3mo"].dtype) == "Int64"
+
+
+def test_lags_take_the_latest_known_row_at_or_before_the_lag(sales: UseCase) -> None:
+    history = history_of(sales, raw_rows())
+    view = sales.feature_view("city_lags")
+    out = view.compute(sales, inputs_at(ts("2001-01-01"), {SALES_TABLE: history}))
+    lyon = out.set_index("city").loc["lyon"]
+    assert lyon["median_lag_1mo"] == median("lyon", "2000-12-01")
+    assert lyon["median_lag_12mo"] == median("lyon", "2000-01-01")
+    # Mid-month, the lag finds the last month published by then.
+    out = view.compute(sales, inputs_at(ts("2001-01-15"), {SALES_TABLE: history}))
+    assert out.set_index("city").loc["lyon", "median_lag_1mo"] == median("lyon", "2000-12-01")
+
+
+def test_label_statistics_of_a_regression_use_the_labels_known_at_the_snapshot(
+    sales: UseCase,
+) -> None:
+    clean = clean_source(raw_rows(), sales.sources["sales"])
+    labels, events = compute.labels_table(sales, clean), compute.events_table(sales, clean)
+    assert (labels[AVAILABLE_AT] == labels[EVENT_TS] + pd.DateOffset(months=1)).all()
+    view = sales.feature_view("city_labels")
+    out = view.rates(sales, labels, events, ts("2001-01-01")).set_index("city")
+    assert out.loc["paris", "count_3mo"] == 3  # October to December: December's arrived at as_of
+    assert out.loc["paris", "last_3mo"] == median("paris", "2000-12-01")
+    assert out.loc["paris", "mean_3mo"] == median("paris", "2000-11-01")
+    assert out.loc["paris", "std_3mo"] == pytest.approx(1.0)
+
+
+# -- no feature sees its own event or anything after it, whatever the kind --------------------
+
+
+AS_OFS = ["1999-02-01", "1999-07-01", "2000-01-01", "2000-06-15", "2001-01-01", "2001-12-01"]
+
+
+def _scrambled_sources(
+    usecase: UseCase, history: pd.DataFrame, as_of: pd.Timestamp
+) -> pd.DataFrame:
+    """The rows not known at ``as_of`` changed beyond recognition, and a city that appears only
+    at ``as_of`` (its own event's row) and later."""
+    after = usecase.sources["sales"].available_after
+    unknown = ~history.index.isin(known_at(history, "date", after, as_of).index)
+    out = history.copy()
+    for column in {"sales", "volume", "median", "price_per_sale"} & set(out.columns):
+        out.loc[unknown, column] = out.loc[unknown, column] * 1000 + 7
+    newcomer = out[out["date"] == out["date"].max()].head(1).assign(city="nice")
+    stamps = [as_of, as_of + pd.DateOffset(months=1)]
+    late = pd.concat([newcomer.assign(date=t) for t in stamps], ignore_index=True)
+    return pd.concat([out, late], ignore_index=True)
+
+
+def _scrambled_labels(labels: pd.DataFrame, events: pd.DataFrame, as_of: pd.Timestamp) -> tuple:
+    """Labels not known at ``as_of`` changed, and a bogus early label of an event at ``as_of``."""
+    unknown = (labels[AVAILABLE_AT] > as_of) | (labels[EVENT_TS] >= as_of)
+    labels = labels.copy()
+    labels.loc[unknown, LABEL] = labels.loc[unknown, LABEL] * 1000 + 7
+    early = {"event_id": "nice_now", EVENT_TS: as_of, AVAILABLE_AT: as_of - pd.Timedelta("1D")}
+    labels = pd.concat([labels, pd.DataFrame([{**early, LABEL: 1.0}])], ignore_index=True)
+    events = pd.concat([events, pd.DataFrame([{"event_id": "nice_now", "city": "nice"}])])
+    return labels, events
+
+
+@pytest.mark.parametrize("as_of", AS_OFS)
+def test_no_view_changes_when_what_was_not_yet_known_changes(sales: UseCase, as_of: str) -> None:
+    at = ts(as_of)
+    raw = raw_rows()
+    clean = clean_source(raw, sales.sources["sales"])
+    history = history_of(sales, raw)
+    labels, events = compute.labels_table(sales, clean), compute.events_table(sales, clean)
+    honest = {SALES_TABLE: history, LABELS_TABLE: labels, EVENTS_TABLE: events}
+    scrambled_labels, scrambled_events = _scrambled_labels(labels, events, at)
+    scrambled = {
+        SALES_TABLE: _scrambled_sources(sales, history, at),
+        LABELS_TABLE: scrambled_labels,
+        EVENTS_TABLE: scrambled_events,
+    }
+    for view in sales.feature_views:
+        seen = view.compute(sales, inputs_at(at, honest))
+        if seen is None:
+            assert view.compute(sales, inputs_at(at, scrambled)) is None, view.name
+            continue
+        pd.testing.assert_frame_equal(seen, view.compute(sales, inputs_at(at, scrambled)))
+        assert "nice" not in set(seen["city"])
+
+
+def test_without_a_publication_delay_an_event_still_never_sees_its_own_row(tmp_path: Path) -> None:
+    def edit(raw: dict[str, Any]) -> None:
+        raw["sources"]["sales"]["available_after"] = "0d"
+        raw["feature_views"] = [
+            v for v in raw["feature_views"] if v["kind"] in ("aggregate", "lag", "label_rate")
+        ]
+        _feature_view(raw, "city_sales")["aggregates"].pop()  # the label's column would leak
+        _feature_view(raw, "city_lags")["columns"] = ["sales"]
+
+    usecase = load(tmp_path / "eager", edit)
+    history = history_of(usecase, raw_rows())
+    for as_of in map(ts, AS_OFS):
+        honest = inputs_at(as_of, {SALES_TABLE: history})
+        scrambled = inputs_at(as_of, {SALES_TABLE: _scrambled_sources(usecase, history, as_of)})
+        for name in ("city_sales", "city_lags"):
+            view = usecase.feature_view(name)
+            seen = view.compute(usecase, honest)
+            if seen is not None:
+                pd.testing.assert_frame_equal(seen, view.compute(usecase, scrambled))
+    out = usecase.feature_view("city_lags").compute(
+        usecase, inputs_at(ts("2001-01-01"), {SALES_TABLE: history})
+    )
+    assert (
+        out.set_index("city").loc["paris", "sales_lag_1mo"]
+        == 10 + MONTHS.get_loc(ts("2000-12-01")) + 1
+    )
+
+
+def test_a_transform_that_would_cheat_is_never_handed_a_later_row(sales: UseCase) -> None:
+    history = history_of(sales, raw_rows())  # every row, future ones included
+    view = sales.feature_view("city_peek")
+    first = inputs_at(ts("1999-01-15"), {SALES_TABLE: history})
+    assert view.compute(sales, first) is None  # January 1999 is published on 1 February
+    for as_of in map(ts, AS_OFS):
+        out = view.compute(sales, inputs_at(as_of, {SALES_TABLE: history}))
+        latest = pd.to_datetime(out["latest_seen"], unit="s", utc=True)
+        published = as_of - pd.DateOffset(months=1)
+        assert (latest <= published).all() and (latest < as_of).all()
+        if as_of.day == 1:  # last month's row arrived exactly now: it is handed over
+            assert (latest == published).all()
+        paris = out.set_index("city").loc["paris", "latest_median"]
+        assert paris == median("paris", str(latest.max().date()))
+
+
+@pytest.mark.parametrize(
+    ("function", "message"),
+    [
+        ("extra_column", r"returned undeclared \['event_timestamp'\].*adds event_timestamp"),
+        ("missing_feature", r"it lacks \['n_months'\]"),
+        ("wrong_type", "feature 'median_trend' is declared float but came back as object"),
+        ("twice", r"more than one row for city \['lyon', 'paris'\]"),
+        ("not_a_frame", "returned dict, not a DataFrame"),
+    ],
+)
+def test_a_transform_breaking_its_contract_is_refused_naming_transforms_py(
+    sales: UseCase, function: str, message: str
+) -> None:
+    view = sales.feature_view("city_trend").model_copy(update={"function": function})
+    inputs = inputs_at(ts("2001-01-01"), {SALES_TABLE: history_of(sales, raw_rows())})
+    with pytest.raises(TransformError, match=message) as err:
+        view.compute(sales, inputs)
+    assert f"{sales.folder / 'transforms.py'}: {function}() for feature view 'city_trend'" in str(
+        err.value
+    )
+
+
+def test_a_transform_result_is_typed_and_stamped(sales: UseCase) -> None:
+    inputs = inputs_at(ts("2001-01-01"), {SALES_TABLE: history_of(sales, raw_rows())})
+    out = sales.feature_view("city_trend").compute(sales, inputs)
+    assert list(out.columns) == ["city", EVENT_TS, "median_trend", "n_months"]
+    # January 1999 to December 2000: 24 months back, December published exactly at as_of.
+    assert str(out["n_months"].dtype) == "Int64" and out["n_months"].tolist() == [24, 24]
+    assert out["median_trend"].tolist() == [23.0, 23.0]
+
+
+# -- calendar features ------------------------------------------------------------------------
+
+
+def test_calendar_features_are_in_the_events_table_and_computed_alike_at_serving(
+    sales: UseCase,
+) -> None:
+    clean = clean_source(raw_rows(MONTHS[14:15]), sales.sources["sales"])  # March 2000
+    events = compute.events_table(sales, clean)
+    assert events.loc[0, sales.events.calendar_features].tolist() == [3, 1, 2, 61, 9, 0, 0]
+    rows: list[dict[str, Any]] = [{"city": "paris", "month": 3}, {"city": "lyon", "month": 3}]
+    add_calendar(
+        sales, rows, [datetime(2000, 3, 1, tzinfo=UTC), datetime(2000, 3, 5, 7, tzinfo=UTC)]
+    )
+    assert {k: rows[0][k] for k in sales.events.calendar_features} == events.loc[
+        0, sales.events.calendar_features
+    ].to_dict()
+    assert rows[1]["event_is_weekend"] == 1 and rows[1]["event_hour"] == 7
+    missing = sales.events.calendar_columns(pd.Series([pd.NaT, ts("2000-01-01")]))
+    assert math.isnan(missing.loc[0, "event_month"]) and missing.loc[1, "event_month"] == 1
+
+
+def test_calendar_features_are_not_asked_of_callers(sales: UseCase) -> None:
+    assert request_fields(sales) == ["city", "month"]
+
+
+# -- through the feature pipeline -------------------------------------------------------------
+
+
+def _publish_months(
+    usecase: UseCase, settings: Settings, months: pd.DatetimeIndex, monkeypatch: Any
+) -> None:
+    """Each month's raw rows through build_offline_features, as the feature DAG would."""
+    monkeypatch.setattr(pipeline, "record_interval", lambda *args: None)
+    raw = raw_rows()
+    for month in months:
+        folder = settings.staging_dir / "given" / f"{month:%Y-%m}"
+        folder.mkdir(parents=True, exist_ok=True)
+        part = raw[(raw["year"] == month.year) & (raw["month"] == month.month)]
+        part.to_csv(folder / "sales.csv", index=False)
+        manifest = folder / "manifest.json"
+        landed = {"uri": str(folder / "sales.csv"), "landed": str(folder / "sales.csv")}
+        manifest.write_text(json.dumps({"files": {"sales": landed}}))
+        extracted = pipeline.Extracted(partition=f"{month:%Y-%m-%d}", manifest=str(manifest))
+        end = month + pd.DateOffset(months=1)
+        pipeline.build_offline_features(
+            month.to_pydatetime(), end.to_pydatetime(), extracted, usecase, settings
+        )
+
+
+def test_the_pipeline_keeps_source_rows_and_reads_them_back(
+    sales: UseCase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(home=tmp_path / "home")
+    _publish_months(sales, settings, MONTHS[:26], monkeypatch)  # January 1999 to February 2001
+    start, end = datetime(2001, 2, 1, tzinfo=UTC), datetime(2001, 3, 1, tzinfo=UTC)
+    kept = read_partitions(settings, sales, SALES_TABLE, datetime(1999, 1, 1, tzinfo=UTC), end)
+    assert set(kept.columns) == set(sales.source_history()["sales"]) and len(kept) == 52
+    everything = {
+        SALES_TABLE: history_of(sales, raw_rows()),
+        LABELS_TABLE: read_partitions(settings, sales, LABELS_TABLE, MONTHS[0], end),
+        EVENTS_TABLE: read_partitions(settings, sales, EVENTS_TABLE, MONTHS[0], end),
+    }
+    for view in sales.feature_views:
+        published = read_partitions(settings, sales, view.name, start, end)
+        expected = view.compute(sales, inputs_at(pd.Timestamp(start), everything))
+        pd.testing.assert_frame_equal(
+            published.reset_index(drop=True), expected, check_dtype=False, obj=view.name
+        )
+    first = partition_file(settings, sales, "city_trend", start).read_bytes()
+    _publish_months(sales, settings, MONTHS[25:26], monkeypatch)  # the same interval again
+    assert partition_file(settings, sales, "city_trend", start).read_bytes() == first
+
+
+def test_view_inputs_refuse_a_table_no_view_declared(sales: UseCase, tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    start, end = datetime(2001, 2, 1, tzinfo=UTC), datetime(2001, 3, 1, tzinfo=UTC)
+    inputs = pipeline.view_inputs(settings, sales, start, end, {})
+    assert inputs.history(SALES_TABLE) is None
+    with pytest.raises(KeyError, match="source__weather"):
+        inputs.history(source_table("weather"))
