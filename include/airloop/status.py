@@ -177,6 +177,18 @@ LINEAGE_SHOWN = (
 )
 
 
+def up_command(settings: Settings) -> str:
+    """``make up``, or the ``airloop up`` that brings back this home and use case."""
+    defaults = Settings.model_fields
+    home = settings.home != defaults["home"].default_factory()  # type: ignore[misc,call-arg]
+    usecase = settings.usecase != defaults["usecase"].default
+    if not (home or usecase):
+        return "make up"
+    prefix = f"AIRLOOP_HOME={settings.home} " if home else ""
+    option = f"--usecase {settings.usecase} " if usecase else ""
+    return f"{prefix}.venv/bin/airloop {option}up"
+
+
 def summary_lines(
     settings: Settings, usecase: UseCase, state: dict[str, Any], elapsed: float
 ) -> list[str]:
@@ -222,7 +234,7 @@ def summary_lines(
         f"seconds taken:        {elapsed:.0f}",
         "",
         "where to look next:",
-        "  make up                  the Airflow UI with these runs",
+        f"  {up_command(settings)}   the Airflow UI with these runs",
         "  airloop status --json    this summary as JSON",
         f"  {state['offline_store']['path']}   the offline store (Parquet, one file per interval)",
         f"  {settings.reports_dir / 'validation'}   validation reports",

@@ -217,3 +217,26 @@ def test_a_usecase_given_by_path_reaches_the_settings_as_an_absolute_path(
     from airloop.settings import get_settings
 
     assert get_settings().usecase == str(folder.resolve())
+
+
+def test_a_monthly_use_case_lands_and_counts_in_months(
+    runner: CliRunner, home: Path, tmp_path: Path
+) -> None:
+    from airloop.usecase.model import BUILTIN_DIR
+
+    text = (BUILTIN_DIR / "flights" / "usecase.yaml").read_text()
+    monthly = tmp_path / "monthly"
+    monthly.mkdir()
+    (monthly / "usecase.yaml").write_text(
+        text.replace('schedule: "@daily"', 'schedule: "@monthly"', 1)
+    )
+    result = runner.invoke(
+        app, ["--usecase", str(monthly), "land", "--start", "2013-01", "--intervals", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "landed 2013-01 .. 2013-03 (exclusive, 2 monthly intervals)" in result.output
+    flights = sorted(p.name for p in (home / "landing" / "flights").iterdir())
+    assert flights == ["2013-01-01.csv", "2013-02-01.csv"]
+    january = pd.read_csv(home / "landing" / "flights" / "2013-01-01.csv")
+    assert set(pd.to_datetime(january["time_hour"], utc=True).dt.month) == {1}
+    assert len(january) > 20000  # a month of New York departures, not a day

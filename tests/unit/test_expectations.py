@@ -83,3 +83,26 @@ def test_mostly_tolerates_a_rare_outlier(flights) -> None:
         df[col] = None if col == "wind_gust" else 10.0 if col != "pressure" else 1010.0
     failures, _ = validate_frame(df, weather, "weather")
     assert failures == []
+
+
+def test_a_true_false_column_with_gaps_passes_and_text_in_it_does_not(tmp_path) -> None:
+    from airloop.data.landing import read_raw
+    from airloop.usecase import SourceSpec
+
+    spec = SourceSpec.model_validate(
+        {
+            "partition_by": "at",
+            "columns": [
+                {"name": "at", "type": "timestamp", "nullable": False},
+                {"name": "holiday", "type": "bool"},
+            ],
+        }
+    )
+    path = tmp_path / "part.csv"
+    for rows in ("True\n2013-01-02T00:00:00Z,", "\n2013-01-02T00:00:00Z,"):  # gaps; all empty
+        path.write_text(f"at,holiday\n2013-01-01T00:00:00Z,{rows}\n")
+        failures, _ = validate_frame(read_raw(path, spec), spec, "days")
+        assert failures == [], rows
+    path.write_text("at,holiday\n2013-01-01T00:00:00Z,True\n2013-01-02T00:00:00Z,maybe\n")
+    failures, _ = validate_frame(read_raw(path, spec), spec, "days")
+    assert [f.column for f in failures] == ["holiday"]

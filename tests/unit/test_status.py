@@ -296,3 +296,14 @@ def test_summary_of_an_open_request_shows_no_version(tmp_path: Path, flights) ->
     (line,) = [line for line in lines if "retrain-20130301T0000" in line]
     assert line.startswith("  retrain-20130301T0000: data_drift → ")
     assert "None" not in line
+
+
+def test_the_up_hint_brings_back_this_home_and_use_case(tmp_path: Path) -> None:
+    from airloop.status import up_command
+
+    default_home = Settings.model_fields["home"].default_factory()  # type: ignore[misc,call-arg]
+    assert up_command(Settings(home=default_home, usecase="flights")) == "make up"
+    other = Settings(home=tmp_path / "home", usecase=str(tmp_path))
+    assert up_command(other) == (
+        f"AIRLOOP_HOME={tmp_path / 'home'} .venv/bin/airloop --usecase {tmp_path} up"
+    )

@@ -94,15 +94,17 @@ def build_expectations(spec: SourceSpec, start: datetime | None = None) -> list[
 
 
 def frame_for_validation(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
-    """Timestamps already typed by the file format are checked as text, like CSV ones."""
+    """Timestamps already typed by the file format are checked as text, like CSV ones; a
+    true/false column with no value in this partition (read as floats) as empty objects."""
     out = df.copy()
     for col in spec.columns:
-        if (
-            col.type == "timestamp"
-            and col.name in out
-            and pd.api.types.is_datetime64_any_dtype(out[col.name])
-        ):
-            out[col.name] = out[col.name].dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+        if col.name not in out:
+            continue
+        values = out[col.name]
+        if col.type == "timestamp" and pd.api.types.is_datetime64_any_dtype(values):
+            out[col.name] = values.dt.strftime("%Y-%m-%dT%H:%M:%S%z")
+        elif col.type == "bool" and values.isna().all():
+            out[col.name] = values.astype(object)
     return out
 
 
