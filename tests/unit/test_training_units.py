@@ -113,13 +113,44 @@ def test_gate_floors_and_champion_margin(flights) -> None:
     assert "above the maximum" in ceiling.reasons[0]
 
 
+def test_a_bound_the_champion_breaks_too_does_not_stop_a_challenger_no_worse(flights) -> None:
+    ok: dict[str, float | None] = {"roc_auc": 0.70, "average_precision": 0.4, "brier_score": 0.26}
+    # Hard days: both break the Brier ceiling on the same rows; the challenger is no worse.
+    decision = gate(flights, ok, {**ok, "brier_score": 0.265}, "3")
+    assert decision.promote and decision.reasons == []
+    assert decision.notes == [
+        "brier_score 0.2600 is above the maximum 0.25, as is champion v3's 0.2650 on the same rows"
+    ]
+    # The champion holds the ceiling: the safety net holds the challenger to it.
+    held = gate(flights, ok, {**ok, "brier_score": 0.24}, "3")
+    assert held.reasons == [
+        "brier_score 0.2600 is above the maximum 0.25 (absolute rule; champion v3: 0.2400)",
+        "brier_score 0.2600 is above champion v3's 0.2400 on the same rows by more than 0.01"
+        " (relative rule)",
+    ]
+    # Both break it, but the challenger is worse by more than the margin: refused, relatively.
+    worse = gate(flights, {**ok, "brier_score": 0.30}, {**ok, "brier_score": 0.26}, "3")
+    assert not worse.promote and any("(absolute rule" in r for r in worse.reasons)
+    # Floors alike: a challenger better than a champion that is below the floor too goes in.
+    fine = {**ok, "brier_score": 0.2}
+    below = gate(flights, {**fine, "roc_auc": 0.54}, {**fine, "roc_auc": 0.50}, "3")
+    assert below.promote and below.notes == [
+        "roc_auc 0.5400 is below the minimum 0.55, as is champion v3's 0.5000 on the same rows"
+    ]
+
+
 def test_gate_names_a_metric_that_could_not_be_computed(flights) -> None:
     missing = {"roc_auc": None, "average_precision": 0.4, "log_loss": 0.5, "brier_score": None}
     decision = gate(flights, missing, {"roc_auc": 0.6}, "3")
     assert not decision.promote
-    assert "roc_auc missing is below the minimum 0.55" in decision.reasons
-    assert "brier_score missing is above the maximum 0.25" in decision.reasons
-    assert any("champion v3's 0.6000" in r for r in decision.reasons)
+    assert "roc_auc missing is below the minimum 0.55 (absolute rule; champion v3: 0.6000)" in (
+        decision.reasons
+    )
+    assert (
+        "brier_score missing is above the maximum 0.25 (absolute rule; champion v3: missing)"
+        in (decision.reasons)
+    )
+    assert any("champion v3's 0.6000 on the same rows" in r for r in decision.reasons)
     broken = gate(flights, {**missing, "roc_auc": 0.7, "brier_score": 0.1}, None, "3", "no model")
     assert broken.reasons == ["the champion v3 could not be scored: no model"]
 
@@ -175,7 +206,11 @@ def test_a_relative_margin_scales_with_the_champions_metric(flights) -> None:
     # 2 % of the champion's 0.714 is 0.01428: 0.70 trails by 0.014, inside it; 0.72 by 0.02, not.
     assert gate(relative, ok, {**ok, "roc_auc": 0.714}, "3").promote
     refused = gate(relative, ok, {**ok, "roc_auc": 0.72}, "3")
-    assert not refused.promote and refused.reasons[0].endswith("by more than 2%")
+    assert not refused.promote
+    assert refused.reasons == [
+        "roc_auc 0.7000 is below champion v3's 0.7200 on the same rows by more than 2%"
+        " (relative rule)"
+    ]
 
 
 def test_small_slices_are_listed_with_a_note_instead_of_vanishing() -> None:

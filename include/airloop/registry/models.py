@@ -36,8 +36,9 @@ class GateDecision(Record):
     """The gate's verdict on a challenger, every rule it broke, and the figures it weighed."""
 
     promote: bool
-    reasons: list[str]
+    reasons: list[str]  # each names its metric first, then the rule that decided
     primary_metric: str
+    notes: list[str] = []  # bounds broken by both, not held against the challenger
     challenger: dict[str, Number] = {}
     champion: dict[str, Number] | None = None
     champion_version: str | None = None
@@ -82,34 +83,57 @@ def gate(
     champion_version: str | None,
     champion_error: str | None = None,
 ) -> GateDecision:
-    """Promote only if the use case's floors hold and the champion is not beaten by the margin.
+    """Promote a challenger no worse than the champion, within the safety net of the bounds.
 
     ``challenger`` and ``champion`` are metrics on the same held-out rows; a metric that could
-    not be computed (None) breaks any rule about it.
+    not be computed (None) breaks any rule about it. The relative rule: on each metric of
+    ``gates.compare``, the challenger may trail the champion by ``max_regression``. The
+    absolute rule: the floors and ceilings, except one the champion breaks too while the
+    challenger is no worse there (then a note, not a reason). Each reason names the metric,
+    the rule and both figures.
     """
+    spec = usecase.gates
+    tolerance = spec.max_regression
     reasons: list[str] = []
-    for name, floor in usecase.gates.minimum.items():
+    notes: list[str] = []
+    who = f"champion v{champion_version}"
+
+    def no_worse(name: str) -> bool:
+        mine, theirs = challenger.get(name), (champion or {}).get(name)
+        return (
+            mine is not None
+            and theirs is not None
+            and is_better(name, usecase.task, mine, theirs, tolerance.allowed(theirs))
+        )
+
+    bounds = [(n, v, "minimum", "below") for n, v in spec.minimum.items()]
+    bounds += [(n, v, "maximum", "above") for n, v in spec.maximum.items()]
+    for name, bound, kind, side in bounds:
         value = challenger.get(name)
-        if value is None or not value >= floor:
-            reasons.append(f"{name} {_figure(value)} is below the minimum {floor}")
-    for name, ceiling in usecase.gates.maximum.items():
-        value = challenger.get(name)
-        if value is None or not value <= ceiling:
-            reasons.append(f"{name} {_figure(value)} is above the maximum {ceiling}")
+        holds = value is not None and (value >= bound if kind == "minimum" else value <= bound)
+        if holds:
+            continue
+        theirs = (champion or {}).get(name)
+        broken = f"{name} {_figure(value)} is {side} the {kind} {bound}"
+        champion_breaks = theirs is not None and not (
+            theirs >= bound if kind == "minimum" else theirs <= bound
+        )
+        if champion is not None and champion_breaks and no_worse(name):
+            notes.append(f"{broken}, as is {who}'s {_figure(theirs)} on the same rows")
+        elif champion is not None:
+            reasons.append(f"{broken} (absolute rule; {who}: {_figure(theirs)})")
+        else:
+            reasons.append(f"{broken} (absolute rule)")
     primary = usecase.metrics[0]
     if champion is not None:
-        tolerance = usecase.gates.max_regression
-        mine, theirs = challenger.get(primary), champion.get(primary)
-        if (
-            mine is None
-            or theirs is None
-            or not is_better(primary, usecase.task, mine, theirs, tolerance.allowed(theirs))
-        ):
-            direction = "below" if metric(primary, usecase.task).higher_is_better else "above"
-            reasons.append(
-                f"{primary} {_figure(mine)} is {direction} champion v{champion_version}'s "
-                f"{_figure(theirs)} by more than {tolerance}"
-            )
+        for name in spec.compare or [primary]:
+            if not no_worse(name):
+                mine, theirs = challenger.get(name), champion.get(name)
+                side = "below" if metric(name, usecase.task).higher_is_better else "above"
+                reasons.append(
+                    f"{name} {_figure(mine)} is {side} {who}'s {_figure(theirs)} on the same rows"
+                    f" by more than {tolerance} (relative rule)"
+                )
     elif champion_version is not None and champion_error:
         reasons.append(f"the champion v{champion_version} could not be scored: {champion_error}")
     return GateDecision(
@@ -119,6 +143,7 @@ def gate(
         challenger=challenger,
         champion=champion,
         champion_version=champion_version,
+        notes=notes,
     )
 
 
@@ -221,6 +246,8 @@ def promote(
         client.set_registered_model_alias(name, PREVIOUS, current)
     client.set_registered_model_alias(name, CHAMPION, version)
     note = f"promoted, replacing v{current}" if current else "promoted, first champion"
+    if decision.notes:  # bounds both broke: say why they did not stop it
+        note += "; not held against it: " + "; ".join(decision.notes)
     client.set_model_version_tag(name, version, "airloop.promotion", note)
     if mv.run_id:
         client.set_tag(mv.run_id, "airloop.promotion", "promoted")

@@ -129,12 +129,17 @@ class FeatureServiceSpec(Spec):
 
 
 class GateSpec(Spec):
-    """Promotion rules: absolute floors (or ceilings, for error metrics) and the champion margin."""
+    """Promotion rules. The decision is relative: on the same held-out rows, the challenger may
+    trail the champion by at most ``max_regression`` on each metric of ``compare`` (default: the
+    primary metric). The absolute floors and ceilings are the safety net: always checked, but a
+    bound the champion breaks too, on the same rows, is not held against a challenger that is no
+    worse (the days scored may be hard ones; promoting it makes nothing worse)."""
 
     minimum: dict[str, float] = {}
     maximum: dict[str, float] = {}
     # How much worse than the champion a challenger may be: in the metric's units, or "2%".
     max_regression: ToleranceSpec = Tolerance(value=0.0)
+    compare: list[str] | None = None  # metrics compared with the champion (default: primary)
     # A person approves (or rejects) each promotion in Airflow's UI before ``champion`` moves.
     require_approval: bool = False
     approval_timeout: Duration | None = None  # then the run fails and nothing is promoted
@@ -345,6 +350,7 @@ class UseCase(Spec):
             ("metrics", self.metrics),
             ("gates.minimum", list(self.gates.minimum)),
             ("gates.maximum", list(self.gates.maximum)),
+            ("gates.compare", self.gates.compare or []),
         ):
             for name in names:
                 if name not in known:
