@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated
 
 import typer
 
 from airloop.cli.common import EndOpt, IntervalsOpt, StartOpt, app, context, window
+from airloop.core.periods import Interval
 from airloop.settings import Settings
 from airloop.usecase import UseCase
-
-Interval = tuple[datetime, datetime]
 
 
 def through_airflow(settings: Settings) -> Callable[[Interval], str]:

@@ -22,6 +22,8 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 _AVERAGE_MONTH = timedelta(days=365.2425 / 12)
 
 T = TypeVar("T", datetime, date)
+Interval = tuple[datetime, datetime]
+"""A data interval [start, end), in UTC."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
-import pandas as pd
+from airloop.core.periods import to_utc as as_utc  # one conversion for the whole package
 
-
-def as_utc(value: datetime | date | str | pd.Timestamp) -> datetime:
-    """A timezone-aware UTC datetime from what Airflow, the CLI or a test hands over."""
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.to_pydatetime()
+__all__ = ["as_utc", "partition_key", "utc_now"]
 
 
 def partition_key(start: datetime) -> str:

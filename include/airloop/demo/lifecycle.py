@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from airloop.core.files import read_json, write_json
+from airloop.core.periods import Interval
 from airloop.core.polling import WaitTimeout, wait_until
 from airloop.demo.traffic import Traffic, send_interval
 from airloop.metadata.ledger import FeedbackLedger
@@ -29,7 +30,6 @@ from airloop.usecase import UseCase
 
 Echo = Callable[[str], None]
 MONITORED = "airloop demo: monitored interval"
-Interval = tuple[datetime, datetime]
 
 
 class LifecycleError(RuntimeError):

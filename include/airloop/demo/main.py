@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from airloop.core.columns import EVENT_ID, EVENTS_TABLE
+from airloop.core.periods import Interval
 from airloop.data.replay import land_window
 from airloop.demo.lifecycle import Echo, Lifecycle, LifecycleError
 from airloop.features.offline import read_partitions
@@ -31,9 +32,6 @@ DEMO_DAGS = ("feature_pipeline", "experimentation", "model_training", "monitorin
 
 class DemoStopped(RuntimeError):
     """The replay stopped before its end; the message says where and why."""
-
-
-Interval = tuple[datetime, datetime]
 
 
 @dataclass(frozen=True)
