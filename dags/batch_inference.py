@@ -10,5 +10,8 @@ success updates the Asset `airloop://<use case>/batch-predictions`.
 from airflow.sdk import DAG
 
 from airloop.orchestration.batch_inference import build_batch_inference
+from airloop.orchestration.tasks import dags_per_usecase
 
-dag: DAG = build_batch_inference(doc_md=__doc__)
+# One DAG per use case (AIRLOOP_USECASES): batch_inference, then batch_inference__<name> for each next one.
+dags: dict[str, DAG] = dags_per_usecase(build_batch_inference, __doc__)
+globals().update(dags)

@@ -16,5 +16,8 @@ family, a search space, the number of trials and the metric to optimise.
 from airflow.sdk import DAG
 
 from airloop.orchestration.experimentation import build_experimentation
+from airloop.orchestration.tasks import dags_per_usecase
 
-dag: DAG = build_experimentation(doc_md=__doc__)
+# One DAG per use case (AIRLOOP_USECASES): experimentation, then experimentation__<name> for each next one.
+dags: dict[str, DAG] = dags_per_usecase(build_experimentation, __doc__)
+globals().update(dags)

@@ -16,5 +16,8 @@ Reruns and backfills are idempotent: `airloop backfill --start 2013-01-01 --end 
 from airflow.sdk import DAG
 
 from airloop.orchestration.feature_pipeline import build_feature_pipeline
+from airloop.orchestration.tasks import dags_per_usecase
 
-dag: DAG = build_feature_pipeline(doc_md=__doc__)
+# One DAG per use case (AIRLOOP_USECASES): feature_pipeline, then feature_pipeline__<name> for each next one.
+dags: dict[str, DAG] = dags_per_usecase(build_feature_pipeline, __doc__)
+globals().update(dags)

@@ -20,5 +20,8 @@ On its schedule, by hand (params: `window_start`, `window_end`, `config`), or la
 from airflow.sdk import DAG
 
 from airloop.orchestration.model_training import build_model_training
+from airloop.orchestration.tasks import dags_per_usecase
 
-dag: DAG = build_model_training(doc_md=__doc__)
+# One DAG per use case (AIRLOOP_USECASES): model_training, then model_training__<name> for each next one.
+dags: dict[str, DAG] = dags_per_usecase(build_model_training, __doc__)
+globals().update(dags)

@@ -21,5 +21,8 @@ Per data interval, against the model that served it:
 from airflow.sdk import DAG
 
 from airloop.orchestration.monitoring import build_monitoring
+from airloop.orchestration.tasks import dags_per_usecase
 
-dag: DAG = build_monitoring(doc_md=__doc__)
+# One DAG per use case (AIRLOOP_USECASES): monitoring, then monitoring__<name> for each next one.
+dags: dict[str, DAG] = dags_per_usecase(build_monitoring, __doc__)
+globals().update(dags)

@@ -106,3 +106,24 @@ def airflow_db(settings: Settings) -> Iterator[Settings]:
 
     migrate_db(settings)
     yield settings
+
+
+@pytest.fixture(scope="session")
+def second_usecase(tmp_path_factory) -> Path:
+    """A second use case (monthly, a regression per region), written by airloop init."""
+    from airloop.initiation import InitOptions, init_usecase
+    from tests.unit.test_init import monthly_panel
+
+    folder = tmp_path_factory.mktemp("second")
+    data = folder / "panel.csv"
+    monthly_panel().to_csv(data, index=False)
+    options = InitOptions(
+        name="panel",
+        data=data,
+        entity=["region"],
+        timestamp="year+month",
+        target="price",
+        task="regression",
+        into=folder / "panel",
+    )
+    return init_usecase(options).folder

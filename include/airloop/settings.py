@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # monitoring, reports): on a volume every host mounts. Default: the home.
     shared_root: Path | None = None
     usecase: str = "flights"
+    # The use cases one Airflow runs side by side, comma-separated names or paths (default:
+    # ``usecase`` alone). The first keeps the plain DAG ids and ``serving_port``; each next one
+    # has DAG ids ``<dag>__<name>`` and the next port (airloop.usecase.active).
+    usecases: str = ""
     replay_end: date | None = None
     dags_folder: Path = Field(default_factory=_default_dags_folder)
     plugins_folder: Path = Field(default_factory=_default_plugins_folder)
@@ -112,12 +116,12 @@ class Settings(BaseSettings):
     @field_validator("usecase")
     @classmethod
     def _absolute_usecase_path(cls, value: str) -> str:
-        # A use case given by path must mean the same file to every process (Airflow's
-        # components, workers, the service), whatever their working directory.
-        path = Path(value).expanduser()
-        if ("/" in value or path.suffix in (".yaml", ".yml")) and path.exists():
-            return str(path.resolve())
-        return value
+        return _absolute_ref(value)
+
+    @field_validator("usecases")
+    @classmethod
+    def _absolute_usecase_paths(cls, value: str) -> str:
+        return ",".join(_absolute_ref(ref.strip()) for ref in value.split(",") if ref.strip())
 
     @model_validator(mode="after")
     def _check_production(self) -> Settings:
@@ -130,6 +134,17 @@ class Settings(BaseSettings):
                     + "\nSee docs/production.md for each variable and how to generate secrets."
                 )
         return self
+
+    @property
+    def usecase_refs(self) -> list[str]:
+        """The use cases this Airflow runs, in order: ``usecases``, else ``usecase`` alone."""
+        return self.usecases.split(",") if self.usecases else [self.usecase]
+
+    @property
+    def usecase_slot(self) -> int:
+        """The active use case's place among :attr:`usecase_refs` (0 when not among them)."""
+        refs = self.usecase_refs
+        return refs.index(self.usecase) if self.usecase in refs else 0
 
     @property
     def shared(self) -> Path:
@@ -150,7 +165,7 @@ class Settings(BaseSettings):
 
     @property
     def landing_dir(self) -> Path:
-        """Where raw partitions arrive, one folder per source."""
+        """Where raw partitions arrive, one folder per use case and source."""
         return self.shared / "landing"
 
     @property
@@ -165,8 +180,16 @@ class Settings(BaseSettings):
 
     @property
     def reports_dir(self) -> Path:
-        """Validation reports and the demo's timeline."""
+        """Validation reports and the demo's timeline, one folder per use case."""
         return self.shared / "reports"
+
+    def landing_root(self, usecase: str) -> Path:
+        """Where a use case's raw partitions land, one folder per source."""
+        return self.landing_dir / usecase
+
+    def reports_root(self, usecase: str) -> Path:
+        """A use case's validation reports and timeline."""
+        return self.reports_dir / usecase
 
     @property
     def datasets_dir(self) -> Path:
@@ -249,8 +272,9 @@ class Settings(BaseSettings):
 
     @property
     def serving_url(self) -> str:
-        """The serving API that deploys and the replay client call."""
-        return f"http://{self.serving_host}:{self.serving_port}"
+        """The active use case's serving API, which deploys and the replay client call: on
+        ``serving_port``, the next port for the next of several use cases."""
+        return f"http://{self.serving_host}:{self.serving_port + self.usecase_slot}"
 
     @property
     def api_base_url(self) -> str:
@@ -359,6 +383,15 @@ class Settings(BaseSettings):
     def admin_passwords_file(self) -> Path:
         """The simple auth manager's passwords: generated (embedded) or written from the secret."""
         return self.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+
+def _absolute_ref(value: str) -> str:
+    """A use case given by path made absolute: it must mean the same file to every process
+    (Airflow's components, workers, the service), whatever their working directory."""
+    path = Path(value).expanduser()
+    if ("/" in value or path.suffix in (".yaml", ".yml")) and path.exists():
+        return str(path.resolve())
+    return value
 
 
 def _url_problem(

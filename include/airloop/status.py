@@ -11,8 +11,9 @@ import sqlite3
 from typing import Any
 
 from airloop.core.http import answers
+from airloop.quality.gate import validation_report_path
 from airloop.settings import Settings
-from airloop.usecase import UseCase
+from airloop.usecase import UseCase, dag_id
 
 
 def _dag_runs(settings: Settings) -> dict[str, dict[str, int]] | None:
@@ -32,8 +33,8 @@ def _dag_runs(settings: Settings) -> dict[str, dict[str, int]] | None:
     finally:
         engine.dispose()
     out: dict[str, dict[str, int]] = {}
-    for dag_id, state, count in rows:
-        out.setdefault(dag_id, {})[str(state)] = int(count)
+    for dag, state, count in rows:
+        out.setdefault(dag, {})[str(state)] = int(count)
     return out
 
 
@@ -41,7 +42,7 @@ def _validation(settings: Settings, usecase: UseCase) -> dict[str, Any]:
     passed: list[str] = []
     failed: list[str] = []
     rows = 0
-    for path in sorted((settings.reports_dir / "validation").glob("*.json")):
+    for path in sorted(validation_report_path(settings, usecase.name, "*").parent.glob("*.json")):
         report = json.loads(path.read_text())
         if report.get("usecase") != usecase.name:
             continue
@@ -182,9 +183,11 @@ def up_command(settings: Settings) -> str:
     defaults = Settings.model_fields
     home = settings.home != defaults["home"].default_factory()  # type: ignore[misc,call-arg]
     usecase = settings.usecase != defaults["usecase"].default
-    if not (home or usecase):
+    if not (home or usecase or settings.usecases):
         return "make up"
     prefix = f"AIRLOOP_HOME={settings.home} " if home else ""
+    if settings.usecases:
+        prefix += f"AIRLOOP_USECASES={settings.usecases} "
     option = f"--usecase {settings.usecase} " if usecase else ""
     return f"{prefix}.venv/bin/airloop {option}up"
 
@@ -193,7 +196,8 @@ def summary_lines(
     settings: Settings, usecase: UseCase, state: dict[str, Any], elapsed: float
 ) -> list[str]:
     """The state as people read it: what ``airloop status`` and the end of the demo print."""
-    runs = (state["airflow"]["dag_runs"] or {}).get("feature_pipeline", {})
+    pipeline = dag_id("feature_pipeline", usecase, settings)
+    runs = (state["airflow"]["dag_runs"] or {}).get(pipeline, {})
     val = state["validation"]
     lines = [
         "",
@@ -237,7 +241,7 @@ def summary_lines(
         f"  {up_command(settings)}   the Airflow UI with these runs",
         "  airloop status --json    this summary as JSON",
         f"  {state['offline_store']['path']}   the offline store (Parquet, one file per interval)",
-        f"  {settings.reports_dir / 'validation'}   validation reports",
+        f"  {validation_report_path(settings, usecase.name, '*').parent}   validation reports",
         (
             f"  {settings.mlflow_ui_url}   MLflow: runs, models, lineage"
             if settings.mlflow_tracking_uri

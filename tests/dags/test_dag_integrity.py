@@ -33,7 +33,35 @@ def test_no_import_errors(dagbag) -> None:
 
 def test_dag_id_is_the_file_stem(dagbag) -> None:
     for dag_id, dag in dagbag.dags.items():
-        assert Path(dag.fileloc).stem == dag_id
+        assert Path(dag.fileloc).stem == dag_id.partition("__")[0]
+
+
+def test_each_use_case_gets_its_own_dags(monkeypatch, second_usecase: Path) -> None:
+    """Two use cases in one Airflow: ten DAGs, each wired to its own use case and Assets."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from airloop.settings import get_settings
+
+    monkeypatch.setenv("AIRLOOP_USECASES", f"flights,{second_usecase}")
+    get_settings.cache_clear()
+    try:
+        bag = DagBag(dag_folder=str(REPO / "dags"))
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert bag.import_errors == {}
+    stems = [p.stem for p in DAG_FILES]
+    assert sorted(bag.dags) == sorted([*stems, *(f"{s}__panel" for s in stems)])
+    for stem in stems:
+        first, second = bag.dags[stem], bag.dags[f"{stem}__panel"]
+        assert "usecase:flights" in first.tags and "usecase:panel" in second.tags
+        assert {t.task_id for t in first.tasks} == {t.task_id for t in second.tasks}
+        refs = {t.op_kwargs.get("usecase") for t in second.tasks if hasattr(t, "op_kwargs")}
+        assert refs <= {str(second_usecase), None} and str(second_usecase) in refs, refs
+    [request] = bag.dags["monitoring__panel"].get_task("request_retraining").outlets
+    assert request.uri == "airloop://panel/retrain-request"
+    condition = str(bag.dags["model_training__panel"].timetable.asset_condition)
+    assert request.uri in condition and "flights" not in condition
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=[p.stem for p in DAG_FILES])

@@ -60,7 +60,9 @@ def test_demo_is_the_life_of_a_model(demo, user_env: dict[str, str]) -> None:
     assert "champion:             flight_delay v" in out
     assert "answers with flight_delay v1" in out and out.count(" score 0.") >= 5
     assert "rows quarantined:     0" in out
-    events = json.loads((Path(user_env["AIRLOOP_HOME"]) / "reports" / "timeline.json").read_text())
+    events = json.loads(
+        (Path(user_env["AIRLOOP_HOME"]) / "reports" / "flights" / "timeline.json").read_text()
+    )
     kinds = [e["kind"] for e in events]
     # ingest → experiment → champion → drift → retrain → a gate decision, in that order.
     order = ["ingest", "experiment", "champion", "drift", "retrain"]
@@ -68,7 +70,7 @@ def test_demo_is_the_life_of_a_model(demo, user_env: dict[str, str]) -> None:
     assert positions == sorted(positions), kinds
     after_retrain = kinds[kinds.index("retrain") + 1 :]
     assert after_retrain and after_retrain[0] in ("promoted", "gate"), kinds
-    assert (Path(user_env["AIRLOOP_HOME"]) / "reports" / "timeline.html").exists()
+    assert (Path(user_env["AIRLOOP_HOME"]) / "reports" / "flights" / "timeline.html").exists()
 
 
 def test_the_retraining_run_records_its_reason(demo, user_env: dict[str, str]) -> None:

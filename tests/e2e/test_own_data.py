@@ -1,13 +1,17 @@
 """docs/your-own-data.md, followed as a user would: `airloop init` on the second data set (Texas
 housing, monthly, a regression target per city), then the loop on it through Airflow's
-scheduler with `airloop demo --usecase`, in a home of its own."""
+scheduler with `airloop demo --usecase`, in a home of its own; then flights beside it in the
+same Airflow (`AIRLOOP_USECASES`)."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -37,8 +41,8 @@ def user_env(workdir: Path) -> dict[str, str]:
             "AIRLOOP_AIRFLOW_PORT": "8481",
             "AIRLOOP_AIRFLOW_WORKER_LOG_PORT": "8482",
             "AIRLOOP_AIRFLOW_TRIGGER_LOG_PORT": "8483",
-            "AIRLOOP_SERVING_PORT": "8484",
-            "AIRLOOP_MLFLOW_UI_PORT": "8485",
+            "AIRLOOP_SERVING_PORT": "8484",  # and 8485 for the next use case beside it
+            "AIRLOOP_MLFLOW_UI_PORT": "8486",
         }
     )
     return env
@@ -125,7 +129,7 @@ def test_the_loop_runs_on_monthly_data_through_airflow(
     for month in ("2002-01", "2002-02", "2002-03"):
         assert f"  {month}  served" in out, out[-3000:]
     home = Path(user_env["AIRLOOP_HOME"])
-    events = json.loads((home / "reports" / "timeline.json").read_text())
+    events = json.loads((home / "reports" / "txhousing" / "timeline.json").read_text())
     kinds = [e["kind"] for e in events]
     assert kinds[:2] == ["ingest", "champion"], kinds
     # Each monitored month was checked, with a drift report, and decided on in the ledger.
@@ -137,8 +141,98 @@ def test_the_loop_runs_on_monthly_data_through_airflow(
     assert {"2002-01-01", "2002-02-01", "2002-03-01"} <= decided
 
 
-def test_the_flights_use_case_is_untouched_by_the_new_one(workdir: Path) -> None:
-    from airloop.usecase import load_usecase
+def test_flights_runs_beside_it_in_one_airflow(
+    demo: subprocess.CompletedProcess[str], workdir: Path, user_env: dict[str, str]
+) -> None:
+    """Two use cases side by side: txhousing first (its demo's DAGs keep their ids), flights
+    next (``<dag>__flights``, served on the next port); neither touches the other's state."""
+    from airloop.core.http import HttpError, request_json
 
-    assert load_usecase("flights").schedule == "@daily"
-    assert not (REPO / "include" / "airloop" / "usecases" / "txhousing").exists()
+    assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-3000:]
+    env = {**user_env, "AIRLOOP_USECASES": "./txhousing,flights"}
+    home = Path(user_env["AIRLOOP_HOME"])
+    before = txhousing_state(home, env, workdir)
+    proc = subprocess.Popen(
+        [AIRLOOP, "up"], env=env, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        text = read_until(proc, "Ctrl-C")
+        assert "use case:   txhousing (DAGs feature_pipeline, ...)" in text, text
+        assert "use case:   flights (DAGs feature_pipeline__flights, ...)" in text, text
+        assert "serving:    http://127.0.0.1:8484" in text and "http://127.0.0.1:8485" in text
+        assert "backfill:   airloop backfill --start 2013-01-01" in text, text  # flights: default
+        assert f"airloop --usecase {workdir / 'txhousing'} backfill --start 2000-01" in text
+        backfill = airloop(
+            ["--usecase", "flights", "backfill", "--start", "2013-01-01", "--intervals", "2"],
+            env,
+            workdir,
+        )
+        assert backfill.returncode == 0, backfill.stdout + backfill.stderr
+        assert "queued feature_pipeline__flights runs" in backfill.stdout
+        # Each use case's service answers for its own model: txhousing's champion, and flights
+        # (no champion yet) saying so.
+        ready = request_json("GET", "http://127.0.0.1:8484/ready")
+        assert ready["model"]["name"] == "txhousing", ready
+        with pytest.raises(HttpError) as no_model:
+            request_json("GET", "http://127.0.0.1:8485/ready")
+        assert no_model.value.status == 503 and no_model.value.body["model"] is None
+        # The airloop page shows one use case at a time, with links to the others.
+        password = next(
+            line.split(" / ")[1].strip() for line in text.splitlines() if line.startswith("login:")
+        )
+        token = request_json(
+            "POST",
+            "http://127.0.0.1:8481/auth/token",
+            {"username": "admin", "password": password},
+        )["access_token"]
+        page = request_text("http://127.0.0.1:8481/airloop/?usecase=flights", token)
+        assert "airloop: flights" in page and "?usecase=txhousing" in page, page[:2000]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=90)
+    assert proc.returncode == 0
+    assert txhousing_state(home, env, workdir) == before
+    flights = json.loads(airloop(["--usecase", "flights", "status", "--json"], env, workdir).stdout)
+    assert flights["airflow"]["dag_runs"]["feature_pipeline__flights"].get("success") == 2
+    assert flights["champion"] is None
+    assert {t["partitions"] for t in flights["offline_store"]["tables"].values()} == {2}
+    assert sorted(p.name for p in (home / "landing").iterdir()) == ["flights", "txhousing"]
+
+
+def txhousing_state(home: Path, env: dict[str, str], workdir: Path) -> dict[str, object]:
+    """What flights beside it must leave alone: txhousing's runs, champion and stored files."""
+    status = json.loads(
+        airloop(["--usecase", "./txhousing", "status", "--json"], env, workdir).stdout
+    )
+    files = {
+        str(p.relative_to(home)): p.stat().st_mtime_ns
+        for folder in ("feast/offline/txhousing", "landing/txhousing", "monitoring/txhousing")
+        for p in (home / folder).rglob("*")
+        if p.is_file()
+    }
+    return {
+        "runs": status["airflow"]["dag_runs"].get("feature_pipeline"),
+        "champion": status["champion"]["version"],
+        "files": files,
+    }
+
+
+def read_until(proc: subprocess.Popen[bytes], marker: str, timeout: float = 300) -> str:
+    """What a starting process printed up to the line that starts with ``marker``."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline().decode()
+        if not line and proc.poll() is not None:
+            break
+        lines.append(line)
+        if line.startswith(marker):
+            break
+    return "".join(lines)
+
+
+def request_text(url: str, token: str) -> str:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return str(response.read().decode())

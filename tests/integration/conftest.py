@@ -77,7 +77,7 @@ def store_snapshot(settings: Any, usecase: Any) -> dict[str, Any]:
 def landing_file(settings: Any, usecase: Any, source: str, d: int) -> Path:
     from airloop.data.landing import landing_path
 
-    return landing_path(settings, source, usecase.sources[source], day(d))
+    return landing_path(settings, usecase, source, day(d))
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +107,7 @@ def online_values_for(settings: Any, usecase: Any) -> dict[str, list[Any]]:
 def last_landed_temp(settings: Any, day_file: str, origin: str = "EWR") -> float:
     import pandas as pd
 
-    raw = pd.read_csv(settings.landing_dir / "weather" / day_file)
+    raw = pd.read_csv(settings.landing_root("flights") / "weather" / day_file)
     return float(raw[raw["origin"] == origin].sort_values("time_hour").iloc[-1]["temp"])
 
 

@@ -48,7 +48,7 @@ def test_historical_features_are_point_in_time_correct(two_days, landed, flights
     ).to_df()
     assert len(frame) == len(events)
     # Weather at the origin in the departure hour equals the raw observation.
-    raw = pd.read_csv(landed.landing_dir / "weather" / "2013-01-02.csv")
+    raw = pd.read_csv(landed.landing_root("flights") / "weather" / "2013-01-02.csv")
     raw["time_hour"] = pd.to_datetime(raw["time_hour"], utc=True)
     row = frame.sort_values("event_id").iloc[100]
     expected = raw[(raw["origin"] == row["origin"]) & (raw["time_hour"] == row["event_timestamp"])][
@@ -91,5 +91,7 @@ def test_rerunning_an_older_interval_keeps_the_newest_online_values(
 
 
 def test_validation_report_is_written(two_days, landed) -> None:
-    report = json.loads((landed.reports_dir / "validation" / "2013-01-02.json").read_text())
+    report = json.loads(
+        (landed.reports_root("flights") / "validation" / "2013-01-02.json").read_text()
+    )
     assert report["success"] is True and report["rows"]["flights"] > 500

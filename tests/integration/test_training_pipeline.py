@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 from typing import Any
 
@@ -315,6 +316,10 @@ def test_regression_usecase_trains_end_to_end(features, tmp_path) -> None:
     path = tmp_path / "usecase.yaml"
     path.write_text(yaml.safe_dump(raw))
     usecase = load_usecase(str(path))
+    # The same raw files, landed for this use case (each has its own landing folder).
+    shutil.copytree(
+        features.landing_root("flights"), features.landing_root(usecase.name), dirs_exist_ok=True
+    )
     for d in range(1, 9):
         run_interval(day(d), day(d + 1), usecase, features)
     result = pipeline.run_training(

@@ -113,7 +113,7 @@ def test_land_one_day_writes_that_days_partitions(runner: CliRunner, home: Path)
     result = runner.invoke(app, ["land", "--start", "2013-01-01", "--days", "1"])
     assert result.exit_code == 0, result.output
     assert "landed 2013-01-01 .. 2013-01-02 (exclusive, 1 daily interval)" in result.output
-    landing = home / "landing"
+    landing = home / "landing" / "flights"
     assert {str(p.relative_to(landing)) for p in landing.rglob("*.csv")} == {
         "flights/2013-01-01.csv",
         "arrivals/2013-01-01.csv",
@@ -235,8 +235,8 @@ def test_a_monthly_use_case_lands_and_counts_in_months(
     )
     assert result.exit_code == 0, result.output
     assert "landed 2013-01 .. 2013-03 (exclusive, 2 monthly intervals)" in result.output
-    flights = sorted(p.name for p in (home / "landing" / "flights").iterdir())
+    flights = sorted(p.name for p in (home / "landing" / "flights" / "flights").iterdir())
     assert flights == ["2013-01-01.csv", "2013-02-01.csv"]
-    january = pd.read_csv(home / "landing" / "flights" / "2013-01-01.csv")
+    january = pd.read_csv(home / "landing" / "flights" / "flights" / "2013-01-01.csv")
     assert set(pd.to_datetime(january["time_hour"], utc=True).dt.month) == {1}
     assert len(january) > 20000  # a month of New York departures, not a day

@@ -19,16 +19,12 @@ def test_land_window_partitions_by_interval(tmp_path: Path, flights) -> None:
     settings = Settings(home=tmp_path)
     written = land_window(flights, settings, date(2013, 1, 2), date(2013, 1, 4))
     assert written == {"flights": 2, "arrivals": 2, "weather": 2, "planes": 1, "airlines": 1}
-    day = landing_path(
-        settings, "flights", flights.sources["flights"], pd.Timestamp("2013-01-02", tz="UTC")
-    )
+    day = landing_path(settings, flights, "flights", pd.Timestamp("2013-01-02", tz="UTC"))
     frame = pd.read_csv(day)
     assert frame["time_hour"].str.startswith("2013-01-02").all()
     assert "arr_delay" not in frame.columns  # outcomes land separately
     arrivals = pd.read_csv(
-        landing_path(
-            settings, "arrivals", flights.sources["arrivals"], pd.Timestamp("2013-01-03", tz="UTC")
-        )
+        landing_path(settings, flights, "arrivals", pd.Timestamp("2013-01-03", tz="UTC"))
     )
     shift = pd.to_datetime(arrivals["available_at"]) - pd.to_datetime(arrivals["time_hour"])
     assert (shift == pd.Timedelta(hours=6)).all()

@@ -45,7 +45,7 @@ def files_under(root: Path) -> set[Path]:
 def populated(tmp_path: Path) -> Settings:
     """A home holding, written by hand in the layout the stages write them, every kind of state."""
     settings = Settings(home=tmp_path / "h")
-    reports = settings.reports_dir / "validation"
+    reports = settings.reports_root("flights") / "validation"
     # Passed: only the partitioned sources' rows count (planes is a reference table).
     write_json(
         reports / "2013-01-01.json",
@@ -71,9 +71,9 @@ def populated(tmp_path: Path) -> Settings:
             "data_docs": "/somewhere/index.html",
         },
     )
-    # Another use case's report in the same folder is not ours.
+    # Another use case's reports, in its own folder, are not ours.
     write_json(
-        reports / "2013-01-04.json",
+        settings.reports_root("churn") / "validation" / "2013-01-04.json",
         validation_report("2013-01-04", {"flights": 10_000}, usecase="churn"),
     )
     # Offline store: one table, two partitions.
@@ -212,7 +212,7 @@ def test_summary_of_an_empty_home_says_nothing_has_run(tmp_path: Path, flights) 
     assert "rows validated:       0 in 0 partitions" in lines
     assert "rows quarantined:     0 in 0 partitions" in lines
     assert "seconds taken:        3" in lines
-    assert f"  {settings.reports_dir / 'validation'}   validation reports" in lines
+    assert f"  {settings.reports_root('flights') / 'validation'}   validation reports" in lines
     assert not any(line.startswith(("champion:", "monitored intervals:")) for line in lines)
 
 

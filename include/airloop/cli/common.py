@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from airloop.core.periods import Cadence, to_utc
 from airloop.settings import Settings, SettingsError, get_settings
-from airloop.usecase import UseCase, load_usecase
+from airloop.usecase import UseCase, resolve
 
 app = typer.Typer(
     help="The airloop command: one entry point per stage, for shells, notebooks and containers.",
@@ -75,7 +75,8 @@ def context(profile: str | None = None) -> tuple[Settings, UseCase]:
     settings = get_settings()
     if profile is not None and profile != settings.profile:
         settings = in_profile(settings, profile)
-    return settings, load_usecase(settings.usecase)
+    usecase, settings = resolve(None, settings)  # settings scoped to it (its serving port)
+    return settings, usecase
 
 
 def in_profile(settings: Settings, profile: str) -> Settings:

@@ -27,7 +27,7 @@ def land(start: StartOpt = None, end: EndOpt = None, intervals: IntervalsOpt = N
     settings, uc = context()
     span = window(uc, start, end, intervals)
     written = land_window(uc, settings, span.first, span.last)
-    typer.echo(f"landed {span} into {settings.landing_dir}: {written}")
+    typer.echo(f"landed {span} into {settings.landing_root(uc.name)}: {written}")
 
 
 @app.command("run")
@@ -56,20 +56,22 @@ def backfill(
     interval (``airflow dags trigger`` gives a manual run the interval of its trigger time).
     """
     from airloop.runtime.api import ApiClient
+    from airloop.usecase import dag_id
 
     settings, uc = context()
     span = window(uc, start, end, intervals)
     client = ApiClient(settings)
-    client.queue_intervals("feature_pipeline", span.intervals, "airloop backfill")
-    typer.echo(f"queued feature_pipeline runs for {span}")
+    pipeline = dag_id("feature_pipeline", uc, settings)
+    client.queue_intervals(pipeline, span.intervals, "airloop backfill")
+    typer.echo(f"queued {pipeline} runs for {span}")
     if not wait:
         return
     runs = client.wait_for_window(
-        "feature_pipeline", span.intervals, on_progress=lambda line: typer.echo(f"  {line}")
+        pipeline, span.intervals, on_progress=lambda line: typer.echo(f"  {line}")
     )
     failed = [r for r in runs if r["state"] == "failed"]
     for run in failed:
-        for ti in client.failed_tasks("feature_pipeline", run["dag_run_id"]):
+        for ti in client.failed_tasks(pipeline, run["dag_run_id"]):
             typer.echo(f"  failed: {run['logical_date'][:16]} {ti['task_id']}", err=True)
     if failed:
         raise typer.Exit(1)

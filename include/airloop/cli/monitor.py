@@ -13,15 +13,17 @@ from airloop.settings import Settings
 from airloop.usecase import UseCase
 
 
-def through_airflow(settings: Settings) -> Callable[[Interval], str]:
-    """Monitor an interval with a run of the monitoring DAG; the run's final state."""
+def through_airflow(settings: Settings, uc: UseCase) -> Callable[[Interval], str]:
+    """Monitor an interval with a run of the use case's monitoring DAG; the run's final state."""
     from airloop.runtime.api import ApiClient
+    from airloop.usecase import dag_id
 
     client = ApiClient(settings)
+    monitoring = dag_id("monitoring", uc, settings)
 
     def run(interval: Interval) -> str:
-        created = client.trigger("monitoring", interval=interval)
-        state: str = client.wait_for_run("monitoring", created["dag_run_id"])["state"]
+        created = client.trigger(monitoring, interval=interval)
+        state: str = client.wait_for_run(monitoring, created["dag_run_id"])["state"]
         return state
 
     return run
@@ -58,7 +60,7 @@ def monitor(
     settings, uc = context()
     span = window(uc, start, end, intervals)
     ledger = FeedbackLedger(settings.monitoring_root(uc.name))
-    run = in_this_process(settings, uc) if in_process else through_airflow(settings)
+    run = in_this_process(settings, uc) if in_process else through_airflow(settings, uc)
     for interval in span.intervals:
         state = run(interval)
         decision = ledger.decision_for(interval[0]) or {}

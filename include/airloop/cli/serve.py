@@ -13,7 +13,13 @@ from airloop.cli.common import EndOpt, IntervalsOpt, StartOpt, app, context, win
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Bind address")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (default: AIRLOOP_SERVING_PORT, 8300)")] = 0,
+    port: Annotated[
+        int,
+        typer.Option(
+            help="Port (default: AIRLOOP_SERVING_PORT, 8300; the next one for each next use case"
+            " of AIRLOOP_USECASES)"
+        ),
+    ] = 0,
     poll: Annotated[float, typer.Option(help="Seconds between checks of the champion alias")] = 5.0,
 ) -> None:
     """Serve the champion: /v1/predict (with online features), /invocations, /health, /ready, /metrics."""
@@ -25,7 +31,7 @@ def serve(
     uvicorn.run(
         create_app(settings, uc, poll_seconds=poll),
         host=host,
-        port=port or settings.serving_port,
+        port=port or settings.serving_port + settings.usecase_slot,
         log_level="warning",
     )
 

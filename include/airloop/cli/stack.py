@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from airloop.cli.common import DEMO_DAYS, ProfileOpt, StartOpt, app, context, covering, moment
-from airloop.usecase import UseCase
+from airloop.settings import Settings
+from airloop.usecase import UseCase, dag_id, scoped
 
 if TYPE_CHECKING:
     from airloop.demo.main import DemoWindow
@@ -121,17 +122,23 @@ def up(
     from airloop.runtime.api import ApiClient, admin_password
     from airloop.runtime.services import Services, topology, wait_http
     from airloop.runtime.stack import set_up_home, wait_until_ready
+    from airloop.usecase import active_usecases
 
     settings, uc = context(profile)
     set_up_home(settings, uc)
-    landed = settings.landing_dir.exists() and any(settings.landing_dir.rglob("*.csv"))
-    if land_replay and uc.replay is not None and not landed:
-        window = demo_window(uc, None, None, DEMO_DAYS, year=False)
-        land_window(uc, settings, window.first, window.last)
+    running = active_usecases(settings)
+    for each, _ in running:
+        landed = settings.landing_root(each.name).exists() and any(
+            settings.landing_root(each.name).rglob("*.*")
+        )
+        if land_replay and each.replay is not None and not landed:
+            window = demo_window(each, None, None, DEMO_DAYS, year=False)
+            land_window(each, settings, window.first, window.last)
     components = topology(settings, everything=True)
+    pipelines = [dag_id("feature_pipeline", each, settings) for each, _ in running]
     with Services(settings, components) as services:
         try:
-            wait_until_ready(settings, ApiClient(settings), services, ["feature_pipeline"])
+            wait_until_ready(settings, ApiClient(settings), services, pipelines)
             if "mlflow-ui" in components:
                 wait_http(f"{settings.mlflow_ui_url}/", services)
             typer.echo(f"profile:    {settings.profile} ({', '.join(components)})")
@@ -139,21 +146,32 @@ def up(
             typer.echo(f"airloop:    {settings.api_base_url}/plugin/airloop (after login)")
             typer.echo(f"login:      {settings.airflow_admin_user} / {admin_password(settings)}")
             typer.echo(f"MLflow UI:  {settings.mlflow_ui_url}")
-            typer.echo(
-                f"serving:    {settings.serving_url}  (POST /v1/predict, /invocations; GET /ready, /metrics)"
-            )
+            for line in usecase_hints(settings, running):
+                typer.echo(line)
             typer.echo(f"logs:       {settings.logs_dir}")
-            if uc.replay is not None:
-                first = uc.cadence.label(moment(str(uc.replay.start), "replay.start"))
-                typer.echo(
-                    f"backfill:   airloop backfill --start {first} --intervals 7   (in another shell)"
-                )
             typer.echo("Ctrl-C stops everything.")
             while True:
                 services.check_alive()
                 time.sleep(2.0)
         except KeyboardInterrupt:
             typer.echo("stopping everything")
+
+
+def usecase_hints(settings: Settings, running: list[tuple[UseCase, str]]) -> list[str]:
+    """Where each use case is served and how to run its first intervals (from another shell)."""
+    endpoints = "(POST /v1/predict, /invocations; GET /ready, /metrics)"
+    lines = []
+    for uc, ref in running:
+        if len(running) > 1:
+            lines.append(
+                f"use case:   {uc.name} (DAGs {dag_id('feature_pipeline', uc, settings)}, ...)"
+            )
+        lines.append(f"serving:    {scoped(settings, uc).serving_url}  {endpoints}")
+        if uc.replay is not None:
+            first = uc.cadence.label(moment(str(uc.replay.start), "replay.start"))
+            option = "" if ref == settings.usecase else f"--usecase {ref} "
+            lines.append(f"backfill:   airloop {option}backfill --start {first} --intervals 7")
+    return lines
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """The landing zone: where raw partitions arrive, one data interval at a time.
 
-Layout under ``$AIRLOOP_HOME/landing``: ``<source>/<partition key>.<format>`` for partitioned
-sources, ``<source>/current.<format>`` for reference tables.
+Layout under ``$AIRLOOP_HOME/landing``: ``<use case>/<source>/<partition key>.<format>`` for
+partitioned sources, ``<use case>/<source>/current.<format>`` for reference tables.
 """
 
 from __future__ import annotations
@@ -15,17 +15,18 @@ from airloop.core.errors import PermanentError
 from airloop.core.files import atomic_write
 from airloop.data.intervals import partition_key
 from airloop.settings import Settings
-from airloop.usecase import SourceSpec
+from airloop.usecase import SourceSpec, UseCase
 
 
 class RawDataError(PermanentError, ValueError):
     """A raw partition that cannot even be read (missing, empty, unparseable)."""
 
 
-def landing_path(settings: Settings, source: str, spec: SourceSpec, start: datetime | None) -> Path:
+def landing_path(settings: Settings, usecase: UseCase, source: str, start: datetime | None) -> Path:
     """Where a source's partition for the interval starting at ``start`` lands (reference: whole)."""
+    spec = usecase.sources[source]
     name = "current" if spec.kind == "reference" else partition_key(start)  # type: ignore[arg-type]
-    return settings.landing_dir / source / f"{name}.{spec.format}"
+    return settings.landing_root(usecase.name) / source / f"{name}.{spec.format}"
 
 
 def read_raw(path: Path, spec: SourceSpec) -> pd.DataFrame:

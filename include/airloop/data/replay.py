@@ -78,14 +78,14 @@ def land_window(
         spec = usecase.sources[name]
         df = load_replay_frame(replay, usecase.folder)
         if spec.kind == "reference":
-            write_raw(df, landing_path(settings, name, spec, None), spec)
+            write_raw(df, landing_path(settings, usecase, name, None), spec)
             written[name] = 1
             continue
         stamps = partition_stamps(df, spec)
         count = 0
         for lo, hi in intervals:
             rows = df[(stamps >= as_utc(lo)) & (stamps < as_utc(hi))]
-            write_raw(rows, landing_path(settings, name, spec, lo), spec)
+            write_raw(rows, landing_path(settings, usecase, name, lo), spec)
             count += 1
         written[name] = count
         log.info("landed %d partitions of %s", count, name)

@@ -26,7 +26,7 @@ from airloop.registry.models import describe_champion
 from airloop.runtime.api import ApiClient
 from airloop.runtime.services import Services
 from airloop.settings import Settings
-from airloop.usecase import UseCase
+from airloop.usecase import UseCase, dag_id
 
 Echo = Callable[[str], None]
 MONITORED = "airloop demo: monitored interval"
@@ -81,6 +81,10 @@ class Lifecycle:
         self.ledger = FeedbackLedger(settings.monitoring_root(usecase.name))
 
     # -- runs ---------------------------------------------------------------------------------
+    def dag(self, name: str) -> str:
+        """The id of this use case's DAG ``name`` (one Airflow may run several use cases)."""
+        return dag_id(name, self.usecase, self.settings)
+
     def _wait(self, dag_id: str, run_id: str, timeout: float = 1800.0) -> dict[str, Any]:
         done = self.client.wait_for_run(dag_id, run_id, self.services.check_alive, timeout)
         if done["state"] != "success":
@@ -98,9 +102,11 @@ class Lifecycle:
 
     def features(self, intervals: list[Interval]) -> None:
         """Queue one run per interval (the DAG runs them one at a time, in order); wait for all."""
-        runs = self.client.queue_intervals("feature_pipeline", intervals, "airloop demo: bootstrap")
+        runs = self.client.queue_intervals(
+            self.dag("feature_pipeline"), intervals, "airloop demo: bootstrap"
+        )
         for i, ((lo, _), created) in enumerate(zip(intervals, runs, strict=True), 1):
-            self._wait("feature_pipeline", created["dag_run_id"])
+            self._wait(self.dag("feature_pipeline"), created["dag_run_id"])
             self.echo(f"  [{i}/{len(intervals)}] features {self.usecase.cadence.label(lo)}")
         self.timeline.add(
             intervals[0][0].date(),
@@ -109,7 +115,7 @@ class Lifecycle:
         )
 
     def _asset_runs(self) -> set[str]:
-        runs = self.client.dag_runs("model_training")
+        runs = self.client.dag_runs(self.dag("model_training"))
         return {r["dag_run_id"] for r in runs if r.get("run_type") == "asset_triggered"}
 
     def _wait_for_retraining(self, before: set[str], timeout: float = 180.0) -> dict[str, Any]:
@@ -124,7 +130,9 @@ class Lifecycle:
         except WaitTimeout as exc:
             raise LifecycleError(str(exc)) from None
         run_id = sorted(new)[0]
-        done = self.client.wait_for_run("model_training", run_id, self.services.check_alive, 1800.0)
+        done = self.client.wait_for_run(
+            self.dag("model_training"), run_id, self.services.check_alive, 1800.0
+        )
         return {"run_id": run_id, "state": done["state"]}
 
     # -- the stages of the life ---------------------------------------------------------------
@@ -137,10 +145,10 @@ class Lifecycle:
         window = {"window_start": f"{first:%Y-%m-%d}", "window_end": f"{split:%Y-%m-%d}"}
         if trials > 0:
             self.echo(f"experiment: {trials} trials in parallel, tracked in MLflow")
-            self.run("experimentation", {**window, "n_trials": trials})
+            self.run(self.dag("experimentation"), {**window, "n_trials": trials})
             self.timeline.add(split.date(), "experiment", f"{trials} trials")
         self.echo("model_training: train, evaluate, gate, register, promote, deploy")
-        self.run("model_training", window, note="airloop demo: first champion")
+        self.run(self.dag("model_training"), window, note="airloop demo: first champion")
         champion = describe_champion(self.settings, self.usecase)
         if champion is None:
             raise LifecycleError("model_training finished without a champion (see its gate)")
@@ -156,9 +164,11 @@ class Lifecycle:
         """Serve and monitor each interval; the next one's features build while monitoring runs."""
         if not intervals:
             return
-        [features] = self.client.queue_intervals("feature_pipeline", intervals[:1], MONITORED)
+        [features] = self.client.queue_intervals(
+            self.dag("feature_pipeline"), intervals[:1], MONITORED
+        )
         for i, interval in enumerate(intervals):
-            self._wait("feature_pipeline", features["dag_run_id"])
+            self._wait(self.dag("feature_pipeline"), features["dag_run_id"])
             following = intervals[i + 1] if i + 1 < len(intervals) else None
             features = self.monitored_interval(interval, following)
 
@@ -171,13 +181,13 @@ class Lifecycle:
         day = lo.date()
         traffic = send_interval(self.settings, self.usecase, lo, hi, step=self.step)
         before = self._asset_runs()
-        [monitoring] = self.client.queue_intervals("monitoring", [interval], MONITORED)
+        [monitoring] = self.client.queue_intervals(self.dag("monitoring"), [interval], MONITORED)
         next_features = (
-            self.client.queue_intervals("feature_pipeline", [following], MONITORED)[0]
+            self.client.queue_intervals(self.dag("feature_pipeline"), [following], MONITORED)[0]
             if following is not None
             else None
         )
-        self._wait("monitoring", monitoring["dag_run_id"])
+        self._wait(self.dag("monitoring"), monitoring["dag_run_id"])
         decision = self.ledger.decision_for(lo) or {}
         line = self._describe(lo, traffic, decision)
         if decision.get("breach"):

@@ -27,7 +27,7 @@ from airloop.settings import Settings
 from airloop.status import collect_status
 from airloop.usecase import UseCase
 
-DEMO_DAGS = ("feature_pipeline", "experimentation", "model_training", "monitoring")
+DEMO_DAGS = ("feature_pipeline", "experimentation", "model_training", "monitoring")  # per use case
 
 
 class DemoStopped(RuntimeError):
@@ -73,7 +73,9 @@ def run_demo(
     with Services(settings, components) as services:
         life = Lifecycle(settings, usecase, ApiClient(settings), services, echo=echo)
         try:
-            wait_until_ready(settings, life.client, services, DEMO_DAGS)
+            wait_until_ready(
+                settings, life.client, services, [life.dag(name) for name in DEMO_DAGS]
+            )
             echo("4/5 the first champion")
             life.bootstrap(window.bootstrap, trials)
             show_predictions(settings, usecase, window.bootstrap[-1], echo)
@@ -86,9 +88,10 @@ def run_demo(
         except (LifecycleError, AirflowError) as exc:
             raise DemoStopped(str(exc)) from None
         finally:
-            life.timeline.save(settings.reports_dir / "timeline.json")
+            reports = settings.reports_root(usecase.name)
+            life.timeline.save(reports / "timeline.json")
             page = render_timeline(
-                settings, usecase, life.timeline.events, settings.reports_dir / "timeline.html"
+                settings, usecase, life.timeline.events, reports / "timeline.html"
             )
     echo("the life of the model:")
     for event in life.timeline.events:

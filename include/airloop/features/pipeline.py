@@ -31,7 +31,7 @@ from airloop.features.offline import partition_file, read_partitions, write_part
 from airloop.features.store import Materialized, materialize_interval
 from airloop.features.transforms import clean_source
 from airloop.metadata.store import MetadataStore
-from airloop.quality.gate import gate_partition
+from airloop.quality.gate import gate_partition, validation_report_path
 from airloop.settings import Settings
 from airloop.usecase import UseCase, ViewInputs, resolve, source_table
 
@@ -110,7 +110,7 @@ def extract_partition(
     stage.mkdir(parents=True)
     files: dict[str, dict[str, str | int]] = {}
     for name, spec in uc.sources.items():
-        src = landing_path(st, name, spec, start)
+        src = landing_path(st, uc, name, start)
         if not src.exists():
             files[name] = {"missing": str(src)}
             continue
@@ -160,7 +160,7 @@ def validate_partition(
     return Validated(
         partition=report["partition"],
         rows=report["rows"],
-        report=str(st.reports_dir / "validation" / f"{report['partition']}.json"),
+        report=str(validation_report_path(st, uc.name, report["partition"])),
     )
 
 
@@ -263,7 +263,7 @@ def record_interval(
 ) -> None:
     """What lineage follows back from a training window: this interval's run and its inputs."""
     manifest = read_json(Path(extracted.manifest))
-    report_path = st.reports_dir / "validation" / f"{extracted.partition}.json"
+    report_path = validation_report_path(st, uc.name, extracted.partition)
     report = read_json(report_path) if report_path.exists() else {}
     MetadataStore(st).record_interval(
         {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -25,7 +26,7 @@ from airloop.registry.models import CHALLENGER, CHAMPION, alias_version
 from airloop.registry.tracking import configure
 from airloop.serving.client import service_alive
 from airloop.settings import Settings
-from airloop.usecase import UseCase
+from airloop.usecase import UseCase, dag_id
 
 PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{4})?$")
 PAGE_STYLE = STYLE + (
@@ -98,13 +99,18 @@ def _version_card(settings: Settings, usecase: UseCase, alias: str) -> str:
     )
 
 
-def _events_table(root: str, events: list[ModelEvent]) -> str:
+def _for(usecase: UseCase) -> str:
+    """The query that keeps a link on this use case's page (one Airflow may run several)."""
+    return f"?usecase={quote(usecase.name, safe='')}"
+
+
+def _events_table(root: str, usecase: UseCase, events: list[ModelEvent]) -> str:
     rows = "".join(
         "<tr>"
         f"<td>{e.effective_at:%Y-%m-%d %H:%M}</td><td>{_e(e.kind)}</td><td>v{_e(e.version)}</td>"
         f"<td>{_v(e.champion_before)} → {_v(e.champion_after)}</td><td>{_e(e.actor)}</td>"
         f"<td>{_e(e.reason)}</td><td>{airflow_run_link(root, e.dag_id, e.run_id)}</td>"
-        f"<td><a href='{root}evidence/{e.id}'>evidence</a></td></tr>"
+        f"<td><a href='{root}evidence/{e.id}{_for(usecase)}'>evidence</a></td></tr>"
         for e in reversed(events)
     )
     head = "".join(
@@ -114,7 +120,7 @@ def _events_table(root: str, events: list[ModelEvent]) -> str:
     return f"<table id='promotions'><tr>{head}</tr>{rows}</table>"
 
 
-def _requests_table(root: str, requests: list[dict[str, Any]]) -> str:
+def _requests_table(root: str, training_dag: str, requests: list[dict[str, Any]]) -> str:
     rows = []
     for r in reversed(requests):
         outcome = r.get("outcome") or {}
@@ -124,7 +130,7 @@ def _requests_table(root: str, requests: list[dict[str, Any]]) -> str:
             f"<td>{_e(r['request_id'])}</td><td>{_e(r.get('interval_start'))}</td>"
             f"<td>{_e(checks)}</td><td>{_e(r.get('status'))}</td>"
             f"<td>{_e(outcome.get('result'))} {_e(outcome.get('version') or '')}</td>"
-            f"<td>{airflow_run_link(root, 'model_training', outcome.get('dag_run_id'))}</td></tr>"
+            f"<td>{airflow_run_link(root, training_dag, outcome.get('dag_run_id'))}</td></tr>"
         )
     head = "".join(
         f"<th>{h}</th>"
@@ -133,8 +139,11 @@ def _requests_table(root: str, requests: list[dict[str, Any]]) -> str:
     return f"<table id='requests'><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def overview(settings: Settings, usecase: UseCase, root: str = "") -> str:
-    """The use case at a glance: champion, challenger, serving, drift, requests, decisions."""
+def overview(
+    settings: Settings, usecase: UseCase, root: str = "", usecases: Sequence[str] = ()
+) -> str:
+    """The use case at a glance: champion, challenger, serving, drift, requests, decisions;
+    links to the other ``usecases`` this Airflow runs."""
     ledger = FeedbackLedger(settings.monitoring_root(usecase.name))
     requests, decisions = ledger.requests(), ledger.decisions()
     frame = history_frame(settings, usecase)
@@ -142,18 +151,26 @@ def overview(settings: Settings, usecase: UseCase, root: str = "") -> str:
     serving = "up" if service_alive(settings) else "not running"
     drift = (
         f"{_e(latest['action'])} for the interval from {_e(latest['interval_start'])}: "
-        f"{_e(latest.get('detail'))} (<a href='{root}report/{_partition(latest['interval_start'])}'>"
+        f"{_e(latest.get('detail'))} (<a href='{root}report/"
+        f"{_partition(latest['interval_start'])}{_for(usecase)}'>"
         "report</a>)"
         if latest
         else "not monitored yet"
     )
+    others = " | ".join(
+        f"<b>{_e(name)}</b>"
+        if name == usecase.name
+        else f"<a href='{root}?usecase={quote(name, safe='')}'>{_e(name)}</a>"
+        for name in usecases
+    )
     body = f"""<h1>airloop: {_e(usecase.name)}</h1><p>{_e(usecase.description)}</p>
+{f"<p id='usecases'>Use cases: {others}</p>" if len(usecases) > 1 else ""}
 <h2>Models</h2>{_version_card(settings, usecase, CHAMPION)}{_version_card(settings, usecase, CHALLENGER)}
 <p id="serving">Serving: <b>{serving}</b> at {_e(settings.serving_url)}</p>
 <h2>Drift and live performance</h2><p id="drift">Latest: {drift}</p>
 {history_plot(frame, requests) if not frame.empty else "<p>No monitored intervals yet.</p>"}
-<h2>Retrain requests</h2>{_requests_table(root, requests)}
-<h2>Promotions, refusals and rollbacks</h2>{_events_table(root, history(settings, usecase))}"""
+<h2>Retrain requests</h2>{_requests_table(root, dag_id("model_training", usecase, settings), requests)}
+<h2>Promotions, refusals and rollbacks</h2>{_events_table(root, usecase, history(settings, usecase))}"""
     return _page(f"airloop: {usecase.name}", body)
 
 
@@ -193,28 +210,32 @@ def _tasks_table(settings: Settings, rows: list[dict[str, Any]]) -> str:
 
 
 def run_page(
-    settings: Settings, usecase: UseCase, dag_id: str, run_id: str, root: str = "../../"
+    settings: Settings, usecase: UseCase, dag: str, run_id: str, root: str = "../../"
 ) -> str:
     """One DAG run: its tasks' records and, by DAG, the model it made or the report it wrote."""
-    tasks = MetadataStore(settings).task_runs(dag_id, run_id)
-    parts = [f"<h1>{_e(dag_id)}: {_e(run_id)}</h1>"]
+    tasks = MetadataStore(settings).task_runs(dag, run_id)
+    parts = [f"<h1>{_e(dag)}: {_e(run_id)}</h1>"]
     if not tasks:
         parts.append("<p>airloop recorded no task of this run.</p>")
     else:
         parts.append(f"<h2>Tasks</h2>{_tasks_table(settings, tasks)}")
-    if dag_id == "model_training":
+    if dag == dag_id("model_training", usecase, settings):
         parts.append(_training_section(settings, usecase, run_id, root))
-    elif dag_id == "monitoring" and tasks and tasks[0]["data_interval_start"] is not None:
+    elif (
+        dag == dag_id("monitoring", usecase, settings)
+        and tasks
+        and tasks[0]["data_interval_start"] is not None
+    ):
         start = tasks[0]["data_interval_start"]
         decision = FeedbackLedger(settings.monitoring_root(usecase.name)).decision_for(start)
         if decision:
             parts.append(
                 f"<h2>Decision</h2><p id='decision'><b>{_e(decision['action'])}</b>: "
                 f"{_e(decision.get('detail'))}</p>"
-                f"<p><a href='{root}report/{partition_key(start)}'>"
+                f"<p><a href='{root}report/{partition_key(start)}{_for(usecase)}'>"
                 "The interval's monitoring report</a></p>"
             )
-    elif dag_id == "feature_pipeline":
+    elif dag == dag_id("feature_pipeline", usecase, settings):
         rows = [r for r in MetadataStore(settings).intervals(usecase.name) if r["run_id"] == run_id]
         for r in rows:
             parts.append(
@@ -225,7 +246,7 @@ def run_page(
                 )
                 + f"<p>validation: {_e(r['validation'])}</p>"
             )
-    return _page(f"{dag_id} {run_id}", "".join(parts))
+    return _page(f"{dag} {run_id}", "".join(parts))
 
 
 def _training_section(settings: Settings, usecase: UseCase, run_id: str, root: str) -> str:
@@ -239,7 +260,7 @@ def _training_section(settings: Settings, usecase: UseCase, run_id: str, root: s
     decided = (
         "".join(
             f"<p id='decision'><b>{_e(e.kind)}</b>: {_e(e.reason)} "
-            f"(<a href='{root}evidence/{e.id}'>evidence</a>)</p>"
+            f"(<a href='{root}evidence/{e.id}{_for(usecase)}'>evidence</a>)</p>"
             for e in events
         )
         or "<p>No promotion decision recorded.</p>"

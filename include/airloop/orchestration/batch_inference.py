@@ -9,13 +9,13 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, dag, task
 
 from airloop.orchestration.assets import batch_predictions
 from airloop.orchestration.tasks import (
-    active_usecase,
     dag_header,
     data_interval,
     run_stage,
     schedule_bounds,
 )
 from airloop.settings import get_settings
+from airloop.usecase import UseCase, dag_id
 
 
 @task
@@ -31,15 +31,14 @@ def score_interval(
     return run_stage(stage, start, end, usecase)
 
 
-def build_batch_inference(doc_md: str | None = None) -> DAG:
+def build_batch_inference(usecase: UseCase, ref: str, doc_md: str | None = None) -> DAG:
     """The DAG ``batch_inference``: each success updates the batch-predictions Asset."""
-    usecase, ref = active_usecase()
     start, end = schedule_bounds(usecase)
     predictions = batch_predictions(usecase.name)
     settings = get_settings()
 
     @dag(
-        dag_id="batch_inference",
+        dag_id=dag_id("batch_inference", usecase, get_settings()),
         description=f"The {usecase.name} champion scores each interval's events in batch",
         doc_md=doc_md,
         schedule=CronDataIntervalTimetable(usecase.schedule, timezone="UTC"),

@@ -8,13 +8,13 @@ from airflow.sdk import DAG, Param, dag, task
 
 from airloop.catalog import family, family_names, metric_names
 from airloop.orchestration.tasks import (
-    active_usecase,
     dag_header,
     run_lineage,
     run_stage,
     schedule_bounds,
 )
-from airloop.usecase import UseCase
+from airloop.settings import get_settings
+from airloop.usecase import UseCase, dag_id
 
 
 @task
@@ -96,13 +96,12 @@ def experiment_form(usecase: UseCase) -> dict[str, Param]:
     }
 
 
-def build_experimentation(doc_md: str | None = None) -> DAG:
+def build_experimentation(usecase: UseCase, ref: str, doc_md: str | None = None) -> DAG:
     """The DAG ``experimentation``: triggered by hand from its form."""
-    usecase, ref = active_usecase()
     start, _ = schedule_bounds(usecase)
 
     @dag(
-        dag_id="experimentation",
+        dag_id=dag_id("experimentation", usecase, get_settings()),
         description=f"Hyper-parameter search for the {usecase.name} model, tracked in MLflow",
         doc_md=doc_md,
         schedule=None,

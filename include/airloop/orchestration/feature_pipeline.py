@@ -8,13 +8,14 @@ from typing import Any
 from airflow.sdk import DAG, CronDataIntervalTimetable, dag, task
 
 from airloop.orchestration.tasks import (
-    active_usecase,
     dag_header,
     data_interval,
     run_lineage,
     run_stage,
     schedule_bounds,
 )
+from airloop.settings import get_settings
+from airloop.usecase import UseCase, dag_id
 
 
 @task
@@ -74,13 +75,12 @@ def materialize_online(
     return run_stage(stage, start, end, usecase)
 
 
-def build_feature_pipeline(doc_md: str | None = None) -> DAG:
+def build_feature_pipeline(usecase: UseCase, ref: str, doc_md: str | None = None) -> DAG:
     """The DAG ``feature_pipeline``: one run per data interval, one interval at a time."""
-    usecase, ref = active_usecase()
     start, end = schedule_bounds(usecase)
 
     @dag(
-        dag_id="feature_pipeline",
+        dag_id=dag_id("feature_pipeline", usecase, get_settings()),
         description=f"Raw {usecase.name} data per interval → validation gate → features → Feast",
         doc_md=doc_md,
         # Data intervals, not trigger times: each run owns [start, end) of the source's data.

@@ -17,7 +17,6 @@ from airflow.sdk import (
 
 from airloop.orchestration.assets import retrain_request
 from airloop.orchestration.tasks import (
-    active_usecase,
     dag_header,
     lineage_of,
     run_lineage,
@@ -26,7 +25,7 @@ from airloop.orchestration.tasks import (
     triggering_request,
 )
 from airloop.settings import Settings, get_settings
-from airloop.usecase import UseCase
+from airloop.usecase import UseCase, dag_id
 
 
 def training_params() -> dict[str, Param]:
@@ -246,17 +245,16 @@ def train_in_container(settings: Settings, ref: str) -> Any:
     )
 
 
-def build_model_training(doc_md: str | None = None) -> DAG:
+def build_model_training(usecase: UseCase, ref: str, doc_md: str | None = None) -> DAG:
     """The DAG ``model_training``: on its timetable, by hand, and on every retrain request.
 
     With AIRLOOP_TRAINING_IMAGE set, the train step runs in that image (C5).
     """
-    usecase, ref = active_usecase()
     start, end = schedule_bounds(usecase)
     settings = get_settings()
 
     @dag(
-        dag_id="model_training",
+        dag_id=dag_id("model_training", usecase, get_settings()),
         description=f"Train, evaluate, gate, register and promote the {usecase.name} model",
         doc_md=doc_md,
         # On its time schedule, and whenever monitoring publishes a retrain request.

@@ -10,7 +10,6 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from airloop.orchestration.assets import retrain_request
 from airloop.orchestration.tasks import (
-    active_usecase,
     dag_header,
     data_interval,
     run_lineage,
@@ -18,6 +17,8 @@ from airloop.orchestration.tasks import (
     schedule_bounds,
     set_run_note,
 )
+from airloop.settings import get_settings
+from airloop.usecase import UseCase, dag_id
 
 
 @task
@@ -115,14 +116,13 @@ def publish_report(
     return published
 
 
-def build_monitoring(doc_md: str | None = None) -> DAG:
+def build_monitoring(usecase: UseCase, ref: str, doc_md: str | None = None) -> DAG:
     """The DAG ``monitoring``: one run per data interval, one at a time."""
-    usecase, ref = active_usecase()
     start, end = schedule_bounds(usecase)
     request_retraining = request_retraining_task(retrain_request(usecase.name))
 
     @dag(
-        dag_id="monitoring",
+        dag_id=dag_id("monitoring", usecase, get_settings()),
         description=f"Drift and live performance of the served {usecase.name} model; retrain requests",
         doc_md=doc_md,
         schedule=CronDataIntervalTimetable(usecase.schedule, timezone="UTC"),

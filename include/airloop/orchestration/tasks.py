@@ -14,12 +14,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, ParamSpec
 
+from airflow.sdk import DAG
 from airflow.sdk.exceptions import AirflowFailException
 
 from airloop.core.errors import PermanentError
 from airloop.core.records import to_json
 from airloop.settings import Settings, get_settings
-from airloop.usecase import UseCase, load_usecase
+from airloop.usecase import UseCase, active_usecases
 
 P = ParamSpec("P")
 log = logging.getLogger(__name__)
@@ -32,10 +33,13 @@ DEFAULT_ARGS: dict[str, Any] = {
 TAGS = ("airloop", "features", "experimentation", "training", "serving", "monitoring")
 
 
-def active_usecase() -> tuple[UseCase, str]:
-    """The use case the DAGs are built for, and how tasks refer to it (its name or path)."""
-    ref = get_settings().usecase
-    return load_usecase(ref), ref
+def dags_per_usecase(
+    build: Callable[[UseCase, str, str | None], DAG], doc_md: str | None
+) -> dict[str, DAG]:
+    """One DAG per use case this Airflow runs (``AIRLOOP_USECASES``), by DAG id: a DAG file puts
+    them in its globals. Tasks refer to their use case by its name or path."""
+    built = (build(usecase, ref, doc_md) for usecase, ref in active_usecases(get_settings()))
+    return {dag.dag_id: dag for dag in built}
 
 
 def dag_header(usecase: UseCase, stage: str) -> dict[str, Any]:
@@ -59,6 +63,8 @@ def schedule_bounds(usecase: UseCase) -> tuple[datetime, datetime | None]:
         return datetime(2024, 1, 1, tzinfo=UTC), None
     start = datetime.combine(usecase.replay.start, datetime.min.time(), UTC)
     end_day = get_settings().replay_end or usecase.replay.end
+    if end_day <= usecase.replay.start:  # moved for another use case's replay
+        end_day = usecase.replay.end
     return start, datetime.combine(end_day, datetime.min.time(), UTC) - timedelta(seconds=1)
 
 

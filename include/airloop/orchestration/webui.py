@@ -25,11 +25,18 @@ def create_app() -> Any:
 
     from airloop.lineage import page
     from airloop.settings import get_settings
-    from airloop.usecase import load_usecase
+    from airloop.usecase import UseCaseError, active_usecases, scoped, usecase_of_dag
 
-    def stores() -> tuple[Any, Any]:
+    def stores(usecase: str | None) -> tuple[Any, Any]:
+        """The settings and use case a page shows: ``?usecase=NAME``, else the first one."""
         settings = get_settings()
-        return settings, load_usecase(settings.usecase)
+        running = active_usecases(settings)
+        found = next((uc for uc, _ in running if uc.name == usecase), None)
+        if usecase is not None and found is None:
+            names = ", ".join(uc.name for uc, _ in running)
+            raise HTTPException(404, f"no use case {usecase!r} here; this Airflow runs {names}")
+        uc = found or running[0][0]
+        return scoped(settings, uc), uc
 
     app = FastAPI(
         title="airloop",
@@ -42,12 +49,17 @@ def create_app() -> Any:
     can_read_run = [Depends(requires_access_dag("GET", DagAccessEntity.RUN))]
 
     @app.get("/", response_class=HTMLResponse, dependencies=can_read_dags)
-    def overview() -> str:
-        return page.overview(*stores())
+    def overview(usecase: str | None = None) -> str:
+        names = [uc.name for uc, _ in active_usecases(get_settings())]
+        return page.overview(*stores(usecase), usecases=names)
 
     @app.get("/runs/{dag_id}/{run_id}", response_class=HTMLResponse, dependencies=can_read_run)
     def run(dag_id: str, run_id: str) -> str:
-        return page.run_page(*stores(), dag_id, run_id)
+        try:
+            usecase = usecase_of_dag(dag_id, get_settings())
+        except UseCaseError as exc:
+            raise HTTPException(404, str(exc)) from None
+        return page.run_page(*stores(usecase.name), dag_id, run_id)
 
     def found(html: str | None, missing: str) -> str:
         if html is None:
@@ -55,13 +67,13 @@ def create_app() -> Any:
         return html
 
     @app.get("/evidence/{event_id}", response_class=HTMLResponse, dependencies=can_read_dags)
-    def evidence(event_id: int) -> str:
-        return found(page.evidence_page(*stores(), event_id), f"no decision {event_id}")
+    def evidence(event_id: int, usecase: str | None = None) -> str:
+        return found(page.evidence_page(*stores(usecase), event_id), f"no decision {event_id}")
 
     @app.get("/report/{partition}", response_class=HTMLResponse, dependencies=can_read_dags)
-    def report(partition: str) -> str:
+    def report(partition: str, usecase: str | None = None) -> str:
         missing = f"no monitoring report for the interval {partition!r}"
-        return found(page.report_page(*stores(), partition), missing)
+        return found(page.report_page(*stores(usecase), partition), missing)
 
     return app
 

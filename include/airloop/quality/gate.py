@@ -39,6 +39,11 @@ class ValidationFailed(PermanentError, RuntimeError):
         self.report_path = report_path
 
 
+def validation_report_path(settings: Settings, usecase: str, partition: str) -> Path:
+    """Where the gate writes a use case's report on one partition."""
+    return settings.reports_root(usecase) / "validation" / f"{partition}.json"
+
+
 def gate_partition(
     usecase: UseCase,
     settings: Settings,
@@ -69,7 +74,7 @@ def gate_partition(
         },
         "failures": [f.as_dict() for f in failures],
     }
-    write_json(settings.reports_dir / "validation" / f"{key}.json", report)
+    write_json(validation_report_path(settings, usecase.name, key), report)
     if not failures:
         return report
     qdir = quarantine_partition(usecase, settings, start, report)
@@ -95,7 +100,7 @@ def quarantine_partition(
     qdir = settings.quarantine_dir / usecase.name / partition_key(start)
     qdir.mkdir(parents=True, exist_ok=True)
     for source in usecase.partitioned_sources:
-        src = landing_path(settings, source, usecase.sources[source], start)
+        src = landing_path(settings, usecase, source, start)
         if src.exists():
             target = qdir / source / src.name
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -29,6 +29,7 @@ from airloop.runtime.airflow_cli import (
     prepare_airflow_home,
 )
 from airloop.settings import Settings, SettingsError
+from airloop.usecase import active_usecases
 
 COMPONENTS_ALL = ("api-server", "scheduler", "dag-processor", "triggerer", "serving", "mlflow-ui")
 COMPONENTS_RUN = ("api-server", "scheduler", "dag-processor", "serving")
@@ -36,12 +37,28 @@ _PR_SET_PDEATHSIG = 1
 WORKER_LOG_PORT_STEP = 10  # each Celery worker on one host serves its logs on its own port
 
 
+def serving_components(settings: Settings) -> tuple[str, ...]:
+    """One serving API per use case: ``serving`` for the first, ``serving-<name>`` for each
+    next one, on the next port (``airloop.usecase.active``)."""
+    names = [uc.name for uc, _ in active_usecases(settings)]
+    return ("serving", *(f"serving-{name}" for name in names[1:]))
+
+
 def topology(settings: Settings, everything: bool = False) -> tuple[str, ...]:
     """The components to run: the profile's topology (``everything``: with the UIs).
 
     Production: api-server, scheduler, dag-processor, triggerer, the Celery workers, the MLflow
-    tracking server (when its URI is on this host) and the serving API.
+    tracking server (when its URI is on this host) and the serving APIs.
     """
+    return _with_servings(settings, _topology(settings, everything))
+
+
+def _with_servings(settings: Settings, components: tuple[str, ...]) -> tuple[str, ...]:
+    at = components.index("serving")
+    return (*components[:at], *serving_components(settings), *components[at + 1 :])
+
+
+def _topology(settings: Settings, everything: bool) -> tuple[str, ...]:
     if settings.profile == "production":
         workers = tuple(f"worker-{i}" for i in range(1, settings.celery_workers + 1))
         mlflow = ("mlflow",) if tracking_server_is_local(settings) else ()
@@ -111,14 +128,17 @@ class Services:
         the MLflow UI (embedded) or tracking server (production)."""
         bin_dir = Path(sys.executable).parent
         settings = self.settings
-        if name == "serving":
+        if name in (servings := serving_components(settings)):
+            slot = servings.index(name)  # the use case's place: its reference and its port
             return [
                 str(bin_dir / "airloop"),
+                "--usecase",
+                settings.usecase_refs[slot],
                 "serve",
                 "--host",
                 settings.serving_host,
                 "--port",
-                str(settings.serving_port),
+                str(settings.serving_port + slot),
             ]
         if name.startswith("worker-"):
             # Several workers on one host: each serves its logs on a port of its own.

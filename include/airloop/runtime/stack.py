@@ -17,17 +17,21 @@ from airloop.runtime.airflow_cli import migrate_db
 from airloop.runtime.api import ApiClient
 from airloop.runtime.services import Services, tracking_server_is_local, wait_http
 from airloop.settings import Settings
-from airloop.usecase import UseCase
+from airloop.usecase import UseCase, active_usecases, scoped
 
 
 def set_up_home(settings: Settings, usecase: UseCase) -> None:
-    """Create the folders, migrate Airflow's DB, register the Feast definitions, and (embedded)
+    """Create the folders, migrate Airflow's DB, register the Feast definitions of every use
+    case this Airflow runs (each its own Feast project), and (embedded)
     create MLflow's store; a tracking server migrates its own store when it starts."""
     folders = (settings.home, settings.shared, settings.landing_dir, settings.feast_dir)
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     migrate_db(settings)
-    apply_definitions(settings, usecase)
+    usecases = {uc.name: uc for uc, _ in active_usecases(settings)}
+    usecases.setdefault(usecase.name, usecase)
+    for each in usecases.values():
+        apply_definitions(settings, each)
     if settings.mlflow_tracking_uri is None:
         settings.mlflow_dir.mkdir(parents=True, exist_ok=True)
         _init_tracking_quietly(settings)
@@ -52,4 +56,5 @@ def wait_until_ready(
         wait_http(f"{settings.tracking_uri.rstrip('/')}/health", services)
     if settings.mlflow_tracking_uri is not None:
         _init_tracking_quietly(settings)
-    wait_http(f"{settings.serving_url}/health", services)
+    for usecase, _ in active_usecases(settings):
+        wait_http(f"{scoped(settings, usecase).serving_url}/health", services)

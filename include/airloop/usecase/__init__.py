@@ -5,6 +5,13 @@
 how it is found and loaded.
 """
 
+from airloop.usecase.active import (
+    active_usecases,
+    dag_id,
+    resolve,
+    scoped,
+    usecase_of_dag,
+)
 from airloop.usecase.base import Duration, UseCaseError, window_suffix
 from airloop.usecase.feature_views import (
     AggregateSpec,
@@ -36,7 +43,6 @@ from airloop.usecase.model import (
     TrainingSpec,
     UseCase,
     load_usecase,
-    resolve,
     resolve_usecase_path,
 )
 from airloop.usecase.sources import (
@@ -81,10 +87,14 @@ __all__ = [
     "UseCase",
     "UseCaseError",
     "ViewInputs",
+    "active_usecases",
+    "dag_id",
     "known_at",
     "load_usecase",
     "resolve",
     "resolve_usecase_path",
+    "scoped",
     "source_table",
+    "usecase_of_dag",
     "window_suffix",
 ]

@@ -17,7 +17,6 @@ from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, model_
 from airloop.catalog import family_names, metric_names
 from airloop.core.paths import PACKAGE_DIR
 from airloop.core.periods import Cadence, Span
-from airloop.settings import Settings, get_settings
 from airloop.usecase.base import Duration, Spec, Tolerance, ToleranceSpec, UseCaseError
 from airloop.usecase.feature_views import SOURCE_TABLE_PREFIX, FeatureView
 from airloop.usecase.sources import SourceSpec
@@ -463,11 +462,3 @@ def load_usecase(name_or_path: str) -> UseCase:
         raise UseCaseError(f"{path}: invalid use case\n" + "\n".join(problems)) from None
     usecase._folder = path.parent
     return usecase
-
-
-def resolve(usecase: UseCase | str | None, settings: Settings | None) -> tuple[UseCase, Settings]:
-    """The use case and settings a stage works with: given ones, else the active ones."""
-    settings = settings or get_settings()
-    if isinstance(usecase, UseCase):
-        return usecase, settings
-    return load_usecase(usecase or settings.usecase), settings
