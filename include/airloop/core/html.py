@@ -9,7 +9,10 @@ from __future__ import annotations
 import base64
 import html
 import io
+from pathlib import Path
 from typing import Any
+
+from airloop.core.files import atomic_write
 
 
 def figure_png(fig: Any) -> str:
@@ -18,6 +21,11 @@ def figure_png(fig: Any) -> str:
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=80)
     return base64.b64encode(buf.getvalue()).decode()
+
+
+def write_png(path: Path, fig: Any) -> Path:
+    """A matplotlib figure as a PNG file (written whole or not at all)."""
+    return atomic_write(path, lambda tmp: tmp.write_bytes(base64.b64decode(figure_png(fig))))
 
 
 def figure_img(fig: Any, alt: str) -> str:

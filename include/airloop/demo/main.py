@@ -99,7 +99,7 @@ def run_demo(
             echo(f"  {event['day']}  {event['kind']:<9} {event['detail']}")
     drifts = [e for e in life.timeline.events if e["kind"] == "drift"]
     echo(f"  {len(drifts)} monitored intervals breached a threshold")
-    echo(f"timeline:             {page}")
+    echo(f"timeline:             {page} (and {page.with_suffix('.png').name} beside it)")
     return state
 
 

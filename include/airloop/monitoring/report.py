@@ -9,6 +9,7 @@ figures are written as a Prometheus text file that the serving API's ``/metrics`
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import pandas as pd
 
 from airloop.core.columns import SCORE
 from airloop.core.files import read_json, write_text
-from airloop.core.html import figure_img, html_table
+from airloop.core.html import figure_img, html_table, write_png
 from airloop.data.intervals import as_utc
 from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.checks import interval_dir
@@ -86,32 +87,81 @@ def history_frame(settings: Settings, usecase: UseCase) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def history_plot(history: pd.DataFrame, requests: list[dict[str, Any]]) -> str:
-    """Drift and the live metric over the monitored intervals, requests as red lines (PNG)."""
+def history_plot(
+    history: pd.DataFrame,
+    requests: list[dict[str, Any]],
+    events: Sequence[dict[str, Any]] = (),
+) -> str:
+    """The timeline figure (:func:`timeline_figure`) as an inline PNG."""
+    return figure_img(timeline_figure(history, requests, events), "history")
+
+
+# What the demo's timeline events look like on the figure: (marker, colour, legend).
+EVENT_MARKS = {
+    "champion": ("*", "tab:green", "first champion"),
+    "promoted": ("^", "tab:green", "promoted"),
+    "gate": ("x", "tab:orange", "refused by the gate"),
+}
+
+
+def timeline_figure(
+    history: pd.DataFrame, requests: list[dict[str, Any]], events: Sequence[dict[str, Any]]
+) -> Any:
+    """The life of a model at a glance, one point per monitored interval: the share of drifting
+    features and the served scores' PSI above; below, the live metric against the metric at
+    training, shaded by the model version that served; retrain requests as red lines, and the
+    promotions and refusals of the ``events`` as marks."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 1, figsize=(9, 4.6), sharex=True)
+    fig, axes = plt.subplots(2, 1, figsize=(12, 5.2), sharex=True)
+    drift, live = axes
     if not history.empty:
-        x = history["interval_start"]
-        axes[0].plot(x, history["share_drifted"], marker=".", label="share of drifting features")
-        axes[0].plot(x, history["prediction_psi"], marker=".", label="prediction PSI")
-        axes[1].plot(x, history["live_metric"], marker=".", label="live")
-        axes[1].plot(x, history["expected_metric"], linestyle="--", label="at training")
+        x = pd.to_datetime(history["interval_start"])
+        drift.plot(x, history["share_drifted"], marker=".", label="share of drifting features")
+        drift.plot(x, history["prediction_psi"], marker=".", label="prediction PSI")
+        _served_versions(live, x, history["model_version"])
+        live.plot(x, history["live_metric"], marker=".", color="black", label="live metric")
+        live.plot(x, history["expected_metric"], linestyle="--", color="grey", label="at training")
         for request in requests:
             when = datetime.fromisoformat(request["interval_start"])
             for ax in axes:
                 ax.axvline(when, color="red", alpha=0.4)
-    axes[0].set_ylabel("drift")
-    axes[1].set_ylabel("live metric")
+        if requests:
+            drift.plot([], [], color="red", alpha=0.4, label="retrain request")
+    top = live.get_ylim()[1]  # the marks sit on the top edge of the live metric's panel
+    for kind, (marker, colour, label) in EVENT_MARKS.items():
+        days = [pd.Timestamp(e["day"], tz="UTC") for e in events if e.get("kind") == kind]
+        if days:
+            live.scatter(
+                days, [top] * len(days), marker=marker, color=colour, s=70, label=label, zorder=3
+            )
+    drift.set_ylabel("drift")
+    live.set_ylabel("live metric")
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="upper left")
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.autofmt_xdate()
     plt.close(fig)
-    return figure_img(fig, "history")
+    return fig
+
+
+def _served_versions(ax: Any, x: pd.Series, versions: pd.Series) -> None:
+    """Shade each run of intervals one model version served, labelled with the version."""
+    runs: list[tuple[Any, Any, Any]] = []
+    for when, version in zip(x, versions, strict=True):
+        if runs and runs[-1][2] == version:
+            runs[-1] = (runs[-1][0], when, version)
+        else:
+            runs.append((when, when, version))
+    step = x.diff().median() if len(x) > 1 else pd.Timedelta(days=1)
+    for i, (first, last, version) in enumerate(runs):
+        if version is None or pd.isna(version):
+            continue
+        ax.axvspan(first, last + step, color=("#e8f0fe", "#fef3e0")[i % 2], zorder=0)
+        ax.annotate(f"v{version}", (first, 0.02), xycoords=("data", "axes fraction"), fontsize=7)
 
 
 def _label(value: Any) -> str:
@@ -350,16 +400,20 @@ def _model_id(client: Any, usecase: UseCase, version: Any) -> str | None:
 def render_timeline(
     settings: Settings, usecase: UseCase, events: list[dict[str, Any]], path: Path
 ) -> Path:
-    """The life of the model on one page: drift and live performance, requests and promotions."""
+    """The life of the model on one page: drift and live performance, requests and promotions;
+    its figure also as a PNG beside the page."""
     requests = FeedbackLedger(settings.monitoring_root(usecase.name)).requests()
     history = history_frame(settings, usecase)
+    figure = timeline_figure(history, requests, events)
+    png = write_png(path.with_suffix(".png"), figure)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>airloop timeline: {html.escape(usecase.name)}</title><style>{STYLE}</style></head><body>
 <h1>The life of {html.escape(usecase.training.model_name)} ({html.escape(usecase.name)})</h1>
 <p>Red lines mark retrain requests. Each monitored interval's own report is under
 <code>{html.escape(str(settings.monitoring_root(usecase.name) / "intervals"))}</code> and in MLflow
 (experiment <code>{html.escape(usecase.name)}/monitoring</code>).</p>
-{history_plot(history, requests)}
+{figure_img(figure, "timeline")}
+<p>The same figure as a PNG: <code>{html.escape(str(png))}</code>.</p>
 <h2>Events</h2>
 {html_table(events, ["day", "kind", "detail", "at"])}
 <h2>Retrain requests</h2>
