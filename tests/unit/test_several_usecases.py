@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import yaml
 
 from airloop.data.landing import landing_path
 from airloop.quality.gate import validation_report_path
@@ -90,4 +92,16 @@ def test_two_use_cases_with_one_name_are_refused(tmp_path: Path, second_usecase:
     panel = second_usecase
     settings = Settings(home=tmp_path, usecases=f"{panel},{panel / 'usecase.yaml'}")
     with pytest.raises(UseCaseError, match="two use cases are named 'panel'"):
+        active_usecases(settings)
+
+
+def test_two_use_cases_registering_one_model_are_refused(
+    tmp_path: Path, second_usecase: Path
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(second_usecase, copy)
+    raw = yaml.safe_load((copy / "usecase.yaml").read_text())
+    (copy / "usecase.yaml").write_text(yaml.safe_dump({**raw, "name": "copy"}))
+    settings = Settings(home=tmp_path, usecases=f"{second_usecase},{copy}")
+    with pytest.raises(UseCaseError, match=r"register the model 'panel'.*training\.model_name"):
         active_usecases(settings)

@@ -19,13 +19,14 @@ DAG_SEPARATOR = "__"
 def active_usecases(settings: Settings) -> list[tuple[UseCase, str]]:
     """Each use case this Airflow runs and the reference (name or path) tasks pass for it."""
     loaded = [(load_usecase(ref), ref) for ref in settings.usecase_refs]
-    names = [uc.name for uc, _ in loaded]
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise UseCaseError(
-            f"AIRLOOP_USECASES: two use cases are named {twice[0]!r}; the name keeps their DAGs,"
-            " stores and models apart, so give each its own `name:`"
-        )
+    for what, field in (("are named", "name:"), ("register the model", "training.model_name:")):
+        values = [uc.name if field == "name:" else uc.training.model_name for uc, _ in loaded]
+        twice = sorted({value for value in values if values.count(value) > 1})
+        if twice:
+            raise UseCaseError(
+                f"AIRLOOP_USECASES: two use cases {what} {twice[0]!r}; it keeps their DAGs, stores"
+                f" and models apart, so give each its own `{field}`"
+            )
     return loaded
 
 
