@@ -440,16 +440,15 @@ def _feature_view(raw: dict[str, Any], name: str) -> dict[str, Any]:
     return next(v for v in raw["feature_views"] if v["name"] == name)
 
 
+def _partitioned(partition_by: str, columns: dict[str, str], **extra: Any) -> dict[str, Any]:
+    """A partitioned source's YAML mapping: its columns by name and type."""
+    declared = [{"name": name, "type": kind} for name, kind in columns.items()]
+    return {"kind": "partitioned", "partition_by": partition_by, "columns": declared, **extra}
+
+
 def _add_outcomes_source(raw: dict[str, Any]) -> None:
-    raw["sources"]["outcomes"] = {
-        "kind": "partitioned",
-        "partition_by": "known",
-        "columns": [
-            {"name": "id", "type": "string"},
-            {"name": "known", "type": "timestamp"},
-            {"name": "price", "type": "number"},
-        ],
-    }
+    columns = {"id": "string", "known": "timestamp", "price": "number"}
+    raw["sources"]["outcomes"] = _partitioned("known", columns)
     raw["label"].update(source="outcomes", column="price")
 
 
@@ -823,3 +822,146 @@ def test_view_inputs_refuse_a_table_no_view_declared(sales: UseCase, tmp_path: P
     assert inputs.history(SALES_TABLE) is None
     with pytest.raises(KeyError, match="source__weather"):
         inputs.history(source_table("weather"))
+
+
+# -- snapshots within an interval: the state of the last hours --------------------------------
+
+
+def _add_visits(raw: dict[str, Any]) -> None:
+    """Visits per city, each on record at a minute of its own (a scheduled time plus a
+    delay), and a view of them refreshed every day of the monthly interval."""
+    raw["sources"]["visits"] = _partitioned(
+        "at",
+        {"city": "string", "scheduled": "timestamp", "late": "number"},
+        derive=[
+            {"name": "minutes", "expr": "max(late, 0) + 1"},
+            {"name": "at", "offset": {"time": "scheduled", "minutes": "minutes"}},
+        ],
+    )
+    raw["feature_views"].append(
+        {
+            "name": "city_visits",
+            "kind": "aggregate",
+            "entity": "city",
+            "source": "visits",
+            "windows": ["1d", "3d"],
+            "every": "1d",
+            "ttl": "1d",
+            "aggregates": [{"column": "late", "functions": ["mean", "max", "count"]}],
+        }
+    )
+
+
+def visit_rows(days: pd.DatetimeIndex) -> pd.DataFrame:
+    """Two visits a day per city, at 06:00 and 23:00 plus their lateness (up to 72 minutes:
+    the late ones of some days are on record the next day)."""
+    rows = []
+    for i, day in enumerate(days):
+        for j, city in enumerate(CITIES):
+            for hour, late in ((6, float(i % 5)), (23, float(30 + i % 41))):
+                at = (day + pd.Timedelta(hours=hour)).strftime("%Y-%m-%dT%H:%M:%SZ")
+                rows.append({"city": city, "scheduled": at, "late": late + j})
+    return pd.DataFrame(rows)
+
+
+def _visits_inputs(
+    usecase: UseCase, clean: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp
+) -> ViewInputs:
+    """The interval's own visits as its source, the earlier ones as the history table."""
+    spec = usecase.sources["visits"]
+    history = compute.source_history_table(usecase, "visits", clean[clean["at"] < start])
+    current = clean[(clean["at"] >= start) & (clean["at"] < end)]
+    tables = {source_table("visits"): history}
+    return ViewInputs(
+        start=start, end=end, sources={"visits": current[spec.output_columns()]}, history=tables.get
+    )
+
+
+def test_offset_moves_a_time_by_a_column_and_expr_takes_min_and_max() -> None:
+    spec = _source(
+        [
+            {"name": "lateness", "expr": "max(a, 0) + min(b, 1, 2)"},
+            {"name": "start", "date_from": {"year": "y", "month": "m", "day": "d", "hour": "h"}},
+            {"name": "at", "offset": {"time": "start", "minutes": "lateness"}},
+            {"name": "earlier", "offset": {"time": "start", "hours": "a"}},
+        ]
+    )
+    raw = pd.DataFrame(
+        {
+            "y": [2000, 2000, 2000],
+            "m": [1, 1, 1],
+            "d": [31, 5, 5],
+            "h": [23, 7, 7],
+            "a": [75.0, -5.0, None],
+            "b": [3.0, 0.0, 1.0],
+        }
+    )
+    out = spec.add_derived(raw)
+    assert out["lateness"].iloc[:2].tolist() == [76.0, 0.0] and math.isnan(out["lateness"].iloc[2])
+    assert out["at"].iloc[0] == ts("2000-02-01T00:16")  # 23:00 plus 76 minutes: the next day
+    assert out["at"].iloc[1] == ts("2000-01-05T07:00") and pd.isna(out["at"].iloc[2])
+    assert out["earlier"].iloc[1] == ts("2000-01-05T02:00")
+    assert spec.derived("at").inputs() == ["start", "lateness"]
+    assert _source([{"name": "x", "expr": "max(a, b)"}]).derived("x").inputs() == ["a", "b"]
+    with pytest.raises(ValueError, match="exactly one of minutes, hours or days"):
+        _source([{"name": "x", "offset": {"time": "a", "minutes": "b", "hours": "b"}}])
+
+
+@pytest.mark.parametrize("expr", ["max(a)", "abs(a)", "max(a, b, key=1)", "max(*a)", "a.max(b, 1)"])
+def test_expr_takes_only_min_and_max_of_two_or_more_values(expr: str) -> None:
+    with pytest.raises(ValueError, match="only \\+ - \\* /"):
+        _source([{"name": "x", "expr": expr}])
+
+
+def test_an_aggregate_every_day_snapshots_each_moment_from_the_rows_known_then(
+    tmp_path: Path,
+) -> None:
+    usecase = load(tmp_path / "visits", _add_visits)
+    view = usecase.feature_view("city_visits")
+    days = pd.date_range("2000-01-01", "2000-02-29", freq="D", tz="UTC")
+    clean = clean_source(visit_rows(days), usecase.sources["visits"])
+    start, end = ts("2000-02-01"), ts("2000-03-01")
+    out = view.compute(usecase, _visits_inputs(usecase, clean, start, end))
+    stamps = sorted(out[EVENT_TS].unique())
+    assert stamps == list(pd.date_range(start, end, freq="D", inclusive="left"))
+    paris = out[out["city"] == "paris"].set_index(EVENT_TS)
+    # At 15 February, the last day holds the two visits of the 14th (paris: lateness + 1).
+    day = days.get_loc(ts("2000-02-14"))
+    on_14th = [float(day % 5) + 1, float(30 + day % 41) + 1]
+    snap = paris.loc[ts("2000-02-15")]
+    assert snap["late_count_1d"] == 2 and snap["late_max_1d"] == max(on_14th)
+    assert snap["late_mean_1d"] == pytest.approx(sum(on_14th) / 2)
+    assert snap["late_count_3d"] == 6
+    # The first snapshot of the interval reads only January's rows, from the history table.
+    assert paris.loc[start, "late_count_1d"] == 2
+
+
+@pytest.mark.parametrize("moment", ["2000-02-01", "2000-02-01T06:01", "2000-02-10", "2000-02-29"])
+def test_no_snapshot_within_an_interval_changes_when_later_rows_change(
+    tmp_path: Path, moment: str
+) -> None:
+    usecase = load(tmp_path / "visits", _add_visits)
+    view = usecase.feature_view("city_visits")
+    days = pd.date_range("2000-01-01", "2000-03-05", freq="D", tz="UTC")
+    clean = clean_source(visit_rows(days), usecase.sources["visits"])
+    start, end, at = ts("2000-02-01"), ts("2000-03-01"), ts(moment)
+    scrambled = clean.copy()
+    later = scrambled["at"] >= at  # not yet on record at the moment: changed, and a newcomer
+    scrambled.loc[later, "late"] = scrambled.loc[later, "late"] * 1000 + 7
+    newcomer = scrambled[later].head(1).assign(city="nice", at=at)
+    scrambled = pd.concat([scrambled, newcomer], ignore_index=True)
+    honest = view.compute(usecase, _visits_inputs(usecase, clean, start, end))
+    changed = view.compute(usecase, _visits_inputs(usecase, scrambled, start, end))
+    seen = honest[honest[EVENT_TS] <= at].reset_index(drop=True)
+    pd.testing.assert_frame_equal(seen, changed[changed[EVENT_TS] <= at].reset_index(drop=True))
+    assert "nice" not in set(changed.loc[changed[EVENT_TS] <= at, "city"])
+    assert not seen.empty
+
+
+def test_every_must_be_longer_than_zero(tmp_path: Path) -> None:
+    def edit(raw: dict[str, Any]) -> None:
+        _add_visits(raw)
+        _feature_view(raw, "city_visits")["every"] = "0d"
+
+    with pytest.raises(UseCaseError, match="every every must be longer than 0"):
+        load(tmp_path / "visits", edit)

@@ -160,6 +160,8 @@ def test_config_defaults_follow_the_usecase(flights) -> None:
     assert default.family == flights.training.family and default.params == flights.training.params
     other = TrainConfig.from_usecase(flights, {"family": "logistic"})
     assert other.family == "logistic" and other.params == {}
+    trial = TrainConfig.from_usecase(flights, {"params": {"learning_rate": 0.5}})
+    assert trial.params == {**flights.training.params, "learning_rate": 0.5}
 
 
 def test_training_window_from_params_or_interval(flights) -> None:
@@ -232,3 +234,39 @@ def test_small_slices_are_listed_with_a_note_instead_of_vanishing() -> None:
         and found["UA"].note is None
     )
     assert found["HA"].metrics == {} and found["HA"].note.startswith("too few rows (3 < 30")
+
+
+def _shifted_scores(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
+    """One feature whose positives are rarer than an uncalibrated model would say."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(2 * x - 2)))).astype(int)
+    return pd.DataFrame({"x": x}), pd.Series(y)
+
+
+@pytest.mark.parametrize("method", ["sigmoid", "isotonic"])
+def test_calibration_maps_scores_to_observed_rates_on_held_out_rows(method: str) -> None:
+    from airloop.training.metrics import calibration
+    from airloop.training.models import build_model, calibrate
+
+    x_fit, y_fit = _shifted_scores(3000, 0)
+    x_cal, y_cal = _shifted_scores(3000, 1)
+    x_test, y_test = _shifted_scores(3000, 2)
+    # Fitted on balanced classes, the model over-predicts the (rarer) positives.
+    balanced = build_model("classification", "logistic", {"class_weight": "balanced"}, [], ["x"], 0)
+    balanced.fit(x_fit, y_fit)
+    before = calibration(y_test, balanced.predict_proba(x_test)[:, 1]).ece
+    calibrated = calibrate(balanced, method, x_cal, y_cal)
+    after = calibration(y_test, calibrated.predict_proba(x_test)[:, 1]).ece
+    assert before > 0.1 and after < 0.03
+    assert calibrate(balanced, "none", x_cal, y_cal) is balanced
+
+
+def test_calibration_is_refused_for_a_regression(tmp_path) -> None:
+    from airloop.usecase import UseCaseError, load_usecase
+    from tests.unit.test_feature_language import sales_raw, write_usecase
+
+    raw = sales_raw()
+    raw["training"]["calibration"] = "isotonic"
+    with pytest.raises(UseCaseError, match="only a classification has"):
+        load_usecase(str(write_usecase(tmp_path / "sales", raw)))

@@ -67,6 +67,21 @@ def build_model(
     return Pipeline([("preprocess", pre), ("model", estimator)])
 
 
+def calibrate(model: Pipeline, method: str, inputs: pd.DataFrame, labels: pd.Series) -> Any:
+    """A fitted classifier whose scores are mapped to probabilities on these rows (held out
+    from its fit): ``sigmoid`` or ``isotonic``; ``none`` returns the model as it is.
+
+    The fitted model is frozen, not refitted: only the mapping learns from these rows.
+    """
+    if method == "none":
+        return model
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    calibrated = CalibratedClassifierCV(FrozenEstimator(model), method=method)
+    return calibrated.fit(inputs, labels)
+
+
 def input_column(values: Sequence[Any] | pd.Series, numeric: bool) -> np.ndarray:
     """One model input column, by the one rule training and serving share.
 

@@ -28,7 +28,7 @@ from airloop.training.metrics import (
     compute_metrics,
     slice_metrics,
 )
-from airloop.training.models import build_model, model_inputs, score, split_columns
+from airloop.training.models import build_model, calibrate, model_inputs, score, split_columns
 from airloop.usecase import UseCase
 
 log = logging.getLogger(__name__)
@@ -47,15 +47,17 @@ class TrainConfig(Record):
 
     @classmethod
     def from_usecase(cls, usecase: UseCase, override: dict[str, Any] | None = None) -> TrainConfig:
-        """The override's choices, the use case's default for the rest."""
+        """The override's choices, the use case's default for the rest.
+
+        For the use case's own family, the override's params are laid over the use case's:
+        a trial that varies the learning rate keeps the regularisation the use case sets.
+        """
         override = override or {}
         family = override.get("family") or usecase.training.family
-        params = override.get("params")
-        if params is None:
-            params = usecase.training.params if family == usecase.training.family else {}
+        base = usecase.training.params if family == usecase.training.family else {}
         return cls(
             family=family,
-            params=dict(params),
+            params={**base, **(override.get("params") or {})},
             seed=int(override.get("seed", usecase.training.seed)),
         )
 
@@ -95,7 +97,12 @@ class Fitted:
 
 
 def fit(usecase: UseCase, frame: pd.DataFrame, columns: list[str], config: TrainConfig) -> Fitted:
-    """Fit on the earliest part of the window and score the next part (validation)."""
+    """Fit on the earliest part of the window and score the next part (validation).
+
+    With ``training.calibration``, the scores are then mapped to probabilities on the
+    validation part, so its metrics are those of the calibrated model on the rows that
+    calibrated it; the test part, later still, stays unseen.
+    """
     spec = usecase.training
     train, valid, test = split_by_time(frame, spec.validation_fraction, spec.test_fraction)
     categorical, numeric = split_columns(frame, columns, spec.categorical)
@@ -103,6 +110,7 @@ def fit(usecase: UseCase, frame: pd.DataFrame, columns: list[str], config: Train
         usecase.task, config.family, config.params, categorical, numeric, config.seed
     )
     model.fit(train[columns], train[LABEL])
+    model = calibrate(model, spec.calibration, valid[columns], valid[LABEL])
     metrics = compute_metrics(
         usecase.metrics, usecase.task, valid[LABEL], score(model, usecase.task, valid[columns])
     )

@@ -409,15 +409,28 @@ class _FromSourceHistory(FeatureViewKind):
         return {self.source: list(dict.fromkeys(columns))}
 
     def known_rows(
-        self, usecase: UseCase, inputs: ViewInputs, since: pd.Timestamp
+        self,
+        usecase: UseCase,
+        inputs: ViewInputs,
+        since: pd.Timestamp,
+        as_of: pd.Timestamp | None = None,
     ) -> pd.DataFrame | None:
-        """The source's rows known at the interval start with a time at or after ``since``,
-        oldest first, with an entity key; None when there are none."""
-        history = inputs.history(source_table(self.source))
-        if history is None:
+        """The source's rows known at ``as_of`` (default: the interval start) with a time at
+        or after ``since``, oldest first, with an entity key; None when there are none.
+
+        A snapshot inside the interval also reads the interval's own rows known by then."""
+        import pandas as pd
+
+        as_of = inputs.start if as_of is None else as_of
+        frames = [inputs.history(source_table(self.source))]
+        if as_of > inputs.start:
+            columns = self.source_history(usecase)[self.source]
+            frames.append(inputs.sources[self.source][columns])
+        present = [f for f in frames if f is not None and not f.empty]
+        if not present:
             return None
+        history = present[0] if len(present) == 1 else pd.concat(present, ignore_index=True)
         key, stamp = usecase.entity(self.entity).join_key, self._timestamp(usecase)
-        as_of = inputs.start
         rows = known_at(history, stamp, self._source(usecase).available_after, as_of)
         rows = rows[(rows[stamp] >= since) & rows[key].notna()]
         if rows.empty:
@@ -445,11 +458,16 @@ class AggregateView(_FromSourceHistory):
     A window ``w`` holds the known rows whose time is in [as_of - w, as_of). ``count``: rows
     with a value; ``std``: the sample standard deviation (missing for one row); ``last``: the
     latest value present; ``sum`` of no values is missing, not 0.
+
+    ``every``: snapshots at the interval start and then every ``every`` within the interval
+    (hourly state of an airport in a daily pipeline), each from the rows known at its own
+    moment; without it, one snapshot at the interval start.
     """
 
     kind: Literal["aggregate"]
     windows: list[Duration] = Field(min_length=1)
     aggregates: list[AggregateSpec] = Field(min_length=1)
+    every: Duration | None = None
 
     @override
     def _reach(self) -> Any:
@@ -457,7 +475,15 @@ class AggregateView(_FromSourceHistory):
 
     @override
     def _spans(self) -> dict[str, list[Any]]:
-        return {"window": list(self.windows)}
+        spans = {"window": list(self.windows)}
+        return spans if self.every is None else {**spans, "every": [self.every]}
+
+    def snapshot_times(self, start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
+        """When the interval [start, end) is snapshotted: its start, then every ``every``."""
+        times = [start]
+        while self.every is not None and times[-1] + self.every < end:
+            times.append(times[-1] + self.every)
+        return times
 
     @override
     def _value_columns(self, usecase: UseCase) -> list[str]:
@@ -503,8 +529,21 @@ class AggregateView(_FromSourceHistory):
     def compute(self, usecase: UseCase, inputs: ViewInputs) -> pd.DataFrame | None:
         import pandas as pd
 
-        as_of = inputs.start
-        rows = self.known_rows(usecase, inputs, as_of - self._reach())
+        snapshots = [
+            self._snapshot_at(usecase, inputs, as_of)
+            for as_of in self.snapshot_times(inputs.start, inputs.end)
+        ]
+        present = [s for s in snapshots if s is not None]
+        if not present:
+            return None
+        return pd.concat(present, ignore_index=True) if len(present) > 1 else present[0]
+
+    def _snapshot_at(
+        self, usecase: UseCase, inputs: ViewInputs, as_of: pd.Timestamp
+    ) -> pd.DataFrame | None:
+        import pandas as pd
+
+        rows = self.known_rows(usecase, inputs, as_of - self._reach(), as_of)
         if rows is None:
             return None
         key, stamp = usecase.entity(self.entity).join_key, self._timestamp(usecase)

@@ -159,6 +159,9 @@ class TrainingSpec(Spec):
     seed: int = 42
     family: str = "hist_gradient_boosting"
     params: dict[str, Any] = {}
+    # Classification: map scores to probabilities on the validation slice after fitting
+    # (sigmoid: Platt scaling; isotonic: a monotone step function), or leave them as they are.
+    calibration: Literal["none", "sigmoid", "isotonic"] = "none"
     min_rows: int = 200
     positive_rate: tuple[float, float] = (0.01, 0.99)
     max_null_share: float = Field(default=0.6, ge=0, le=1)
@@ -363,6 +366,11 @@ class UseCase(Spec):
             raise ValueError(
                 f"training.family: {self.training.family!r} is not a {self.task} model family"
                 f" ({family_names(self.task)})"
+            )
+        if self.training.calibration != "none" and self.task != "classification":
+            raise ValueError(
+                f"training.calibration: {self.training.calibration!r} maps scores to"
+                " probabilities, which only a classification has; remove it"
             )
         request = set(self.events.request_fields) | set(self.events.calendar_features)
         for field in [*self.training.categorical, *self.training.numeric, *self.training.slices]:

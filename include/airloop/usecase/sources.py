@@ -1,8 +1,8 @@
 """Raw sources as they land: their columns, the rules the validation gate checks, derived columns.
 
-A derived column is one class per way of deriving it (``concat``, ``date_from``, ``expr``),
-told apart by the key its YAML uses, and each computes its own values: the feature pipeline
-and the landing code (which may split files by a derived ``partition_by``) then derive alike.
+A derived column is one class per way of deriving it (``concat``, ``date_from``, ``offset``,
+``expr``), told apart by the key its YAML uses, and each computes its own values: the feature
+pipeline and the landing code (which may split files by a derived ``partition_by``) then derive alike.
 pandas is imported inside ``compute`` so that loading a use case stays light.
 """
 
@@ -144,6 +144,52 @@ class DateFromColumn(DerivedKind):
         return pd.to_datetime(frame, errors="coerce", utc=True)
 
 
+class OffsetParts(Spec):
+    """A timestamp column and the column of how far to move it, in exactly one unit."""
+
+    time: str
+    minutes: str | None = None
+    hours: str | None = None
+    days: str | None = None
+
+    @model_validator(mode="after")
+    def _one_unit(self) -> OffsetParts:
+        if len(self.amount()) != 1:
+            raise ValueError("offset takes a time and exactly one of minutes, hours or days")
+        return self
+
+    def amount(self) -> dict[str, str]:
+        """The unit and the column holding the amount."""
+        units = {"minutes": self.minutes, "hours": self.hours, "days": self.days}
+        return {unit: column for unit, column in units.items() if column is not None}
+
+
+class OffsetColumn(DerivedKind):
+    """A timestamp moved by an amount in another column: when something scheduled at ``time``
+    actually happened, ``minutes`` of delay later (negative: earlier).
+
+    Missing when the time or the amount is (a flight cancelled has no departure time).
+    """
+
+    key: ClassVar[str] = "offset"
+    type: ClassVar[ColumnType] = "timestamp"
+
+    offset: OffsetParts
+
+    @override
+    def inputs(self) -> list[str]:
+        return [self.offset.time, *self.offset.amount().values()]
+
+    @override
+    def compute(self, df: pd.DataFrame) -> pd.Series:
+        import pandas as pd
+
+        [(unit, column)] = self.offset.amount().items()
+        times = pd.to_datetime(df[self.offset.time], utc=True, format="ISO8601", errors="coerce")
+        amount = pd.to_numeric(df[column], errors="coerce").astype("float64")
+        return times + pd.to_timedelta(amount, unit=unit)
+
+
 def _divide(left: Any, right: Any) -> Any:
     """Division where a zero divisor gives a missing value, not infinity or an error."""
     import pandas as pd
@@ -160,30 +206,58 @@ _OPERATORS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Div: _divide,
 }
 _ALLOWED = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.USub, ast.UAdd, ast.Name, ast.Load)
+_FUNCTIONS = ("min", "max")  # of two or more values, row by row; missing if any is missing
+
+
+def _is_function_call(node: ast.AST) -> bool:
+    """``min(a, b, ...)`` or ``max(...)``: a known name, two or more plain arguments."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _FUNCTIONS
+        and len(node.args) >= 2
+        and not node.keywords
+        and not any(isinstance(a, ast.Starred) for a in node.args)
+    )
+
+
+def _function_names(tree: ast.AST) -> set[int]:
+    """The ids of the name nodes that call a function (``max`` in ``max(a, b)``), which are
+    not columns."""
+    return {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
 
 
 def parse_expr(text: str) -> ast.expr:
-    """The expression's tree, refused unless it is plain arithmetic on numbers and names."""
+    """The expression's tree, refused unless it is arithmetic on numbers and names, with
+    ``min`` and ``max`` of two or more values."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError:
         raise ValueError(f"expr {text!r} is not an arithmetic expression") from None
+    functions = _function_names(tree)
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant):
             ok = isinstance(node.value, int | float) and not isinstance(node.value, bool)
         else:
-            ok = isinstance(node, _ALLOWED) or type(node) in _OPERATORS
+            ok = (
+                isinstance(node, _ALLOWED)
+                or type(node) in _OPERATORS
+                or _is_function_call(node)
+                or id(node) in functions
+            )
         if not ok:
             raise ValueError(
-                f"expr {text!r}: only + - * /, unary minus, parentheses, numbers and column"
-                f" names are allowed (found {type(node).__name__})"
+                f"expr {text!r}: only + - * /, unary minus, parentheses, min(a, b, ...),"
+                f" max(a, b, ...), numbers and column names are allowed (found"
+                f" {type(node).__name__})"
             )
     return tree.body
 
 
 class ExprColumn(DerivedKind):
     """Arithmetic on numeric columns, e.g. ``volume / sales``: + - * /, unary minus,
-    parentheses, numbers and column names.
+    parentheses, ``min(a, b, ...)`` and ``max(a, b, ...)`` (row by row; missing when any
+    value is), numbers and column names.
 
     Parsed with ``ast`` and evaluated node by node, never with ``eval``: a use case file must
     not be able to run code. A division by zero gives a missing value.
@@ -203,7 +277,9 @@ class ExprColumn(DerivedKind):
     @override
     def inputs(self) -> list[str]:
         tree = parse_expr(self.expr)
-        return list(dict.fromkeys(n.id for n in ast.walk(tree) if isinstance(n, ast.Name)))
+        functions = _function_names(tree)
+        names = (n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and id(n) not in functions)
+        return list(dict.fromkeys(names))
 
     @override
     def compute(self, df: pd.DataFrame) -> pd.Series:
@@ -222,6 +298,14 @@ class ExprColumn(DerivedKind):
             return float(node.value)
         if isinstance(node, ast.Name):
             return pd.to_numeric(df[node.id], errors="coerce").astype("float64")
+        if isinstance(node, ast.Call):
+            assert isinstance(node.func, ast.Name)  # parse_expr admits min() and max() only
+            values = [self._evaluate(a, df) for a in node.args]
+            columns = pd.DataFrame(
+                {i: v if isinstance(v, pd.Series) else float(v) for i, v in enumerate(values)},
+                index=df.index,
+            )
+            return columns.agg(node.func.id, axis=1, skipna=False)
         if isinstance(node, ast.UnaryOp):
             operand = self._evaluate(node.operand, df)
             return -operand if isinstance(node.op, ast.USub) else operand
@@ -230,7 +314,12 @@ class ExprColumn(DerivedKind):
         return _OPERATORS[type(node.op)](left, right)
 
 
-_DERIVED_KINDS: tuple[type[DerivedKind], ...] = (ConcatColumn, DateFromColumn, ExprColumn)
+_DERIVED_KINDS: tuple[type[DerivedKind], ...] = (
+    ConcatColumn,
+    DateFromColumn,
+    OffsetColumn,
+    ExprColumn,
+)
 
 
 def _derived_kind(value: Any) -> str | None:
@@ -245,14 +334,18 @@ def _derived_kind(value: Any) -> str | None:
 DerivedColumn = Annotated[
     Annotated[ConcatColumn, Tag("concat")]
     | Annotated[DateFromColumn, Tag("date_from")]
+    | Annotated[OffsetColumn, Tag("offset")]
     | Annotated[ExprColumn, Tag("expr")],
     Discriminator(
         _derived_kind,
         custom_error_type="derived_kind",
-        custom_error_message="a derived column takes exactly one of 'concat', 'date_from' or 'expr'",
+        custom_error_message=(
+            "a derived column takes exactly one of 'concat', 'date_from', 'offset' or 'expr'"
+        ),
     ),
 ]
-"""Any kind of derived column; the key its YAML uses (concat, date_from, expr) picks the class."""
+"""Any kind of derived column; the key its YAML uses (concat, date_from, offset, expr) picks
+the class."""
 
 
 class SourceSpec(Spec):
@@ -351,7 +444,7 @@ class SourceSpec(Spec):
             if self.column_type(self.partition_by) != "timestamp":
                 raise ValueError(
                     f"partition_by {self.partition_by!r} must be a timestamp column, declared"
-                    " or derived with date_from"
+                    " or derived with date_from or offset"
                 )
         for key in self.unique or []:
             if key not in known:
