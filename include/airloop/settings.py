@@ -270,11 +270,15 @@ class Settings(BaseSettings):
             return self.tracking_uri.rstrip("/")
         return f"http://127.0.0.1:{self.mlflow_ui_port}"
 
+    def usecase_serving_port(self, slot: int | None = None) -> int:
+        """The port of the use case at ``slot`` (default: the active one): ``serving_port``,
+        the next port for the next of several use cases."""
+        return self.serving_port + (self.usecase_slot if slot is None else slot)
+
     @property
     def serving_url(self) -> str:
-        """The active use case's serving API, which deploys and the replay client call: on
-        ``serving_port``, the next port for the next of several use cases."""
-        return f"http://{self.serving_host}:{self.serving_port + self.usecase_slot}"
+        """The active use case's serving API, which deploys and the replay client call."""
+        return f"http://{self.serving_host}:{self.usecase_serving_port()}"
 
     @property
     def api_base_url(self) -> str:

@@ -31,7 +31,7 @@ def serve(
     uvicorn.run(
         create_app(settings, uc, poll_seconds=poll),
         host=host,
-        port=port or settings.serving_port + settings.usecase_slot,
+        port=port or settings.usecase_serving_port(),
         log_level="warning",
     )
 

@@ -128,9 +128,7 @@ def up(
     set_up_home(settings, uc)
     running = active_usecases(settings)
     for each, _ in running:
-        landed = settings.landing_root(each.name).exists() and any(
-            settings.landing_root(each.name).rglob("*.*")
-        )
+        landed = any(settings.landing_root(each.name).rglob("*.*"))
         if land_replay and each.replay is not None and not landed:
             window = demo_window(each, None, None, DEMO_DAYS, year=False)
             land_window(each, settings, window.first, window.last)

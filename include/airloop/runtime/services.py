@@ -138,7 +138,7 @@ class Services:
                 "--host",
                 settings.serving_host,
                 "--port",
-                str(settings.serving_port + slot),
+                str(settings.usecase_serving_port(slot)),
             ]
         if name.startswith("worker-"):
             # Several workers on one host: each serves its logs on a port of its own.
