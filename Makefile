@@ -18,6 +18,8 @@ help:
 	@echo "make parse   import every DAG file and report errors and timings"
 	@echo "make bench   drift against Evidently; serving against mlflow models serve and feast serve"
 	@echo "make bench-scaling  production vs embedded, 1 vs 2 Celery workers, 1 vs 2 serving replicas"
+	@echo "make bench-loop  where the demo's time goes, per monitored interval"
+	@echo "make year    the year of 2013 through the loop: time, stores, the life of the model"
 	@echo "make image   the airloop image (BASE_IMAGE=... to build from another base)"
 	@echo "make test-docker  docker-compose.yml on a real Docker engine (installs and starts one as root)"
 
@@ -105,10 +107,19 @@ bench: $(STAMP)
 bench-scaling: $(STAMP)
 	$(BIN)/python benchmarks/scaling.py
 
+# The loop as `airloop demo` runs it, in a home of its own: the phases the run measured, the
+# Airflow runs' wall time against their tasks', the stores at the start and the end.
+bench-loop: $(STAMP)
+	$(BIN)/python benchmarks/loop.py
+
+# The year of 2013 (`airloop demo --year`); its timeline PNG goes to docs/images for the README.
+year: $(STAMP)
+	$(BIN)/python benchmarks/loop.py --year
+
 lock:
 	$(UV) lock
 
 clean:
 	rm -rf .airloop
 
-.PHONY: help venv demo up lint parse test test-production browser bench bench-scaling image docker-engine test-docker lock clean
+.PHONY: help venv demo up lint parse test test-production browser bench bench-scaling bench-loop year image docker-engine test-docker lock clean

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from load import measure, poster
+from loop import where_it_goes
 
 ROOT = Path(__file__).resolve().parent
 AIRLOOP = str(Path(sys.executable).with_name("airloop"))
@@ -107,30 +108,6 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     return time.monotonic() - began
-
-
-def where_it_goes(db_url: str) -> dict[str, Any]:
-    """Per DAG: runs, the wall time of its runs, and the time its tasks spent running."""
-    import pandas as pd
-    from sqlalchemy import create_engine
-
-    engine = create_engine(db_url)
-    runs = pd.read_sql("SELECT dag_id, start_date, end_date FROM dag_run", engine)
-    tasks = pd.read_sql("SELECT dag_id, duration FROM task_instance", engine)
-    engine.dispose()
-    out = {}
-    for dag_id, part in runs.groupby("dag_id"):
-        wall = (
-            pd.to_datetime(part["end_date"]) - pd.to_datetime(part["start_date"])
-        ).dt.total_seconds()
-        in_tasks = tasks.loc[tasks["dag_id"] == dag_id, "duration"].fillna(0).sum()
-        out[str(dag_id)] = {
-            "runs": len(part),
-            "run_seconds": round(float(wall.sum()), 1),
-            "task_seconds": round(float(in_tasks), 1),
-            "tasks": int((tasks["dag_id"] == dag_id).sum()),
-        }
-    return out
 
 
 def demo(profile: str) -> dict[str, Any]:

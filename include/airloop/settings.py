@@ -368,6 +368,14 @@ class Settings(BaseSettings):
             "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            # How long a worker may wait before it notices that its task's process ended (the
+            # default 5 s): a skipped or failed task's end, and the worker slot, wait for it.
+            # The monitoring run's skipped request_retraining took 3.1 s instead of 0.2 s.
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+            # The scheduler's nap when a loop found nothing to do (default 1 s): each step of a
+            # run (queued run → started, a task done → its successor queued) waited for it. At
+            # 0.25 s the demo's monitored day took 6.9 s instead of 9.4 s.
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
         }
         if self.celery_broker_url:
             env["AIRFLOW__CELERY__BROKER_URL"] = self.celery_broker_url

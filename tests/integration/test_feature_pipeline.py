@@ -95,3 +95,41 @@ def test_validation_report_is_written(two_days, landed) -> None:
         (landed.reports_root("flights") / "validation" / "2013-01-02.json").read_text()
     )
     assert report["success"] is True and report["rows"]["flights"] > 500
+
+
+def test_the_replay_clock_serves_what_was_known_at_its_moment(features, flights) -> None:
+    """The demo's replay clock (all views at the interval's start, then only the views that
+    move within it at each step) serves what the offline store's point-in-time join gives."""
+    from datetime import timedelta
+
+    from airloop.demo.traffic import set_online_clock
+    from airloop.features.store import feature_store
+
+    store = feature_store(features, flights)
+    service = store.get_feature_service("flight_delay_v1")
+    entity = {"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}
+    temps = []
+    try:
+        set_online_clock(flights, day(5), store)
+        for hours in (7, 13):
+            when = day(5) + timedelta(hours=hours)
+            set_online_clock(flights, when, store, moving_only=True)
+            online = online_values_for(features, flights)
+            offline = (
+                store.get_historical_features(
+                    entity_df=pd.DataFrame([{**entity, "event_timestamp": when}]),
+                    features=service,
+                    full_feature_names=True,
+                )
+                .to_df()
+                .iloc[0]
+            )
+            for name, values in online.items():
+                if name in entity:
+                    continue
+                got = float("nan") if values[0] is None else values[0]
+                assert got == pytest.approx(offline[name], nan_ok=True), (hours, name)
+            temps.append(online["origin_weather__temp"][0])
+        assert temps[0] != temps[1]  # the weather moved between the steps, and so did the store
+    finally:  # the online store as the pipeline left it, for the tests after this one
+        store.materialize(start_date=day(1), end_date=day(9))

@@ -16,6 +16,7 @@ from airloop.core.html import figure_img, html_table
 from airloop.core.http import HttpError, answers, request_json
 from airloop.core.polling import WaitTimeout, wait_until
 from airloop.core.records import Number, Record, json_safe, plain, to_json
+from airloop.core.stopwatch import Stopwatch
 
 
 class Scores(Record):
@@ -182,3 +183,15 @@ def test_a_figure_carries_its_own_pixels() -> None:
     fig.subplots().plot([0, 1], [1, 0])
     tag = figure_img(fig, 'a "quoted" title')
     assert tag.startswith('<img alt="a &quot;quoted&quot; title" src="data:image/png;base64,iVBOR')
+
+
+def test_a_stopwatch_adds_up_each_phase_and_counts_its_entries() -> None:
+    watch = Stopwatch()
+    watch.add("traffic", 1.5)
+    with pytest.raises(RuntimeError), watch.phase("monitoring"):
+        raise RuntimeError("a failed phase still counts its time")
+    watch.add("traffic", 0.5)
+    profile = watch.as_dict()
+    assert list(profile) == ["traffic", "monitoring"]
+    assert profile["traffic"] == {"seconds": 2.0, "count": 2, "mean": 1.0}
+    assert profile["monitoring"]["count"] == 1 and profile["monitoring"]["seconds"] >= 0

@@ -815,6 +815,36 @@ def test_the_pipeline_keeps_source_rows_and_reads_them_back(
     assert partition_file(settings, sales, "city_trend", start).read_bytes() == first
 
 
+def test_a_view_that_says_it_stays_put_stamps_every_row_at_the_interval_start(
+    sales: UseCase, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay clock refreshes within an interval only the views that move; one that said
+    it stays put but stamped a row later would serve a stale value for the rest of the day."""
+    settings = Settings(home=tmp_path / "home")
+    _publish_months(sales, settings, MONTHS[:26], monkeypatch)
+    start, end = datetime(2001, 2, 1, tzinfo=UTC), datetime(2001, 3, 1, tzinfo=UTC)
+    everything = {
+        SALES_TABLE: history_of(sales, raw_rows()),
+        LABELS_TABLE: read_partitions(settings, sales, LABELS_TABLE, MONTHS[0], end),
+        EVENTS_TABLE: read_partitions(settings, sales, EVENTS_TABLE, MONTHS[0], end),
+    }
+    kinds = set()
+    for view in sales.feature_views:
+        rows = view.compute(sales, inputs_at(pd.Timestamp(start), everything))
+        assert rows is not None and not rows.empty, view.name
+        if not view.moves_within_interval():
+            kinds.add(view.kind)
+            assert (rows[EVENT_TS] == pd.Timestamp(start)).all(), view.name
+    assert {"label_rate", "aggregate"} <= kinds  # the snapshot kinds this use case has
+
+
+def test_an_aggregate_with_every_moves_within_its_interval(tmp_path: Path) -> None:
+    usecase = load(tmp_path, _add_visits)
+    [visits] = [v for v in usecase.feature_views if v.name == "city_visits"]
+    assert visits.moves_within_interval()
+    assert not visits.model_copy(update={"every": None}).moves_within_interval()
+
+
 def test_view_inputs_refuse_a_table_no_view_declared(sales: UseCase, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home")
     start, end = datetime(2001, 2, 1, tzinfo=UTC), datetime(2001, 3, 1, tzinfo=UTC)

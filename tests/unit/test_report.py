@@ -229,6 +229,14 @@ def test_history_has_one_row_per_decision_oldest_first(home: Settings, flights: 
     assert pd.isna(history.loc[2, "expected_metric"])
 
 
+def test_history_can_be_only_the_last_intervals(home: Settings, flights: UseCase) -> None:
+    book = ledger(home)
+    for d in (2, 0, 1):
+        book.record(decision(day(d)).to_dict())
+    assert list(history_frame(home, flights, last=2)["interval_start"]) == [day(1), day(2)]
+    assert len(history_frame(home, flights)) == 3
+
+
 def test_history_keeps_one_row_for_a_rerun_interval(home: Settings, flights: UseCase) -> None:
     book = ledger(home)
     book.record(decision(day(0), action="waiting").to_dict())
@@ -329,7 +337,7 @@ def test_page_shows_an_unmeasured_interval_as_a_blank_cell(
     book.record(decision(day(1), action="waiting").to_dict())
     write_json(interval_dir(home, flights, day(0)) / "drift.json", checked_drift())
     page = render_report(home, flights, START, END, checked_drift(), performance(), decision())
-    history_table = page.split("<h2>History</h2>")[1]
+    history_table = page.split("<h2>History")[1]
     assert ">nan<" not in history_table
     assert "<td>0.0000</td>" in history_table and "<td></td>" in history_table
 

@@ -7,14 +7,18 @@ prints. The servers stop whichever way the demo ends.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from airloop.core.columns import EVENT_ID, EVENTS_TABLE
+from airloop.core.files import write_json
 from airloop.core.periods import Interval
+from airloop.core.stopwatch import Stopwatch
 from airloop.data.replay import land_window
 from airloop.demo.lifecycle import Echo, Lifecycle, LifecycleError
+from airloop.demo.traffic import Traffic
 from airloop.features.offline import read_partitions
 from airloop.monitoring.report import render_timeline
 from airloop.runtime.airflow_cli import AirflowError
@@ -62,20 +66,27 @@ def run_demo(
 ) -> dict[str, Any]:
     """The whole main job; returns what airloop holds at its end (read while the servers still
     run, so the champion comes from a tracking server too). Raises DemoStopped with the reason."""
+    stopwatch = Stopwatch()
+    began = time.monotonic()
     echo(
         f"1/5 setting up the home (Airflow DB, Feast registry, MLflow; {settings.profile} profile)"
     )
-    set_up_home(settings, usecase)
+    with stopwatch.phase("setting up the home"):
+        set_up_home(settings, usecase)
     echo("2/5 landing raw partitions (replay of the data set)")
-    land_window(usecase, settings, window.first, window.last)
+    with stopwatch.phase("landing the replay's partitions"):
+        land_window(usecase, settings, window.first, window.last)
     components = topology(settings)
     echo(f"3/5 starting {', '.join(components)}")
     with Services(settings, components) as services:
-        life = Lifecycle(settings, usecase, ApiClient(settings), services, echo=echo)
+        life = Lifecycle(
+            settings, usecase, ApiClient(settings), services, echo=echo, stopwatch=stopwatch
+        )
         try:
-            wait_until_ready(
-                settings, life.client, services, [life.dag(name) for name in DEMO_DAGS]
-            )
+            with stopwatch.phase("starting the servers"):
+                wait_until_ready(
+                    settings, life.client, services, [life.dag(name) for name in DEMO_DAGS]
+                )
             echo("4/5 the first champion")
             life.bootstrap(window.bootstrap, trials)
             show_predictions(settings, usecase, window.bootstrap[-1], echo)
@@ -90,6 +101,10 @@ def run_demo(
         finally:
             reports = settings.reports_root(usecase.name)
             life.timeline.save(reports / "timeline.json")
+            write_json(
+                reports / "profile.json",
+                profile_of(stopwatch, window, life.stores, life.served, time.monotonic() - began),
+            )
             page = render_timeline(
                 settings, usecase, life.timeline.events, reports / "timeline.html"
             )
@@ -100,7 +115,44 @@ def run_demo(
     drifts = [e for e in life.timeline.events if e["kind"] == "drift"]
     echo(f"  {len(drifts)} monitored intervals breached a threshold")
     echo(f"timeline:             {page} (and {page.with_suffix('.png').name} beside it)")
+    echo(f"where the time went:  {reports / 'profile.json'}")
+    for line in profile_lines(stopwatch, len(window.monitored)):
+        echo(f"  {line}")
     return state
+
+
+def profile_of(
+    stopwatch: Stopwatch,
+    window: DemoWindow,
+    stores: dict[str, Any] | None = None,
+    served: Traffic | None = None,
+    seconds: float | None = None,
+) -> dict[str, Any]:
+    """The demo's phases, with the window they were measured on, and the stores' sizes and
+    lookup time at the first monitored interval and at the end (the benchmarks read it)."""
+    return {
+        "seconds": None if seconds is None else round(seconds, 1),
+        "bootstrap_intervals": len(window.bootstrap),
+        "monitored_intervals": len(window.monitored),
+        "first": window.first.isoformat(),
+        "last": window.last.isoformat(),
+        "phases": stopwatch.as_dict(),
+        "stores": stores or {},
+        "served": asdict(served or Traffic()),
+    }
+
+
+def profile_lines(stopwatch: Stopwatch, monitored: int) -> list[str]:
+    """One line per phase; the monitored interval's phases also per interval."""
+    lines = []
+    for name, phase in stopwatch.as_dict().items():
+        per = (
+            f"  ({phase['seconds'] / monitored:.1f} s per interval)"
+            if name.startswith("monitored") and monitored
+            else ""
+        )
+        lines.append(f"{name:<48} {phase['seconds']:>7.1f} s{per}")
+    return lines
 
 
 def show_predictions(
@@ -123,4 +175,11 @@ def show_predictions(
         echo(f"    {event_id:<40} score {pred['score']:.3f}")
 
 
-__all__ = ["DemoStopped", "DemoWindow", "run_demo", "show_predictions"]
+__all__ = [
+    "DemoStopped",
+    "DemoWindow",
+    "profile_lines",
+    "profile_of",
+    "run_demo",
+    "show_predictions",
+]

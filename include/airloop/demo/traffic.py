@@ -45,6 +45,14 @@ class Traffic:
         self.predicted += count
         self.versions[version] = self.versions.get(version, 0) + count
 
+    def add(self, other: Traffic) -> None:
+        """Count another interval's traffic in this one."""
+        self.sent += other.sent
+        self.predicted += other.predicted
+        self.refused += other.refused
+        for version, count in other.versions.items():
+            self.versions[version] = self.versions.get(version, 0) + count
+
 
 def instances_for(usecase: UseCase, events: pd.DataFrame) -> list[dict[str, Any]]:
     """Request instances for events: the request fields, the event's id and its time."""
@@ -65,13 +73,20 @@ def post(settings: Settings, path: str, body: Any, timeout: float = 60.0) -> tup
         return exc.status, exc.body if isinstance(exc.body, dict) else {"message": exc.body}
 
 
-def set_online_clock(usecase: UseCase, when: datetime, store: Any) -> None:
+def set_online_clock(
+    usecase: UseCase, when: datetime, store: Any, moving_only: bool = False
+) -> None:
     """Make the online store hold each entity's latest row at ``when`` (the replay's clock).
 
     A replay serves a past day; this gives its requests the values a live store would have
     held at that moment, instead of the day's last ones. It rewrites rows, so only the replay
-    client calls it, between the feature pipeline's runs.
+    client calls it, between the feature pipeline's runs. ``moving_only``: within an interval
+    whose start the clock was already set to, only the views with rows after the start
+    change (a snapshot view's rows are all stamped at the start).
     """
+    views = [v.name for v in usecase.feature_views if not moving_only or v.moves_within_interval()]
+    if not views:
+        return
     horizon = max(v.ttl for v in usecase.feature_views)
     hi = as_utc(when)
     # Feast prints a progress report per call; a replay makes hundreds of calls.
@@ -85,7 +100,7 @@ def set_online_clock(usecase: UseCase, when: datetime, store: Any) -> None:
         store.materialize(
             start_date=hi - horizon,
             end_date=hi,
-            feature_views=[v.name for v in usecase.feature_views],
+            feature_views=views,
         )
 
 
@@ -113,11 +128,13 @@ def send_interval(
     stamps = pd.to_datetime(events[EVENT_TS], utc=True)
     store = ensure_registered(settings, usecase)
     lo = pd.Timestamp(start)
+    clock_set = False  # once set within the interval, the snapshot views stay as they are
     while lo < pd.Timestamp(end):
         hi = lo + step
         part = events[(stamps >= lo) & (stamps < hi)]
         if not part.empty:
-            set_online_clock(usecase, lo.to_pydatetime(), store)
+            set_online_clock(usecase, lo.to_pydatetime(), store, moving_only=clock_set)
+            clock_set = True
             _send(settings, instances_for(usecase, part), batch, traffic)
         lo = hi
     set_online_clock(usecase, end, store)

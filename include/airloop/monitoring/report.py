@@ -29,6 +29,9 @@ from airloop.settings import Settings
 from airloop.usecase import UseCase, resolve
 
 MAX_PLOTS = 8
+# An interval's page shows the recent history: over a year, the whole of it made each page
+# slower to draw than the last (the timeline page has all of it).
+REPORT_HISTORY = 90
 
 
 def _distribution_plots(reference: pd.DataFrame, served: pd.DataFrame, columns: list[str]) -> str:
@@ -61,10 +64,12 @@ def _distribution_plots(reference: pd.DataFrame, served: pd.DataFrame, columns: 
     return "\n".join(parts)
 
 
-def history_frame(settings: Settings, usecase: UseCase) -> pd.DataFrame:
-    """One row per monitored interval: drift share, prediction drift, live metric, decision."""
+def history_frame(settings: Settings, usecase: UseCase, last: int | None = None) -> pd.DataFrame:
+    """One row per monitored interval (the ``last`` ones only, if given): drift share,
+    prediction drift, live metric, decision."""
     rows = []
-    for decision in FeedbackLedger(settings.monitoring_root(usecase.name)).decisions():
+    decisions = FeedbackLedger(settings.monitoring_root(usecase.name)).decisions()
+    for decision in decisions[-last:] if last else decisions:
         start = datetime.fromisoformat(decision["interval_start"])
         folder = interval_dir(settings, usecase, start)
         drift = read_json(folder / "drift.json")
@@ -194,7 +199,7 @@ def render_report(
         served = pd.read_parquet(full["served_uri"])
         plots = _distribution_plots(reference, served, [*drifting, SCORE])
     requests = FeedbackLedger(settings.monitoring_root(usecase.name)).requests()
-    history = history_frame(settings, usecase)
+    history = history_frame(settings, usecase, last=REPORT_HISTORY)
     note = ""
     if decision.request is not None and decision.request.note_uri:
         note = Path(decision.request.note_uri).read_text()
@@ -220,7 +225,7 @@ predictions in the drift window: {full.get("rows")}; {html.escape(str(full.get("
 {html_table([{"metric": k, "live": v, "at training": expected.get(k)} for k, v in live.items()], ["metric", "live", "at training"])}
 <h2>Distributions of drifting features (reference against served)</h2>
 {plots or "<p>none drifted</p>"}
-<h2>History</h2>
+<h2>History (the last {REPORT_HISTORY} intervals at most)</h2>
 {history_plot(history, requests)}
 {html_table(history.to_dict("records") if not history.empty else [], ["interval_start", "share_drifted", "prediction_psi", "live_metric", "model_version", "action", "detail"])}
 </body></html>

@@ -191,7 +191,7 @@ class ApiClient:
             return run if run["state"] in TERMINAL else None
 
         run: dict[str, Any] = self._wait(
-            finished, f"{dag_id} run {run_id} finished", timeout, on_tick, interval=0.5
+            finished, f"{dag_id} run {run_id} finished", timeout, on_tick, interval=0.25
         )
         return run
 

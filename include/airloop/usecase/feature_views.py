@@ -133,6 +133,11 @@ class FeatureViewKind(Spec):
     def check(self, usecase: UseCase) -> None:
         """Refuse references to what the use case does not declare (raise ValueError)."""
 
+    def moves_within_interval(self) -> bool:
+        """Whether the view has rows stamped after its interval's start. A replay's clock
+        refreshes such a view at each step; a snapshot kind stamps every row at the start."""
+        return True
+
     def bounds(self, usecase: UseCase) -> dict[str, Bounds]:
         """Declared ranges of the view's features, which the training-set gate checks."""
         return {}
@@ -224,6 +229,10 @@ class ReferenceSnapshotView(_FromSource):
     kind: Literal["reference_snapshot"]
 
     @override
+    def moves_within_interval(self) -> bool:
+        return False
+
+    @override
     def compute(self, usecase: UseCase, inputs: ViewInputs) -> pd.DataFrame | None:
         import pandas as pd
 
@@ -259,6 +268,10 @@ class LabelRateView(FeatureViewKind):
 
     kind: Literal["label_rate"]
     windows: list[Duration] = Field(min_length=1)
+
+    @override
+    def moves_within_interval(self) -> bool:
+        return False
 
     def _statistics(self, usecase: UseCase) -> list[str]:
         if usecase.task == "classification":
@@ -468,6 +481,10 @@ class AggregateView(_FromSourceHistory):
     windows: list[Duration] = Field(min_length=1)
     aggregates: list[AggregateSpec] = Field(min_length=1)
     every: Duration | None = None
+
+    @override
+    def moves_within_interval(self) -> bool:
+        return self.every is not None
 
     @override
     def _reach(self) -> Any:
