@@ -153,7 +153,10 @@ def measure(year: bool, home: Path | None = None) -> dict[str, Any]:
     return {
         "measured_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
-        "seconds": profile["seconds"],
+        # A run that stopped early wrote its phases but not its total: their sum is close.
+        "seconds": profile.get("seconds")
+        or round(sum(phase["seconds"] for phase in profile["phases"].values()), 1),
+        "stopped": summary == [] and "seconds" not in profile,
         "window": {
             k: profile[k] for k in ("first", "last", "bootstrap_intervals", "monitored_intervals")
         },
@@ -183,6 +186,7 @@ def write(results: dict[str, Any], name: str) -> Path:
         f"{window['first'][:10]} to {window['last'][:10]}: {window['bootstrap_intervals']}"
         f" intervals to a first champion, then {monitored} served and monitored.",
         "",
+        *([f"**Note**: {results['note']}", ""] if results.get("note") else []),
         f"**Total: {results['seconds'] / 60:.1f} min**"
         f" ({results['seconds'] / max(monitored, 1):.1f} s per monitored interval, all in).",
         "",
@@ -280,9 +284,10 @@ def main() -> None:
     parser.add_argument(
         "--home", type=Path, help="read the demo that ran in this AIRLOOP_HOME instead"
     )
+    parser.add_argument("--note", help="what the reader must know about this run")
     args = parser.parse_args()
     name = "year" if args.year else "loop"
-    results = measure(args.year, args.home)
+    results = {**measure(args.year, args.home), "note": args.note}
     path = write(results, name)
     if args.year:
         figure = ROOT.parent / "docs" / "images" / "year-timeline.png"
