@@ -170,7 +170,9 @@ def measure(year: bool, home: Path | None = None) -> dict[str, Any]:
 
 
 def _mb(value: int | None) -> str:
-    return "-" if value is None else f"{value / 1e6:.1f} MB"
+    if value is None:
+        return "-"
+    return f"{value / 1e3:.0f} kB" if value < 1e6 else f"{value / 1e6:.1f} MB"
 
 
 def write(results: dict[str, Any], name: str) -> Path:
