@@ -156,7 +156,6 @@ def measure(year: bool, home: Path | None = None) -> dict[str, Any]:
         # A run that stopped early wrote its phases but not its total: their sum is close.
         "seconds": profile.get("seconds")
         or round(sum(phase["seconds"] for phase in profile["phases"].values()), 1),
-        "stopped": summary == [] and "seconds" not in profile,
         "window": {
             k: profile[k] for k in ("first", "last", "bootstrap_intervals", "monitored_intervals")
         },

@@ -36,17 +36,12 @@ def serve(settings: Any, usecase: Any, version: str, start: datetime, end: datet
 
     from airloop.core.columns import EVENT_ID, EVENT_TS, EVENTS_TABLE, SCORE
     from airloop.features.offline import read_partitions
-    from airloop.features.store import feature_store
+    from airloop.features.store import historical_features
     from airloop.registry.tracking import configure
     from airloop.training.models import model_inputs, score
 
     events = read_partitions(settings, usecase, EVENTS_TABLE, start, end)
-    store = feature_store(settings, usecase)
-    frame = store.get_historical_features(
-        entity_df=events,
-        features=store.get_feature_service(usecase.feature_service.name),
-        full_feature_names=True,
-    ).to_df()
+    frame = historical_features(settings, usecase, events)
     configure(settings)
     model = mlflow.pyfunc.load_model(f"models:/{usecase.training.model_name}/{version}")
     columns = model.metadata.get_input_schema().input_names()

@@ -156,6 +156,17 @@ def apply_definitions(settings: Settings, usecase: UseCase, store: Any | None = 
     return store
 
 
+def historical_features(settings: Settings, usecase: UseCase, entity_rows: Any) -> Any:
+    """The feature service's point-in-time values for these rows (entity keys, event_id and
+    event_timestamp), by full feature name: what the service would have looked up then."""
+    store = feature_store(settings, usecase)
+    return store.get_historical_features(
+        entity_df=entity_rows,
+        features=store.get_feature_service(usecase.feature_service.name),
+        full_feature_names=True,
+    ).to_df()
+
+
 def ensure_registered(settings: Settings, usecase: UseCase) -> Any:
     """The store, applying the definitions first if the registry does not know the service."""
     store = feature_store(settings, usecase)

@@ -11,7 +11,7 @@ from airloop.core.columns import EVENT_ID, EVENT_TS, EVENTS_TABLE
 from airloop.core.records import Record
 from airloop.data.intervals import as_utc, partition_key
 from airloop.features.offline import require_partitions, write_partition
-from airloop.features.store import feature_store
+from airloop.features.store import historical_features
 from airloop.registry.models import require_champion
 from airloop.registry.tracking import configure
 from airloop.settings import Settings
@@ -45,12 +45,7 @@ def score_interval(
     lo, hi = as_utc(start), as_utc(end)
     events = require_partitions(st, uc, EVENTS_TABLE, lo, hi)
     version = require_champion(st, uc)
-    store = feature_store(st, uc)
-    frame = store.get_historical_features(
-        entity_df=events,
-        features=store.get_feature_service(uc.feature_service.name),
-        full_feature_names=True,
-    ).to_df()
+    frame = historical_features(st, uc, events)
     frame = frame.sort_values([EVENT_TS, EVENT_ID]).reset_index(drop=True)
     configure(st)
     name = uc.training.model_name

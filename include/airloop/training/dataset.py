@@ -17,7 +17,7 @@ from airloop.core.files import atomic_write
 from airloop.core.records import Record
 from airloop.data.intervals import as_utc
 from airloop.features.offline import read_partitions
-from airloop.features.store import feature_store
+from airloop.features.store import historical_features
 from airloop.settings import Settings
 from airloop.usecase import UseCase
 
@@ -104,11 +104,7 @@ def retrieve_training_set(
         raise TrainingDataError(
             f"no labelled events in [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}) known by {cutoff}"
         )
-    store = feature_store(settings, usecase)
-    service = store.get_feature_service(usecase.feature_service.name)
-    frame = store.get_historical_features(
-        entity_df=entity_rows, features=service, full_feature_names=True
-    ).to_df()
+    frame = historical_features(settings, usecase, entity_rows)
     frame[EVENT_TS] = pd.to_datetime(frame[EVENT_TS], utc=True).astype("datetime64[ns, UTC]")
     frame = frame.sort_values([EVENT_TS, EVENT_ID]).reset_index(drop=True)
     keep = [
