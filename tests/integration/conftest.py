@@ -92,14 +92,19 @@ def features(landed, flights):
     return landed
 
 
-def online_values_for(settings: Any, usecase: Any) -> dict[str, list[Any]]:
-    """The online features of one known flight's entities (UA, EWR, EWR-IAH, N14228)."""
+KNOWN_FLIGHT = {"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}
+
+
+def online_values_for(
+    settings: Any, usecase: Any, entity: dict[str, str] | None = None
+) -> dict[str, list[Any]]:
+    """The online features of one flight's entities (by default UA, EWR, EWR-IAH, N14228)."""
     from airloop.features.store import feature_store
 
     store = feature_store(settings, usecase)
     return store.get_online_features(
         features=store.get_feature_service("flight_delay_v1"),
-        entity_rows=[{"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}],
+        entity_rows=[entity or KNOWN_FLIGHT],
         full_feature_names=True,
     ).to_dict()
 

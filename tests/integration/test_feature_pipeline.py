@@ -99,22 +99,33 @@ def test_validation_report_is_written(two_days, landed) -> None:
 
 def test_the_replay_clock_serves_what_was_known_at_its_moment(features, flights) -> None:
     """The demo's replay clock (all views at the interval's start, then only the views that
-    move within it at each step) serves what the offline store's point-in-time join gives."""
+    move within it at each step) serves what the offline store's point-in-time join gives:
+    the weather of the hour, and the airport's departures of the last hours as they were at
+    that hour, not at the day's end."""
     from datetime import timedelta
 
-    from airloop.demo.traffic import set_online_clock
+    from airloop.data.landing import landing_path
+    from airloop.demo.traffic import ReplayClock
     from airloop.features.store import feature_store
 
     store = feature_store(features, flights)
     service = store.get_feature_service("flight_delay_v1")
-    entity = {"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}
-    temps = []
+    # The aircraft that left most often that day: one that flies (an online store keeps an
+    # aircraft's last row past the view's ttl, which a point-in-time join then ignores).
+    departures = pd.read_csv(landing_path(features, flights, "departures", day(5)))
+    tailnum = str(departures["tailnum"].value_counts().index[0])
+    entity = {"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": tailnum}
+    temps, delays = [], []
     try:
-        set_online_clock(flights, day(5), store)
+        # A replay's store only moves forward; this one holds 8 January's rows, which no
+        # materialisation of an older window takes back for an aircraft that did not fly in
+        # it. Set it as a replay arriving at 5 January would have left it.
+        store.materialize(start_date=day(1), end_date=day(5))
+        clock = ReplayClock(features, flights, store, day(5), day(6))
         for hours in (7, 13):
             when = day(5) + timedelta(hours=hours)
-            set_online_clock(flights, when, store, moving_only=True)
-            online = online_values_for(features, flights)
+            clock.advance(when)
+            online = online_values_for(features, flights, entity)
             offline = (
                 store.get_historical_features(
                     entity_df=pd.DataFrame([{**entity, "event_timestamp": when}]),
@@ -130,6 +141,44 @@ def test_the_replay_clock_serves_what_was_known_at_its_moment(features, flights)
                 got = float("nan") if values[0] is None else values[0]
                 assert got == pytest.approx(offline[name], nan_ok=True), (hours, name)
             temps.append(online["origin_weather__temp"][0])
-        assert temps[0] != temps[1]  # the weather moved between the steps, and so did the store
+            delays.append(online["origin_departures__dep_delay_mean_3h"][0])
+        # The weather and the departures moved between the steps, and so did the store.
+        assert temps[0] != temps[1] and delays[0] != delays[1]
     finally:  # the online store as the pipeline left it, for the tests after this one
         store.materialize(start_date=day(1), end_date=day(9))
+
+
+def test_an_events_airport_state_holds_only_departures_before_its_own_time(
+    features, flights
+) -> None:
+    """The near-real-time features of a flight (its airport's departures of the last hours)
+    are recomputed here from the raw departures, leaving at or after the flight's own time
+    out: through Feast's point-in-time join they must agree, for every flight of a day."""
+    from airloop.data.landing import landing_path
+    from airloop.features.offline import read_partitions
+    from airloop.features.store import historical_features
+
+    raw = pd.concat(
+        pd.read_csv(landing_path(features, flights, "departures", day(d))) for d in (4, 5)
+    )
+    raw["left"] = pd.to_datetime(raw["time_hour"], utc=True) + pd.to_timedelta(
+        raw["minute"] + raw["dep_delay"], unit="min"
+    )
+    events = read_partitions(features, flights, "_events", day(5), day(6))
+    served = historical_features(features, flights, events)
+    served["event_timestamp"] = pd.to_datetime(served["event_timestamp"], utc=True)
+    checked = 0
+    for (origin, at), rows in served.groupby(["origin", "event_timestamp"]):
+        for hours in (1, 3):
+            earlier = raw[
+                (raw["origin"] == origin)
+                & (raw["left"] >= at - pd.Timedelta(hours=hours))
+                & (raw["left"] < at)  # at the flight's own time or after: not yet known
+            ]
+            count = rows[f"origin_departures__dep_delay_count_{hours}h"]
+            mean = rows[f"origin_departures__dep_delay_mean_{hours}h"]
+            assert (count.fillna(0) == len(earlier)).all(), (origin, at, hours)
+            if len(earlier):
+                assert mean.to_numpy() == pytest.approx(earlier["dep_delay"].mean()), (origin, at)
+                checked += len(rows)
+    assert checked > 1000  # most of a day's flights, both windows

@@ -116,6 +116,7 @@ def test_land_one_day_writes_that_days_partitions(runner: CliRunner, home: Path)
     landing = home / "landing" / "flights"
     assert {str(p.relative_to(landing)) for p in landing.rglob("*.csv")} == {
         "flights/2013-01-01.csv",
+        "departures/2013-01-01.csv",
         "arrivals/2013-01-01.csv",
         "weather/2013-01-01.csv",
         "planes/current.csv",
@@ -132,6 +133,15 @@ def test_land_one_day_writes_that_days_partitions(runner: CliRunner, home: Path)
         stamps = pd.to_datetime(df[column], utc=True)
         assert stamps.min() >= pd.Timestamp("2013-01-01", tz="UTC"), source
         assert stamps.max() < pd.Timestamp("2013-01-02", tz="UTC"), source
+    # A source partitioned by a derived time: a departure lands on the day it left the gate
+    # (its scheduled time moved by its delay), and a cancelled flight never departs.
+    departures = pd.read_csv(landing / "departures" / "2013-01-01.csv")
+    assert departures["dep_delay"].notna().all() and 0 < len(departures) < 709
+    left = pd.to_datetime(departures["time_hour"], utc=True) + pd.to_timedelta(
+        departures["minute"] + departures["dep_delay"], unit="min"
+    )
+    assert left.min() >= pd.Timestamp("2013-01-01", tz="UTC")
+    assert left.max() < pd.Timestamp("2013-01-02", tz="UTC")
     # A late-arriving source is shifted: arrivals become available 6 hours after the flight.
     arrivals = pd.read_csv(landing / "arrivals" / "2013-01-01.csv")
     shift = pd.to_datetime(arrivals["available_at"], utc=True) - pd.to_datetime(

@@ -966,6 +966,29 @@ def test_an_aggregate_every_day_snapshots_each_moment_from_the_rows_known_then(
     assert paris.loc[start, "late_count_1d"] == 2
 
 
+def test_a_snapshot_says_when_an_entitys_windows_emptied(tmp_path: Path) -> None:
+    """An online store keeps an entity's last row whatever the view's ttl, so the snapshot
+    after an entity's last visit has a row of its own (count 0, nothing else known) rather
+    than none: the store then says "no visits lately", not the day before's figures."""
+    usecase = load(tmp_path / "visits", _add_visits)
+    view = usecase.feature_view("city_visits")
+    days = pd.date_range("2000-01-01", "2000-02-29", freq="D", tz="UTC")
+    rows = visit_rows(days)
+    scheduled = pd.to_datetime(rows["scheduled"], utc=True)
+    rows = rows[(rows["city"] != "paris") | (scheduled < ts("2000-02-10"))]  # paris stops
+    clean = clean_source(rows, usecase.sources["visits"])
+    start, end = ts("2000-02-01"), ts("2000-03-01")
+    out = view.compute(usecase, _visits_inputs(usecase, clean, start, end))
+    paris = out[out["city"] == "paris"].set_index(EVENT_TS)
+    # Its last visits (the 9th, the late one on record on the 10th) are in the 3-day window
+    # until the 13th; the 14th says the windows emptied; after that, no more rows.
+    assert paris.loc[ts("2000-02-13"), "late_count_3d"] == 1
+    emptied = paris.loc[ts("2000-02-14")]
+    assert emptied["late_count_1d"] == 0 and emptied["late_count_3d"] == 0
+    assert pd.isna(emptied["late_mean_3d"]) and pd.isna(emptied["late_max_1d"])
+    assert paris.index.max() == ts("2000-02-14")
+
+
 @pytest.mark.parametrize("moment", ["2000-02-01", "2000-02-01T06:01", "2000-02-10", "2000-02-29"])
 def test_no_snapshot_within_an_interval_changes_when_later_rows_change(
     tmp_path: Path, moment: str

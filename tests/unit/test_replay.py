@@ -18,7 +18,14 @@ def test_package_paths_resolve_without_importing() -> None:
 def test_land_window_partitions_by_interval(tmp_path: Path, flights) -> None:
     settings = Settings(home=tmp_path)
     written = land_window(flights, settings, date(2013, 1, 2), date(2013, 1, 4))
-    assert written == {"flights": 2, "arrivals": 2, "weather": 2, "planes": 1, "airlines": 1}
+    assert written == {
+        "flights": 2,
+        "departures": 2,
+        "arrivals": 2,
+        "weather": 2,
+        "planes": 1,
+        "airlines": 1,
+    }
     day = landing_path(settings, flights, "flights", pd.Timestamp("2013-01-02", tz="UTC"))
     frame = pd.read_csv(day)
     assert frame["time_hour"].str.startswith("2013-01-02").all()

@@ -176,6 +176,9 @@ def test_status_reads_the_stores_and_the_ledger(populated: Settings, flights) ->
         "origin_weather": 3,
         "carrier_delays": 0,
         "route_delays": 0,
+        "origin_departures": 0,
+        "carrier_departures": 0,
+        "plane_departures": 0,
         "plane_attributes": 0,
     }
     monitoring = state["monitoring"]

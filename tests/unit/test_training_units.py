@@ -198,6 +198,27 @@ def test_training_set_gate_rejects_unbalanced_labels(flights) -> None:
         check_training_set(flights, frame, ["origin_weather__temp", "carrier_delays__share_1d"])
 
 
+def test_an_input_missing_by_nature_may_be_missing_more_often(flights) -> None:
+    """The aircraft's earlier departure of the day is missing on its first flight: the use
+    case allows that input more missing rows (training.max_null_shares), and no other."""
+    from airloop.training.checks import check_training_set, input_bounds
+
+    sparse = "plane_departures__dep_delay_last_12h"
+    assert flights.training.max_null_shares[sparse] > flights.training.max_null_share
+    n = 600
+    bounds = input_bounds(flights)
+    frame = pd.DataFrame(  # every input present and in its range
+        {c: (bounds[c][0] or 0.0) if c in bounds else 1.0 for c in flights.model_inputs}
+        | {"carrier": "UA", "origin": "EWR", "label": np.arange(n) % 3 == 0},
+        index=range(n),
+    ).astype({"label": int})
+    frame.loc[: int(n * 0.7), sparse] = None  # over the default share, under its own
+    check_training_set(flights, frame, [sparse, "carrier_delays__share_1d"])
+    frame.loc[: int(n * 0.7), "carrier_delays__share_1d"] = None
+    with pytest.raises(TrainingDataError, match="carrier_delays__share_1d' has 421 null"):
+        check_training_set(flights, frame, [sparse, "carrier_delays__share_1d"])
+
+
 def test_a_relative_margin_scales_with_the_champions_metric(flights) -> None:
     from airloop.usecase import GateSpec
 

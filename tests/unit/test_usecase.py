@@ -120,8 +120,20 @@ def test_engine_never_names_a_flights_column() -> None:
             lambda raw: raw["training"].update(family="linear"),
             r"training\.family: 'linear' is not a classification model family",
         ),
+        (
+            lambda raw: raw["training"].update(
+                max_null_shares={"plane_departures__dep_delay": 0.9}
+            ),
+            r"training\.max_null_shares: 'plane_departures__dep_delay' is not a model input",
+        ),
     ],
-    ids=["unknown-gate-metric", "gate-metric-never-computed", "wrong-task-metric", "wrong-family"],
+    ids=[
+        "unknown-gate-metric",
+        "gate-metric-never-computed",
+        "wrong-task-metric",
+        "wrong-family",
+        "null-share-of-no-input",
+    ],
 )
 def test_metrics_gates_and_family_are_checked_on_load(
     tmp_path: Path, flights_raw: dict, edit, message

@@ -21,7 +21,7 @@ from airloop.core.periods import Interval
 from airloop.core.polling import WaitTimeout, wait_until
 from airloop.core.stopwatch import Stopwatch
 from airloop.demo.growth import store_figures
-from airloop.demo.traffic import Traffic, send_interval
+from airloop.demo.traffic import Traffic, clock_step, send_interval
 from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.checks import interval_dir
 from airloop.registry.models import describe_champion
@@ -71,7 +71,7 @@ class Lifecycle:
         client: ApiClient,
         services: Services,
         echo: Echo = print,
-        step: timedelta | None = timedelta(hours=3),
+        step: timedelta | None = None,
         stopwatch: Stopwatch | None = None,
     ) -> None:
         self.settings = settings
@@ -83,7 +83,7 @@ class Lifecycle:
         self.stopwatch = stopwatch or Stopwatch()
         self.stores: dict[str, dict[str, Any]] = {}  # sizes and lookup time: start and end
         self.served = Traffic()  # every monitored interval's traffic, added up
-        self.step = step
+        self.step = step or clock_step(usecase)  # the traffic's slices, each at its own clock
         self.ledger = FeedbackLedger(settings.monitoring_root(usecase.name))
 
     # -- runs ---------------------------------------------------------------------------------

@@ -51,9 +51,8 @@ def training_set_expectations(usecase: UseCase, columns: list[str]) -> list[Any]
         exps.append(gxe.ExpectColumnMeanToBeBetween(column=LABEL, min_value=low, max_value=high))
     for column in columns:
         exps.append(gxe.ExpectColumnToExist(column=column))
-        exps.append(
-            gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=1.0 - spec.max_null_share)
-        )
+        allowed = spec.max_null_shares.get(column, spec.max_null_share)
+        exps.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=1.0 - allowed))
     for column, (lo, hi) in input_bounds(usecase).items():
         exps.append(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=lo, max_value=hi))
     return exps

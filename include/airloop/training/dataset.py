@@ -62,12 +62,6 @@ def resolve_window(
     return lo, hi
 
 
-def feature_columns(usecase: UseCase) -> list[str]:
-    """Model inputs: the feature service's features and the declared request-time fields."""
-    cols = [f"{v.name}__{n}" for v in usecase.service_views for n in v.feature_names(usecase)]
-    return cols + usecase.training.categorical + usecase.training.numeric
-
-
 def frame_digest(df: pd.DataFrame) -> str:
     """A digest of the values and column names, independent of file format and row index."""
     hashed = pd.util.hash_pandas_object(df.reset_index(drop=True), index=False).to_numpy()
@@ -110,7 +104,7 @@ def retrieve_training_set(
     keep = [
         EVENT_ID,
         EVENT_TS,
-        *dict.fromkeys([*events.columns.drop([EVENT_ID, EVENT_TS]), *feature_columns(usecase)]),
+        *dict.fromkeys([*events.columns.drop([EVENT_ID, EVENT_TS]), *usecase.model_inputs]),
         LABEL,
     ]
     frame = frame[[c for c in dict.fromkeys(keep) if c in frame.columns]]
@@ -127,7 +121,7 @@ def retrieve_training_set(
         end=hi.isoformat(),
         as_of=cutoff.isoformat(),
         feature_service=usecase.feature_service.name,
-        feature_columns=feature_columns(usecase),
+        feature_columns=usecase.model_inputs,
     )
 
 

@@ -138,6 +138,12 @@ class FeatureViewKind(Spec):
         refreshes such a view at each step; a snapshot kind stamps every row at the start."""
         return True
 
+    def moves_every(self) -> Duration | None:
+        """How often the view's rows move within an interval, where the view declares it (an
+        aggregate's ``every``): a replay's clock steps at least this often to serve each
+        snapshot in its own hour. None: the view does not say."""
+        return None
+
     def bounds(self, usecase: UseCase) -> dict[str, Bounds]:
         """Declared ranges of the view's features, which the training-set gate checks."""
         return {}
@@ -487,8 +493,16 @@ class AggregateView(_FromSourceHistory):
         return self.every is not None
 
     @override
+    def moves_every(self) -> Duration | None:
+        return self.every
+
+    @override
     def _reach(self) -> Any:
-        return max(self.windows)
+        # With ``every``, one step further back: an entity with rows in the previous snapshot's
+        # windows gets a row at this one too, saying the windows emptied (count 0), instead of
+        # no row, which an online store would answer with the previous snapshot's figures.
+        longest = max(self.windows)
+        return longest if self.every is None else longest + self.every
 
     @override
     def _spans(self) -> dict[str, list[Any]]:

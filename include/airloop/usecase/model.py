@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, model_validator
@@ -165,6 +165,9 @@ class TrainingSpec(Spec):
     min_rows: int = 200
     positive_rate: tuple[float, float] = (0.01, 0.99)
     max_null_share: float = Field(default=0.6, ge=0, le=1)
+    # Per model input, for a feature missing by nature (an aircraft's earlier departure of the
+    # day, on its first flight): the share of training rows that may lack it.
+    max_null_shares: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
 
 
 class RetrainingSpec(Spec):
@@ -379,6 +382,13 @@ class UseCase(Spec):
                     f"training field {field!r} is not one of events.request_fields nor a"
                     f" calendar feature ({self.events.calendar_features})"
                 )
+        inputs = self.model_inputs
+        for name in self.training.max_null_shares:
+            if name not in inputs:
+                raise ValueError(
+                    f"training.max_null_shares: {name!r} is not a model input; inputs are"
+                    f" named <view>__<feature> or by their request field ({', '.join(inputs)})"
+                )
         return self
 
     @model_validator(mode="after")
@@ -409,6 +419,13 @@ class UseCase(Spec):
         """The feature views the model's feature service serves."""
         names = self.feature_service.feature_views
         return [v for v in self.feature_views if names is None or v.name in names]
+
+    @property
+    def model_inputs(self) -> list[str]:
+        """The model's inputs: the feature service's features (``<view>__<feature>``), then
+        the request-time fields training declares."""
+        served = [f"{v.name}__{n}" for v in self.service_views for n in v.feature_names(self)]
+        return served + self.training.categorical + self.training.numeric
 
     @property
     def entity_keys(self) -> list[str]:
