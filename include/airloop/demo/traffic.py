@@ -109,8 +109,10 @@ class ReplayClock:
         self.usecase, self.store = usecase, store
         self.moving: dict[str, pd.DataFrame] = {}
         for view in usecase.feature_views:
+            if not view.moves_within_interval():
+                continue
             rows = read_partitions(settings, usecase, view.name, start, end)
-            if view.moves_within_interval() and rows is not None:
+            if rows is not None:
                 rows = rows.assign(**{EVENT_TS: pd.to_datetime(rows[EVENT_TS], utc=True)})
                 self.moving[view.name] = rows.sort_values(EVENT_TS, kind="stable")
         set_online_clock(usecase, start, store)
