@@ -1,6 +1,6 @@
 """The loop's speed: where a replay's time goes, per monitored interval, and what the year held.
 
-``make bench-loop``: the demo's default window (21 days to a first champion, 21 monitored);
+``make bench-loop``: the demo's default window (21 days to a first champion, 14 monitored);
 ``make year``: 1 January to 31 December 2013 (``airloop demo --year``). Each runs the demo
 as a user does, in a home of its own on the embedded profile, then reads:
 

@@ -43,7 +43,7 @@ def user_env(tmp_path_factory) -> dict[str, str]:
     return env
 
 
-TRAIN_DAYS, DAYS = 21, 21  # the demo's defaults: the main job as a user runs it
+TRAIN_DAYS, DAYS = 21, 14  # the demo's defaults: the main job as a user runs it
 # The flights use case's promise for its first champion (docs/model.md): seeds are fixed, so
 # the figures are the same on every run of the default window.
 FIRST_CHAMPION_ROC_AUC, FIRST_CHAMPION_ECE = 0.70, 0.05

@@ -147,3 +147,33 @@ def test_fixed_partition_passes_after_quarantine(history, feature_dag, landed, f
     _restore(landed, flights, history)
     run = run_interval(feature_dag, DAY)
     assert str(run.state) == "success", task_states(run)
+
+
+def test_a_reference_table_is_validated_again_only_when_its_file_changes(
+    history, landed, flights
+) -> None:
+    """Every interval stages the same planes and airlines: a file that passed its suite is
+    not checked again, and a changed one is, and fails the partition when it is bad."""
+    from airloop.data.landing import landing_path
+    from airloop.features.pipeline import extract_partition, validate_partition
+    from airloop.quality.gate import ValidationFailed
+    from tests.integration.conftest import day
+
+    _restore(landed, flights, history)
+    start, end = day(DAY), day(DAY + 1)
+    extracted = extract_partition(start, end, flights, landed)
+    passed = validate_partition(start, end, extracted, flights, landed)
+    report = json.loads(Path(passed.report).read_text())
+    assert set(report["reused"]) == set(flights.reference_sources), report["reused"]
+    assert report["rows"]["planes"] > 100  # reused, the table is still read and counted
+
+    planes = landing_path(landed, flights, "planes", None)
+    kept = planes.read_bytes()
+    try:
+        _edit_csv(lambda d: d.assign(seats=-1))(planes)
+        with pytest.raises(ValidationFailed, match="planes: column 'seats' has"):
+            extracted = extract_partition(start, end, flights, landed)
+            validate_partition(start, end, extracted, flights, landed)
+    finally:
+        planes.write_bytes(kept)
+        _restore(landed, flights, history)

@@ -15,9 +15,18 @@ def test_package_paths_resolve_without_importing() -> None:
     assert path.is_file()
 
 
-def test_land_window_partitions_by_interval(tmp_path: Path, flights) -> None:
+def test_land_window_partitions_by_interval(tmp_path: Path, flights, monkeypatch) -> None:
+    import airloop.data.replay as replay
+
+    reads: list[str] = []
+    read = replay.read_replay_file
+    monkeypatch.setattr(
+        replay, "read_replay_file", lambda path: reads.append(path.name) or read(path)
+    )
     settings = Settings(home=tmp_path)
     written = land_window(flights, settings, date(2013, 1, 2), date(2013, 1, 4))
+    # flights, departures and arrivals come from one file, read once
+    assert sorted(reads) == ["airlines.csv", "flights.csv.zip", "planes.csv", "weather.csv"]
     assert written == {
         "flights": 2,
         "departures": 2,

@@ -48,7 +48,7 @@ ProfileOpt = Annotated[
         "--profile", help="embedded or production (default: AIRLOOP_PROFILE, else embedded)"
     ),
 ]
-DEMO_DAYS = 21  # days served and monitored after the first champion
+DEMO_DAYS = 14  # days served and monitored after the first champion
 
 
 @app.callback()

@@ -39,15 +39,30 @@ def resolve_replay_path(path: str, folder: Path | None = None) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / rel
 
 
-def load_replay_frame(replay: ReplaySourceSpec, folder: Path | None = None) -> pd.DataFrame:
-    """A replay source's rows, with the availability column of a late-arriving source added."""
-    path = resolve_replay_path(replay.path, folder)
+def read_replay_file(path: Path) -> pd.DataFrame:
+    """A replay file's rows as they are (Parquet, or CSV with ``NA`` for missing)."""
     if path.suffix == ".parquet":
-        df = pd.read_parquet(path)
-    else:
-        df = pd.read_csv(path, na_values=["NA"], low_memory=False)
-    if replay.columns:
-        df = df[replay.columns]
+        return pd.read_parquet(path)
+    return pd.read_csv(path, na_values=["NA"], low_memory=False)
+
+
+def load_replay_frame(
+    replay: ReplaySourceSpec,
+    folder: Path | None = None,
+    files: dict[Path, pd.DataFrame] | None = None,
+) -> pd.DataFrame:
+    """A replay source's rows, with the availability column of a late-arriving source added.
+
+    ``files``: the files already read, by path, shared by sources replayed from one file
+    (flights, departures and arrivals all come from flights.csv.zip); the file is read into
+    it when missing, and left unchanged.
+    """
+    path = resolve_replay_path(replay.path, folder)
+    if files is None:
+        files = {}
+    if path not in files:
+        files[path] = read_replay_file(path)
+    df = (files[path][replay.columns] if replay.columns else files[path]).copy()
     if replay.shift is not None and replay.shift_from and replay.shifted_column:
         shifted = replay.shift.after(pd.to_datetime(df[replay.shift_from], utc=True))
         df[replay.shifted_column] = shifted.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -74,9 +89,10 @@ def land_window(
         raise UseCaseError(f"use case {usecase.name!r} has no 'replay' section to land from")
     intervals = usecase.cadence.intervals(start, end)
     written: dict[str, int] = {}
+    files: dict[Path, pd.DataFrame] = {}
     for name, replay in usecase.replay.sources.items():
         spec = usecase.sources[name]
-        df = load_replay_frame(replay, usecase.folder)
+        df = load_replay_frame(replay, usecase.folder, files)
         if spec.kind == "reference":
             write_raw(df, landing_path(settings, usecase, name, None), spec)
             written[name] = 1

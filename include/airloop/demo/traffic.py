@@ -177,7 +177,7 @@ def send_interval(
             clock.advance(lo.to_pydatetime())
             _send(settings, instances_for(usecase, part), batch, traffic)
         lo = hi
-    set_online_clock(usecase, end, store)
+    clock.advance(pd.Timestamp(end).to_pydatetime())  # as the feature pipeline left it
     return traffic
 
 

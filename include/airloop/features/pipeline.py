@@ -156,7 +156,9 @@ def validate_partition(
     """The gate: passes with a report, or quarantines the partition and raises ValidationFailed."""
     uc, st = resolve(usecase, settings)
     frames, errors = _read_staged(uc, extracted)
-    report = gate_partition(uc, st, start, end, frames, errors)
+    files = json.loads(Path(extracted.manifest).read_text())["files"]
+    digests = {name: f["sha256"] for name, f in files.items() if "sha256" in f}
+    report = gate_partition(uc, st, start, end, frames, errors, digests)
     return Validated(
         partition=report["partition"],
         rows=report["rows"],

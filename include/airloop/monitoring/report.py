@@ -384,8 +384,10 @@ def log_report(
         mlflow.set_tags(tags)
         model_id = _model_id(client, usecase, version)
         step, timestamp = int(start.timestamp() // 86400), int(end.timestamp() * 1000)
-        for name, value in report_metrics(full, performance).items():
-            mlflow.log_metric(name, value, step=step, timestamp=timestamp, model_id=model_id)
+        # One batch: a call per metric cost 8 ms each, 41 of them a day.
+        mlflow.log_metrics(
+            report_metrics(full, performance), step=step, timestamp=timestamp, model_id=model_id
+        )
         for name in ("report.html", "drift.json", "performance.json"):
             if (folder / name).exists():
                 mlflow.log_artifact(str(folder / name), artifact_path="report")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,15 @@ from typing import Any
 import pandas as pd
 
 from airloop.core.errors import PermanentError
-from airloop.core.files import write_json
+from airloop.core.files import read_json, write_json
 from airloop.data.intervals import as_utc, partition_key, utc_now
 from airloop.data.landing import landing_path
 from airloop.quality.expectations import (
     Failure,
     build_expectations,
+    ephemeral_context,
     frame_for_validation,
+    suite_fingerprint,
     validate_frame,
 )
 from airloop.settings import Settings
@@ -51,14 +54,41 @@ def gate_partition(
     end: datetime,
     frames: dict[str, pd.DataFrame],
     read_errors: dict[str, str],
+    digests: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Validate every source of an interval; pass returns the report, fail quarantines and raises."""
+    """Validate every source of an interval; pass returns the report, fail quarantines and raises.
+
+    A reference table whose file (``digests``: sha256 by source) already passed the same
+    suite is not validated again: every interval stages the same planes and airlines, and
+    their suites were a fifth of a day's validation. The report says which partition's
+    validation it reused.
+    """
     key = partition_key(start)
     failures: list[Failure] = [Failure(s, "readable", None, msg) for s, msg in read_errors.items()]
     results: dict[str, Any] = {}
     rows: dict[str, int] = {}
+    reused: dict[str, str] = {}
+    passed = _passed_references(settings, usecase.name)
+    context = ephemeral_context()
     for source, df in frames.items():
-        found, raw = validate_frame(df, usecase.sources[source], source, start)
+        spec = usecase.sources[source]
+        suite = build_expectations(spec, start)
+        digest = (digests or {}).get(source) if spec.kind == "reference" else None
+        seen = passed.get(source, {}) if digest else {}
+        fingerprint = suite_fingerprint(suite) if digest else None
+        if digest and seen.get("sha256") == digest and seen.get("suite") == fingerprint:
+            found: list[Failure] = []
+            raw: dict[str, Any] = {"ignored_columns": seen.get("ignored_columns", [])}
+            reused[source] = seen["partition"]
+        else:
+            found, raw = validate_frame(df, spec, source, start, context, suite)
+            if digest and not found:
+                passed[source] = {
+                    "sha256": digest,
+                    "suite": fingerprint,
+                    "partition": key,
+                    "ignored_columns": raw["ignored_columns"],
+                }
         failures += found
         results[source] = raw
         rows[source] = len(df)
@@ -73,9 +103,11 @@ def gate_partition(
             s: r["ignored_columns"] for s, r in results.items() if r["ignored_columns"]
         },
         "failures": [f.as_dict() for f in failures],
+        "reused": reused,
     }
     write_json(validation_report_path(settings, usecase.name, key), report)
     if not failures:
+        write_json(_passed_references_path(settings, usecase.name), passed)
         return report
     qdir = quarantine_partition(usecase, settings, start, report)
     try:
@@ -91,6 +123,16 @@ def gate_partition(
         f"in {qdir}:\n{reasons}\nFix the data, land it again, then clear this run.",
         qdir / "report.json",
     )
+
+
+def _passed_references_path(settings: Settings, usecase: str) -> Path:
+    return settings.reports_root(usecase) / "validation-references.json"
+
+
+def _passed_references(settings: Settings, usecase: str) -> dict[str, dict[str, Any]]:
+    """The reference tables that passed, by source: their file's digest, the suite's, and
+    the partition whose validation passed them."""
+    return read_json(_passed_references_path(settings, usecase))
 
 
 def quarantine_partition(

@@ -560,23 +560,29 @@ class AggregateView(_FromSourceHistory):
     def compute(self, usecase: UseCase, inputs: ViewInputs) -> pd.DataFrame | None:
         import pandas as pd
 
-        snapshots = [
-            self._snapshot_at(usecase, inputs, as_of)
-            for as_of in self.snapshot_times(inputs.start, inputs.end)
-        ]
+        times = self.snapshot_times(inputs.start, inputs.end)
+        # The rows known at the last snapshot, read and sorted once: each snapshot's are among
+        # them (knowing only grows with time), at a filter each instead of a read and a sort.
+        known = self.known_rows(usecase, inputs, times[0] - self._reach(), times[-1])
+        if known is None:
+            return None
+        stamp, available_after = self._timestamp(usecase), self._source(usecase).available_after
+        snapshots = []
+        for as_of in times:
+            rows = known_at(known, stamp, available_after, as_of)
+            rows = rows[rows[stamp] >= as_of - self._reach()]
+            snapshots.append(self._snapshot_at(usecase, rows, as_of) if not rows.empty else None)
         present = [s for s in snapshots if s is not None]
         if not present:
             return None
         return pd.concat(present, ignore_index=True) if len(present) > 1 else present[0]
 
     def _snapshot_at(
-        self, usecase: UseCase, inputs: ViewInputs, as_of: pd.Timestamp
+        self, usecase: UseCase, rows: pd.DataFrame, as_of: pd.Timestamp
     ) -> pd.DataFrame | None:
+        """The statistics at ``as_of`` of the known ``rows`` within reach of it."""
         import pandas as pd
 
-        rows = self.known_rows(usecase, inputs, as_of - self._reach(), as_of)
-        if rows is None:
-            return None
         key, stamp = usecase.entity(self.entity).join_key, self._timestamp(usecase)
         entities = pd.Index(sorted(rows[key].unique()), name=key)
         out = pd.DataFrame(index=entities)
