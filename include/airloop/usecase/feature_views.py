@@ -558,48 +558,76 @@ class AggregateView(_FromSourceHistory):
 
     @override
     def compute(self, usecase: UseCase, inputs: ViewInputs) -> pd.DataFrame | None:
+        """Every snapshot of the interval in one pass.
+
+        The known rows are read and sorted by time once. A snapshot's rows are a contiguous
+        run of them: from its window's start to what is known at its moment (knowing only
+        grows with time). The runs of all snapshots, stacked with the snapshot's number, are
+        grouped once per window: 24 hourly snapshots cost a group-by, not 24.
+        """
+        import numpy as np
         import pandas as pd
 
         times = self.snapshot_times(inputs.start, inputs.end)
-        # The rows known at the last snapshot, read and sorted once: each snapshot's are among
-        # them (knowing only grows with time), at a filter each instead of a read and a sort.
         known = self.known_rows(usecase, inputs, times[0] - self._reach(), times[-1])
         if known is None:
             return None
-        stamp, available_after = self._timestamp(usecase), self._source(usecase).available_after
-        snapshots = []
-        for as_of in times:
-            rows = known_at(known, stamp, available_after, as_of)
-            rows = rows[rows[stamp] >= as_of - self._reach()]
-            snapshots.append(self._snapshot_at(usecase, rows, as_of) if not rows.empty else None)
-        present = [s for s in snapshots if s is not None]
-        if not present:
-            return None
-        return pd.concat(present, ignore_index=True) if len(present) > 1 else present[0]
-
-    def _snapshot_at(
-        self, usecase: UseCase, rows: pd.DataFrame, as_of: pd.Timestamp
-    ) -> pd.DataFrame | None:
-        """The statistics at ``as_of`` of the known ``rows`` within reach of it."""
-        import pandas as pd
-
         key, stamp = usecase.entity(self.entity).join_key, self._timestamp(usecase)
-        entities = pd.Index(sorted(rows[key].unique()), name=key)
+        available_after = self._source(usecase).available_after
+        order = pd.DatetimeIndex(known[stamp])
+
+        def first_at_or_after(moments: list[pd.Timestamp]) -> np.ndarray:
+            return np.asarray(order.searchsorted(pd.DatetimeIndex(moments), side="left"))
+
+        # Known at t: time <= t - available_after, and before t (the rule of known_at).
+        ends = np.minimum(
+            np.asarray(
+                order.searchsorted(pd.DatetimeIndex([t - available_after for t in times]), "right")
+            ),
+            first_at_or_after(times),
+        )
+
+        def stacked(starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """The row positions of every snapshot's run, and the snapshot each belongs to."""
+            lengths = np.maximum(ends - starts, 0)
+            rows = [np.arange(lo, lo + n) for lo, n in zip(starts, lengths, strict=True)]
+            positions = np.concatenate(rows) if rows else np.array([], dtype=int)
+            return positions, np.repeat(np.arange(len(times)), lengths)
+
+        positions, snapshot = stacked(first_at_or_after([t - self._reach() for t in times]))
+        if not len(positions):
+            return None
+        pairs = (
+            pd.DataFrame({"_snapshot": snapshot, key: known[key].to_numpy()[positions]})
+            .drop_duplicates()
+            .sort_values(["_snapshot", key], kind="stable")
+        )
+        entities = pd.MultiIndex.from_frame(pairs)
+        values = {
+            column: pd.to_numeric(known[column], errors="coerce").to_numpy()
+            for column in self._value_columns(usecase)
+        }
         out = pd.DataFrame(index=entities)
         for window in self.windows:
-            part = rows[rows[stamp] >= as_of - window]
+            positions, snapshot = stacked(first_at_or_after([t - window for t in times]))
+            groups = [snapshot, known[key].to_numpy()[positions]]
             for agg in self.aggregates:
-                grouped = pd.to_numeric(part[agg.column], errors="coerce").groupby(part[key])
+                grouped = pd.Series(values[agg.column][positions]).groupby(groups, sort=False)
                 for function in agg.functions:
                     name = f"{agg.column}_{function}_{window_suffix(window)}"
                     if function == "count":
-                        out[name] = grouped.count().reindex(entities).fillna(0).astype("Int64")
+                        counted = grouped.count().reindex(entities)
+                        out[name] = counted.fillna(0).astype("Int64").array
                     else:
-                        values = (
+                        result = (
                             grouped.sum(min_count=1) if function == "sum" else grouped.agg(function)
                         )
-                        out[name] = values.reindex(entities).astype("float64")
-        return _snapshot(usecase, self.entity, out, as_of, self.feature_names(usecase))
+                        out[name] = result.reindex(entities).astype("float64").to_numpy()
+        out = out.reset_index()
+        stamps = pd.DatetimeIndex(times).as_unit(times[0].unit)[out.pop("_snapshot").to_numpy()]
+        out[key] = out[key].astype(object)
+        out.insert(1, EVENT_TS, stamps)
+        return out[[key, EVENT_TS, *self.feature_names(usecase)]]
 
 
 class LagView(_FromSourceHistory):

@@ -472,7 +472,9 @@ def load_usecase(name_or_path: str) -> UseCase:
     """Read and validate a use case; errors name the file and the offending field."""
     path = resolve_usecase_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        # libyaml's safe loader where PyYAML has it: the same documents, 10x faster, and a use
+        # case is read by every DAG file parse and every task.
+        raw = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         raise UseCaseError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
