@@ -253,9 +253,14 @@ class ReferenceSnapshotView(_FromSource):
 
 
 def _snapshot(
-    usecase: UseCase, entity: str, out: pd.DataFrame, as_of: pd.Timestamp, names: list[str]
+    usecase: UseCase,
+    entity: str,
+    out: pd.DataFrame,
+    as_of: pd.Timestamp | pd.DatetimeIndex,
+    names: list[str],
 ) -> pd.DataFrame:
-    """Features indexed by entity key, as rows stamped ``as_of`` in the view's column order."""
+    """Features indexed by entity key, as rows stamped ``as_of`` (one moment, or one per row)
+    in the view's column order."""
     key = usecase.entity(entity).join_key
     out = out.reset_index()
     out[key] = out[key].astype(object)
@@ -623,11 +628,10 @@ class AggregateView(_FromSourceHistory):
                             grouped.sum(min_count=1) if function == "sum" else grouped.agg(function)
                         )
                         out[name] = result.reindex(entities).astype("float64").to_numpy()
-        out = out.reset_index()
-        stamps = pd.DatetimeIndex(times).as_unit(times[0].unit)[out.pop("_snapshot").to_numpy()]
-        out[key] = out[key].astype(object)
-        out.insert(1, EVENT_TS, stamps)
-        return out[[key, EVENT_TS, *self.feature_names(usecase)]]
+        moments = pd.DatetimeIndex(times).as_unit(times[0].unit)
+        stamps = moments[out.index.get_level_values("_snapshot").to_numpy()]
+        out = out.droplevel("_snapshot")
+        return _snapshot(usecase, self.entity, out, stamps, self.feature_names(usecase))
 
 
 class LagView(_FromSourceHistory):
