@@ -3,12 +3,13 @@
 
 Per data interval of the active use case (`AIRLOOP_USECASE`, default: NYC flights 2013):
 
-1. **extract_partition**: snapshot the interval's landed raw files into staging, with digests;
-2. **validate_partition**: the Great Expectations gate; a failure quarantines the partition
-   with a JSON report and Data Docs, and nothing downstream is written;
-3. **build_offline_features**: clean, transform, compute point-in-time correct features and
+1. **validate_partition**: snapshot the interval's landed raw files into staging, with their
+   digests, then the Great Expectations gate on that snapshot; a failure quarantines the
+   partition with a JSON report and Data Docs, and nothing downstream is written;
+2. **build_offline_features**: clean, transform, compute point-in-time correct features and
    publish them as this interval's partitions of the Feast offline store (overwrite);
-4. **materialize_online**: load the interval's window into the Feast online store.
+3. **materialize_online**: load the interval's window into the Feast online store (one writer
+   at a time: the pool `airloop_online_store`).
 
 Reruns and backfills are idempotent: `airloop backfill --start 2013-01-01 --end 2013-01-15`.
 """

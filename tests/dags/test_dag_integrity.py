@@ -58,10 +58,10 @@ def test_each_use_case_gets_its_own_dags(monkeypatch, second_usecase: Path) -> N
         assert {t.task_id for t in first.tasks} == {t.task_id for t in second.tasks}
         refs = {t.op_kwargs.get("usecase") for t in second.tasks if hasattr(t, "op_kwargs")}
         assert refs <= {str(second_usecase), None} and str(second_usecase) in refs, refs
-    [request] = bag.dags["monitoring__panel"].get_task("request_retraining").outlets
-    assert request.uri == "airloop://panel/retrain-request"
+    [alias] = bag.dags["monitoring__panel"].get_task("check_interval").outlets
+    assert alias.name == "panel_retrain_requests"
     condition = str(bag.dags["model_training__panel"].timetable.asset_condition)
-    assert request.uri in condition and "flights" not in condition
+    assert "airloop://panel/retrain-request" in condition and "flights" not in condition
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=[p.stem for p in DAG_FILES])
@@ -98,7 +98,6 @@ def test_dag_file_imports_no_heavy_module(dag_file: Path) -> None:
 def test_feature_pipeline_shape(dagbag) -> None:
     dag = dagbag.dags["feature_pipeline"]
     order = [
-        "extract_partition",
         "validate_partition",
         "build_offline_features",
         "materialize_online",
@@ -113,15 +112,16 @@ def test_feature_pipeline_shape(dagbag) -> None:
 def test_monitoring_feeds_model_training_through_the_retrain_asset(dagbag) -> None:
     monitoring = dagbag.dags["monitoring"]
     training = dagbag.dags["model_training"]
-    request = monitoring.get_task("request_retraining")
-    [asset] = request.outlets
-    assert asset.uri == "airloop://flights/retrain-request"
-    # model_training runs on its timetable and on that Asset.
+    # The check emits the request through an alias: only an interval that opens one emits.
+    check = monitoring.get_task("check_interval")
+    [alias] = check.outlets
+    assert type(alias).__name__ == "AssetAlias" and alias.name == "flights_retrain_requests"
+    assert set(monitoring.task_ids) == {"check_interval", "publish_report"}
+    assert check.downstream_task_ids == {"publish_report"}
+    # model_training runs on its timetable and on the request Asset.
     assert type(training.timetable).__name__ == "AssetOrTimeSchedule"
-    assert asset.uri in str(training.timetable.asset_condition)
+    assert "airloop://flights/retrain-request" in str(training.timetable.asset_condition)
     assert monitoring.max_active_runs == 1
-    decide = monitoring.get_task("decide_retraining")
-    assert decide.downstream_task_ids == {"request_retraining", "publish_report"}
     close = training.get_task("close_retrain_request")
     assert close.trigger_rule == "all_done"
     assert close.upstream_task_ids == {"deploy_model"}

@@ -98,54 +98,71 @@ def test_validation_report_is_written(two_days, landed) -> None:
 
 
 def test_the_replay_clock_serves_what_was_known_at_its_moment(features, flights) -> None:
-    """The demo's replay clock (all views at the interval's start, then only the views that
-    move within it at each step) serves what the offline store's point-in-time join gives:
-    the weather of the hour, and the airport's departures of the last hours as they were at
-    that hour, not at the day's end."""
+    """Every flight of a day, looked up online as the service does at the replay clock's step
+    of its hour (the store taken back to the day's start, then moved hour by hour; rows older
+    than their view's ttl at the flight's time count as missing), gets exactly the features
+    the offline store's point-in-time join gives it: the weather of the hour, the airport's,
+    the airline's and the aircraft's departures as they were then, not at the day's end."""
     from datetime import timedelta
 
-    from airloop.data.landing import landing_path
+    from airloop.core.columns import EVENT_TS, EVENTS_TABLE
     from airloop.demo.traffic import ReplayClock
-    from airloop.features.store import feature_store
+    from airloop.features.offline import read_partitions
+    from airloop.features.store import feature_store, historical_features
+    from airloop.serving.predict import MISSING_KEY, expire_stale
 
     store = feature_store(features, flights)
     service = store.get_feature_service("flight_delay_v1")
-    # The aircraft that left most often that day: one that flies (an online store keeps an
-    # aircraft's last row past the view's ttl, which a point-in-time join then ignores).
-    departures = pd.read_csv(landing_path(features, flights, "departures", day(5)))
-    tailnum = str(departures["tailnum"].value_counts().index[0])
-    entity = {"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": tailnum}
-    temps, delays = [], []
+    events = read_partitions(features, flights, EVENTS_TABLE, day(5), day(6))
+    events[EVENT_TS] = pd.to_datetime(events[EVENT_TS], utc=True)
+    expected = historical_features(features, flights, events).set_index("event_id")
+    # The fixture's store holds 8 January's rows. As a replay arriving at 5 January would
+    # have left it: materialised to the day (its snapshots), the rest is the clock's. An
+    # aircraft with rows after the 5th but none on it keeps a later row no clock takes back:
+    # such flights (cancelled ones) are left out.
+    later = read_partitions(features, flights, "plane_departures", day(6), day(9))
+    that_day = read_partitions(features, flights, "plane_departures", day(5), day(6))
+    ahead = set(later["tailnum"]) - set(that_day["tailnum"])
+    events = events[~events["tailnum"].isin(ahead)]
+    moving = tuple(f"{v.name}__" for v in flights.feature_views if v.moves_within_interval())
+    compared, columns, changed = 0, set(), set()
     try:
-        # A replay's store only moves forward; this one holds 8 January's rows, which no
-        # materialisation of an older window takes back for an aircraft that did not fly in
-        # it. Set it as a replay arriving at 5 January would have left it.
         store.materialize(start_date=day(1), end_date=day(5))
         clock = ReplayClock(features, flights, store, day(5), day(6))
-        for hours in (7, 13):
-            when = day(5) + timedelta(hours=hours)
+        for hour in range(24):
+            when = day(5) + timedelta(hours=hour)
+            part = events[
+                (events[EVENT_TS] >= when) & (events[EVENT_TS] < when + timedelta(hours=1))
+            ]
+            if part.empty:
+                continue
             clock.advance(when)
-            online = online_values_for(features, flights, entity)
-            offline = (
-                store.get_historical_features(
-                    entity_df=pd.DataFrame([{**entity, "event_timestamp": when}]),
-                    features=service,
-                    full_feature_names=True,
-                )
-                .to_df()
-                .iloc[0]
-            )
+            rows = [  # as the service asks: a missing key finds nothing
+                {k: MISSING_KEY if pd.isna(v) else v for k, v in row.items()}
+                for row in part[list(flights.entity_keys)].to_dict("records")
+            ]
+            online = store.get_online_features(
+                features=service, entity_rows=rows, full_feature_names=True
+            ).to_dict(include_event_timestamps=True)
+            expire_stale(flights, online, [t.to_pydatetime() for t in part[EVENT_TS]])
             for name, values in online.items():
-                if name in entity:
+                if not name.startswith(moving) or name.endswith("__ts"):
                     continue
-                got = float("nan") if values[0] is None else values[0]
-                assert got == pytest.approx(offline[name], nan_ok=True), (hours, name)
-            temps.append(online["origin_weather__temp"][0])
-            delays.append(online["origin_departures__dep_delay_mean_3h"][0])
-        # The weather and the departures moved between the steps, and so did the store.
-        assert temps[0] != temps[1] and delays[0] != delays[1]
+                want = expected.loc[part["event_id"], name].to_numpy(dtype=float)
+                got = [float("nan") if v is None else v for v in values]
+                assert got == pytest.approx(list(want), nan_ok=True), (when, name)
+                compared += len(values)
+                columns.add(name)
+                if hour in (12, 18) and not (pd.isna(want).all()):  # 7 am and 1 pm in New York
+                    changed.add((hour, name, float(pd.Series(want).mean())))
     finally:  # the online store as the pipeline left it, for the tests after this one
         store.materialize(start_date=day(1), end_date=day(9))
+    assert len(columns) >= 15 and compared == len(columns) * len(events)  # each, of every flight
+    # The weather and the departures moved between the hours, and so did the store.
+    morning = {name: mean for hour, name, mean in changed if hour == 12}
+    noon = {name: mean for hour, name, mean in changed if hour == 18}
+    for name in ("origin_weather__temp", "origin_departures__dep_delay_mean_3h"):
+        assert morning[name] != noon[name], name
 
 
 def test_an_events_airport_state_holds_only_departures_before_its_own_time(

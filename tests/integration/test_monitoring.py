@@ -152,7 +152,7 @@ def test_injected_drift_opens_exactly_one_request_with_its_reason(
 
     report = root / "intervals" / "2013-01-09" / "report.html"
     page = report.read_text()
-    assert "Decision: requested" in page and "data drift" in page and "<img" in page
+    assert "Decision: requested" in page and "data drift" in page and "<svg" in page
     prom = (root / "metrics.prom").read_text()
     assert 'airloop_drift_score{usecase="flights",feature="distance"' in prom
 
@@ -178,7 +178,7 @@ def test_rerunning_a_monitored_interval_emits_no_second_request(features, flight
     before = len(_retrain_events(features))
     run = monitor_dag.test(logical_date=day(10))  # the interval of 9 January again
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-    assert states["request_retraining"].endswith("skipped"), states
+    assert all(state.endswith("success") for state in states.values()), states
     assert len(_retrain_events(features)) == before
 
 

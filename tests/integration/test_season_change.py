@@ -57,15 +57,10 @@ def serve(settings: Any, usecase: Any, version: str, start: datetime, end: datet
 def to_offline_store(usecase: Any, settings: Any, start: datetime, end: datetime) -> None:
     """The feature pipeline up to the offline store: this test serves point in time from it,
     so the online store is left out (a second a day)."""
-    from airloop.features.pipeline import (
-        build_offline_features,
-        extract_partition,
-        validate_partition,
-    )
+    from airloop.features.pipeline import build_offline_features, validate_partition
 
-    extracted = extract_partition(start, end, usecase, settings)
-    validate_partition(start, end, extracted, usecase, settings)
-    build_offline_features(start, end, extracted, usecase, settings, {"trigger": "test"})
+    validated = validate_partition(start, end, usecase, settings)
+    build_offline_features(start, end, validated, usecase, settings, {"trigger": "test"})
 
 
 def test_a_season_change_opens_a_request_and_the_retrained_model_meets_the_gate(

@@ -107,7 +107,7 @@ def test_corrupted_partition_fails_its_run_and_is_quarantined(
 def test_the_gate_stops_and_quarantines_each_kind_of_corruption(
     case: str, history, landed, flights
 ) -> None:
-    from airloop.features.pipeline import extract_partition, validate_partition
+    from airloop.features.pipeline import validate_partition
     from airloop.quality.gate import ValidationFailed
     from tests.integration.conftest import day
 
@@ -117,9 +117,8 @@ def test_the_gate_stops_and_quarantines_each_kind_of_corruption(
     corrupt(landing_file(landed, flights, source, DAY))
 
     start, end = day(DAY), day(DAY + 1)
-    extracted = extract_partition(start, end, flights, landed)
     with pytest.raises(ValidationFailed):
-        validate_partition(start, end, extracted, flights, landed)
+        validate_partition(start, end, flights, landed)
     _assert_quarantined(case, landed, flights, before)
 
 
@@ -155,14 +154,13 @@ def test_a_reference_table_is_validated_again_only_when_its_file_changes(
     """Every interval stages the same planes and airlines: a file that passed its suite is
     not checked again, and a changed one is, and fails the partition when it is bad."""
     from airloop.data.landing import landing_path
-    from airloop.features.pipeline import extract_partition, validate_partition
+    from airloop.features.pipeline import validate_partition
     from airloop.quality.gate import ValidationFailed
     from tests.integration.conftest import day
 
     _restore(landed, flights, history)
     start, end = day(DAY), day(DAY + 1)
-    extracted = extract_partition(start, end, flights, landed)
-    passed = validate_partition(start, end, extracted, flights, landed)
+    passed = validate_partition(start, end, flights, landed)
     report = json.loads(Path(passed.report).read_text())
     assert set(report["reused"]) == set(flights.reference_sources), report["reused"]
     assert report["rows"]["planes"] > 100  # reused, the table is still read and counted
@@ -172,8 +170,7 @@ def test_a_reference_table_is_validated_again_only_when_its_file_changes(
     try:
         _edit_csv(lambda d: d.assign(seats=-1))(planes)
         with pytest.raises(ValidationFailed, match="planes: column 'seats' has"):
-            extracted = extract_partition(start, end, flights, landed)
-            validate_partition(start, end, extracted, flights, landed)
+            validate_partition(start, end, flights, landed)
     finally:
         planes.write_bytes(kept)
         _restore(landed, flights, history)

@@ -1,4 +1,5 @@
-"""The REST client's note: a busy server's 500 is tried again, a refusal is not."""
+"""The REST client's PATCHes (a run's note, a pool's size): a busy server's 500 is tried
+again, a refusal is not."""
 
 from __future__ import annotations
 
@@ -19,10 +20,20 @@ def server() -> Iterator[tuple[HTTPServer, list[int]]]:
     """Answers PATCHes with the statuses queued in its list (then 200), on loopback."""
     statuses: list[int] = []
     seen: list[int] = []
+    bodies: list[tuple[str, dict]] = []
 
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # a pool, as the API describes it
+            body = json.dumps({"name": "p", "slots": 1, "include_deferred": True}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_PATCH(self) -> None:
-            self.rfile.read(int(self.headers["Content-Length"]))
+            bodies.append(
+                (self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            )
             status = statuses.pop(0) if statuses else 200
             seen.append(status)
             body = json.dumps({"detail": "database is locked"} if status >= 500 else {}).encode()
@@ -36,7 +47,7 @@ def server() -> Iterator[tuple[HTTPServer, list[int]]]:
 
     httpd = HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    httpd.statuses, httpd.seen = statuses, seen  # type: ignore[attr-defined]
+    httpd.statuses, httpd.seen, httpd.bodies = statuses, seen, bodies  # type: ignore[attr-defined]
     yield httpd, seen
     httpd.shutdown()
 
@@ -60,3 +71,15 @@ def test_a_refused_note_fails_at_once(server, tmp_path) -> None:
     with pytest.raises(AirflowError, match="HTTP 404"):
         client(httpd, tmp_path).set_note("monitoring", "nope", "note", timeout=20)
     assert seen == [404]
+
+
+def test_a_pool_is_resized_with_what_else_it_was(server, tmp_path) -> None:
+    httpd, seen = server
+    httpd.statuses.append(500)  # type: ignore[attr-defined]
+    api = client(httpd, tmp_path)
+    assert api.pool_slots("airloop_online_store") == 1
+    api.set_pool_slots("airloop_online_store", 0)
+    assert seen == [500, 200]
+    path, body = httpd.bodies[-1]  # type: ignore[attr-defined]
+    assert path == "/api/v2/pools/airloop_online_store?update_mask=slots"
+    assert body == {"pool": "airloop_online_store", "slots": 0, "include_deferred": True}

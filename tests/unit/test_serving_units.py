@@ -18,7 +18,7 @@ from airloop.serving.errors import install_error_handlers, scoring_message, vali
 from airloop.serving.guard import MAX_BODY_BYTES, GuardMiddleware
 from airloop.serving.metrics import Metrics
 from airloop.serving.model import LoadedModel
-from airloop.serving.predict import feature_times, input_columns
+from airloop.serving.predict import expire_stale, feature_times, input_columns
 from airloop.serving.schema import MAX_BATCH, request_fields, request_model
 from airloop.usecase import UseCase
 
@@ -619,6 +619,24 @@ def test_feature_times_take_the_newest_stamp_per_view() -> None:
         {"origin_weather": None, "carrier_delays": "2013-01-01T12:00:00+00:00"},
         {"origin_weather": "2013-01-01T09:00:00+00:00", "carrier_delays": None},
     ]
+
+
+def test_a_row_older_than_its_views_ttl_at_the_events_time_is_missing(flights: UseCase) -> None:
+    """As in training's point-in-time join: the weather (ttl 3 h) of 9:00 is served for an event
+    at 11:00, not at 13:00; a request without an event time keeps what the store holds."""
+    online = {
+        "origin_weather__temp": [51.1, 51.1, 51.1],
+        "origin_weather__temp__ts": [at(9), at(9), at(9)],
+        "plane_departures__dep_delay_count_12h": [0, 2, 0],
+        "plane_departures__dep_delay_count_12h__ts": [at(0), 0, at(0)],  # 0: no row
+        "distance__ts": [at(0), at(0), at(0)],  # not <view>__<feature>__ts
+    }
+    times = [datetime(2013, 1, 1, 11, tzinfo=UTC), datetime(2013, 1, 1, 13, tzinfo=UTC), None]
+    expire_stale(flights, online, times)
+    assert online["origin_weather__temp"] == [51.1, None, 51.1]
+    assert online["plane_departures__dep_delay_count_12h"] == [0, 2, 0]  # within its 1 day
+    expire_stale(flights, online, [datetime(2013, 1, 3, tzinfo=UTC), None, None])
+    assert online["plane_departures__dep_delay_count_12h"] == [None, 2, 0]
 
 
 def test_feature_times_without_timestamps_are_empty_per_row() -> None:

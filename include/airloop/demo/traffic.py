@@ -8,10 +8,7 @@ store fed as the data arrived would have held at that moment.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -73,34 +70,19 @@ def post(settings: Settings, path: str, body: Any, timeout: float = 60.0) -> tup
         return exc.status, exc.body if isinstance(exc.body, dict) else {"message": exc.body}
 
 
-def set_online_clock(usecase: UseCase, when: datetime, store: Any) -> None:
-    """Make the online store hold each entity's latest row at ``when`` (the replay's clock).
-
-    A replay serves a past day; this gives its requests the values a live store would have
-    held at that moment, instead of the day's last ones. It rewrites rows, so only the replay
-    client calls it, between the feature pipeline's runs.
-    """
-    horizon = max(v.ttl for v in usecase.feature_views)
-    hi = as_utc(when)
-    # Feast prints a progress report per call; a replay makes hundreds of calls.
-    quiet = io.StringIO()
-    with (
-        contextlib.redirect_stdout(quiet),
-        contextlib.redirect_stderr(quiet),
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore", DeprecationWarning)
-        store.materialize(start_date=hi - horizon, end_date=hi, feature_views=None)
-
-
 class ReplayClock:
-    """The online store through one replayed interval: set whole at its start, then moved
-    forward step by step.
+    """The online store through one replayed interval, moved forward step by step.
 
-    Within the interval only the views that move change (a snapshot view stamps every row at
-    the start), and their rows are the interval's own partition: each step writes, per entity,
-    the latest of those rows stamped by then. That is what a materialisation would write, at
-    a few milliseconds a step instead of a query of the offline store per view.
+    The feature pipeline has already materialised the interval: the views stamped at its
+    start (snapshots) are right for all of it, and the views whose rows move within it hold
+    each entity's row of the interval's end, which a request earlier in the interval must not
+    see. The clock takes those back to the interval's start: each entity with a row in the
+    interval gets its latest row from before (within the view's ttl), or an empty row where
+    it had none. Each step then writes, per entity, the latest row stamped since the step
+    before. That is what a live store fed as the data arrived would have held, at a few
+    milliseconds a step instead of a materialisation; and with the rows' own times, the
+    service's ttl rule (``serving.predict.expire_stale``) gives each event what the
+    point-in-time join gave training.
     """
 
     def __init__(
@@ -108,15 +90,34 @@ class ReplayClock:
     ) -> None:
         self.usecase, self.store = usecase, store
         self.moving: dict[str, pd.DataFrame] = {}
+        lo, hi = pd.Timestamp(as_utc(start)), pd.Timestamp(as_utc(end))
         for view in usecase.feature_views:
             if not view.moves_within_interval():
                 continue
-            rows = read_partitions(settings, usecase, view.name, start, end)
-            if rows is not None:
-                rows = rows.assign(**{EVENT_TS: pd.to_datetime(rows[EVENT_TS], utc=True)})
-                self.moving[view.name] = rows.sort_values(EVENT_TS, kind="stable")
-        set_online_clock(usecase, start, store)
-        self.at = pd.Timestamp.min.tz_localize("UTC")  # the moving rows up to here are written
+            # From the partition that holds the moment a ttl before the start: a partition
+            # holds its interval's rows, so one interval further back.
+            rows = read_partitions(settings, usecase, view.name, lo - view.ttl - (hi - lo), hi)
+            if rows is None:
+                continue
+            key = usecase.entity(view.entity).join_key
+            rows = rows.assign(**{EVENT_TS: pd.to_datetime(rows[EVENT_TS], utc=True)})
+            rows = rows.sort_values(EVENT_TS, kind="stable").reset_index(drop=True)
+            mine = rows[rows[EVENT_TS] >= lo]
+            if mine.empty:
+                continue
+            self.moving[view.name] = mine
+            known = rows[(rows[EVENT_TS] < lo) & (rows[EVENT_TS] >= lo - view.ttl)]
+            before = known.groupby(key, sort=False).tail(1).set_index(key)
+            rewound = before.reindex(pd.Index(mine[key].unique(), name=key))
+            if rewound.drop(columns=EVENT_TS).isna().all(axis=None):
+                continue  # nothing was known; Feast refuses a write with no feature values
+            # An entity nothing was known of gets an empty row stamped beyond the ttl, which
+            # the service serves as missing (an int column's empty value reads back as 0).
+            never = lo - view.ttl - pd.Timedelta(seconds=1)
+            rewound[EVENT_TS] = rewound[EVENT_TS].fillna(never)
+            rewound = rewound.reset_index().astype(object)
+            self.store.write_to_online_store(view.name, rewound.where(rewound.notna(), None))
+        self.at: pd.Timestamp | None = None  # the interval's rows stamped up to here are written
 
     def advance(self, when: datetime) -> None:
         """Hold each moving view's latest row stamped at or before ``when``."""
@@ -126,7 +127,7 @@ class ReplayClock:
             if rows is None:
                 continue
             stamps = rows[EVENT_TS]
-            due = rows[(stamps > self.at) & (stamps <= now)]
+            due = rows[(stamps <= now) & (stamps > self.at if self.at is not None else True)]
             if due.empty:
                 continue
             key = self.usecase.entity(view.entity).join_key

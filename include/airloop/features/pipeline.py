@@ -1,6 +1,6 @@
 """The feature pipeline (B), one function per stage, each keyed to a data interval.
 
-Stages: extract the landed partition → validate it (the gate) → build features (clean,
+Stages: snapshot the landed partition and validate it (the gate) → build features (clean,
 transform, compute point-in-time correct) and publish them to the offline store → materialise
 the interval into the online store. Each stage overwrites its own outputs, so a rerun of an
 interval leaves the same state behind. The Airflow tasks call these; so do the CLI and tests.
@@ -49,10 +49,9 @@ class Extracted(Record):
     manifest: str
 
 
-class Validated(Record):
-    """The partition passed the gate: rows per source, and the validation report."""
+class Validated(Extracted):
+    """The staged partition passed the gate: rows per source, and the validation report."""
 
-    partition: str
     rows: dict[str, int]
     report: str
 
@@ -146,7 +145,7 @@ def _read_staged(
     return frames, errors
 
 
-def validate_partition(
+def validate_extracted(
     start: datetime,
     end: datetime,
     extracted: Extracted,
@@ -161,9 +160,26 @@ def validate_partition(
     report = gate_partition(uc, st, start, end, frames, errors, digests)
     return Validated(
         partition=report["partition"],
+        manifest=extracted.manifest,
         rows=report["rows"],
         report=str(validation_report_path(st, uc.name, report["partition"])),
     )
+
+
+def validate_partition(
+    start: datetime,
+    end: datetime,
+    usecase: UseCase | str | None = None,
+    settings: Settings | None = None,
+) -> Validated:
+    """Snapshot the interval's landed files into staging, then the gate on that snapshot.
+
+    One stage: the snapshot is a copy with digests, too small to be worth a task of its own
+    (a task costs the scheduler about a second), and the gate must see exactly what was
+    snapshotted. What follows builds from the same snapshot (the record names its manifest).
+    """
+    uc, st = resolve(usecase, settings)
+    return validate_extracted(start, end, extract_partition(start, end, uc, st), uc, st)
 
 
 def view_inputs(
@@ -202,7 +218,9 @@ def build_features(
     uc, st = resolve(usecase, settings)
     frames, errors = _read_staged(uc, extracted)
     if errors:
-        raise RawDataError(f"staged partition is unreadable, rerun from extract: {errors}")
+        raise RawDataError(
+            f"staged partition is unreadable, run validate_partition again: {errors}"
+        )
     clean = {name: clean_source(df, uc.sources[name]) for name, df in frames.items()}
     tables: dict[str, pd.DataFrame] = {
         EVENTS_TABLE: compute.events_table(uc, clean[uc.events.source]),
@@ -309,8 +327,7 @@ def run_interval(
 ) -> IntervalRun:
     """All stages in one process: for the CLI and for notebooks, not for the scheduler."""
     uc, st = resolve(usecase, settings)
-    extracted = extract_partition(start, end, uc, st)
-    validated = validate_partition(start, end, extracted, uc, st)
-    build_offline_features(start, end, extracted, uc, st, {"trigger": "cli"})
+    validated = validate_partition(start, end, uc, st)
+    build_offline_features(start, end, validated, uc, st, {"trigger": "cli"})
     online = materialize_online(start, end, uc, st)
-    return IntervalRun(partition=extracted.partition, rows=validated.rows, online=online)
+    return IntervalRun(partition=validated.partition, rows=validated.rows, online=online)

@@ -85,17 +85,43 @@ def prediction_drift(
     )
 
 
+def drift_window(usecase: UseCase, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """The served events drift is measured on: the interval, widened to the use case's window."""
+    return min(as_utc(start), as_utc(end) - usecase.monitoring.window), as_utc(end)
+
+
+def performance_window(
+    usecase: UseCase, start: datetime, end: datetime
+) -> tuple[datetime, datetime]:
+    """The drift window moved back by the label delay: every label of it is due by ``end``."""
+    lo, hi = drift_window(usecase, start, end)
+    return lo - usecase.label.delay, hi - usecase.label.delay
+
+
+def served_in(served: pd.DataFrame, lo: datetime, hi: datetime) -> pd.DataFrame:
+    """The rows of a prediction-log table whose event time falls in [lo, hi)."""
+    if served.empty:
+        return served
+    times = served[EVENT_TIME]
+    return served[(times >= as_utc(lo)) & (times < as_utc(hi))].reset_index(drop=True)
+
+
 def check_drift(
     start: datetime,
     end: datetime,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
+    served: pd.DataFrame | None = None,
 ) -> DriftCheck:
-    """Data drift per feature and prediction drift, served window against the training reference."""
+    """Data drift per feature and prediction drift, served window against the training reference.
+
+    ``served``: the prediction log already read as a table, covering at least the drift window
+    (:func:`check_interval` reads it once for both checks).
+    """
     uc, st = resolve(usecase, settings)
     spec = uc.monitoring
-    lo = min(as_utc(start), as_utc(end) - spec.window)
-    served = served_frame(st, uc, lo, end)
+    lo, end = drift_window(uc, start, end)
+    served = served_frame(st, uc, lo, end) if served is None else served_in(served, lo, end)
     folder = interval_dir(st, uc, start)
     full: dict[str, Any] = {
         "interval_start": as_utc(start).isoformat(),
@@ -188,18 +214,19 @@ def check_performance(
     end: datetime,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
+    served: pd.DataFrame | None = None,
 ) -> PerformanceCheck:
     """Live metrics on predictions whose labels have arrived by the interval end, never later ones.
 
-    The window is the drift window moved back by the label delay: every label of it is due by
-    ``end``. Labels that arrive later than declared count as pending, not as negatives.
+    The window is the drift window moved back by the label delay (:func:`performance_window`).
+    Labels that arrive later than declared count as pending, not as negatives. ``served``: as
+    for :func:`check_drift`, covering at least this window.
     """
     uc, st = resolve(usecase, settings)
     spec = uc.monitoring
     end = as_utc(end)
-    hi = end - uc.label.delay
-    lo = min(as_utc(start), end - spec.window) - uc.label.delay
-    served = served_frame(st, uc, lo, hi)
+    lo, hi = performance_window(uc, start, end)
+    served = served_frame(st, uc, lo, hi) if served is None else served_in(served, lo, hi)
     folder = interval_dir(st, uc, start)
     out: dict[str, Any] = {
         "interval_start": as_utc(start).isoformat(),

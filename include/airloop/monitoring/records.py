@@ -1,7 +1,7 @@
 """What the monitoring stages hand on: verdicts, ids and file URIs, never the tables.
 
-Light on purpose (pydantic only): the task that publishes a retrain request reads a
-:class:`Decision` without importing the monitoring stack.
+Light on purpose (pydantic only): they cross task boundaries as XCom, and a reader of a
+:class:`Decision` need not import the monitoring stack.
 """
 
 from __future__ import annotations
@@ -100,6 +100,14 @@ class Decision(Record):
     model_version: str | None = None
     live: dict[str, Number] | None = None
     request: RetrainRequest | None = None
+
+
+class IntervalChecked(Record):
+    """An interval's two checks and the decision the feedback controls made of them."""
+
+    drift: DriftCheck
+    performance: PerformanceCheck
+    decision: Decision
 
 
 class ReportPublished(Record):

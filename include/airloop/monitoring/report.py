@@ -14,11 +14,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from airloop.core.columns import SCORE
 from airloop.core.files import read_json, write_text
 from airloop.core.html import figure_img, html_table, write_png
+from airloop.core.svg import PALETTE, Chart, date_ticks, value_range
 from airloop.data.intervals import as_utc
 from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.checks import interval_dir
@@ -29,39 +31,68 @@ from airloop.settings import Settings
 from airloop.usecase import UseCase, resolve
 
 MAX_PLOTS = 8
+VERSION_SHADES = ("#e8f0fe", "#fef3e0")  # alternate between the runs of versions that served
 # An interval's page shows the recent history: over a year, the whole of it made each page
 # slower to draw than the last (the timeline page has all of it).
 REPORT_HISTORY = 90
 
 
+def distribution_chart(reference: pd.Series, served: pd.Series, title: str) -> str:
+    """One feature, reference against served: shared-bin densities for a number, the shares
+    of the most frequent values otherwise."""
+    if pd.api.types.is_numeric_dtype(reference) and pd.api.types.is_numeric_dtype(served):
+        ref, cur = reference.dropna().astype("float64"), served.dropna().astype("float64")
+        both = pd.concat([ref, cur])
+        if both.empty:
+            return ""
+        distinct = int(both.nunique())
+        lo, hi = float(both.min()), float(both.max())
+        edges = np.linspace(
+            lo, hi if hi > lo else lo + 1.0, (20 if distinct > 20 else max(distinct, 1)) + 1
+        )
+        ref_density = np.histogram(ref, bins=edges, density=True)[0] if len(ref) else edges[:-1] * 0
+        cur_density = np.histogram(cur, bins=edges, density=True)[0] if len(cur) else edges[:-1] * 0
+        top = float(max(ref_density.max(initial=0), cur_density.max(initial=0))) or 1.0
+        chart = Chart(
+            title, (float(edges[0]), float(edges[-1])), (0.0, top * 1.05), y_label="density"
+        )
+        lefts, widths = edges[:-1].tolist(), np.diff(edges).tolist()
+        chart.bars(lefts, widths, ref_density.tolist(), colour=PALETTE[0], label="reference")
+        chart.bars(lefts, widths, cur_density.tolist(), colour=PALETTE[1], label="served")
+        return chart.render()
+    shares = (
+        pd.DataFrame(
+            {
+                "reference": reference.astype("string").value_counts(normalize=True),
+                "served": served.astype("string").value_counts(normalize=True),
+            }
+        )
+        .fillna(0.0)
+        .sort_values("reference", ascending=False)
+        .head(15)
+    )
+    if shares.empty:
+        return ""
+    n = len(shares)
+    chart = Chart(
+        title,
+        (0.0, float(n)),
+        (0.0, float(shares.to_numpy().max()) * 1.05 or 1.0),
+        x_ticks=[(i + 0.5, str(label)[:8]) for i, label in enumerate(shares.index)],
+        y_label="share",
+    )
+    for offset, (side, colour) in enumerate(zip(shares.columns, PALETTE, strict=False)):
+        lefts = [i + 0.1 + 0.4 * offset for i in range(n)]
+        chart.bars(lefts, [0.4] * n, shares[side].tolist(), colour=colour, label=side)
+    return chart.render()
+
+
 def _distribution_plots(reference: pd.DataFrame, served: pd.DataFrame, columns: list[str]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    parts = []
-    for column in columns[:MAX_PLOTS]:
-        fig, ax = plt.subplots(figsize=(4.2, 2.8))
-        ref, cur = reference[column], served[column]
-        if pd.api.types.is_numeric_dtype(ref) and pd.api.types.is_numeric_dtype(cur):
-            both = pd.concat([ref, cur]).dropna()
-            bins = 20 if both.nunique() > 20 else max(int(both.nunique()), 1)
-            ax.hist(ref.dropna(), bins=bins, alpha=0.5, density=True, label="reference")
-            ax.hist(cur.dropna(), bins=bins, alpha=0.5, density=True, label="served")
-        else:
-            shares = pd.DataFrame(
-                {
-                    "reference": ref.astype("string").value_counts(normalize=True),
-                    "served": cur.astype("string").value_counts(normalize=True),
-                }
-            ).fillna(0)
-            shares.head(15).plot.bar(ax=ax)
-        ax.set_title(column)
-        ax.legend(fontsize=7)
-        parts.append(figure_img(fig, column))
-        plt.close(fig)
-    return "\n".join(parts)
+    return "\n".join(
+        distribution_chart(reference[column], served[column], column)
+        for column in columns[:MAX_PLOTS]
+        if column in reference.columns and column in served.columns
+    )
 
 
 def history_frame(settings: Settings, usecase: UseCase, last: int | None = None) -> pd.DataFrame:
@@ -92,13 +123,71 @@ def history_frame(settings: Settings, usecase: UseCase, last: int | None = None)
     return pd.DataFrame(rows)
 
 
-def history_plot(
-    history: pd.DataFrame,
-    requests: list[dict[str, Any]],
-    events: Sequence[dict[str, Any]] = (),
-) -> str:
-    """The timeline figure (:func:`timeline_figure`) as an inline PNG."""
-    return figure_img(timeline_figure(history, requests, events), "history")
+def history_plot(history: pd.DataFrame, requests: list[dict[str, Any]]) -> str:
+    """The recent history as two inline SVG panels: drift above (share of drifting features,
+    prediction PSI), the live metric against the metric at training below, shaded by the
+    model version that served; retrain requests as red lines."""
+    if history.empty:
+        return "<p>No monitored intervals yet.</p>"
+    starts = pd.to_datetime(history["interval_start"], utc=True)
+    xs = [t.timestamp() for t in starts]
+    step = float(np.median(np.diff(xs))) if len(xs) > 1 else 86400.0
+    x_range = (xs[0], xs[-1] + step)
+    ticks = date_ticks(*x_range)
+    asked = [
+        pd.Timestamp(r["interval_start"]).timestamp()
+        for r in requests
+        if x_range[0] <= pd.Timestamp(r["interval_start"]).timestamp() <= x_range[1]
+    ]
+
+    def values(column: str) -> list[float | None]:
+        return [None if pd.isna(v) else float(v) for v in history[column]]
+
+    drift_series = {
+        "share of drifting features": values("share_drifted"),
+        "prediction PSI": values("prediction_psi"),
+    }
+    drift = Chart(
+        "drift",
+        x_range,
+        value_range([v for vs in drift_series.values() for v in vs if v is not None] + [0.0], 0.05),
+        width=900,
+        height=200,
+        x_ticks=ticks,
+    )
+    live_series = {"live metric": values("live_metric"), "at training": values("expected_metric")}
+    live = Chart(
+        "live metric",
+        x_range,
+        value_range([v for vs in live_series.values() for v in vs if v is not None], 0.1),
+        width=900,
+        height=200,
+        x_ticks=ticks,
+    )
+    for i, (first, last, version) in enumerate(_version_runs(xs, list(history["model_version"]))):
+        if version is not None and not pd.isna(version):
+            live.band(first, last + step, VERSION_SHADES[i % 2], f"v{version}")
+    for chart in (drift, live):
+        for when in asked:
+            chart.vline(when, "red")
+    for (label, ys), colour in zip(drift_series.items(), PALETTE, strict=False):
+        drift.line(xs, ys, colour, label)
+    live.line(xs, live_series["live metric"], "black", "live metric")
+    live.line(xs, live_series["at training"], "grey", "at training", dashed=True, dots=False)
+    if asked:
+        drift.legend.append(("retrain request", "red", "line"))
+    return f'<div class="history">{drift.render()}<br>{live.render()}</div>'
+
+
+def _version_runs(xs: list[Any], versions: list[Any]) -> list[tuple[Any, Any, Any]]:
+    """Consecutive intervals one model version served: (first x, last x, version)."""
+    runs: list[tuple[Any, Any, Any]] = []
+    for x, version in zip(xs, versions, strict=True):
+        if runs and runs[-1][2] == version:
+            runs[-1] = (runs[-1][0], x, version)
+        else:
+            runs.append((x, x, version))
+    return runs
 
 
 # What the demo's timeline events look like on the figure: (marker, colour, legend).
@@ -155,17 +244,11 @@ def timeline_figure(
 
 def _served_versions(ax: Any, x: pd.Series, versions: pd.Series) -> None:
     """Shade each run of intervals one model version served, labelled with the version."""
-    runs: list[tuple[Any, Any, Any]] = []
-    for when, version in zip(x, versions, strict=True):
-        if runs and runs[-1][2] == version:
-            runs[-1] = (runs[-1][0], when, version)
-        else:
-            runs.append((when, when, version))
     step = x.diff().median() if len(x) > 1 else pd.Timedelta(days=1)
-    for i, (first, last, version) in enumerate(runs):
+    for i, (first, last, version) in enumerate(_version_runs(list(x), list(versions))):
         if version is None or pd.isna(version):
             continue
-        ax.axvspan(first, last + step, color=("#e8f0fe", "#fef3e0")[i % 2], zorder=0)
+        ax.axvspan(first, last + step, color=VERSION_SHADES[i % 2], zorder=0)
         ax.annotate(f"v{version}", (first, 0.02), xycoords=("data", "axes fraction"), fontsize=7)
 
 

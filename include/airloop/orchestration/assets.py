@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AssetAlias
 
 
 def retrain_request(usecase_name: str) -> Asset:
@@ -10,6 +10,12 @@ def retrain_request(usecase_name: str) -> Asset:
     return Asset(
         name=f"{usecase_name}_retrain_request", uri=f"airloop://{usecase_name}/retrain-request"
     )
+
+
+def retrain_requests(usecase_name: str) -> AssetAlias:
+    """What monitoring declares as its outlet: an alias through which it adds an event on
+    :func:`retrain_request` only for an interval whose decision opened a request."""
+    return AssetAlias(name=f"{usecase_name}_retrain_requests")
 
 
 def batch_predictions(usecase_name: str) -> Asset:

@@ -34,6 +34,10 @@ PRELOAD = (
     "feast.infra.registry.file",
     "ibis.backends.duckdb",
     "great_expectations",
+    # skops scans every scikit-learn estimator when it is imported (2 to 3 s): the tasks that
+    # log, evaluate or smoke-test a model paid it each.
+    "skops.io",
+    "mlflow.pyfunc",
     "airloop.features.pipeline",
     "airloop.training.pipeline",
     "airloop.training.experiment",
@@ -57,7 +61,18 @@ def preload_modules() -> list[str]:
             loaded.append(name)
         except Exception as exc:  # a missing optional module must not stop the scheduler
             log.warning("airloop: could not preload %s: %s", name, exc)
+    warm_up()
     return loaded
+
+
+def warm_up() -> None:
+    """Answers each task would otherwise work out again, worked out once before the fork."""
+    try:
+        from airloop.training.train import pip_requirements
+
+        pip_requirements()
+    except Exception as exc:  # a task works them out itself, as before
+        log.warning("airloop: could not warm up: %s", exc)
 
 
 class PreloadingLocalExecutor(LocalExecutor):

@@ -14,55 +14,42 @@ from airloop.orchestration.tasks import (
     run_stage,
     schedule_bounds,
 )
+from airloop.runtime.airflow_cli import ONLINE_STORE_POOL
 from airloop.settings import get_settings
 from airloop.usecase import UseCase, dag_id
 
 
 @task
-def extract_partition(
+def validate_partition(
     usecase: str,
     data_interval_start: datetime | None = None,
     data_interval_end: datetime | None = None,
 ) -> dict[str, Any]:
-    """Snapshot the interval's landed files into staging, with their digests."""
-    from airloop.features.pipeline import extract_partition as stage
+    """Snapshot the landed files with their digests; the Great Expectations gate on them. A
+    failure quarantines the partition and fails the run."""
+    from airloop.features.pipeline import validate_partition as stage
 
     start, end = data_interval(data_interval_start, data_interval_end)
     return run_stage(stage, start, end, usecase)
 
 
 @task
-def validate_partition(
-    extracted: dict[str, Any],
-    usecase: str,
-    data_interval_start: datetime | None = None,
-    data_interval_end: datetime | None = None,
-) -> dict[str, Any]:
-    """The Great Expectations gate; a failure quarantines the partition and fails the run."""
-    from airloop.features.pipeline import Extracted
-    from airloop.features.pipeline import validate_partition as stage
-
-    start, end = data_interval(data_interval_start, data_interval_end)
-    return run_stage(stage, start, end, Extracted.from_dict(extracted), usecase)
-
-
-@task
 def build_offline_features(
-    extracted: dict[str, Any],
+    validated: dict[str, Any],
     usecase: str,
     data_interval_start: datetime | None = None,
     data_interval_end: datetime | None = None,
 ) -> dict[str, Any]:
     """Clean, transform, compute point-in-time features; publish this interval's partitions."""
-    from airloop.features.pipeline import Extracted
+    from airloop.features.pipeline import Validated
     from airloop.features.pipeline import build_offline_features as stage
 
     start, end = data_interval(data_interval_start, data_interval_end)
-    return run_stage(stage, start, end, Extracted.from_dict(extracted), usecase, run=run_lineage())
+    return run_stage(stage, start, end, Validated.from_dict(validated), usecase, run=run_lineage())
 
 
 # One writer at a time: the online store and the registry's watermark are shared.
-@task(pool="airloop_online_store")
+@task(pool=ONLINE_STORE_POOL)
 def materialize_online(
     usecase: str,
     data_interval_start: datetime | None = None,
@@ -92,9 +79,7 @@ def build_feature_pipeline(usecase: UseCase, ref: str, doc_md: str | None = None
         **dag_header(usecase, "features"),
     )
     def feature_pipeline() -> None:
-        extracted: Any = extract_partition(usecase=ref)
-        validated = validate_partition(extracted, usecase=ref)
-        built = build_offline_features(extracted, usecase=ref)
-        validated >> built >> materialize_online(usecase=ref)
+        validated: Any = validate_partition(usecase=ref)
+        build_offline_features(validated, usecase=ref) >> materialize_online(usecase=ref)
 
     return feature_pipeline()

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, dag, task
-from airflow.sdk.exceptions import AirflowSkipException
+from airflow.sdk import DAG, Asset, AssetAlias, CronDataIntervalTimetable, dag, task
 
-from airloop.orchestration.assets import retrain_request
+from airloop.orchestration.assets import retrain_request, retrain_requests
 from airloop.orchestration.tasks import (
     dag_header,
     data_interval,
@@ -21,94 +20,53 @@ from airloop.settings import get_settings
 from airloop.usecase import UseCase, dag_id
 
 
-@task
-def check_drift(
-    usecase: str,
-    data_interval_start: datetime | None = None,
-    data_interval_end: datetime | None = None,
-) -> dict[str, Any]:
-    """Served features and scores against the serving version's training reference."""
-    from airloop.monitoring.checks import check_drift as stage
+def check_interval_task(alias: AssetAlias, asset: Asset) -> Any:
+    """The task that checks an interval and, when the decision opens a request, emits it as an
+    event on ``asset`` (through ``alias``: an interval that opens none emits nothing, with no
+    skipped task to run for it)."""
 
-    start, end = data_interval(data_interval_start, data_interval_end)
-    return run_stage(stage, start, end, usecase)
+    @task(task_id="check_interval", outlets=[alias])
+    def check_interval(
+        usecase: str,
+        data_interval_start: datetime | None = None,
+        data_interval_end: datetime | None = None,
+        outlet_events: Any = None,
+    ) -> dict[str, Any]:
+        """Drift and live performance of the interval; the retraining decision; its request."""
+        from airloop.monitoring.pipeline import check_interval as stage
+        from airloop.monitoring.records import IntervalChecked
 
+        start, end = data_interval(data_interval_start, data_interval_end)
+        checked = run_stage(stage, start, end, usecase)
+        request = IntervalChecked.from_dict(checked).decision.request
+        if request is not None:
+            outlet_events[alias].add(asset, extra=request.to_dict())
+        return checked
 
-@task
-def check_performance(
-    usecase: str,
-    data_interval_start: datetime | None = None,
-    data_interval_end: datetime | None = None,
-) -> dict[str, Any]:
-    """Live metrics on the predictions whose labels had arrived by the interval end."""
-    from airloop.monitoring.checks import check_performance as stage
-
-    start, end = data_interval(data_interval_start, data_interval_end)
-    return run_stage(stage, start, end, usecase)
-
-
-@task
-def decide_retraining(
-    drift: dict[str, Any],
-    performance: dict[str, Any],
-    usecase: str,
-    data_interval_start: datetime | None = None,
-    data_interval_end: datetime | None = None,
-) -> dict[str, Any]:
-    """Breaches through hysteresis, cooldown, de-duplication and the budget; every decision kept."""
-    from airloop.monitoring.feedback import decide_retraining as stage
-    from airloop.monitoring.records import DriftCheck, PerformanceCheck
-
-    start, end = data_interval(data_interval_start, data_interval_end)
-    return run_stage(
-        stage,
-        start,
-        end,
-        DriftCheck.from_dict(drift),
-        PerformanceCheck.from_dict(performance),
-        usecase,
-    )
-
-
-def request_retraining_task(asset: Asset) -> Any:
-    """The task that publishes a decision's request as an event on ``asset``."""
-
-    @task(task_id="request_retraining", outlets=[asset])
-    def request_retraining(decision: dict[str, Any], outlet_events: Any = None) -> str:
-        """Emit the Asset event that starts model_training; skipped (no event) otherwise."""
-        from airloop.monitoring.records import Decision
-
-        decided = Decision.from_dict(decision)
-        if decided.request is None:
-            raise AirflowSkipException(f"no retraining: {decided.action}")
-        outlet_events[asset].extra = decided.request.to_dict()
-        return decided.request.request_id
-
-    return request_retraining
+    return check_interval
 
 
 @task
 def publish_report(
-    drift: dict[str, Any],
-    performance: dict[str, Any],
-    decision: dict[str, Any],
+    checked: dict[str, Any],
     usecase: str,
     data_interval_start: datetime | None = None,
     data_interval_end: datetime | None = None,
     dag_run: Any = None,
 ) -> dict[str, Any]:
     """The interval's report in MLflow and for Prometheus; its link in the run's note."""
-    from airloop.monitoring.records import Decision, DriftCheck, PerformanceCheck
+    from airloop.monitoring.records import IntervalChecked
     from airloop.monitoring.report import publish_report as stage
 
     start, end = data_interval(data_interval_start, data_interval_end)
+    interval = IntervalChecked.from_dict(checked)
     published = run_stage(
         stage,
         start,
         end,
-        DriftCheck.from_dict(drift),
-        PerformanceCheck.from_dict(performance),
-        Decision.from_dict(decision),
+        interval.drift,
+        interval.performance,
+        interval.decision,
         run_lineage(),
         usecase,
     )
@@ -119,7 +77,8 @@ def publish_report(
 def build_monitoring(usecase: UseCase, ref: str, doc_md: str | None = None) -> DAG:
     """The DAG ``monitoring``: one run per data interval, one at a time."""
     start, end = schedule_bounds(usecase)
-    request_retraining = request_retraining_task(retrain_request(usecase.name))
+    request = retrain_request(usecase.name)
+    check_interval = check_interval_task(retrain_requests(usecase.name), request)
 
     @dag(
         dag_id=dag_id("monitoring", usecase, get_settings()),
@@ -133,10 +92,7 @@ def build_monitoring(usecase: UseCase, ref: str, doc_md: str | None = None) -> D
         **dag_header(usecase, "monitoring"),
     )
     def monitoring() -> None:
-        drift: Any = check_drift(usecase=ref)
-        performance: Any = check_performance(usecase=ref)
-        decision: Any = decide_retraining(drift, performance, usecase=ref)
-        request_retraining(decision)
-        publish_report(drift, performance, decision, usecase=ref)
+        checked: Any = check_interval(usecase=ref)
+        publish_report(checked, usecase=ref)
 
     return monitoring()

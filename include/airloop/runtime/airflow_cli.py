@@ -43,6 +43,9 @@ def run_airflow_cli(
     return proc
 
 
+ONLINE_STORE_POOL = "airloop_online_store"  # one writer at a time: the online store's pool
+
+
 def prepare_airflow_home(settings: Settings) -> None:
     """The home Airflow's components start from; in production, the admin's password file
     written from ``AIRLOOP_AIRFLOW_ADMIN_PASSWORD`` (the embedded api-server generates one)."""
@@ -59,6 +62,5 @@ def migrate_db(settings: Settings) -> None:
     prepare_airflow_home(settings)
     run_airflow_cli(settings, ["db", "migrate"])
     run_airflow_cli(
-        settings,
-        ["pools", "set", "airloop_online_store", "1", "Writers to the Feast online store"],
+        settings, ["pools", "set", ONLINE_STORE_POOL, "1", "Writers to the Feast online store"]
     )

@@ -154,23 +154,24 @@ class ApiClient:
         return [self.trigger(dag_id, interval=interval, note=note) for interval in intervals]
 
     def set_note(self, dag_id: str, run_id: str, note: str, timeout: float = 30.0) -> None:
-        """The run's note, shown in the Airflow UI (Markdown).
-
-        Setting a note is idempotent, so a server error (the embedded SQLite database busy
-        with the scheduler's writes answers 500) is tried again until ``timeout``.
-        """
+        """The run's note, shown in the Airflow UI (Markdown)."""
         path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
+        self._patch(path, {"note": note}, f"the note of {dag_id} {run_id}", timeout)
+
+    def _patch(self, path: str, body: Any, what: str, timeout: float = 30.0) -> None:
+        """A PATCH, which is idempotent: a server error (the embedded SQLite database busy
+        with the scheduler's writes answers 500) is tried again until ``timeout``."""
 
         def patched() -> bool:
             try:
-                self._request("PATCH", path, {"note": note})
+                self._request("PATCH", path, body)
             except AirflowError as exc:
                 if "→ HTTP 5" not in str(exc):
                     raise
                 return False
             return True
 
-        wait_until(patched, timeout=timeout, what=f"the note of {dag_id} {run_id}")
+        wait_until(patched, timeout=timeout, what=what, interval=0.2)
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         """One run as the API describes it."""
@@ -248,6 +249,17 @@ class ApiClient:
             )
         runs: list[dict[str, Any]] = seen["runs"]
         return runs
+
+    def pool_slots(self, pool: str) -> int:
+        """How many task instances of the pool may run at once."""
+        found: dict[str, Any] = self._request("GET", f"/api/v2/pools/{pool}")
+        return int(found["slots"])
+
+    def set_pool_slots(self, pool: str, slots: int) -> None:
+        """Resize a pool: with 0 slots its tasks wait, scheduled, until it has some again."""
+        found: dict[str, Any] = self._request("GET", f"/api/v2/pools/{pool}")
+        body = {"pool": pool, "slots": slots, "include_deferred": found["include_deferred"]}
+        self._patch(f"/api/v2/pools/{pool}?update_mask=slots", body, f"the pool {pool}")
 
     def failed_tasks(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """The task instances of a run that failed."""

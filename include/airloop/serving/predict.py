@@ -69,6 +69,7 @@ class Predictor:
         add_calendar(self.usecase, rows, [time or received for _, time in events])
         entity_rows = [{k: row.get(k) for k in self.usecase.entity_keys} for row in rows]
         online = self.online_features(entity_rows)
+        expire_stale(self.usecase, online, [time for _, time in events])
         data, missing_by_row = input_columns(model, rows, online)
         for problems in missing_by_row:
             for column in problems:
@@ -122,6 +123,34 @@ def add_calendar(usecase: UseCase, rows: list[dict[str, Any]], times: list[datet
     calendar = usecase.events.calendar_columns(pd.Series(times)).to_dict("records")
     for row, values in zip(rows, calendar, strict=True):
         row.update(values)
+
+
+def expire_stale(
+    usecase: UseCase, online: dict[str, list[Any]], times: list[datetime | None]
+) -> None:
+    """Features from a row older than its view's ttl at the event's time become missing, as in
+    the point-in-time join training used (Feast's online store keeps an entity's last row
+    whatever the ttl). Only for instances that say when their event happened: without a time,
+    the store's clock is taken to be the request's."""
+    if not any(times):
+        return
+    ttls = {view.name: view.ttl for view in usecase.feature_views}
+    cutoffs: dict[tuple[str, datetime], float] = {}
+    for column, stamps in online.items():
+        view, _, rest = column.partition("__")
+        feature, _, suffix = rest.partition("__")
+        values = online.get(f"{view}__{feature}")
+        if suffix != "ts" or view not in ttls or values is None:
+            continue
+        for i, (stamp, when) in enumerate(zip(stamps, times, strict=True)):
+            if when is None or not isinstance(stamp, int) or stamp <= 0:
+                continue
+            key = (view, when)
+            if key not in cutoffs:
+                earliest = when - ttls[view]
+                cutoffs[key] = earliest.timestamp() if earliest != when else float("-inf")
+            if stamp < cutoffs[key]:
+                values[i] = None
 
 
 def input_columns(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -125,7 +126,11 @@ def lineage_tags(lineage: dict[str, Any]) -> dict[str, str]:
     return tags
 
 
-def _pip_requirements() -> list[str]:
+@cache
+def pip_requirements() -> list[str]:
+    """What a logged model needs installed: these packages at the versions here. Once per
+    process (each lookup scans the installed packages' metadata, about 0.1 s); the executor
+    asks before it forks, so tasks inherit the answer."""
     import importlib.metadata as md
 
     return [
@@ -148,7 +153,7 @@ def log_model(fitted: Fitted) -> None:
         name=MODEL_ARTIFACT,
         signature=signature,
         input_example=example,
-        pip_requirements=_pip_requirements(),
+        pip_requirements=pip_requirements(),
         serialization_format="skops",
         skops_trusted_types=trusted,
     )
