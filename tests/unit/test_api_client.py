@@ -1,11 +1,12 @@
-"""The REST client's PATCHes (a run's note, a pool's size): a busy server's 500 is tried
-again, a refusal is not."""
+"""The REST client against a busy server: a 500 is tried again where asking twice does nothing
+twice (a run's note, a pool's size, a trigger with its own run id); a refusal is not."""
 
 from __future__ import annotations
 
 import json
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -16,39 +17,52 @@ from airloop.settings import Settings
 
 
 @pytest.fixture
-def server() -> Iterator[tuple[HTTPServer, list[int]]]:
-    """Answers PATCHes with the statuses queued in its list (then 200), on loopback."""
-    statuses: list[int] = []
-    seen: list[int] = []
-    bodies: list[tuple[str, dict]] = []
+def server() -> Iterator[HTTPServer]:
+    """On loopback: answers each POST and PATCH with the next status queued in ``statuses``
+    (then 200 or 201), keeps what it was sent, and knows the runs a POST made."""
+    httpd = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    httpd.statuses, httpd.seen, httpd.bodies, httpd.runs = [], [], [], {}  # type: ignore[attr-defined]
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # a pool, as the API describes it
-            body = json.dumps({"name": "p", "slots": 1, "include_deferred": True}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
+        def answer(self, status: int, body: object) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/api/v2/pools/"):
+                self.answer(200, {"name": "p", "slots": 1, "include_deferred": True})
+            elif (run := httpd.runs.get(self.path.rsplit("/", 1)[-1])) is not None:  # type: ignore[attr-defined]
+                self.answer(200, run)
+            else:
+                self.answer(404, {"detail": "not found"})
+
+        def write(self, created: int) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            httpd.bodies.append((self.path, body))  # type: ignore[attr-defined]
+            status = httpd.statuses.pop(0) if httpd.statuses else created  # type: ignore[attr-defined]
+            httpd.seen.append(status)  # type: ignore[attr-defined]
+            if self.command == "POST" and "dag_run_id" in body:
+                if body["dag_run_id"] in httpd.runs:  # type: ignore[attr-defined]
+                    status = 409
+                elif status != 409:  # made, even when a busy server answers 500
+                    httpd.runs[body["dag_run_id"]] = {"dag_run_id": body["dag_run_id"]}  # type: ignore[attr-defined]
+            self.answer(status, {"detail": "database is locked"} if status >= 400 else {})
 
         def do_PATCH(self) -> None:
-            bodies.append(
-                (self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            )
-            status = statuses.pop(0) if statuses else 200
-            seen.append(status)
-            body = json.dumps({"detail": "database is locked"} if status >= 500 else {}).encode()
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.write(200)
+
+        def do_POST(self) -> None:
+            self.write(200)
 
         def log_message(self, *args: object) -> None:
             return
 
-    httpd = HTTPServer(("127.0.0.1", 0), Handler)
+    httpd.RequestHandlerClass = Handler
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    httpd.statuses, httpd.seen, httpd.bodies = statuses, seen, bodies  # type: ignore[attr-defined]
-    yield httpd, seen
+    yield httpd
     httpd.shutdown()
 
 
@@ -59,27 +73,40 @@ def client(httpd: HTTPServer, tmp_path) -> ApiClient:
 
 
 def test_a_busy_servers_500_is_tried_again(server, tmp_path) -> None:
-    httpd, seen = server
-    httpd.statuses.extend([500, 500])  # type: ignore[attr-defined]
-    client(httpd, tmp_path).set_note("monitoring", "r1", "note", timeout=20)
-    assert seen == [500, 500, 200]
+    server.statuses.extend([500, 500])  # type: ignore[attr-defined]
+    client(server, tmp_path).set_note("monitoring", "r1", "note")
+    assert server.seen == [500, 500, 200]  # type: ignore[attr-defined]
 
 
 def test_a_refused_note_fails_at_once(server, tmp_path) -> None:
-    httpd, seen = server
-    httpd.statuses.append(404)  # type: ignore[attr-defined]
+    server.statuses.append(404)  # type: ignore[attr-defined]
     with pytest.raises(AirflowError, match="HTTP 404"):
-        client(httpd, tmp_path).set_note("monitoring", "nope", "note", timeout=20)
-    assert seen == [404]
+        client(server, tmp_path).set_note("monitoring", "nope", "note")
+    assert server.seen == [404]  # type: ignore[attr-defined]
 
 
 def test_a_pool_is_resized_with_what_else_it_was(server, tmp_path) -> None:
-    httpd, seen = server
-    httpd.statuses.append(500)  # type: ignore[attr-defined]
-    api = client(httpd, tmp_path)
+    server.statuses.append(500)  # type: ignore[attr-defined]
+    api = client(server, tmp_path)
     assert api.pool_slots("airloop_online_store") == 1
     api.set_pool_slots("airloop_online_store", 0)
-    assert seen == [500, 200]
-    path, body = httpd.bodies[-1]  # type: ignore[attr-defined]
+    assert server.seen == [500, 200]  # type: ignore[attr-defined]
+    path, body = server.bodies[-1]  # type: ignore[attr-defined]
     assert path == "/api/v2/pools/airloop_online_store?update_mask=slots"
     assert body == {"pool": "airloop_online_store", "slots": 0, "include_deferred": True}
+
+
+def test_a_trigger_answered_500_finds_the_run_its_first_try_made(server, tmp_path) -> None:
+    server.statuses.append(500)  # type: ignore[attr-defined]
+    interval = (datetime(2013, 1, 5, tzinfo=UTC), datetime(2013, 1, 6, tzinfo=UTC))
+    run = client(server, tmp_path).trigger("monitoring", interval=interval)
+    assert len(server.runs) == 1 and run["dag_run_id"] in server.runs  # type: ignore[attr-defined]
+    assert run["dag_run_id"].startswith("manual__")
+    (_, first), (_, second) = server.bodies  # type: ignore[attr-defined]
+    assert first == second and first["data_interval_start"] == "2013-01-05T00:00:00+00:00"
+
+
+def test_a_trigger_for_an_interval_another_run_owns_is_refused(server, tmp_path) -> None:
+    server.statuses.append(409)  # type: ignore[attr-defined]
+    with pytest.raises(AirflowError, match="HTTP 409"):
+        client(server, tmp_path).trigger("monitoring")

@@ -213,7 +213,7 @@ class Lifecycle:
                 self._wait(self.dag("monitoring"), self.reporting)
             self.reporting = None
 
-    def _wait_for_decision(self, run_id: str, start: datetime, since: str) -> dict[str, Any]:
+    def _wait_for_decision(self, run_id: str, start: datetime, since: datetime) -> dict[str, Any]:
         """The decision the monitoring run records for the interval at ``start``, read from the
         ledger as soon as it is there (the run's report is published after it); the run itself
         is asked about every few seconds, so a failed one stops the wait."""
@@ -223,7 +223,7 @@ class Lifecycle:
         def decided() -> dict[str, Any] | None:
             nonlocal asked
             found = self.ledger.decision_for(start)
-            if found is not None and found["decided_at"] >= since:
+            if found is not None and datetime.fromisoformat(found["decided_at"]) >= since:
                 return found
             if time.monotonic() - asked >= RUN_CHECK_SECONDS:
                 asked = time.monotonic()
@@ -272,7 +272,7 @@ class Lifecycle:
         self.served.add(traffic)
         self._wait_for_report()  # one monitoring run at a time: the previous one's report
         before = self._asset_runs()
-        since = datetime.now(UTC).isoformat()
+        since = datetime.now(UTC)
         [monitoring] = self.client.queue_intervals(self.dag("monitoring"), [interval], MONITORED)
         with self.stopwatch.phase("monitored: monitoring decision"):
             decision = self._wait_for_decision(monitoring["dag_run_id"], lo, since)

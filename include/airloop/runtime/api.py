@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from airloop.core.http import HttpError, request_json
@@ -17,6 +17,8 @@ from airloop.runtime.airflow_cli import AirflowError
 from airloop.settings import Settings
 
 TERMINAL = {"success", "failed"}
+IDEMPOTENT = {"GET", "PATCH", "PUT", "DELETE"}
+BUSY_SECONDS = 60.0  # how long a busy server's 500 is tried again
 
 
 def admin_password(settings: Settings) -> str | None:
@@ -38,13 +40,33 @@ class ApiClient:
         self.base = settings.api_base_url
         self._token: str | None = None
 
-    def _request(self, method: str, path: str, body: Any = None, auth: bool = True) -> Any:
+    def _request(
+        self, method: str, path: str, body: Any = None, auth: bool = True, again: bool = False
+    ) -> Any:
+        """One call. A server error is tried again for up to :data:`BUSY_SECONDS` where asking
+        twice cannot do anything twice: a read, a PATCH, or a call that says so (``again``).
+        The embedded SQLite database, busy with the scheduler's writes, answers 500."""
+        url = self.base + path
+        retry = again or method in IDEMPOTENT
+        answer: dict[str, Any] = {}
+
+        def answered() -> bool:
+            try:
+                answer["body"] = request_json(
+                    method, url, body, token=self.token() if auth else None
+                )
+            except HttpError as exc:
+                if not retry or exc.status < 500:
+                    raise AirflowError(str(exc)) from None
+                answer["error"] = exc
+                return False
+            return True
+
         try:
-            return request_json(
-                method, self.base + path, body, token=self.token() if auth else None
-            )
-        except HttpError as exc:
-            raise AirflowError(str(exc)) from None
+            wait_until(answered, timeout=BUSY_SECONDS, what=f"{method} {url}", interval=0.2)
+        except WaitTimeout:
+            raise AirflowError(str(answer["error"])) from None
+        return answer["body"]
 
     def token(self) -> str:
         """A JWT for the admin, fetched once."""
@@ -140,7 +162,20 @@ class ApiClient:
             body["data_interval_end"] = interval[1].isoformat()
         if note:
             body["note"] = note
-        run: dict[str, Any] = self._request("POST", f"/api/v2/dags/{dag_id}/dagRuns", body)
+        # The run's id is chosen here, in Airflow's own form, so that a POST tried again after
+        # a server error finds the run its first try made instead of a conflict.
+        body["dag_run_id"] = f"manual__{datetime.now(UTC).isoformat()}"
+        try:
+            run: dict[str, Any] = self._request(
+                "POST", f"/api/v2/dags/{dag_id}/dagRuns", body, again=True
+            )
+        except AirflowError as exc:
+            if "HTTP 409" not in str(exc):
+                raise
+            try:
+                return self.dag_run(dag_id, body["dag_run_id"])
+            except AirflowError:
+                raise exc from None  # another run owns that interval: the conflict stands
         return run
 
     def queue_intervals(
@@ -153,25 +188,9 @@ class ApiClient:
         """
         return [self.trigger(dag_id, interval=interval, note=note) for interval in intervals]
 
-    def set_note(self, dag_id: str, run_id: str, note: str, timeout: float = 30.0) -> None:
+    def set_note(self, dag_id: str, run_id: str, note: str) -> None:
         """The run's note, shown in the Airflow UI (Markdown)."""
-        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"
-        self._patch(path, {"note": note}, f"the note of {dag_id} {run_id}", timeout)
-
-    def _patch(self, path: str, body: Any, what: str, timeout: float = 30.0) -> None:
-        """A PATCH, which is idempotent: a server error (the embedded SQLite database busy
-        with the scheduler's writes answers 500) is tried again until ``timeout``."""
-
-        def patched() -> bool:
-            try:
-                self._request("PATCH", path, body)
-            except AirflowError as exc:
-                if "→ HTTP 5" not in str(exc):
-                    raise
-                return False
-            return True
-
-        wait_until(patched, timeout=timeout, what=what, interval=0.2)
+        self._request("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"note": note})
 
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         """One run as the API describes it."""
@@ -259,7 +278,7 @@ class ApiClient:
         """Resize a pool: with 0 slots its tasks wait, scheduled, until it has some again."""
         found: dict[str, Any] = self._request("GET", f"/api/v2/pools/{pool}")
         body = {"pool": pool, "slots": slots, "include_deferred": found["include_deferred"]}
-        self._patch(f"/api/v2/pools/{pool}?update_mask=slots", body, f"the pool {pool}")
+        self._request("PATCH", f"/api/v2/pools/{pool}?update_mask=slots", body)
 
     def failed_tasks(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """The task instances of a run that failed."""
