@@ -82,7 +82,8 @@ class ReplayClock:
     before. That is what a live store fed as the data arrived would have held, at a few
     milliseconds a step instead of a materialisation; and with the rows' own times, the
     service's ttl rule (``serving.predict.expire_stale``) gives each event what the
-    point-in-time join gave training.
+    point-in-time join gave training. It needs an online store that takes an older row over a
+    newer one, as SQLite's does; Redis's keeps the newest (docs/production.md).
     """
 
     def __init__(
