@@ -250,3 +250,21 @@ def test_a_monthly_use_case_lands_and_counts_in_months(
     january = pd.read_csv(home / "landing" / "flights" / "flights" / "2013-01-01.csv")
     assert set(pd.to_datetime(january["time_hour"], utc=True).dt.month) == {1}
     assert len(january) > 20000  # a month of New York departures, not a day
+
+
+def test_the_demos_first_champion_trains_on_the_replays_first_window(flights) -> None:
+    """flights: three weeks to the first champion, then retrainings on eight; a use case that
+    says nothing trains its first champion on the training window too."""
+    from datetime import UTC, datetime
+
+    from airloop.cli.stack import demo_window
+
+    assert str(flights.training.window) == "56d" and str(flights.first_window) == "21d"
+    window = demo_window(flights, None, None, 14, year=False)
+    assert len(window.bootstrap) == 21 and len(window.monitored) == 14
+    assert window.split == datetime(2013, 1, 22, tzinfo=UTC)
+    assert len(demo_window(flights, None, 7, 14, year=False).bootstrap) == 7  # --train-intervals
+    plain = flights.model_copy(
+        update={"replay": flights.replay.model_copy(update={"first_window": None})}
+    )
+    assert len(demo_window(plain, None, None, 1, year=False).bootstrap) == 56

@@ -24,7 +24,8 @@ def demo(
         typer.Option(
             "--train-intervals",
             "--train-days",
-            help="Intervals before the first champion (default: those of training.window)",
+            help="Intervals before the first champion (default: those of replay.first_window,"
+            " else training.window)",
         ),
     ] = None,
     intervals: Annotated[
@@ -72,8 +73,9 @@ def demo(
 def demo_window(
     uc: UseCase, start: str | None, train_intervals: int | None, intervals: int, year: bool
 ) -> DemoWindow:
-    """The demo's intervals in the use case's cadence: training.window (or ``train_intervals``)
-    for the first champion, then ``intervals`` monitored (to the replay's end with ``year``)."""
+    """The demo's intervals in the use case's cadence: the replay's first window (or
+    ``train_intervals``) for the first champion, then ``intervals`` monitored (to the replay's
+    end with ``year``)."""
     from airloop.core.periods import to_utc
     from airloop.demo.main import DemoWindow
 
@@ -82,7 +84,7 @@ def demo_window(
     if train_intervals:
         bootstrap = cadence.count(first, train_intervals)
     else:
-        bootstrap = cadence.intervals(first, first + uc.training.window)
+        bootstrap = cadence.intervals(first, first + uc.first_window)
     split = bootstrap[-1][1]
     if year and uc.replay is not None:
         monitored = cadence.intervals(split, to_utc(uc.replay.end))

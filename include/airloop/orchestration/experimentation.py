@@ -68,7 +68,7 @@ def experiment_form(usecase: UseCase) -> dict[str, Param]:
     """The Trigger form: a window (the replay's first training window), family, space, trials."""
     replay, chosen = usecase.replay, usecase.training.family
     window_start = replay.start.isoformat() if replay else None
-    window_end = (replay.start + usecase.training.window).isoformat() if replay else None
+    window_end = (replay.start + usecase.first_window).isoformat() if replay else None
     return {
         "window_start": Param(
             window_start, type="string", format="date", title="Training window start"

@@ -221,6 +221,9 @@ class ReplaySpec(Spec):
     start: date
     end: date
     sources: dict[str, ReplaySourceSpec]
+    # What the first champion is trained on, from the replay's start (default: the training
+    # window). A replay starts with no history: a shorter first window serves sooner.
+    first_window: Duration | None = None
 
 
 class UseCase(Spec):
@@ -413,6 +416,14 @@ class UseCase(Spec):
     def feature_view(self, name: str) -> FeatureView:
         """The declared feature view called ``name``."""
         return next(v for v in self.feature_views if v.name == name)
+
+    @property
+    def first_window(self) -> Duration:
+        """The window the first champion of a replay is trained on: ``replay.first_window``,
+        else ``training.window``."""
+        if self.replay is not None and self.replay.first_window is not None:
+            return self.replay.first_window
+        return self.training.window
 
     @property
     def service_views(self) -> list[FeatureView]:
