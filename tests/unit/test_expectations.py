@@ -106,3 +106,20 @@ def test_a_true_false_column_with_gaps_passes_and_text_in_it_does_not(tmp_path) 
     path.write_text("at,holiday\n2013-01-01T00:00:00Z,True\n2013-01-02T00:00:00Z,maybe\n")
     failures, _ = validate_frame(read_raw(path, spec), spec, "days")
     assert [f.column for f in failures] == ["holiday"]
+
+
+def test_a_timestamp_the_pipeline_cannot_read_is_rejected(good: pd.DataFrame, spec) -> None:
+    """The gate reads timestamps by the pipeline's rule (ISO 8601): a US-style date that
+    dateutil would take, or a day that does not exist, is named with the column."""
+    bad = good.copy()
+    bad.loc[0, "time_hour"] = "01/02/2013 5pm"
+    bad.loc[1, "time_hour"] = "2013-02-30T05:00:00Z"
+    failures, _ = validate_frame(bad, spec, "flights")
+    [failure] = [f for f in failures if f.column == "time_hour"]
+    assert failure.reason == "column 'time_hour' has 2 values that are not ISO 8601 timestamps"
+    assert set(failure.examples) == {"01/02/2013 5pm", "2013-02-30T05:00:00Z"}
+
+
+def test_timestamps_typed_by_the_file_format_pass_as_they_are(good: pd.DataFrame, spec) -> None:
+    typed = good.assign(time_hour=pd.to_datetime(good["time_hour"], utc=True))
+    assert _reasons(typed, spec) == []

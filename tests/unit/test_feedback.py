@@ -187,3 +187,57 @@ def test_the_live_performance_drop_may_be_a_share_of_the_test_metric(
     found = checks.compare_live(None, flights.model_copy(update={"monitoring": spec}), known)
     assert 0.7 < found["live"]["roc_auc"] < 0.76, found["live"]
     assert found["breach"] is breach, found
+
+
+def test_monitoring_reads_each_day_of_the_log_once_and_again_when_it_grows(
+    flights, tmp_path
+) -> None:
+    """The table of a week equals the one built from every record; a day's table is kept and
+    read back while its files are unchanged, and rebuilt when a late prediction lands."""
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    import pandas as pd
+
+    from airloop.monitoring.readers import records_frame, served_frame
+    from airloop.serving.prediction_log import read_window
+    from airloop.settings import Settings
+
+    settings = Settings(home=tmp_path)
+    root = settings.prediction_log_dir(flights.name)
+    first = datetime(2013, 1, 5, tzinfo=UTC)
+
+    def record(when: datetime, i: int, gust: float | None) -> dict:
+        return {
+            "time": when.isoformat(),
+            "event_time": when.isoformat(),
+            "event_id": f"e{i}",
+            "features": {"origin": "EWR", "gust": gust, "temp": 20.0 + i},
+            "model_version": 1 + i % 2,
+            "score": i / 100,
+        }
+
+    def append(when: datetime, i: int, gust: float | None) -> None:
+        path = root / f"date={when:%Y-%m-%d}" / f"hour={when:%H}.w.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as fh:
+            fh.write(json.dumps(record(when, i, gust)) + "\n")
+
+    for i in range(30):  # a gust only on the later days: untyped on the first ones
+        append(first + timedelta(hours=5 * i), i, 3.0 if i > 15 else None)
+    lo, hi = first + timedelta(hours=7), first + timedelta(days=5)
+    expected = records_frame(read_window(root, lo, hi))
+    got = served_frame(settings, flights, lo, hi)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert got["gust"].dtype == "float64"
+    cache = settings.monitoring_root(flights.name) / "served"
+    kept = sorted(p.name for p in cache.iterdir())
+    assert len(kept) == 5 and kept[0].startswith("date=2013-01-05.")
+
+    assert served_frame(settings, flights, lo, hi).equals(got)  # from the kept tables
+    assert sorted(p.name for p in cache.iterdir()) == kept
+
+    append(first + timedelta(days=1, hours=23), 99, 4.0)  # late, for the second day
+    again = served_frame(settings, flights, lo, hi)
+    assert len(again) == len(got) + 1 and "e99" in set(again["event_id"])
+    assert len(list(cache.glob("date=2013-01-06.*.parquet"))) == 1  # the stale one replaced

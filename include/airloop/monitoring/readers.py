@@ -3,7 +3,11 @@ test metrics from MLflow."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -11,7 +15,7 @@ from airloop.core.columns import EVENT_ID, SCORE
 from airloop.core.files import atomic_write
 from airloop.data.intervals import as_utc
 from airloop.registry.tracking import configure
-from airloop.serving.prediction_log import read_window
+from airloop.serving.prediction_log import day_files, read_window
 from airloop.settings import Settings
 from airloop.training.train import REFERENCE_ARTIFACT
 from airloop.usecase import UseCase
@@ -20,8 +24,58 @@ MODEL_VERSION, SERVED_AT, EVENT_TIME = "model_version", "served_at", "event_time
 
 
 def served_frame(settings: Settings, usecase: UseCase, lo: datetime, hi: datetime) -> pd.DataFrame:
-    """The prediction log of [lo, hi) as a table: features, score, version, event id and time."""
-    records = read_window(settings.prediction_log_dir(usecase.name), as_utc(lo), as_utc(hi))
+    """The prediction log of [lo, hi) as a table: features, score, version, event id and time.
+
+    Each day of the log is parsed from JSON once and kept as a table (:func:`served_day`):
+    monitoring reads a week of predictions every day, and parsing it again was a third of
+    the check.
+    """
+    lo, hi = as_utc(lo), as_utc(hi)
+    root = settings.prediction_log_dir(usecase.name)
+    cache = settings.monitoring_root(usecase.name) / "served"
+    days, day = [], lo.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    while day < hi:
+        days.append(served_day(root, cache, day))
+        day += timedelta(days=1)
+    frames = [f for f in days if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    frame = frames[0] if len(frames) == 1 else _joined(frames)
+    times = frame[EVENT_TIME]
+    return frame[(times >= lo) & (times < hi)].reset_index(drop=True)
+
+
+def _joined(frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """The days' tables as one. A column all missing on a day is untyped there (objects);
+    typed again once joined, whatever pandas makes of such columns when it concatenates."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return pd.concat(frames, ignore_index=True).infer_objects()
+
+
+def served_day(root: Path, cache: Path, day: datetime) -> pd.DataFrame:
+    """One UTC day of the prediction log as a table, from ``cache`` when the day's log files
+    are as they were when it was written (a late prediction appends to a file and changes its
+    size: the day is read again)."""
+    files = day_files(root, day)
+    if not files:
+        return pd.DataFrame()
+    stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    digest = hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
+    kept = cache / f"date={day:%Y-%m-%d}.{digest}.parquet"
+    if kept.exists():
+        return pd.read_parquet(kept)
+    frame = records_frame(read_window(root, day, day + timedelta(days=1)))
+    if not frame.empty:
+        atomic_write(kept, lambda tmp: frame.to_parquet(tmp, index=False))
+        for stale in cache.glob(f"date={day:%Y-%m-%d}.*.parquet"):
+            if stale != kept:
+                stale.unlink(missing_ok=True)
+    return frame
+
+
+def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Prediction-log records as a table: their features, score, version, event id and time."""
     if not records:
         return pd.DataFrame()
     frame = pd.DataFrame.from_records([r["features"] for r in records])

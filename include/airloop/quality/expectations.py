@@ -53,11 +53,13 @@ def build_expectations(spec: SourceSpec, start: datetime | None = None) -> list[
     _quiet_gx()
     import great_expectations.expectations as gxe
 
+    from airloop.quality.timestamps import ExpectColumnValuesToBeIso8601Timestamps
+
     exps: list[Any] = []
     for col in spec.columns:
         exps.append(gxe.ExpectColumnToExist(column=col.name))
         if col.type == "timestamp":
-            exps.append(gxe.ExpectColumnValuesToBeDateutilParseable(column=col.name))
+            exps.append(ExpectColumnValuesToBeIso8601Timestamps(column=col.name))
         else:
             exps.append(
                 gxe.ExpectColumnValuesToBeInTypeList(
@@ -96,16 +98,14 @@ def build_expectations(spec: SourceSpec, start: datetime | None = None) -> list[
 
 
 def frame_for_validation(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
-    """Timestamps already typed by the file format are checked as text, like CSV ones; a
-    true/false column with no value in this partition (read as floats) as empty objects."""
+    """A true/false column with no value in this partition (read as floats) as empty objects.
+    (Timestamps already typed by the file format pass the timestamp check as they are.)"""
     out = df.copy()
     for col in spec.columns:
         if col.name not in out:
             continue
         values = out[col.name]
-        if col.type == "timestamp" and pd.api.types.is_datetime64_any_dtype(values):
-            out[col.name] = values.dt.strftime("%Y-%m-%dT%H:%M:%S%z")
-        elif col.type == "bool" and values.isna().all():
+        if col.type == "bool" and values.isna().all():
             out[col.name] = values.astype(object)
     return out
 
@@ -222,8 +222,8 @@ def _describe(source: str, r: Any, missing: set[str]) -> Failure | None:
         )
     elif kind == "column_values_to_be_in_set":
         reason = f"column {column!r} has {count} values outside the allowed set"
-    elif kind == "column_values_to_be_dateutil_parseable":
-        reason = f"column {column!r} has {count} values that are not timestamps"
+    elif kind == "column_values_to_be_iso8601_timestamps":
+        reason = f"column {column!r} has {count} values that are not ISO 8601 timestamps"
     elif kind == "column_mean_to_be_between":
         reason = (
             f"column {column!r} has mean {res.get('observed_value')} outside "

@@ -98,13 +98,18 @@ def read_log(root: Path) -> list[dict[str, Any]]:
     return records
 
 
+def day_files(root: Path, day: datetime) -> list[Path]:
+    """The log files of one UTC day (every writer's, every hour), in hour order."""
+    return sorted((root / f"date={day.astimezone(UTC):%Y-%m-%d}").glob("hour=*.jsonl"))
+
+
 def read_window(root: Path, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """The records whose event time falls in [start, end): only that window's partitions are read."""
     records = []
     day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     lo, hi = start.astimezone(UTC), end.astimezone(UTC)
     while day < hi:
-        for path in sorted((root / f"date={day:%Y-%m-%d}").glob("hour=*.jsonl")):
+        for path in day_files(root, day):
             with path.open(encoding="utf-8") as fh:
                 for line in fh:
                     if not line.strip():
