@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from airloop.core.columns import EVENT_ID, SCORE
 from airloop.core.files import atomic_write
 from airloop.data.intervals import as_utc
 from airloop.registry.tracking import configure
-from airloop.serving.prediction_log import day_files, read_window
+from airloop.serving.prediction_log import day_files, log_days, read_files
 from airloop.settings import Settings
 from airloop.training.train import REFERENCE_ARTIFACT
 from airloop.usecase import UseCase
@@ -33,10 +33,7 @@ def served_frame(settings: Settings, usecase: UseCase, lo: datetime, hi: datetim
     lo, hi = as_utc(lo), as_utc(hi)
     root = settings.prediction_log_dir(usecase.name)
     cache = settings.monitoring_root(usecase.name) / "served"
-    days, day = [], lo.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    while day < hi:
-        days.append(served_day(root, cache, day))
-        day += timedelta(days=1)
+    days = [served_day(root, cache, day) for day in log_days(lo, hi)]
     frames = [f for f in days if not f.empty]
     if not frames:
         return pd.DataFrame()
@@ -60,12 +57,12 @@ def served_day(root: Path, cache: Path, day: datetime) -> pd.DataFrame:
     files = day_files(root, day)
     if not files:
         return pd.DataFrame()
-    stats = [(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]
+    stats = [(f.name, st.st_size, st.st_mtime_ns) for f in files for st in [f.stat()]]
     digest = hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
     kept = cache / f"date={day:%Y-%m-%d}.{digest}.parquet"
     if kept.exists():
         return pd.read_parquet(kept)
-    frame = records_frame(read_window(root, day, day + timedelta(days=1)))
+    frame = records_frame(read_files(files, day, day + timedelta(days=1)))
     if not frame.empty:
         atomic_write(kept, lambda tmp: frame.to_parquet(tmp, index=False))
         for stale in cache.glob(f"date={day:%Y-%m-%d}.*.parquet"):

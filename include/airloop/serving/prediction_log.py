@@ -98,25 +98,37 @@ def read_log(root: Path) -> list[dict[str, Any]]:
     return records
 
 
+def log_days(start: datetime, end: datetime) -> list[datetime]:
+    """The UTC days (midnights) whose partitions hold the events of [start, end)."""
+    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    days = []
+    while day < end.astimezone(UTC):
+        days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
 def day_files(root: Path, day: datetime) -> list[Path]:
     """The log files of one UTC day (every writer's, every hour), in hour order."""
     return sorted((root / f"date={day.astimezone(UTC):%Y-%m-%d}").glob("hour=*.jsonl"))
 
 
+def read_files(paths: list[Path], start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The records of these log files whose event time falls in [start, end)."""
+    lo, hi = start.astimezone(UTC), end.astimezone(UTC)
+    records = []
+    for path in paths:
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                when = datetime.fromisoformat(record.get("event_time") or record["time"])
+                if lo <= when.astimezone(UTC) < hi:
+                    records.append(record)
+    return records
+
+
 def read_window(root: Path, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """The records whose event time falls in [start, end): only that window's partitions are read."""
-    records = []
-    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    lo, hi = start.astimezone(UTC), end.astimezone(UTC)
-    while day < hi:
-        for path in day_files(root, day):
-            with path.open(encoding="utf-8") as fh:
-                for line in fh:
-                    if not line.strip():
-                        continue
-                    record = json.loads(line)
-                    when = datetime.fromisoformat(record.get("event_time") or record["time"])
-                    if lo <= when.astimezone(UTC) < hi:
-                        records.append(record)
-        day += timedelta(days=1)
-    return records
+    return [r for day in log_days(start, end) for r in read_files(day_files(root, day), start, end)]
