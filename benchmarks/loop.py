@@ -8,6 +8,9 @@ as a user does, in a home of its own on the embedded profile, then reads:
   stores' sizes and an online lookup's time at the first monitored interval and at the end;
 - the Airflow database: per DAG, runs and their wall time against the time inside their
   tasks (the rest is orchestration), and each task's mean time;
+- the processor time the run took, all its processes together, and the time a fixed piece of
+  work takes on this machine before and after it: machines here differ by half as much again,
+  and one machine over an afternoon, so a wall time is read beside them;
 - for the year, the life of the model: predictions served, retrain requests with their
   reasons and outcomes, the gate's decisions, and the live metric by month.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -78,17 +82,35 @@ def where_it_goes(db_url: str) -> dict[str, Any]:
     return out
 
 
-def run_demo(home: Path, year: bool) -> tuple[float, str]:
-    """``airloop demo`` in ``home``; its wall seconds and its output. It must succeed."""
+def reference_seconds() -> float:
+    """How long a fixed piece of pure-Python work takes here now (the best of three): the
+    machine's speed, to read a run's wall time by."""
+    times = []
+    for _ in range(3):
+        began = time.perf_counter()
+        sum(i * i for i in range(5_000_000))
+        times.append(time.perf_counter() - began)
+    return round(min(times), 3)
+
+
+def processor_seconds() -> float:
+    """User and system time of this process's finished children, theirs included."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def run_demo(home: Path, year: bool) -> tuple[float, str, float]:
+    """``airloop demo`` in ``home``; its wall seconds, its output and the processor seconds of
+    all its processes (the servers it starts and the tasks they run). It must succeed."""
     env = {**BASE, **PORTS, "AIRLOOP_HOME": str(home)}
     argv = [AIRLOOP, "demo", *(["--year"] if year else [])]
     say(f"{' '.join(argv[1:])} in {home} ...")
-    began = time.monotonic()
+    began, used = time.monotonic(), processor_seconds()
     done = subprocess.run(argv, env=env, capture_output=True, text=True)
     seconds = time.monotonic() - began
     if done.returncode != 0:
         raise SystemExit(f"airloop demo failed:\n{done.stdout[-4000:]}\n{done.stderr[-3000:]}")
-    return seconds, done.stdout
+    return seconds, done.stdout, processor_seconds() - used
 
 
 def life_of_the_model(home: Path, usecase: str) -> dict[str, Any]:
@@ -148,14 +170,19 @@ def life_of_the_model(home: Path, usecase: str) -> dict[str, Any]:
 def measure(year: bool, home: Path | None = None) -> dict[str, Any]:
     """Run the demo in a home of its own, or read the demo that ran in ``home``."""
     summary: list[str] = []
+    machine: dict[str, Any] = {}
     if home is None:
         home = Path(tempfile.mkdtemp(prefix=f"airloop-bench-{'year' if year else 'loop'}-"))
-        _, output = run_demo(home, year)
+        machine["reference_before"] = reference_seconds()
+        _, output, cpu = run_demo(home, year)
+        machine["reference_after"] = reference_seconds()
+        machine["processor_seconds"] = round(cpu, 1)
         summary = output.splitlines()[-40:]
     profile = json.loads((home / "reports" / "flights" / "profile.json").read_text())
     return {
         "measured_at": datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
+        "machine": machine,
         # A run that stopped early wrote its phases but not its total: their sum is close.
         "seconds": profile.get("seconds")
         or round(sum(phase["seconds"] for phase in profile["phases"].values()), 1),
@@ -169,6 +196,21 @@ def measure(year: bool, home: Path | None = None) -> dict[str, Any]:
         "timeline_png": str(home / "reports" / "flights" / "timeline.png"),
         "summary": summary,
     }
+
+
+def machine_lines(machine: dict[str, Any], monitored: int) -> list[str]:
+    """The processor time and the machine's speed, when the benchmark ran the demo itself."""
+    if not machine:
+        return [""]
+    cpu = machine["processor_seconds"]
+    return [
+        f"Processor time, all the run's processes: {cpu / 60:.1f} min"
+        f" ({cpu / max(monitored, 1):.1f} s per monitored interval, all in).",
+        f"The machine's speed: a fixed piece of Python took {machine['reference_before']:.3f} s"
+        f" before the run and {machine['reference_after']:.3f} s after (`reference_seconds`;"
+        " lower is faster).",
+        "",
+    ]
 
 
 def _mb(value: int | None) -> str:
@@ -193,7 +235,7 @@ def write(results: dict[str, Any], name: str) -> Path:
         *([f"**Note**: {results['note']}", ""] if results.get("note") else []),
         f"**Total: {results['seconds'] / 60:.1f} min**"
         f" ({results['seconds'] / max(monitored, 1):.1f} s per monitored interval, all in).",
-        "",
+        *machine_lines(results.get("machine") or {}, monitored),
         "## Phases (measured by the run itself)",
         "",
         "| phase | seconds | times | per interval |",

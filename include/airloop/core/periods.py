@@ -135,6 +135,11 @@ class Span:
         """An upper bound of the length (31-day months): a time to live, a timeout."""
         return timedelta(days=31 * self.months) + self.delta
 
+    @property
+    def shortest(self) -> timedelta:
+        """A lower bound of the length (28-day months): how long a row surely stays fresh."""
+        return timedelta(days=28 * self.months) + self.delta
+
     def exact(self, what: str = "this duration") -> timedelta:
         """The length as a timedelta; months have no fixed length, so they are refused."""
         if self.months:

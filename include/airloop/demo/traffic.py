@@ -106,7 +106,7 @@ class ReplayClock:
             mine = rows[rows[EVENT_TS] >= lo]
             if mine.empty:
                 continue
-            self.moving[view.name] = mine
+            self.moving[view.name] = changes_only(mine, key, view.ttl.shortest)
             known = rows[(rows[EVENT_TS] < lo) & (rows[EVENT_TS] >= lo - view.ttl)]
             before = known.groupby(key, sort=False).tail(1).set_index(key)
             rewound = before.reindex(pd.Index(mine[key].unique(), name=key))
@@ -134,6 +134,31 @@ class ReplayClock:
             key = self.usecase.entity(view.entity).join_key
             self.store.write_to_online_store(view.name, due.groupby(key, sort=False).tail(1))
         self.at = now
+
+
+def changes_only(rows: pd.DataFrame, key: str, ttl: timedelta) -> pd.DataFrame:
+    """The rows of an interval (in time order) that change what the store holds: a store fed
+    as the data arrived is written when an entity's values change, not at every snapshot.
+
+    An hourly snapshot repeats an aircraft's row for the twelve hours its departure stays in
+    the window: three in four rows of a day change nothing, and writing them was most of the
+    replay clock's time. A repeated row is left out only while the row it repeats is still
+    within ``ttl`` when the entity's next row comes, so every event is served a row its
+    view's ttl admits (``serving.predict.expire_stale``), with the values the point-in-time
+    join gives it. Each entity's last row is kept: the store ends as the pipeline left it.
+    """
+    values = [column for column in rows.columns if column not in (key, EVENT_TS)]
+    entity = rows.groupby(key, sort=False)
+    before = entity[values].shift()
+    repeats = entity.cumcount() > 0
+    for column in values:
+        now, then = rows[column], before[column]
+        repeats &= (now == then).fillna(False).astype(bool) | (now.isna() & then.isna())
+    # The run of repeats starts at the last row that changed something: the row the store holds.
+    held_since = rows[EVENT_TS].where(~repeats).groupby(rows[key], sort=False).ffill()
+    following = entity[EVENT_TS].shift(-1)
+    redundant = repeats & following.notna() & (following - held_since <= ttl)
+    return rows[~redundant]
 
 
 REPLAY_STEP = timedelta(hours=3)  # the clock's step when no view asks for a finer one
