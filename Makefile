@@ -20,6 +20,7 @@ help:
 	@echo "make bench-scaling  production vs embedded, 1 vs 2 Celery workers, 1 vs 2 serving replicas"
 	@echo "make bench-loop  where the demo's time goes, per monitored interval"
 	@echo "make year    the year of 2013 through the loop: time, stores, the life of the model"
+	@echo "make bench-retraining  after make year: retraining schedules replayed offline on its stores"
 	@echo "make image   the airloop image (BASE_IMAGE=... to build from another base)"
 	@echo "make test-docker  docker-compose.yml on a real Docker engine (installs and starts one as root)"
 
@@ -116,10 +117,14 @@ bench-loop: $(STAMP)
 year: $(STAMP)
 	$(BIN)/python benchmarks/loop.py --year
 
+# How often to retrain and on how much history, on the stores `make year` left (docs/model.md).
+bench-retraining: $(STAMP)
+	$(BIN)/python benchmarks/retraining.py
+
 lock:
 	$(UV) lock
 
 clean:
 	rm -rf .airloop
 
-.PHONY: help venv demo up lint parse test test-production browser bench bench-scaling bench-loop year image docker-engine test-docker lock clean
+.PHONY: help venv demo up lint parse test test-production browser bench bench-scaling bench-loop year bench-retraining image docker-engine test-docker lock clean
