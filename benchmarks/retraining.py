@@ -44,14 +44,17 @@ def year_of_events(home: Path) -> pd.DataFrame:
     return load_training_set(found.uri)
 
 
-def days_at_goal(frame: pd.DataFrame, every: int, window: int, first: pd.Timestamp) -> list[float]:
-    """Each counted day's ROC AUC over its week, with a model retrained on that schedule."""
+def weekly_roc_auc(
+    frame: pd.DataFrame, every: int, window: int, first: pd.Timestamp
+) -> list[float]:
+    """Each counted day's ROC AUC over the live metric's window ending with it (the use case's
+    ``monitoring.window``), with a model retrained on that schedule."""
     from airloop.core.columns import EVENT_TS, LABEL
     from airloop.training.models import build_model, score, split_columns
     from airloop.usecase.model import load_usecase
 
     usecase = load_usecase("flights")
-    spec, columns = usecase.training, usecase.model_inputs
+    spec, columns, week = usecase.training, usecase.model_inputs, usecase.monitoring.window
     stamps = pd.to_datetime(frame[EVENT_TS], utc=True)
     scores = pd.Series(np.nan, index=frame.index)
     at = first
@@ -64,13 +67,14 @@ def days_at_goal(frame: pd.DataFrame, every: int, window: int, first: pd.Timesta
         model = build_model(usecase.task, spec.family, spec.params, categorical, numeric, spec.seed)
         model.fit(train[columns], train[LABEL])
         until = at + pd.Timedelta(days=every)
-        serving = (stamps >= at - pd.Timedelta(days=7)) & (stamps < until) & scores.isna()
+        serving = (stamps >= at - week) & (stamps < until) & scores.isna()
         scores[serving] = score(model, usecase.task, frame.loc[serving, columns])
         at = until
     out = []
     for day in pd.date_range(*COUNTED, freq="D", inclusive="both"):
-        week = (stamps >= day - pd.Timedelta(days=6)) & (stamps < day + pd.Timedelta(days=1))
-        out.append(float(roc_auc_score(frame.loc[week, LABEL], scores[week])))
+        ends = day + pd.Timedelta(days=1)
+        seen = (stamps >= ends - week) & (stamps < ends)
+        out.append(float(roc_auc_score(frame.loc[seen, LABEL], scores[seen])))
     return out
 
 
@@ -84,11 +88,12 @@ def main() -> None:
     frame = year_of_events(args.home)
     print(f"{len(frame)} events; days at {LIVE_GOAL} or more, {COUNTED[0]:%d %B} on")
     for every, window in SCHEDULES:
-        counts = []
-        for phase in (0, every // 2):
-            values = days_at_goal(frame, every, window, FIRST + pd.Timedelta(days=phase))
-            counts.append(sum(v >= LIVE_GOAL for v in values))
-        total = len(values)
+        phases = [
+            weekly_roc_auc(frame, every, window, FIRST + pd.Timedelta(days=phase))
+            for phase in (0, every // 2)
+        ]
+        counts = [sum(v >= LIVE_GOAL for v in values) for values in phases]
+        total = len(phases[0])
         print(
             f"retrain every {every} days on {window}: {counts[0]} and {counts[1]} of {total}"
             f" ({sum(counts) / (2 * total):.0%})"

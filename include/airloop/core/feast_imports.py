@@ -4,11 +4,11 @@ Feast decorates its feature views, data sources and feature services with typegu
 ``@typechecked``, which recompiles every decorated function from its source when the module
 is imported and checks every argument on every call. Importing Feast took 10 s of CPU instead
 of 2.8 s, in every process that touches it (each CLI command, the scheduler's preload, the
-serving API, every test session), and the checks ran on each online write and lookup. The
-decorator is a no-op under ``python -O``, as typeguard documents; this makes it one for Feast
-in airloop's processes, whose arguments to Feast are built from use cases validated when they
-load (and mypy checks those calls). Feast is the only one of airloop's dependencies that
-uses the decorator; ``typeguard.check_type`` and the rest of typeguard are untouched.
+serving API, every test session). The decorator is a no-op under ``python -O``, as typeguard
+documents; this makes it one for Feast in airloop's processes, whose arguments to Feast are
+built from use cases validated when they load (and mypy checks those calls). Feast is the
+only one of airloop's dependencies that uses the decorator; ``typeguard.check_type`` and the
+rest of typeguard are untouched.
 Another project did the same for the same reason: featurebyte/featurebyte#2363.
 """
 
