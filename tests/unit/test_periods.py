@@ -110,3 +110,30 @@ def test_a_span_without_months_equals_its_timedelta() -> None:
     assert Span.parse("6h") == timedelta(hours=6)
     assert hash(Span.parse("6h")) == hash(timedelta(hours=6))
     assert Span.parse("1mo") != timedelta(days=30)
+
+
+def test_the_interval_a_scheduler_runs_within_a_stretch_of_time_is_its_last_to_end() -> None:
+    twice_a_month = Cadence.of("0 0 1,15 * *")
+    # A day whose end is the 1st: the interval from the 15th ends there.
+    assert twice_a_month.ending_within(utc(2013, 1, 31), utc(2013, 2, 1)) == (
+        utc(2013, 1, 15),
+        utc(2013, 2, 1),
+    )
+    # The next day holds no end; an end at the stretch's start belongs to the stretch before.
+    assert twice_a_month.ending_within(utc(2013, 2, 1), utc(2013, 2, 2)) is None
+    # A month holds two ends: the later one is the run to make.
+    assert twice_a_month.ending_within(utc(2013, 1, 1), utc(2013, 2, 1)) == (
+        utc(2013, 1, 15),
+        utc(2013, 2, 1),
+    )
+    weekly = Cadence.of("@weekly")  # Sundays, 00:00 UTC
+    assert weekly.ending_within(utc(2013, 1, 26), utc(2013, 1, 27)) == (
+        utc(2013, 1, 20),
+        utc(2013, 1, 27),
+    )
+    assert weekly.ending_within(utc(2013, 1, 27), utc(2013, 1, 28)) is None
+    monthly = Cadence.of("@monthly")
+    assert monthly.ending_within(utc(2013, 3, 1), utc(2013, 4, 1)) == (
+        utc(2013, 3, 1),
+        utc(2013, 4, 1),
+    )

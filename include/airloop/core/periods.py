@@ -274,6 +274,16 @@ class Cadence:
             lo = nxt
         return out
 
+    def ending_within(
+        self, start: datetime | date | str, end: datetime | date | str
+    ) -> tuple[datetime, datetime] | None:
+        """The last interval that ends after ``start`` and no later than ``end``: the run a
+        scheduler starts within that stretch of time (None: no interval ends there)."""
+        last_end = self.floor(end)
+        if last_end <= to_utc(start):
+            return None
+        return self.floor(last_end - timedelta(microseconds=1)), last_end
+
     def count(self, start: datetime | date | str, n: int) -> list[tuple[datetime, datetime]]:
         """``n`` consecutive intervals, the first holding ``start``."""
         lo = self.floor(start)

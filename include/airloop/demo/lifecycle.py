@@ -5,7 +5,9 @@ Then each monitored interval (a day for flights, a month for a monthly use case)
 features, its events sent to the serving API by a replay client, and the monitoring DAG; when
 monitoring opens a retrain request, the scheduler starts ``model_training`` from the Asset
 event and the loop waits for its gate decision before the next interval, so the next
-interval's traffic meets the new champion.
+interval's traffic meets the new champion. ``model_training``'s timetable runs too: where one of
+its intervals ends within a monitored interval, that run is made (unless a retraining on the
+same data was just made) and waited for the same way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from airloop.demo.growth import store_figures
 from airloop.demo.traffic import Traffic, clock_step, send_interval
 from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.checks import interval_dir
+from airloop.registry.evidence import history
 from airloop.registry.models import describe_champion
 from airloop.runtime.airflow_cli import ONLINE_STORE_POOL
 from airloop.runtime.api import TERMINAL, ApiClient
@@ -35,6 +38,7 @@ from airloop.usecase import UseCase, dag_id
 
 Echo = Callable[[str], None]
 MONITORED = "airloop demo: monitored interval"
+SCHEDULED = "airloop demo: model_training's timetable"
 DECISION_POLL_SECONDS = 0.1  # reads a local file: cheap, unlike a call to the api-server
 RUN_CHECK_SECONDS = 2.0  # how often the wait for a decision asks whether the run failed
 
@@ -285,6 +289,7 @@ class Lifecycle:
             )
         if decision.get("action") != "requested":
             self.echo(line)
+            self.scheduled_training(interval)
             return next_features
         self.timeline.add(day, "retrain", f"request {decision['request_id']} opened")
         self.echo(line + "  → retraining")
@@ -299,6 +304,39 @@ class Lifecycle:
         )
         self.echo(f"             model_training ({outcome['run_id']}): v{version} {result}")
         return next_features
+
+    def scheduled_training(self, interval: Interval) -> None:
+        """The run of ``model_training``'s timetable whose interval ends within this one, made
+        as the scheduler makes it (that data interval; its window ends there) and followed to
+        its gate decision, so the next interval's traffic meets what it decided. A retraining
+        this interval already opened was trained on the same data or later: it stands for it."""
+        due = self.usecase.training_cadence.ending_within(*interval)
+        if due is None:
+            return
+        dag = self.dag("model_training")
+        with self.stopwatch.phase("monitored: scheduled training run"):
+            [created] = self.client.queue_intervals(dag, [due], SCHEDULED)
+            run_id = created["dag_run_id"]
+            done = self.client.wait_for_run(dag, run_id, self.services.check_alive, 1800.0)
+        decided = [
+            event for event in history(self.settings, self.usecase) if event.run_id == run_id
+        ]
+        if decided:
+            event = decided[-1]
+            kind = "promoted" if event.kind == "promoted" else "gate"
+            what = f"v{event.version}: {event.kind}"
+            version: str | None = event.version
+        else:  # failed before the gate: the champion stays
+            kind, what, version = "failed", f"{done['state']} before a decision", None
+        self.timeline.add(
+            interval[0].date(),
+            kind,
+            f"{what} (scheduled training on the interval to {due[1]:%Y-%m-%d})",
+            run_id=run_id,
+            version=version,
+            trigger="schedule",
+        )
+        self.echo(f"             model_training ({run_id}, on its timetable): {what}")
 
     def _describe(self, start: datetime, traffic: Traffic, decision: dict[str, Any]) -> str:
         folder = interval_dir(self.settings, self.usecase, start)

@@ -110,7 +110,7 @@ def run_demo(
             )
     echo("the life of the model:")
     for event in life.timeline.events:
-        if event["kind"] in ("champion", "retrain", "promoted", "gate"):
+        if event["kind"] in ("champion", "retrain", "promoted", "gate", "failed"):
             echo(f"  {event['day']}  {event['kind']:<9} {event['detail']}")
     drifts = [e for e in life.timeline.events if e["kind"] == "drift"]
     echo(f"  {len(drifts)} monitored intervals breached a threshold")

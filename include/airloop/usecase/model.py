@@ -257,6 +257,11 @@ class UseCase(Spec):
         """The rhythm of the data intervals, from ``schedule`` (``@monthly``, a cron...)."""
         return Cadence.of(self.schedule)
 
+    @property
+    def training_cadence(self) -> Cadence:
+        """The rhythm of the scheduled retraining, from ``training.schedule``."""
+        return Cadence.of(self.training.schedule)
+
     @model_validator(mode="after")
     def _check_schedule(self) -> UseCase:
         Cadence.of(self.schedule)  # a ValueError names what is accepted
