@@ -76,6 +76,14 @@ def test_demo_is_the_life_of_a_model(demo, user_env: dict[str, str]) -> None:
     assert first["test_calibration_ece"] <= FIRST_CHAMPION_ECE, first
     after_retrain = kinds[kinds.index("retrain") + 1 :]
     assert after_retrain and after_retrain[0] in ("promoted", "gate"), kinds
+    # model_training's timetable (the 1st and the 15th) runs too: on 1 February, from its
+    # interval's data, with the gate's decision on the timeline.
+    scheduled = [e for e in events if e.get("trigger") == "schedule"]
+    assert [(e["day"], e["kind"]) for e in scheduled] in (
+        [("2013-01-31", "promoted")],
+        [("2013-01-31", "gate")],
+    ), scheduled
+    assert "scheduled training on the interval to 2013-02-01" in scheduled[0]["detail"]
     assert (Path(user_env["AIRLOOP_HOME"]) / "reports" / "flights" / "timeline.html").exists()
 
 

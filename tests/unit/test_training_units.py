@@ -291,3 +291,31 @@ def test_calibration_is_refused_for_a_regression(tmp_path) -> None:
     raw["training"]["calibration"] = "isotonic"
     with pytest.raises(UseCaseError, match="only a classification has"):
         load_usecase(str(write_usecase(tmp_path / "sales", raw)))
+
+
+def test_refit_learns_the_validation_slice_and_leaves_the_test_slice_unseen(flights) -> None:
+    from airloop.training.train import fit
+
+    x, y = _shifted_scores(3000, 0)
+    stamps = pd.date_range("2013-01-01", periods=len(x), freq="min", tz="UTC")
+    frame = x.assign(label=y, event_timestamp=stamps)
+    config = TrainConfig.from_usecase(flights, {"family": "logistic"})
+    once = fit(flights, frame, ["x"], config)
+    again = fit(flights, frame, ["x"], config, refit=True)
+    assert not once.refit and again.refit
+    assert len(again.train) == len(once.train) + len(once.validation)
+    assert again.test["event_timestamp"].min() > again.train["event_timestamp"].max()
+    # Experiments compare the validation figure: it is the model's before the refit.
+    assert again.validation_metrics == once.validation_metrics
+    probe = x.head(50)
+    assert not np.allclose(once.model.predict_proba(probe), again.model.predict_proba(probe))
+
+
+def test_refit_and_calibration_cannot_share_the_validation_slice(tmp_path) -> None:
+    from airloop.usecase import UseCaseError, load_usecase
+    from tests.unit.test_feature_language import sales_raw, write_usecase
+
+    raw = sales_raw()
+    raw["training"].update({"refit": True, "calibration": "sigmoid"})
+    with pytest.raises(UseCaseError, match=r"training\.refit fits on the validation slice"):
+        load_usecase(str(write_usecase(tmp_path / "sales", raw)))

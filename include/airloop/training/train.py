@@ -95,27 +95,42 @@ class Fitted:
     validation: pd.DataFrame
     test: pd.DataFrame
     validation_metrics: dict[str, Number]
+    refit: bool = False  # fitted again on train and validation after validation scored it
 
 
-def fit(usecase: UseCase, frame: pd.DataFrame, columns: list[str], config: TrainConfig) -> Fitted:
+def fit(
+    usecase: UseCase,
+    frame: pd.DataFrame,
+    columns: list[str],
+    config: TrainConfig,
+    refit: bool = False,
+) -> Fitted:
     """Fit on the earliest part of the window and score the next part (validation).
 
     With ``training.calibration``, the scores are then mapped to probabilities on the
     validation part, so its metrics are those of the calibrated model on the rows that
-    calibrated it; the test part, later still, stays unseen.
+    calibrated it; the test part, later still, stays unseen. With ``refit`` (the use case's
+    ``training.refit``, for the model that is logged), the model is then fitted again on the
+    training and validation parts together: ``train`` is then both.
     """
     spec = usecase.training
     train, valid, test = split_by_time(frame, spec.validation_fraction, spec.test_fraction)
     categorical, numeric = split_columns(frame, columns, spec.categorical)
-    model = build_model(
-        usecase.task, config.family, config.params, categorical, numeric, config.seed
-    )
-    model.fit(train[columns], train[LABEL])
-    model = calibrate(model, spec.calibration, valid[columns], valid[LABEL])
+
+    def fitted_on(rows: pd.DataFrame) -> Any:
+        model = build_model(
+            usecase.task, config.family, config.params, categorical, numeric, config.seed
+        )
+        return model.fit(rows[columns], rows[LABEL])
+
+    model = calibrate(fitted_on(train), spec.calibration, valid[columns], valid[LABEL])
     metrics = compute_metrics(
         usecase.metrics, usecase.task, valid[LABEL], score(model, usecase.task, valid[columns])
     )
-    return Fitted(model, columns, train, valid, test, metrics)
+    if refit:
+        train = pd.concat([train, valid])
+        model = fitted_on(train)
+    return Fitted(model, columns, train, valid, test, metrics, refit)
 
 
 def lineage_tags(lineage: dict[str, Any]) -> dict[str, str]:
@@ -207,6 +222,7 @@ def _log_training_inputs(
             "rows_train": len(fitted.train),
             "rows_validation": len(fitted.validation),
             "rows_test": len(fitted.test),
+            "fitted_on": "train and validation" if fitted.refit else "train",
         }
     )
     dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
@@ -248,7 +264,8 @@ def train_and_log(
             log.info("reusing MLflow run %s of an earlier try of this task", previous.info.run_id)
             return _trained(note_run(previous.info.run_id), cfg, previous.data.metrics)
     frame = load_training_set(training_set.uri)
-    fitted = fit(usecase, frame, training_set.feature_columns, cfg)
+    refit = log_the_model and usecase.training.refit
+    fitted = fit(usecase, frame, training_set.feature_columns, cfg, refit=refit)
     with mlflow.start_run(
         experiment_id=experiment_id(settings, experiment),
         run_name=run_name,

@@ -162,12 +162,25 @@ class TrainingSpec(Spec):
     # Classification: map scores to probabilities on the validation slice after fitting
     # (sigmoid: Platt scaling; isotonic: a monotone step function), or leave them as they are.
     calibration: Literal["none", "sigmoid", "isotonic"] = "none"
+    # Once the validation slice has scored the model (the figure experiments compare), fit the
+    # model that is logged again on the training and validation slices together: it learns
+    # from the freshest weeks the test slice leaves, and the test slice still judges it unseen.
+    refit: bool = False
     min_rows: int = 200
     positive_rate: tuple[float, float] = (0.01, 0.99)
     max_null_share: float = Field(default=0.6, ge=0, le=1)
     # Per model input, for a feature missing by nature (an aircraft's earlier departure of the
     # day, on its first flight): the share of training rows that may lack it.
     max_null_shares: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
+
+    @model_validator(mode="after")
+    def _refit_leaves_calibration_its_slice(self) -> TrainingSpec:
+        if self.refit and self.calibration != "none":
+            raise ValueError(
+                f"training.refit fits on the validation slice, which training.calibration"
+                f" ({self.calibration}) calibrates on: set one of them, not both"
+            )
+        return self
 
 
 class RetrainingSpec(Spec):
