@@ -30,6 +30,8 @@ from airloop.cli import _stop_on_sigterm
 from airloop.runtime.services import Services
 from airloop.settings import Settings
 signal.signal(signal.SIGTERM, _stop_on_sigterm)
+# Ctrl-C's own handler, even where this test runs in a background job that ignores SIGINT.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 with Services(Settings(), ("mlflow-ui",)) as services:
     print(json.dumps({name: p.pid for name, p in services.procs.items()}), flush=True)
     time.sleep(600)
