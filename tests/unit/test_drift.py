@@ -97,3 +97,21 @@ def test_a_constant_reference_that_changes_drifts_with_a_finite_json_safe_score(
     json.dumps(report.as_dict(), allow_nan=False)
     same = compare(ref, ref, ["month"], [], "wasserstein", threshold=0.5)
     assert not same.features[0].drifted
+
+
+def test_prediction_drift_gives_no_verdict_on_fewer_than_min_rows_of_the_version():
+    from airloop.core.columns import SCORE
+    from airloop.monitoring.checks import prediction_drift
+    from airloop.usecase import load_usecase
+
+    flights = load_usecase("flights")
+    need = flights.monitoring.min_rows
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame({SCORE: rng.beta(2, 8, 20_000)})
+    shifted = pd.DataFrame({SCORE: rng.beta(4, 6, need)})  # a new version's scores, moved
+    assert prediction_drift(flights, reference, shifted.iloc[: need - 1]) is None
+    verdict = prediction_drift(flights, reference, shifted)
+    assert verdict is not None and verdict.drifted
+    alike = pd.DataFrame({SCORE: rng.beta(2, 8, need)})
+    same = prediction_drift(flights, reference, alike)
+    assert same is not None and not same.drifted

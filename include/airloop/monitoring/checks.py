@@ -71,8 +71,16 @@ def data_drift(usecase: UseCase, reference: pd.DataFrame, served: pd.DataFrame) 
 
 def prediction_drift(
     usecase: UseCase, reference: pd.DataFrame, served: pd.DataFrame
-) -> PredictionDrift:
-    """PSI of the version's served scores against its reference scores."""
+) -> PredictionDrift | None:
+    """PSI of the version's served scores against its reference scores, or no verdict (None)
+    on fewer than ``monitoring.min_rows`` of them.
+
+    A version promoted a day or two ago has only those days' scores, and one day's weather
+    moves every score of the day: measured on them, PSI read 0.3 to 0.6 after nearly every
+    promotion of the year replay, where a week of the same model's scores read about 0.1.
+    """
+    if len(served) < usecase.monitoring.min_rows:
+        return None
     value = min(numeric_drift(reference[SCORE], served[SCORE], "psi"), MAX_SCORE)
     threshold = usecase.monitoring.prediction_threshold
     return PredictionDrift(
@@ -137,17 +145,23 @@ def check_drift(
     version = latest_version(served)
     reference = load_reference(st, uc, version)
     data = data_drift(uc, reference, served)
-    prediction = prediction_drift(uc, reference, served[served[MODEL_VERSION] == version])
+    own = served[served[MODEL_VERSION] == version]
+    prediction = prediction_drift(uc, reference, own)
     served_uri = atomic_write(
         folder / "served.parquet",
         lambda tmp: served.drop(columns=[SERVED_AT]).to_parquet(tmp, index=False),
     )
-    breach = data.dataset_drift or prediction.drifted
+    breach = data.dataset_drift or (prediction is not None and prediction.drifted)
     full.update(
         status="checked",
         model_version=version,
         data=data.as_dict(),
-        prediction=prediction.to_dict(),
+        prediction=prediction.to_dict() if prediction is not None else None,
+        prediction_status=(
+            "checked"
+            if prediction is not None
+            else f"no verdict: {len(own)} predictions of v{version}, {spec.min_rows} needed"
+        ),
         served_uri=str(served_uri),
         breach=breach,
     )

@@ -301,7 +301,7 @@ predictions in the drift window: {full.get("rows")}; {html.escape(str(full.get("
 (dataset drift at ≥ {usecase.monitoring.share_of_drifting_features:.0%}).</p>
 {html_table(features, ["feature", "kind", "measure", "score", "threshold", "drifted", "missing_share_current"])}
 <h2>Prediction drift</h2>
-{html_table([full.get("prediction") or {}], ["measure", "score", "threshold", "drifted", "reference_mean", "current_mean"])}
+{html_table([full["prediction"]], ["measure", "score", "threshold", "drifted", "reference_mean", "current_mean"]) if full.get("prediction") else f"<p>{html.escape(str(full.get('prediction_status') or full.get('status')))}</p>"}
 <h2>Live performance</h2>
 <p>{performance.labelled} labelled, {performance.pending} pending;
 {html.escape(performance.status)}</p>
