@@ -190,6 +190,7 @@ def measure(year: bool, home: Path | None = None) -> dict[str, Any]:
             k: profile[k] for k in ("first", "last", "bootstrap_intervals", "monitored_intervals")
         },
         "phases": profile["phases"],
+        "processes": profile.get("processes", {}),
         "stores": profile.get("stores", {}),
         "dags": where_it_goes(f"sqlite:///{home}/airflow/airflow.db"),
         "life": life_of_the_model(home, "flights"),
@@ -244,6 +245,24 @@ def write(results: dict[str, Any], name: str) -> Path:
     for phase, figures in results["phases"].items():
         per = f"{figures['seconds'] / monitored:.2f} s" if phase.startswith("monitored") else ""
         lines.append(f"| {phase} | {figures['seconds']:.1f} | {figures['count']} | {per} |")
+    processes = results.get("processes") or {}
+    if processes:
+        lines += [
+            "",
+            "## Processor time by process (measured by the run itself)",
+            "",
+            "The scheduler's processes are its executor's: the workers and the tasks they ran;"
+            " the demo's are the commands that set up the home.",
+            "",
+            "| process | its own s | the processes it started s | per monitored interval |",
+            "|---|---:|---:|---:|",
+        ]
+        for process, spent in processes.items():
+            both = spent["own"] + spent["started"]
+            lines.append(
+                f"| {process} | {spent['own']:.1f} | {spent['started']:.1f}"
+                f" | {both / max(monitored, 1):.2f} s |"
+            )
     lines += [
         "",
         "## Airflow runs: wall time against time inside tasks (the rest is orchestration)",

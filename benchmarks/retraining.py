@@ -36,6 +36,7 @@ SCHEDULES = [
     (14, 84, 1.0),
     (14, 56, 0.70),
     (14, 56, 0.85),
+    (14, 84, 0.85),
 ]
 FIRST = pd.Timestamp("2013-03-04", tz="UTC")  # the first retraining of the first phase
 COUNTED = (pd.Timestamp("2013-04-01", tz="UTC"), pd.Timestamp("2013-12-31", tz="UTC"))

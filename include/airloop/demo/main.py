@@ -7,6 +7,7 @@ prints. The servers stop whichever way the demo ends.
 from __future__ import annotations
 
 import json
+import resource
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -101,10 +102,11 @@ def run_demo(
         finally:
             reports = settings.reports_root(usecase.name)
             life.timeline.save(reports / "timeline.json")
-            write_json(
-                reports / "profile.json",
-                profile_of(stopwatch, window, life.stores, life.served, time.monotonic() - began),
+            profile = profile_of(
+                stopwatch, window, life.stores, life.served, time.monotonic() - began
             )
+            profile["processes"] = processor_seconds(services)
+            write_json(reports / "profile.json", profile)
             page = render_timeline(
                 settings, usecase, life.timeline.events, reports / "timeline.html"
             )
@@ -118,6 +120,9 @@ def run_demo(
     echo(f"where the time went:  {reports / 'profile.json'}")
     for line in profile_lines(stopwatch, len(window.monitored)):
         echo(f"  {line}")
+    echo("processor time by process (its own + what it started):")
+    for name, spent in profile["processes"].items():
+        echo(f"  {name:<48} {spent['own']:>7.1f} s + {spent['started']:.1f} s")
     return state
 
 
@@ -139,6 +144,21 @@ def profile_of(
         "phases": stopwatch.as_dict(),
         "stores": stores or {},
         "served": asdict(served or Traffic()),
+    }
+
+
+def processor_seconds(services: Services) -> dict[str, dict[str, float]]:
+    """Where the run's processor time went, by process: each server (its own, and what it
+    started), the replay itself (this process: traffic, the clock, the waits) and the commands
+    it ran before the servers (setting up the home)."""
+    mine = resource.getrusage(resource.RUSAGE_SELF)
+    ran = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {
+        **services.processor_seconds(),
+        "airloop demo": {
+            "own": round(mine.ru_utime + mine.ru_stime, 1),
+            "started": round(ran.ru_utime + ran.ru_stime, 1),
+        },
     }
 
 

@@ -174,6 +174,27 @@ class Services:
                     f"airflow {name} exited with code {proc.returncode}; see {log_file}\n{tail}"
                 )
 
+    def processor_seconds(self) -> dict[str, dict[str, float]]:
+        """Each component's processor time so far, its own and that of the processes it
+        started (running, or ended and waited for): where a run's processor time went. For
+        the scheduler, the second is its executor's: the workers and the tasks they ran."""
+        import psutil
+
+        spent: dict[str, dict[str, float]] = {}
+        for name, proc in self.procs.items():
+            try:
+                root = psutil.Process(proc.pid)
+                own = root.cpu_times()
+                started = own.children_user + own.children_system
+                for child in root.children(recursive=True):
+                    with contextlib.suppress(psutil.Error):
+                        t = child.cpu_times()
+                        started += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                continue  # it has ended: check_alive says why
+            spent[name] = {"own": round(own.user + own.system, 1), "started": round(started, 1)}
+        return spent
+
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM every component's process group and wait until each group is gone (the
         component and whatever it started); SIGKILL what is left after ``timeout``."""
