@@ -40,8 +40,20 @@ PORTS = {
     "AIRLOOP_SERVING_PORT": "8724",
     "AIRLOOP_MLFLOW_UI_PORT": "8725",
 }
-# The live ROC AUC that issue 14 asks of the flights model on at least 90 % of the year's days.
-LIVE_GOAL = 0.68
+
+
+def live_goal() -> float:
+    """The live metric the flights use case promises (``monitoring.live_target``; issue 14
+    asks it on at least 90 % of the year's days)."""
+    from airloop.usecase.model import load_usecase
+
+    target = load_usecase("flights").monitoring.live_target
+    if target is None:
+        raise SystemExit("the flights use case sets no monitoring.live_target")
+    return target
+
+
+LIVE_GOAL = live_goal()
 BASE = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AIRLOOP"))}
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from airloop.catalog import metric
 from airloop.core.columns import SCORE
 from airloop.core.files import read_json, write_text
 from airloop.core.html import figure_img, html_table, write_png
@@ -106,14 +107,14 @@ def history_frame(settings: Settings, usecase: UseCase, last: int | None = None)
         drift = read_json(folder / "drift.json")
         perf = read_json(folder / "performance.json")
         data = drift.get("data") or {}
-        metric = perf.get("metric")
+        primary = perf.get("metric")
         rows.append(
             {
                 "interval_start": start,
                 "share_drifted": data.get("share_drifted"),
                 "prediction_psi": (drift.get("prediction") or {}).get("score"),
-                "live_metric": (perf.get("live") or {}).get(metric) if metric else None,
-                "expected_metric": (perf.get("expected") or {}).get(metric) if metric else None,
+                "live_metric": (perf.get("live") or {}).get(primary) if primary else None,
+                "expected_metric": (perf.get("expected") or {}).get(primary) if primary else None,
                 "model_version": drift.get("model_version") or perf.get("model_version"),
                 "action": decision["action"],
                 "detail": decision.get("detail"),
@@ -199,12 +200,15 @@ EVENT_MARKS = {
 
 
 def timeline_figure(
-    history: pd.DataFrame, requests: list[dict[str, Any]], events: Sequence[dict[str, Any]]
+    history: pd.DataFrame,
+    requests: list[dict[str, Any]],
+    events: Sequence[dict[str, Any]],
+    target: float | None = None,
 ) -> Any:
     """The life of a model at a glance, one point per monitored interval: the share of drifting
     features and the served scores' PSI above; below, the live metric against the metric at
-    training, shaded by the model version that served; retrain requests as red lines, and the
-    promotions and refusals of the ``events`` as marks."""
+    training and the use case's ``target``, shaded by the model version that served; retrain
+    requests as red lines, and the promotions and refusals of the ``events`` as marks."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -219,6 +223,8 @@ def timeline_figure(
         _served_versions(live, x, history["model_version"])
         live.plot(x, history["live_metric"], marker=".", color="black", label="live metric")
         live.plot(x, history["expected_metric"], linestyle="--", color="grey", label="at training")
+        if target is not None:
+            live.axhline(target, color="tab:green", linestyle=":", label=f"target {target:g}")
         for request in requests:
             when = datetime.fromisoformat(request["interval_start"])
             for ax in axes:
@@ -242,14 +248,26 @@ def timeline_figure(
     return fig
 
 
+LABELLED_SHARE = 1 / 60  # a version's run narrower than this share of the axis goes unnamed
+
+
 def _served_versions(ax: Any, x: pd.Series, versions: pd.Series) -> None:
-    """Shade each run of intervals one model version served, labelled with the version."""
+    """Shade each run of intervals one model version served, labelled with the version where
+    the run is wide enough to read (over a year, a version that served two days would print
+    its name over its neighbours'); the labels alternate between two heights."""
     step = x.diff().median() if len(x) > 1 else pd.Timedelta(days=1)
+    span = (x.max() + step - x.min()) if len(x) else step
+    labelled = 0
     for i, (first, last, version) in enumerate(_version_runs(list(x), list(versions))):
         if version is None or pd.isna(version):
             continue
         ax.axvspan(first, last + step, color=VERSION_SHADES[i % 2], zorder=0)
-        ax.annotate(f"v{version}", (first, 0.02), xycoords=("data", "axes fraction"), fontsize=7)
+        if (last + step - first) / span >= LABELLED_SHARE:
+            height = 0.02 if labelled % 2 == 0 else 0.09
+            ax.annotate(
+                f"v{version}", (first, height), xycoords=("data", "axes fraction"), fontsize=7
+            )
+            labelled += 1
 
 
 def _label(value: Any) -> str:
@@ -487,6 +505,18 @@ def _model_id(client: Any, usecase: UseCase, version: Any) -> str | None:
         return None
 
 
+def at_target(usecase: UseCase, history: pd.DataFrame) -> tuple[int, int] | None:
+    """The monitored intervals whose live metric met ``monitoring.live_target`` (at it or
+    better, in the metric's direction), and those with a live figure; None without a target."""
+    target = usecase.monitoring.live_target
+    if target is None or history.empty:
+        return None
+    live = history["live_metric"].dropna().astype(float)
+    better = metric(usecase.metrics[0], usecase.task).higher_is_better
+    met = live >= target if better else live <= target
+    return int(met.sum()), len(live)
+
+
 def render_timeline(
     settings: Settings, usecase: UseCase, events: list[dict[str, Any]], path: Path
 ) -> Path:
@@ -494,8 +524,10 @@ def render_timeline(
     its figure also as a PNG beside the page."""
     requests = FeedbackLedger(settings.monitoring_root(usecase.name)).requests()
     history = history_frame(settings, usecase)
-    figure = timeline_figure(history, requests, events)
+    target = usecase.monitoring.live_target
+    figure = timeline_figure(history, requests, events, target)
     png = write_png(path.with_suffix(".png"), figure)
+    met = at_target(usecase, history)
     page = f"""<!doctype html><html><head><meta charset="utf-8">
 <title>airloop timeline: {html.escape(usecase.name)}</title><style>{STYLE}</style></head><body>
 <h1>The life of {html.escape(usecase.training.model_name)} ({html.escape(usecase.name)})</h1>
@@ -503,6 +535,7 @@ def render_timeline(
 <code>{html.escape(str(settings.monitoring_root(usecase.name) / "intervals"))}</code> and in MLflow
 (experiment <code>{html.escape(usecase.name)}/monitoring</code>).</p>
 {figure_img(figure, "timeline")}
+{f"<p>Live {html.escape(usecase.metrics[0])} at its target ({target:g}) or better on <b>{met[0]} of {met[1]}</b> monitored intervals with a live figure.</p>" if met else ""}
 <p>The same figure as a PNG: <code>{html.escape(str(png))}</code>.</p>
 <h2>Events</h2>
 {html_table(events, ["day", "kind", "detail", "at"])}

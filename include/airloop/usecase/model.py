@@ -209,6 +209,9 @@ class MonitoringSpec(Spec):
     # it is a breach: in the metric's units, or "10%" of the test metric.
     performance_drop: ToleranceSpec = Tolerance(value=0.05)
     min_labelled: int = Field(default=200, ge=1)
+    # The live primary metric the use case promises (optional): a line on the timeline, and
+    # the monitored intervals that met it counted on the timeline's page.
+    live_target: float | None = None
     retraining: RetrainingSpec = RetrainingSpec()
 
 
