@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -63,6 +64,8 @@ def test_demo_is_the_life_of_a_model(demo, user_env: dict[str, str]) -> None:
     assert "champion:             flight_delay v" in out
     assert "answers with flight_delay v1" in out and out.count(" score 0.") >= 5
     assert "rows quarantined:     0" in out
+    # The use case's live target (monitoring.live_target), counted over the monitored days.
+    assert re.search(r"live roc_auc at its target \(0\.68\) or better on \d+ of \d+ ", out), out
     events = json.loads(
         (Path(user_env["AIRLOOP_HOME"]) / "reports" / "flights" / "timeline.json").read_text()
     )

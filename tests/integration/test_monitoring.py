@@ -153,6 +153,7 @@ def test_injected_drift_opens_exactly_one_request_with_its_reason(
     report = root / "intervals" / "2013-01-09" / "report.html"
     page = report.read_text()
     assert "Decision: requested" in page and "data drift" in page and "<svg" in page
+    assert "<th>target</th>" in page  # the use case's live_target beside the live metric
     prom = (root / "metrics.prom").read_text()
     assert 'airloop_drift_score{usecase="flights",feature="distance"' in prom
 

@@ -21,7 +21,7 @@ from airloop.data.replay import land_window
 from airloop.demo.lifecycle import Echo, Lifecycle, LifecycleError
 from airloop.demo.traffic import Traffic
 from airloop.features.offline import read_partitions
-from airloop.monitoring.report import render_timeline
+from airloop.monitoring.report import at_target, history_frame, render_timeline
 from airloop.runtime.airflow_cli import AirflowError
 from airloop.runtime.api import ApiClient
 from airloop.runtime.services import Services, topology
@@ -116,6 +116,12 @@ def run_demo(
             echo(f"  {event['day']}  {event['kind']:<9} {event['detail']}")
     drifts = [e for e in life.timeline.events if e["kind"] == "drift"]
     echo(f"  {len(drifts)} monitored intervals breached a threshold")
+    met = at_target(usecase, history_frame(settings, usecase))
+    if met is not None:
+        echo(
+            f"  live {usecase.metrics[0]} at its target ({usecase.monitoring.live_target:g})"
+            f" or better on {met[0]} of {met[1]} monitored intervals"
+        )
     echo(f"timeline:             {page} (and {page.with_suffix('.png').name} beside it)")
     echo(f"where the time went:  {reports / 'profile.json'}")
     for line in profile_lines(stopwatch, len(window.monitored)):

@@ -306,6 +306,7 @@ def render_report(
         note = Path(decision.request.note_uri).read_text()
     live = performance.live or {}
     expected = performance.expected or {}
+    target = usecase.monitoring.live_target  # the use case's promise for its primary metric
     return f"""<!doctype html><html><head><meta charset="utf-8">
 <title>airloop monitoring: {usecase.name} {start:%Y-%m-%d}</title><style>{STYLE}</style></head><body>
 <h1>Monitoring {html.escape(usecase.name)}: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC</h1>
@@ -323,7 +324,7 @@ predictions in the drift window: {full.get("rows")}; {html.escape(str(full.get("
 <h2>Live performance</h2>
 <p>{performance.labelled} labelled, {performance.pending} pending;
 {html.escape(performance.status)}</p>
-{html_table([{"metric": k, "live": v, "at training": expected.get(k)} for k, v in live.items()], ["metric", "live", "at training"])}
+{html_table([{"metric": k, "live": v, "at training": expected.get(k), "target": target if k == usecase.metrics[0] else None} for k, v in live.items()], ["metric", "live", "at training", "target"])}
 <h2>Distributions of drifting features (reference against served)</h2>
 {plots or "<p>none drifted</p>"}
 <h2>History (the last {REPORT_HISTORY} intervals at most)</h2>
