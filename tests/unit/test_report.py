@@ -279,8 +279,9 @@ def test_page_without_drift_shows_the_decision_and_the_tables(
         "<td>0.2100</td><td>0.2250</td></tr>"
     ) in page
     assert "<p>800 labelled, 40 pending;\nchecked</p>" in page
-    assert "<tr><td>roc_auc</td><td>0.7100</td><td>0.7400</td></tr>" in page
-    assert "<tr><td>log_loss</td><td></td><td></td></tr>" in page
+    # The use case's live target stands beside its primary metric only.
+    assert "<tr><td>roc_auc</td><td>0.7100</td><td>0.7400</td><td>0.6800</td></tr>" in page
+    assert "<tr><td>log_loss</td><td></td><td></td><td></td></tr>" in page
     assert "<p>none drifted</p>" in page
     assert '<div class="history"><svg' in page and "<title>live metric</title>" in page
     assert (
