@@ -107,8 +107,9 @@ def run_demo(
             )
             profile["processes"] = processor_seconds(services)
             write_json(reports / "profile.json", profile)
+            history = history_frame(settings, usecase)  # the timeline's, and the count below
             page = render_timeline(
-                settings, usecase, life.timeline.events, reports / "timeline.html"
+                settings, usecase, life.timeline.events, reports / "timeline.html", history
             )
     echo("the life of the model:")
     for event in life.timeline.events:
@@ -116,7 +117,7 @@ def run_demo(
             echo(f"  {event['day']}  {event['kind']:<9} {event['detail']}")
     drifts = [e for e in life.timeline.events if e["kind"] == "drift"]
     echo(f"  {len(drifts)} monitored intervals breached a threshold")
-    met = at_target(usecase, history_frame(settings, usecase))
+    met = at_target(usecase, history)
     if met is not None:
         echo(
             f"  live {usecase.metrics[0]} at its target ({usecase.monitoring.live_target:g})"

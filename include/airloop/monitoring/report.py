@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from airloop.catalog import metric
+from airloop.catalog import is_better
 from airloop.core.columns import SCORE
 from airloop.core.files import read_json, write_text
 from airloop.core.html import figure_img, html_table, write_png
@@ -513,18 +513,22 @@ def at_target(usecase: UseCase, history: pd.DataFrame) -> tuple[int, int] | None
     if target is None or history.empty:
         return None
     live = history["live_metric"].dropna().astype(float)
-    better = metric(usecase.metrics[0], usecase.task).higher_is_better
-    met = live >= target if better else live <= target
-    return int(met.sum()), len(live)
+    met = sum(is_better(usecase.metrics[0], usecase.task, value, target) for value in live)
+    return met, len(live)
 
 
 def render_timeline(
-    settings: Settings, usecase: UseCase, events: list[dict[str, Any]], path: Path
+    settings: Settings,
+    usecase: UseCase,
+    events: list[dict[str, Any]],
+    path: Path,
+    history: pd.DataFrame | None = None,
 ) -> Path:
     """The life of the model on one page: drift and live performance, requests and promotions;
-    its figure also as a PNG beside the page."""
+    its figure also as a PNG beside the page. ``history``: :func:`history_frame`, when the
+    caller has already read it."""
     requests = FeedbackLedger(settings.monitoring_root(usecase.name)).requests()
-    history = history_frame(settings, usecase)
+    history = history_frame(settings, usecase) if history is None else history
     target = usecase.monitoring.live_target
     figure = timeline_figure(history, requests, events, target)
     png = write_png(path.with_suffix(".png"), figure)
