@@ -203,6 +203,7 @@ def measure(year: bool, home: Path | None = None) -> dict[str, Any]:
         },
         "phases": profile["phases"],
         "processes": profile.get("processes", {}),
+        "restarts": profile.get("restarts", {}),
         "stores": profile.get("stores", {}),
         "dags": where_it_goes(f"sqlite:///{home}/airflow/airflow.db"),
         "life": life_of_the_model(home, "flights"),
@@ -275,6 +276,8 @@ def write(results: dict[str, Any], name: str) -> Path:
                 f"| {process} | {spent['own']:.1f} | {spent['started']:.1f}"
                 f" | {both / max(monitored, 1):.2f} s |"
             )
+    for process, times in (results.get("restarts") or {}).items():
+        lines += ["", f"The {process} exited and was started again {times} time(s) in this run."]
     lines += [
         "",
         "## Airflow runs: wall time against time inside tasks (the rest is orchestration)",

@@ -106,6 +106,7 @@ def run_demo(
                 stopwatch, window, life.stores, life.served, time.monotonic() - began
             )
             profile["processes"] = processor_seconds(services)
+            profile["restarts"] = dict(services.restarts)
             write_json(reports / "profile.json", profile)
             history = history_frame(settings, usecase)  # the timeline's, and the count below
             page = render_timeline(
@@ -130,6 +131,8 @@ def run_demo(
     echo("processor time by process (its own + what it started):")
     for name, spent in profile["processes"].items():
         echo(f"  {name:<48} {spent['own']:>7.1f} s + {spent['started']:.1f} s")
+    for name, times in profile["restarts"].items():
+        echo(f"  {name} exited and was started again {times} time(s): see {name}.log")
     return state
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import socket
@@ -31,8 +32,16 @@ from airloop.runtime.airflow_cli import (
 from airloop.settings import Settings, SettingsError
 from airloop.usecase import active_usecases
 
+log = logging.getLogger(__name__)
+
 COMPONENTS_ALL = ("api-server", "scheduler", "dag-processor", "triggerer", "serving", "mlflow-ui")
 COMPONENTS_RUN = ("api-server", "scheduler", "dag-processor", "serving")
+# Airflow's loops keep no state of their own outside the metadata database: one that dies
+# (SQLite's "database is locked" has ended a scheduler in a long replay) is started again, as
+# compose's `restart: unless-stopped` does, and a new scheduler takes over the runs. A server
+# that dies (the API, serving, MLflow) stops the command: its clients would fail anyway.
+RESTARTABLE = ("scheduler", "dag-processor", "triggerer")
+MAX_RESTARTS = 3
 _PR_SET_PDEATHSIG = 1
 WORKER_LOG_PORT_STEP = 10  # each Celery worker on one host serves its logs on its own port
 
@@ -104,24 +113,33 @@ class Services:
     settings: Settings
     components: Iterable[str] = COMPONENTS_RUN
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> Services:
         """Start every component; each writes its log to ``logs/<component>.log``."""
-        logs = self.settings.logs_dir
-        logs.mkdir(parents=True, exist_ok=True)
+        self.settings.logs_dir.mkdir(parents=True, exist_ok=True)
         prepare_airflow_home(self.settings)
-        env = airflow_environ(self.settings)
+        self.env = airflow_environ(self.settings)
         for name in self.components:
-            with (logs / f"{name}.log").open("ab") as out:
-                self.procs[name] = subprocess.Popen(
-                    self.command(name),
-                    env=env,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent,  # set before exec; airloop is single-threaded here
-                )
+            self.spawn(name)
         return self
+
+    def spawn(self, name: str) -> None:
+        """Start one component, its output appended to its log."""
+        with self.log_file(name).open("ab") as out:
+            self.procs[name] = subprocess.Popen(
+                self.command(name),
+                env=self.env or None,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # set before exec; airloop is single-threaded here
+            )
+
+    def log_file(self, name: str) -> Path:
+        """Where a component's output goes: ``logs/<component>.log``."""
+        return self.settings.logs_dir / f"{name}.log"
 
     def command(self, name: str) -> list[str]:
         """The command line of a component: Airflow's own, a Celery worker, the serving API,
@@ -165,14 +183,37 @@ class Services:
         return [airflow_bin(), name]
 
     def check_alive(self) -> None:
-        """Raise with the tail of its log when a component has exited."""
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                log_file = self.settings.logs_dir / f"{name}.log"
-                tail = log_file.read_text(errors="replace")[-1500:] if log_file.exists() else ""
-                raise AirflowError(
-                    f"airflow {name} exited with code {proc.returncode}; see {log_file}\n{tail}"
-                )
+        """Start again an Airflow loop that has exited (``RESTARTABLE``, ``MAX_RESTARTS`` times
+        each, noted in its log); raise with the tail of its log for any other component, or a
+        loop past its restarts."""
+        for name, proc in list(self.procs.items()):
+            if proc.poll() is None:
+                continue
+            log_file = self.log_file(name)
+            tail = log_file.read_text(errors="replace")[-1500:] if log_file.exists() else ""
+            if name in RESTARTABLE and self.restarts.get(name, 0) < MAX_RESTARTS:
+                self.restart(name, proc.returncode)
+                continue
+            again = f" after {self.restarts[name]} restarts" if name in self.restarts else ""
+            raise AirflowError(
+                f"airflow {name} exited with code {proc.returncode}{again}; see {log_file}\n{tail}"
+            )
+
+    def restart(self, name: str, code: int) -> None:
+        """End what is left of the component's process group (an executor's workers), then
+        start it again."""
+        old = self.procs[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(old.pid, signal.SIGKILL)
+        self.restarts[name] = self.restarts.get(name, 0) + 1
+        note = (
+            f"airloop: {name} exited with code {code}; starting it again"
+            f" ({self.restarts[name]} of {MAX_RESTARTS} restarts)"
+        )
+        log.warning(note)
+        with self.log_file(name).open("a") as out:
+            out.write(f"\n{note}\n")
+        self.spawn(name)
 
     def processor_seconds(self) -> dict[str, dict[str, float]]:
         """Each component's processor time so far, its own and that of the processes it
