@@ -21,6 +21,7 @@ help:
 	@echo "make bench-loop  where the demo's time goes, per monitored interval"
 	@echo "make year    the year of 2013 through the loop: time, stores, the life of the model"
 	@echo "make bench-retraining  after make year: retraining schedules replayed offline on its stores"
+	@echo "make bench-features  candidate inputs for the year's model, screened offline from the raw files"
 	@echo "make image   the airloop image (BASE_IMAGE=... to build from another base)"
 	@echo "make test-docker  docker-compose.yml on a real Docker engine (installs and starts one as root)"
 
@@ -121,10 +122,14 @@ year: $(STAMP)
 bench-retraining: $(STAMP)
 	$(BIN)/python benchmarks/retraining.py
 
+# Candidate inputs screened in pandas before they become views (docs/model.md); ~20 minutes.
+bench-features: $(STAMP)
+	$(BIN)/python benchmarks/features.py
+
 lock:
 	$(UV) lock
 
 clean:
 	rm -rf .airloop
 
-.PHONY: help venv demo up lint parse test test-production browser bench bench-scaling bench-loop year bench-retraining image docker-engine test-docker lock clean
+.PHONY: help venv demo up lint parse test test-production browser bench bench-scaling bench-loop year bench-retraining bench-features image docker-engine test-docker lock clean
