@@ -381,9 +381,6 @@ class Settings(BaseSettings):
             # run (queued run → started, a task done → its successor queued) waited for it. At
             # 0.25 s the demo's monitored day took 6.9 s instead of 9.4 s.
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.25",
-            # How often a scheduler looks for the tasks of one that died, to run them again
-            # (default 300 s): the one `airloop` starts again after a crash finds them in 30.
-            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
         }
         if self.celery_broker_url:
             env["AIRFLOW__CELERY__BROKER_URL"] = self.celery_broker_url
