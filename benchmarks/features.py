@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -158,8 +158,15 @@ def still_waiting(events: pd.DataFrame, flights: pd.DataFrame, hours: int = 2) -
     )
 
 
-def inputs() -> tuple[pd.DataFrame, dict[str, list[str]]]:
-    """Every labelled flight with the use case's inputs and the candidates; the sets to try."""
+class Trial(NamedTuple):
+    """A set of inputs, and the half-life in days of the training rows' weights (None: equal)."""
+
+    columns: list[str]
+    half_life: float | None = None
+
+
+def inputs() -> tuple[pd.DataFrame, dict[str, Trial]]:
+    """Every labelled flight with the use case's inputs and the candidates; the trials."""
     flights, weather = raw()
     departures = flights[flights.dep_delay.notna()]
     events = flights[flights.arr_delay.notna()].reset_index(drop=True)
@@ -200,13 +207,13 @@ def inputs() -> tuple[pd.DataFrame, dict[str, list[str]]]:
         "carrier",
         "origin",
     ]
-    sets = {
-        "base": base,
-        "destination": [*base, "dest_mean_3h", "dest_count_3h", "dest_late_3h"],
-        "recency": base,
-        "waiting": [*base, "waiting_origin", "waiting_carrier", "waiting_share"],
+    trials = {
+        "base": Trial(base),
+        "destination": Trial([*base, "dest_mean_3h", "dest_count_3h", "dest_late_3h"]),
+        "recency": Trial(base, half_life=14.0),
+        "waiting": Trial([*base, "waiting_origin", "waiting_carrier", "waiting_share"]),
     }
-    return frame, sets
+    return frame, trials
 
 
 def age_weights(stamps: pd.Series, at: pd.Timestamp, half_life_days: float) -> np.ndarray:
@@ -215,17 +222,14 @@ def age_weights(stamps: pd.Series, at: pd.Timestamp, half_life_days: float) -> n
 
 
 def replay(
-    frame: pd.DataFrame,
-    columns: list[str],
-    first: pd.Timestamp,
-    weights: Callable[[pd.Series, pd.Timestamp], np.ndarray] | None = None,
-    seed: int | None = None,
+    frame: pd.DataFrame, trial: Trial, first: pd.Timestamp, seed: int | None = None
 ) -> np.ndarray:
     """Each counted day's ROC AUC over the week ending with it, the models retrained as the
     loop retrains them."""
     from airloop.usecase.model import load_usecase
 
     usecase = load_usecase("flights")
+    columns, half_life = trial
     spec, delay = usecase.training, usecase.label.delay
     stamps, labels = frame["at"], frame["late"].to_numpy()
     scores = np.full(len(frame), np.nan)
@@ -239,7 +243,7 @@ def replay(
             categorical_features=categorical,
             random_state=spec.seed if seed is None else seed,
         )
-        sample_weight = weights(stamps[fitted], at) if weights else None
+        sample_weight = age_weights(stamps[fitted], at, half_life) if half_life else None
         model.fit(frame.loc[fitted, columns], labels[fitted], sample_weight=sample_weight)
         until = at + pd.Timedelta(days=EVERY)
         serving = ((stamps >= at - pd.Timedelta(days=7)) & (stamps < until)).to_numpy()
@@ -260,7 +264,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, help="the trees' seed (default: the use case's)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "features.md")
     args = parser.parse_args()
-    frame, sets = inputs()
+    frame, trials = inputs()
     rows = [
         "# Candidate inputs, screened offline",
         "",
@@ -272,11 +276,9 @@ def main() -> None:
         " | September to November |",
         "|---|---|---|---:|---:|",
     ]
-    for name in args.only or list(sets):
-        weights = (lambda s, at: age_weights(s, at, 14.0)) if name == "recency" else None
+    for name in args.only or list(trials):
         phases = [
-            replay(frame, sets[name], FIRST + pd.Timedelta(days=p), weights, args.seed)
-            for p in (0, 7)
+            replay(frame, trials[name], FIRST + pd.Timedelta(days=p), args.seed) for p in (0, 7)
         ]
         days = [int((v >= LIVE_GOAL).sum()) for v in phases]
         autumn = [int((v[AUTUMN] >= LIVE_GOAL).sum()) for v in phases]

@@ -189,11 +189,11 @@ class Services:
         for name, proc in list(self.procs.items()):
             if proc.poll() is None:
                 continue
-            log_file = self.log_file(name)
-            tail = log_file.read_text(errors="replace")[-1500:] if log_file.exists() else ""
             if name in RESTARTABLE and self.restarts.get(name, 0) < MAX_RESTARTS:
                 self.restart(name, proc.returncode)
                 continue
+            log_file = self.log_file(name)
+            tail = log_file.read_text(errors="replace")[-1500:] if log_file.exists() else ""
             again = f" after {self.restarts[name]} restarts" if name in self.restarts else ""
             raise AirflowError(
                 f"airflow {name} exited with code {proc.returncode}{again}; see {log_file}\n{tail}"
