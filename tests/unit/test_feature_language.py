@@ -1018,3 +1018,142 @@ def test_every_must_be_longer_than_zero(tmp_path: Path) -> None:
 
     with pytest.raises(UseCaseError, match="every every must be longer than 0"):
         load(tmp_path / "visits", edit)
+
+
+# -- a queue: what was planned and not done yet ----------------------------------------------
+
+
+def _add_queue(raw: dict[str, Any]) -> None:
+    """Planned visits (on record from their scheduled moment) and the visits as they happen,
+    matched by a visit id; a queue per city refreshed every six hours."""
+    _add_visits(raw)
+    columns = {"visit": "string", "city": "string", "scheduled": "timestamp"}
+    raw["sources"]["plans"] = _partitioned("scheduled", columns)
+    raw["sources"]["visits"]["columns"].append({"name": "visit", "type": "string"})
+    raw["feature_views"].append(
+        {
+            "name": "city_queue",
+            "kind": "pending",
+            "entity": "city",
+            "source": "plans",
+            "planned_at": "scheduled",
+            "done": {"source": "visits"},
+            "item": "visit",
+            "windows": ["12h", "1d"],
+            "every": "6h",
+            "ttl": "1d",
+        }
+    )
+
+
+def queue_rows(days: pd.DatetimeIndex) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The plans, and the visits that happened: those of ``visit_rows``, each with an id, and
+    every third day a noon visit per city that is planned and never happens."""
+    visits = visit_rows(days)
+    visits["visit"] = visits["city"] + "@" + visits["scheduled"]
+    plans = visits[["visit", "city", "scheduled"]]
+    noon = [
+        {"visit": f"{city}@noon{i}", "city": city, "scheduled": f"{day:%Y-%m-%d}T12:00:00Z"}
+        for i, day in enumerate(days)
+        if i % 3 == 0
+        for city in CITIES
+    ]
+    return pd.concat([plans, pd.DataFrame(noon)], ignore_index=True), visits
+
+
+def _queue_inputs(
+    usecase: UseCase,
+    plans: pd.DataFrame,
+    visits: pd.DataFrame,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> ViewInputs:
+    """Each source's rows of [start, end) as the interval's, the earlier ones as history."""
+    tables, current = {}, {}
+    for name, rows in (("plans", plans), ("visits", visits)):
+        clean = clean_source(rows, usecase.sources[name])
+        stamp = usecase.sources[name].partition_by
+        before = clean[clean[stamp] < start]
+        tables[source_table(name)] = compute.source_history_table(usecase, name, before)
+        now = clean[(clean[stamp] >= start) & (clean[stamp] < end)]
+        current[name] = now[usecase.sources[name].output_columns()]
+    return ViewInputs(start=start, end=end, sources=current, history=tables.get)
+
+
+def _queue_by_hand(
+    plans: pd.DataFrame, visits: pd.DataFrame, at: pd.Timestamp, window: pd.Timedelta
+) -> dict[str, tuple[int, int]]:
+    """Per city, (pending, planned): planned in [at - window, at), not visited before ``at``."""
+    happened = pd.to_datetime(visits["scheduled"], utc=True) + pd.to_timedelta(
+        visits["late"].clip(lower=0) + 1, unit="min"
+    )
+    done = set(visits.loc[happened < at, "visit"])
+    scheduled = pd.to_datetime(plans["scheduled"], utc=True)
+    inside = plans[(scheduled >= at - window) & (scheduled < at)]
+    return {
+        city: (int((~group["visit"].isin(done)).sum()), len(group))
+        for city, group in inside.groupby("city")
+    }
+
+
+def test_a_pending_view_counts_what_was_planned_and_not_done_by_each_snapshot(
+    tmp_path: Path,
+) -> None:
+    usecase = load(tmp_path / "queue", _add_queue)
+    view = usecase.feature_view("city_queue")
+    assert view.feature_names(usecase) == [
+        "pending_12h",
+        "planned_12h",
+        "pending_share_12h",
+        "pending_1d",
+        "planned_1d",
+        "pending_share_1d",
+    ]
+    plans, visits = queue_rows(pd.date_range("2000-01-01", "2000-03-05", freq="D", tz="UTC"))
+    start, end = ts("2000-02-01"), ts("2000-03-01")
+    out = view.compute(usecase, _queue_inputs(usecase, plans, visits, start, end))
+    moments = list(pd.date_range(start, end, freq="6h", inclusive="left"))
+    assert sorted(out[EVENT_TS].unique()) == moments
+    rows = out.set_index([EVENT_TS, "city"])
+    checked = 0
+    for at in moments:
+        for window, suffix in ((pd.Timedelta(hours=12), "12h"), (pd.Timedelta(days=1), "1d")):
+            for city, (pending, planned) in _queue_by_hand(plans, visits, at, window).items():
+                row = rows.loc[(at, city)]
+                assert (row[f"pending_{suffix}"], row[f"planned_{suffix}"]) == (pending, planned)
+                assert row[f"pending_share_{suffix}"] == pytest.approx(pending / planned)
+                checked += pending
+    assert checked > 0  # the late evening visits and the noon ones that never happen
+    # At midnight after a noon that never happened, both of its cities still wait for it.
+    assert rows.loc[(ts("2000-02-02"), "paris"), "pending_1d"] >= 1
+
+
+def test_a_pending_view_never_counts_a_completion_that_was_not_yet_known(tmp_path: Path) -> None:
+    usecase = load(tmp_path / "queue", _add_queue)
+    view = usecase.feature_view("city_queue")
+    plans, visits = queue_rows(pd.date_range("2000-01-01", "2000-03-05", freq="D", tz="UTC"))
+    start, end, at = ts("2000-02-01"), ts("2000-03-01"), ts("2000-02-10T06:00")
+    happened = pd.to_datetime(visits["scheduled"], utc=True) + pd.to_timedelta(
+        visits["late"].clip(lower=0) + 1, unit="min"
+    )
+    # What was not yet on record at the moment: visits happen sooner, plans change.
+    hurried = visits.copy()
+    later = happened >= at
+    hurried.loc[later, "late"] = -120.0
+    moved = plans.copy()
+    ahead = pd.to_datetime(plans["scheduled"], utc=True) >= at
+    moved.loc[ahead, "city"] = "nice"
+    honest = view.compute(usecase, _queue_inputs(usecase, plans, visits, start, end))
+    changed = view.compute(usecase, _queue_inputs(usecase, moved, hurried, start, end))
+    seen = honest[honest[EVENT_TS] <= at].reset_index(drop=True)
+    pd.testing.assert_frame_equal(seen, changed[changed[EVENT_TS] <= at].reset_index(drop=True))
+    assert seen["pending_12h"].sum() > 0
+
+
+def test_a_pending_view_names_what_it_cannot_find(tmp_path: Path) -> None:
+    def edit(raw: dict[str, Any]) -> None:
+        _add_queue(raw)
+        _feature_view(raw, "city_queue")["item"] = "booking"
+
+    with pytest.raises(UseCaseError, match=r"source 'plans' has no columns \['booking'\]"):
+        load(tmp_path / "queue", edit)

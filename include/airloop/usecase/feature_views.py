@@ -8,8 +8,9 @@ from which its values were known, and Feast's as-of join hands an event only row
 before it. The feature pipeline, the Feast definitions and the training checks ask the class;
 none of them branches on the kind.
 
-Snapshots (``label_rate``, ``aggregate``, ``lag``, ``transform``) are computed as of each
-interval's start ``as_of`` and stamped with it, from what was known then. The boundary rule:
+Snapshots (``label_rate``, ``aggregate``, ``lag``, ``transform``, ``pending``) are computed as
+of each interval's start ``as_of`` (and, for ``aggregate`` and ``pending`` with ``every``, at
+moments within it) and stamped with it, from what was known then. The boundary rule:
 a source row is known at ``as_of`` when its time plus the source's ``available_after`` is at or
 before ``as_of`` and its time is before ``as_of``; a label when its ``available_at`` is at or
 before ``as_of`` and its event happened before ``as_of``. Arriving exactly at the start counts as
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field
 from typing_extensions import override
@@ -476,7 +477,38 @@ class AggregateSpec(Spec):
     functions: list[AggregateFunction] = Field(min_length=1)
 
 
-class AggregateView(_FromSourceHistory):
+class _Windowed(FeatureViewKind):
+    """A view over ``windows`` before each snapshot, snapshotted at the interval start and,
+    with ``every``, every ``every`` within the interval, each from what was known at its own
+    moment."""
+
+    windows: list[Duration] = Field(min_length=1)
+    every: Duration | None = None
+
+    @override
+    def moves_within_interval(self) -> bool:
+        return self.every is not None
+
+    @override
+    def moves_every(self) -> Duration | None:
+        return self.every
+
+    def _windows_reach(self) -> Any:
+        # With ``every``, one step further back: an entity with rows in the previous snapshot's
+        # windows gets a row at this one too, saying the windows emptied (count 0), instead of
+        # no row, which an online store would answer with the previous snapshot's figures.
+        longest = max(self.windows)
+        return longest if self.every is None else longest + self.every
+
+    def snapshot_times(self, start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
+        """When the interval [start, end) is snapshotted: its start, then every ``every``."""
+        times = [start]
+        while self.every is not None and times[-1] + self.every < end:
+            times.append(times[-1] + self.every)
+        return times
+
+
+class AggregateView(_FromSourceHistory, _Windowed):
     """Per entity, statistics of a source's columns over past windows: ``<column>_<function>_<w>``.
 
     A window ``w`` holds the known rows whose time is in [as_of - w, as_of). ``count``: rows
@@ -489,37 +521,16 @@ class AggregateView(_FromSourceHistory):
     """
 
     kind: Literal["aggregate"]
-    windows: list[Duration] = Field(min_length=1)
     aggregates: list[AggregateSpec] = Field(min_length=1)
-    every: Duration | None = None
-
-    @override
-    def moves_within_interval(self) -> bool:
-        return self.every is not None
-
-    @override
-    def moves_every(self) -> Duration | None:
-        return self.every
 
     @override
     def _reach(self) -> Any:
-        # With ``every``, one step further back: an entity with rows in the previous snapshot's
-        # windows gets a row at this one too, saying the windows emptied (count 0), instead of
-        # no row, which an online store would answer with the previous snapshot's figures.
-        longest = max(self.windows)
-        return longest if self.every is None else longest + self.every
+        return self._windows_reach()
 
     @override
     def _spans(self) -> dict[str, list[Any]]:
         spans = {"window": list(self.windows)}
         return spans if self.every is None else {**spans, "every": [self.every]}
-
-    def snapshot_times(self, start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
-        """When the interval [start, end) is snapshotted: its start, then every ``every``."""
-        times = [start]
-        while self.every is not None and times[-1] + self.every < end:
-            times.append(times[-1] + self.every)
-        return times
 
     @override
     def _value_columns(self, usecase: UseCase) -> list[str]:
@@ -632,6 +643,196 @@ class AggregateView(_FromSourceHistory):
         stamps = moments[out.index.get_level_values("_snapshot").to_numpy()]
         out = out.droplevel("_snapshot")
         return _snapshot(usecase, self.entity, out, stamps, self.feature_names(usecase))
+
+
+class CompletionSpec(Spec):
+    """Where a planned item's completion is recorded: a partitioned source whose rows say
+    that an item was done, timed by its ``partition_by``."""
+
+    source: str
+
+
+class PendingView(_Windowed):
+    """Per entity, a queue: the items planned within each window before the snapshot that had
+    not been done by it (``pending_<w>``), how many were planned (``planned_<w>``), and the
+    pending share of them (``pending_share_<w>``, missing when none were).
+
+    ``source``'s rows are the planned items (the flights on the timetable), each planned at
+    its column ``planned_at`` and known from its ``partition_by`` on (the boundary rule);
+    ``done.source``'s rows say an item was done (it left the gate), at that source's
+    ``partition_by``, and both sources name the item by the column ``item``. An item counts as
+    pending at the snapshot ``t`` when it was planned in [t - w, t), was known by ``t``, and no
+    completion of it was known by ``t``: one never done (a cancelled flight) stays pending
+    until its planned moment leaves the window. A completion recorded more than ``max(windows)
+    + every`` before its planned moment is not looked for.
+
+    ``every``: as for ``aggregate``, snapshots at the interval start and then every
+    ``every`` within it, each from what was known at its own moment.
+    """
+
+    kind: Literal["pending"]
+    source: str
+    planned_at: str
+    done: CompletionSpec
+    item: str
+
+    _STATISTICS: ClassVar[dict[str, tuple[FeatureDtype, Bounds]]] = {
+        "pending": ("int", (0.0, None)),
+        "planned": ("int", (0.0, None)),
+        "pending_share": ("float", (0.0, 1.0)),
+    }
+
+    def _reach(self) -> Any:
+        return self._windows_reach()
+
+    @override
+    def feature_dtypes(self, usecase: UseCase) -> dict[str, FeatureDtype]:
+        return {
+            f"{stat}_{window_suffix(window)}": dtype
+            for window in self.windows
+            for stat, (dtype, _) in self._STATISTICS.items()
+        }
+
+    @override
+    def bounds(self, usecase: UseCase) -> dict[str, Bounds]:
+        return {
+            f"{stat}_{window_suffix(window)}": limits
+            for window in self.windows
+            for stat, (_, limits) in self._STATISTICS.items()
+        }
+
+    @override
+    def check(self, usecase: UseCase) -> None:
+        where = f"feature view {self.name!r}"
+        key = usecase.entity(self.entity).join_key
+        wanted = {
+            self.source: [key, self.planned_at, self.item],
+            self.done.source: [self.item],
+        }
+        for role, name in (("source", self.source), ("done.source", self.done.source)):
+            source = usecase.source(name, f"{where} {role}")
+            if source.kind != "partitioned":
+                raise ValueError(
+                    f"{where}: {role} {name!r} is a reference table; a pending view reads the"
+                    " rows of partitioned sources"
+                )
+            cols = source.output_columns()
+            missing = [c for c in wanted[name] if c not in cols]
+            if missing:
+                raise ValueError(f"{where}: {role} {name!r} has no columns {missing}")
+        if usecase.sources[self.source].column_type(self.planned_at) != "timestamp":
+            raise ValueError(f"{where}: {self.source}.{self.planned_at} must be a timestamp")
+        spans = [*self.windows, *([self.every] if self.every is not None else [])]
+        if not all(spans):
+            raise ValueError(f"{where}: every window and every must be longer than 0")
+
+    def _stamp(self, usecase: UseCase, source: str) -> str:
+        stamp = usecase.sources[source].partition_by
+        assert stamp is not None  # check() admits partitioned sources only
+        return stamp
+
+    @override
+    def source_history(self, usecase: UseCase) -> dict[str, list[str]]:
+        key = usecase.entity(self.entity).join_key
+        planned = [key, self._stamp(usecase, self.source), self.planned_at, self.item]
+        done = [self.item, self._stamp(usecase, self.done.source)]
+        if self.done.source == self.source:
+            return {self.source: list(dict.fromkeys([*planned, *done]))}
+        return {self.source: list(dict.fromkeys(planned)), self.done.source: done}
+
+    @override
+    def history_since(self, usecase: UseCase, as_of: pd.Timestamp) -> dict[str, pd.Timestamp]:
+        # A planned item's row is stamped at or before its planned moment; its completion may
+        # come before it too (a flight that leaves early), within another reach.
+        since = as_of - self._reach() * 2
+        return {source_table(self.source): since, source_table(self.done.source): since}
+
+    def _rows(self, usecase: UseCase, inputs: ViewInputs, source: str) -> pd.DataFrame | None:
+        """The source's rows published before the interval and the interval's own."""
+        import pandas as pd
+
+        columns = self.source_history(usecase)[source]
+        frames = [inputs.history(source_table(source)), inputs.sources[source][columns]]
+        present = [f[columns] for f in frames if f is not None and not f.empty]
+        return pd.concat(present, ignore_index=True) if present else None
+
+    @override
+    def compute(self, usecase: UseCase, inputs: ViewInputs) -> pd.DataFrame | None:
+        """Every snapshot of the interval at once: the items planned within reach of the
+        interval against the snapshot moments, as boolean matrices (snapshots by items)."""
+        import numpy as np
+        import pandas as pd
+
+        times = self.snapshot_times(inputs.start, inputs.end)
+        planned = self._rows(usecase, inputs, self.source)
+        if planned is None:
+            return None
+        key, stamp = usecase.entity(self.entity).join_key, self._stamp(usecase, self.source)
+        at = pd.to_datetime(planned[self.planned_at], utc=True)
+        keep = planned[key].notna() & (at >= times[0] - self._reach()) & (at < times[-1])
+        planned, at = planned[keep], at[keep]
+        planned = planned.drop_duplicates(self.item, keep="last")
+        at = at.loc[planned.index]
+        if planned.empty:
+            return None
+
+        def moments(values: pd.Series) -> np.ndarray:
+            return pd.DatetimeIndex(values).as_unit("ns").asi8
+
+        moment = np.asarray(moments(pd.Series(times)))[:, None]  # (snapshots, 1)
+        planned_at = moments(at)[None, :]
+        known_from = self._known_from(usecase, self.source, planned[stamp])
+        done_rows = self._rows(usecase, inputs, self.done.source)
+        done_from = np.full(len(planned), np.iinfo(np.int64).max)
+        if done_rows is not None:
+            done_stamp = self._stamp(usecase, self.done.source)
+            done_rows = done_rows[done_rows[done_stamp].notna()]
+            first = (
+                pd.Series(self._known_from(usecase, self.done.source, done_rows[done_stamp]))
+                .groupby(done_rows[self.item].to_numpy())
+                .min()
+            )
+            where = first.index.get_indexer(planned[self.item].to_numpy())
+            done_from[where >= 0] = first.to_numpy()[where[where >= 0]]
+        known = known_from[None, :] <= moment
+        not_done = done_from[None, :] > moment
+        codes, names = pd.factorize(planned[key].astype(object), sort=True)
+
+        def per_entity(mask: np.ndarray) -> np.ndarray:
+            """How many items of each entity a (snapshots by items) mask holds."""
+            counts = np.zeros((len(times), len(names)), dtype=np.int64)
+            snapshot, item = np.nonzero(mask)
+            np.add.at(counts, (snapshot, codes[item]), 1)
+            return counts
+
+        def within(span: Any) -> np.ndarray:
+            reach = moments(pd.Series([t - span for t in times]))[:, None]
+            return (planned_at >= reach) & (planned_at < moment) & known
+
+        # A row per snapshot and entity with items in reach: an emptied queue says so.
+        snapshot, entity = np.nonzero(per_entity(within(self._reach())))
+        out = pd.DataFrame(index=pd.Index(np.asarray(names, dtype=object)[entity], name=key))
+        for window in self.windows:
+            suffix, inside = window_suffix(window), within(window)
+            planned_n = per_entity(inside)[snapshot, entity]
+            pending_n = per_entity(inside & not_done)[snapshot, entity]
+            out[f"pending_{suffix}"] = pd.array(pending_n, dtype="Int64")
+            out[f"planned_{suffix}"] = pd.array(planned_n, dtype="Int64")
+            share = pending_n / np.where(planned_n > 0, planned_n, 1)
+            out[f"pending_share_{suffix}"] = np.where(planned_n > 0, share, np.nan)
+        stamps = pd.DatetimeIndex(times).as_unit(times[0].unit)[snapshot]
+        return _snapshot(usecase, self.entity, out, stamps, self.feature_names(usecase))
+
+    def _known_from(self, usecase: UseCase, source: str, stamps: pd.Series) -> Any:
+        """The first moment each row is known, in nanoseconds: its time plus the source's
+        ``available_after``, and strictly after its time (the boundary rule)."""
+        import numpy as np
+        import pandas as pd
+
+        times = pd.to_datetime(stamps, utc=True)
+        after = usecase.sources[source].available_after.after(times)
+        raw = pd.DatetimeIndex(times).as_unit("ns").asi8
+        return np.maximum(pd.DatetimeIndex(after).as_unit("ns").asi8, raw + 1)
 
 
 class LagView(_FromSourceHistory):
@@ -882,7 +1083,8 @@ FeatureView = Annotated[
     | ReferenceSnapshotView
     | AggregateView
     | LagView
-    | TransformView,
+    | TransformView
+    | PendingView,
     Field(discriminator="kind"),
 ]
 """Any kind of feature view; the ``kind`` field of the YAML picks the class."""
