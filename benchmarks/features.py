@@ -171,6 +171,7 @@ def inputs() -> tuple[pd.DataFrame, dict[str, Trial]]:
     departures = flights[flights.dep_delay.notna()]
     events = flights[flights.arr_delay.notna()].reset_index(drop=True)
     events["late"] = (events.arr_delay > 15).astype(float)
+    events["service"] = events.carrier + "_" + events.flight.astype(str) + "_" + events.origin
     frame = pd.concat(
         [
             departures_before(events, departures, "origin", 1, "origin"),
@@ -182,7 +183,14 @@ def inputs() -> tuple[pd.DataFrame, dict[str, Trial]]:
         axis=1,
     )
     frame["plane_last_delay"] = last_departure(events, departures)
-    for key, days in (("carrier", 1), ("carrier", 7), ("route", 7), ("route", 28)):
+    for key, days in (
+        ("carrier", 1),
+        ("carrier", 7),
+        ("route", 7),
+        ("route", 28),
+        ("service", 7),
+        ("service", 28),
+    ):
         frame[f"{key}_rate_{days}d"] = label_rates(events, key, days)
     hourly = weather.drop_duplicates(["origin", "at"])[["origin", "at", *WEATHER]]
     frame[WEATHER] = events[["origin", "at"]].merge(hourly, how="left")[WEATHER].to_numpy()
@@ -207,11 +215,17 @@ def inputs() -> tuple[pd.DataFrame, dict[str, Trial]]:
         "carrier",
         "origin",
     ]
+    destination = ["dest_mean_3h", "dest_count_3h", "dest_late_3h"]
+    waiting = ["waiting_origin", "waiting_carrier", "waiting_share"]
+    service = ["service_rate_7d", "service_rate_28d"]  # a flight number from its origin
     trials = {
         "base": Trial(base),
-        "destination": Trial([*base, "dest_mean_3h", "dest_count_3h", "dest_late_3h"]),
+        "destination": Trial([*base, *destination]),
         "recency": Trial(base, half_life=14.0),
-        "waiting": Trial([*base, "waiting_origin", "waiting_carrier", "waiting_share"]),
+        "waiting": Trial([*base, *waiting]),
+        "service": Trial([*base, *service]),
+        "service_destination": Trial([*base, *service, *destination]),
+        "service_destination_waiting": Trial([*base, *service, *destination, *waiting]),
     }
     return frame, trials
 

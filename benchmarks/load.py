@@ -12,6 +12,15 @@ from typing import Any
 
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "400"))
 WARMUP = 50
+FIRST_FLIGHT = {  # the entity keys of 2013's first flight: UA 1545, Newark to Houston
+    "carrier": "UA",
+    "origin": "EWR",
+    "route": "EWR-IAH",
+    "service": "UA_1545_EWR",
+    "dest": "IAH",
+    "tailnum": "N14228",
+}
+FIRST_FLIGHT_FIELDS = {"distance": 1400, "hour": 5, "month": 1}  # its request-time fields
 
 
 class Client:

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from load import measure, poster
+from load import FIRST_FLIGHT, FIRST_FLIGHT_FIELDS, measure, poster
 from loop import where_it_goes
 
 ROOT = Path(__file__).resolve().parent
@@ -200,21 +200,7 @@ def replicas(env: dict[str, str]) -> dict[str, Any]:
     from airloop.core.http import answers
     from airloop.core.polling import wait_until
 
-    body = json.dumps(
-        {
-            "instances": [
-                {
-                    "carrier": "UA",
-                    "origin": "EWR",
-                    "route": "EWR-IAH",
-                    "tailnum": "N14228",
-                    "distance": 1400,
-                    "hour": 5,
-                    "month": 1,
-                }
-            ]
-        }
-    ).encode()
+    body = json.dumps({"instances": [{**FIRST_FLIGHT, **FIRST_FLIGHT_FIELDS}]}).encode()
     first = int(env["AIRLOOP_SERVING_PORT"])
     second = subprocess.Popen(
         [AIRLOOP, "serve", "--port", str(SECOND_REPLICA), "--poll", "3600"],

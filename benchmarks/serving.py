@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from load import REQUESTS, Client, measure, poster
+from load import FIRST_FLIGHT, FIRST_FLIGHT_FIELDS, REQUESTS, Client, measure, poster
 
 from airloop.runtime.airflow_cli import airflow_environ
 from airloop.settings import get_settings
@@ -29,8 +29,7 @@ from airloop.usecase import load_usecase
 ROOT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 PORTS = {"airloop": 8601, "mlflow": 8602, "feast": 8603}
-ENTITY = {"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}
-REQUEST_FIELDS = {"distance": 1400, "hour": 5, "month": 1}
+ENTITY, REQUEST_FIELDS = FIRST_FLIGHT, FIRST_FLIGHT_FIELDS
 
 
 def start(cmd: list[str], env: dict[str, str], log: str) -> subprocess.Popen[bytes]:

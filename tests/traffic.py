@@ -11,6 +11,16 @@ import pandas as pd
 
 from airloop.core.columns import EVENT_ID, EVENT_TS, LABEL, SCORE
 
+FIRST_FLIGHT = {  # the entity keys of 2013's first flight: UA 1545, Newark to Houston
+    "carrier": "UA",
+    "origin": "EWR",
+    "route": "EWR-IAH",
+    "service": "UA_1545_EWR",
+    "dest": "IAH",
+    "tailnum": "N14228",
+}
+FIRST_FLIGHT_REQUEST = {**FIRST_FLIGHT, "distance": 1400, "hour": 5, "month": 1}
+
 
 def day(d: int) -> datetime:
     """Midnight UTC of 2013-01-d."""

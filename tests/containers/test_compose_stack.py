@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import REPO
 from tests.containers.conftest import compose, give_to_containers, settings_for
-from tests.traffic import days, like_the_reference, write_served
+from tests.traffic import FIRST_FLIGHT_REQUEST, days, like_the_reference, write_served
 
 pytestmark = pytest.mark.containers
 
@@ -55,19 +55,7 @@ def test_features_training_and_serving_run_in_the_containers(stack, settings, cl
     done = client.wait_for_run("model_training", training["dag_run_id"], timeout=900)
     assert done["state"] == "success", client.failed_tasks("model_training", training["dag_run_id"])
     stack["training_run"] = training["dag_run_id"]
-    body = {
-        "instances": [
-            {
-                "carrier": "UA",
-                "origin": "EWR",
-                "route": "EWR-IAH",
-                "tailnum": "N14228",
-                "distance": 1400,
-                "hour": 5,
-                "month": 1,
-            }
-        ]
-    }
+    body = {"instances": [FIRST_FLIGHT_REQUEST]}
     answer = request_json(
         "POST",
         f"{settings.serving_url}/v1/predict",
@@ -99,6 +87,8 @@ def test_monitoring_in_the_containers_reaches_the_metrics(stack, settings, clien
                         "carrier": "AA",
                         "origin": "JFK",
                         "route": "JFK-LAX",
+                        "service": "AA_1_JFK",
+                        "dest": "LAX",
                         "tailnum": None,
                         "distance": 2475,
                         "hour": 9,

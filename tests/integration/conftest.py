@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO
+from tests.traffic import FIRST_FLIGHT
 
 
 def day(d: int) -> datetime:
@@ -92,7 +93,7 @@ def features(landed, flights):
     return landed
 
 
-KNOWN_FLIGHT = {"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}
+KNOWN_FLIGHT = FIRST_FLIGHT
 
 
 def online_values_for(

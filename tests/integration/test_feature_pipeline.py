@@ -201,6 +201,47 @@ def test_an_events_airport_state_holds_only_departures_before_its_own_time(
     assert checked > 1000  # most of a day's flights, both windows
 
 
+def test_an_events_queue_holds_only_departures_before_its_own_time(features, flights) -> None:
+    """The queue at a flight's airport (flights due in the last two hours that had not left
+    by the hour) is recomputed here from the landed timetable and departures: through Feast's
+    point-in-time join it must agree for every flight of a day, so a departure at or after
+    the flight's own time never empties the queue it sees."""
+    from airloop.data.landing import landing_path
+    from airloop.features.offline import read_partitions
+    from airloop.features.store import historical_features
+
+    def landed(source: str) -> pd.DataFrame:
+        return pd.concat(
+            pd.read_csv(landing_path(features, flights, source, day(d))) for d in (4, 5)
+        )
+
+    trip = ["carrier", "flight", "origin", "time_hour"]
+    timetable, departures = landed("flights"), landed("departures")
+    departures["left"] = pd.to_datetime(departures["time_hour"], utc=True) + pd.to_timedelta(
+        departures["minute"] + departures["dep_delay"], unit="min"
+    )
+    timetable = timetable.merge(departures[[*trip, "left"]], on=trip, how="left")
+    timetable["due"] = pd.to_datetime(timetable["time_hour"], utc=True) + pd.to_timedelta(
+        timetable["minute"], unit="min"
+    )
+    events = read_partitions(features, flights, "_events", day(5), day(6))
+    served = historical_features(features, flights, events)
+    served["event_timestamp"] = pd.to_datetime(served["event_timestamp"], utc=True)
+    waiting = 0
+    for (origin, at), rows in served.groupby(["origin", "event_timestamp"]):
+        hour = at.floor("h")  # the snapshot the join hands an event: its hour's
+        due = timetable[
+            (timetable["origin"] == origin)
+            & (timetable["due"] >= hour - pd.Timedelta(hours=2))
+            & (timetable["due"] < hour)
+        ]
+        still = due[~(due["left"] < hour)]  # not left before the snapshot, or never
+        assert (rows["origin_queue__planned_2h"].fillna(0) == len(due)).all(), (origin, at)
+        assert (rows["origin_queue__pending_2h"].fillna(0) == len(still)).all(), (origin, at)
+        waiting += len(still) * len(rows)
+    assert waiting > 0  # some flights of the day found others still at the gate
+
+
 def test_materialising_an_interval_writes_what_feasts_materialize_writes(features, flights) -> None:
     """airloop reads a window's rows from the partitions that hold it (Feast's offline query
     reads every partition, slower as the store grows): the online store must end up the same,

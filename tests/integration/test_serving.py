@@ -10,17 +10,10 @@ import pandas as pd
 import pytest
 
 from tests.integration.conftest import CHAMPION_WINDOW
+from tests.traffic import FIRST_FLIGHT_REQUEST
 
 pytestmark = pytest.mark.integration
-GOOD = {
-    "carrier": "UA",
-    "origin": "EWR",
-    "route": "EWR-IAH",
-    "tailnum": "N14228",
-    "distance": 1400,
-    "hour": 5,
-    "month": 1,
-}
+GOOD = FIRST_FLIGHT_REQUEST
 MARKER = "zz-secret-input-zz"
 
 
@@ -90,7 +83,7 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
     (
         "nan",
         {
-            "content": b'{"instances": [{"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": null, "distance": NaN, "hour": 5, "month": 1}]}',
+            "content": b'{"instances": [{"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "service": "UA_1545_EWR", "dest": "IAH", "tailnum": null, "distance": NaN, "hour": 5, "month": 1}]}',
             "headers": {"content-type": "application/json"},
         },
         422,
@@ -99,7 +92,7 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], int, str]] = [
     (
         "infinity",
         {
-            "content": b'{"instances": [{"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": null, "distance": Infinity, "hour": 5, "month": 1}]}',
+            "content": b'{"instances": [{"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "service": "UA_1545_EWR", "dest": "IAH", "tailnum": null, "distance": Infinity, "hour": 5, "month": 1}]}',
             "headers": {"content-type": "application/json"},
         },
         422,

@@ -10,7 +10,15 @@ from typing import Any
 import pytest
 
 from tests.production.conftest import AIRLOOP, SECOND_REPLICA_PORT
-from tests.traffic import day, days, drifted, like_the_reference, write_served
+from tests.traffic import (
+    FIRST_FLIGHT,
+    FIRST_FLIGHT_REQUEST,
+    day,
+    days,
+    drifted,
+    like_the_reference,
+    write_served,
+)
 
 pytestmark = pytest.mark.production
 FIRST_DAYS = 3  # the feature pipeline's intervals before the first champion
@@ -79,13 +87,13 @@ def test_the_champion_answers_with_online_features_from_redis(settings) -> None:
     store = feature_store(settings, _flights())
     online = store.get_online_features(
         features=store.get_feature_service("flight_delay_v1"),
-        entity_rows=[{"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}],
+        entity_rows=[FIRST_FLIGHT],
         full_feature_names=True,
     ).to_dict()
     assert online["carrier_delays__count_1d"][0] > 0
     db = int(settings.feast_redis_url.rsplit("db=", 1)[1])
     assert redis.Redis(host="127.0.0.1", port=6379, db=db).dbsize() > 100
-    body = {"instances": [{**ENTITY, "distance": 1400, "hour": 5, "month": 1}]}
+    body = {"instances": [FIRST_FLIGHT_REQUEST]}
     url = f"{settings.serving_url}/v1/predict"
     with pytest.raises(HttpError) as refused:
         request_json("POST", url, body)
@@ -95,9 +103,6 @@ def test_the_champion_answers_with_online_features_from_redis(settings) -> None:
     # Only an input missing by nature may be missing (the aircraft's earlier departure).
     allowed = set(_flights().training.max_null_shares)
     assert set(answer["predictions"][0]["missing_features"]) <= allowed, answer
-
-
-ENTITY = {"carrier": "UA", "origin": "EWR", "route": "EWR-IAH", "tailnum": "N14228"}
 
 
 def _flights() -> Any:

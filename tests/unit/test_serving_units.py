@@ -28,6 +28,8 @@ FLIGHT: dict[str, Any] = {
     "origin": "JFK",
     "carrier": "AA",
     "route": "JFK-LAX",
+    "service": "AA_1_JFK",
+    "dest": "LAX",
     "tailnum": "N12345",
     "distance": 2475.0,
     "hour": 9,
@@ -106,16 +108,11 @@ def api(body_model: type[BaseModel]) -> tuple[TestClient, Metrics, list[int]]:
 # -- schema -------------------------------------------------------------------------------------
 
 
+ENTITY_KEYS = ["origin", "carrier", "route", "service", "dest", "tailnum"]  # the views' order
+
+
 def test_request_fields_are_entity_keys_then_model_inputs(flights: UseCase) -> None:
-    assert request_fields(flights) == [
-        "origin",
-        "carrier",
-        "route",
-        "tailnum",
-        "distance",
-        "hour",
-        "month",
-    ]
+    assert request_fields(flights) == [*ENTITY_KEYS, "distance", "hour", "month"]
 
 
 def test_request_fields_keep_first_position_and_drop_repeats(flights: UseCase) -> None:
@@ -123,7 +120,7 @@ def test_request_fields_keep_first_position_and_drop_repeats(flights: UseCase) -
         update={"categorical": ["origin", "carrier"], "numeric": ["month", "distance", "month"]}
     )
     usecase = flights.model_copy(update={"training": training})
-    assert request_fields(usecase) == ["origin", "carrier", "route", "tailnum", "month", "distance"]
+    assert request_fields(usecase) == [*ENTITY_KEYS, "month", "distance"]
 
 
 def test_valid_instance_passes_with_optional_event_fields_unset(
@@ -178,10 +175,10 @@ def test_mistyped_field_is_refused(
 def test_extra_fields_are_refused_in_the_instance_and_the_body(
     body_model: type[BaseModel],
 ) -> None:
-    found = refusals(body_model, {"instances": [instance(dest="LAX")], "debug": True})
+    found = refusals(body_model, {"instances": [instance(sched_arr_time=1130)], "debug": True})
     assert sorted(found) == [
         ("extra_forbidden", ("debug",)),
-        ("extra_forbidden", ("instances", 0, "dest")),
+        ("extra_forbidden", ("instances", 0, "sched_arr_time")),
     ]
 
 
@@ -266,7 +263,7 @@ def test_nan_in_json_body_is_named_as_not_finite(
     api: tuple[TestClient, Metrics, list[int]],
 ) -> None:
     client, _, _ = api
-    body = b'{"instances": [{"origin": "JFK", "carrier": "AA", "route": "JFK-LAX", "distance": NaN, "hour": 9, "month": 3}]}'
+    body = b'{"instances": [{"origin": "JFK", "carrier": "AA", "route": "JFK-LAX", "service": "AA_1_JFK", "dest": "LAX", "distance": NaN, "hour": 9, "month": 3}]}'
     response = client.post(
         "/v1/predict", content=body, headers={**AUTH, "content-type": "application/json"}
     )
@@ -435,7 +432,7 @@ def test_json_content_type_with_charset_is_accepted(
 ) -> None:
     client, _, _ = api
     headers = {**AUTH, "content-type": "application/json; charset=utf-8"}
-    body = b'{"instances": [{"origin": "JFK", "carrier": "AA", "route": "JFK-LAX", "distance": 1.0, "hour": 1, "month": 1}]}'
+    body = b'{"instances": [{"origin": "JFK", "carrier": "AA", "route": "JFK-LAX", "service": "AA_1_JFK", "dest": "LAX", "distance": 1.0, "hour": 1, "month": 1}]}'
     assert client.post("/v1/predict", content=body, headers=headers).status_code == 200
 
 

@@ -176,8 +176,12 @@ def test_status_reads_the_stores_and_the_ledger(populated: Settings, flights) ->
         "origin_weather": 3,
         "carrier_delays": 0,
         "route_delays": 0,
+        "service_delays": 0,
         "origin_departures": 0,
         "carrier_departures": 0,
+        "origin_queue": 0,
+        "carrier_queue": 0,
+        "destination_departures": 0,
         "plane_departures": 0,
         "plane_attributes": 0,
     }
