@@ -56,7 +56,7 @@ def test_predict_equals_the_registered_model_in_process(
     store = feature_store(features, flights)
     online = store.get_online_features(
         features=store.get_feature_service("flight_delay_v1"),
-        entity_rows=[{k: GOOD[k] for k in ("carrier", "origin", "route", "tailnum")}],
+        entity_rows=[{k: GOOD[k] for k in flights.entity_keys}],
         full_feature_names=True,
     ).to_dict()
     configure(features)
