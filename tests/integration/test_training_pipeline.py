@@ -313,6 +313,10 @@ def test_regression_usecase_trains_end_to_end(features, tmp_path) -> None:
     raw["gates"] = {"maximum": {"rmse": 200.0}, "max_regression": 1.0}
     raw["feature_service"]["name"] = "flight_minutes_v1"
     raw["training"].update({"model_name": "flight_arrival_delay", "params": {"max_iter": 60}})
+    allowed = raw["training"]["max_null_shares"]  # a label rate's share is a mean in minutes
+    raw["training"]["max_null_shares"] = {
+        k.replace("__share_", "__mean_"): v for k, v in allowed.items()
+    }
     path = tmp_path / "usecase.yaml"
     path.write_text(yaml.safe_dump(raw))
     usecase = load_usecase(str(path))
