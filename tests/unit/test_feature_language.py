@@ -568,6 +568,29 @@ def test_a_row_arriving_exactly_at_the_snapshot_is_known_and_its_own_event_is_no
     assert known_at(rows, "t", Span.parse("0d"), as_of)["t"].tolist() == rows["t"][:2].tolist()
 
 
+@pytest.mark.parametrize("after", ["0d", "30m", "1h", "6h", "1d"])
+def test_the_first_moment_a_row_is_known_is_the_rule_of_known_at(after: str) -> None:
+    """``known_from`` (when each row becomes known) and ``known_at`` (the rows known at one
+    moment) are one boundary rule: on a grid of moments they pick the same rows, those
+    arriving exactly at the moment and those a nanosecond after their own time included."""
+    from airloop.core.periods import Span
+    from airloop.usecase.feature_views import known_from
+
+    span = Span.parse(after)
+    start = ts("2000-01-31T22:00")
+    ns = pd.Timedelta(1, "ns")
+    times = pd.date_range(start, periods=97, freq="30min")
+    rows = pd.DataFrame({"t": times.append(pd.DatetimeIndex([start + ns, times[-1] - ns]))})
+    first = known_from(rows["t"], span)
+    checked = 0
+    for as_of in pd.date_range(start - pd.Timedelta(hours=1), periods=3 * 24 * 2, freq="30min"):
+        for moment in (as_of - ns, as_of, as_of + ns):
+            by_filter = known_at(rows, "t", span, moment).index.tolist()
+            assert by_filter == rows.index[first <= moment.as_unit("ns").value].tolist(), moment
+            checked += len(by_filter)
+    assert checked > 0
+
+
 def test_aggregates_cover_the_known_months_of_each_window(sales: UseCase) -> None:
     history = history_of(sales, raw_rows())
     out = sales.feature_view("city_sales").compute(

@@ -12,10 +12,12 @@ Snapshots (``label_rate``, ``aggregate``, ``lag``, ``transform``, ``pending``) a
 of each interval's start ``as_of`` (and, for ``aggregate`` and ``pending`` with ``every``, at
 moments within it) and stamped with it, from what was known then. The boundary rule:
 a source row is known at ``as_of`` when its time plus the source's ``available_after`` is at or
-before ``as_of`` and its time is before ``as_of``; a label when its ``available_at`` is at or
-before ``as_of`` and its event happened before ``as_of``. Arriving exactly at the start counts as
-known (monthly figures published a month later are then one month old, not two); the event
-itself never is, and its label cannot be since ``label.delay`` must exceed 0.
+before ``as_of`` and its time is before ``as_of`` (:func:`known_from` states it, as the first
+moment a row is known; :func:`known_at` applies it as a filter at one moment); a label when its
+``available_at`` is at or before ``as_of`` and its event happened before ``as_of``. Arriving
+exactly at the start counts as known (monthly figures published a month later are then one
+month old, not two); the event itself never is, and its label cannot be since ``label.delay``
+must exceed 0.
 
 To add a kind: subclass :class:`FeatureViewKind` with a ``kind`` literal, and add the class to
 :data:`FeatureView` below. pandas is imported inside methods so that loading a use case
@@ -43,6 +45,7 @@ from airloop.core.errors import PermanentError
 from airloop.usecase.base import Duration, Spec, window_suffix
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from airloop.usecase.model import UseCase
@@ -80,14 +83,39 @@ class ViewInputs:
     history: Callable[[str], pd.DataFrame | None]
 
 
+def known_from(stamps: pd.Series, available_after: Any) -> np.ndarray:
+    """The boundary rule: the first moment each row is known, given its time ``s``, as int64
+    nanoseconds since the epoch. A row is known at ``t`` if and only if this is at or before
+    ``t``.
+
+    That moment is ``s + available_after``, arriving exactly then counting as known, and never
+    before just after ``s`` (``s + 1ns``): an event at ``s`` never sees its own row. Months are
+    added the calendar's way (``available_after.after``).
+
+    :func:`known_at` is the same rule as a filter at one moment ``t``: ``s <= t -
+    available_after`` and ``s < t``. For durations in s, m, h, d or w the two agree exactly.
+    In calendar months they count from opposite ends (``s + 1mo`` here, ``t - 1mo`` there),
+    which at month ends can make a row known here up to a day before :func:`known_at` does
+    (31 January + 1mo is 28 February, while 28 February - 1mo is 28 January).
+    """
+    import numpy as np
+    import pandas as pd
+
+    times = pd.to_datetime(stamps, utc=True)
+    after = available_after.after(times)
+    raw = pd.DatetimeIndex(times).as_unit("ns").asi8
+    return np.maximum(pd.DatetimeIndex(after).as_unit("ns").asi8, raw + 1)
+
+
 def known_at(
     rows: pd.DataFrame, timestamp: str, available_after: Any, as_of: pd.Timestamp
 ) -> pd.DataFrame:
-    """The source rows known at ``as_of`` (the boundary rule in the module docstring).
+    """The source rows known at ``as_of``: the boundary rule of :func:`known_from`, as a filter.
 
     A row is known when ``timestamp + available_after <= as_of``, arriving exactly at ``as_of``
     included, and its ``timestamp`` is before ``as_of``: an event at ``as_of`` never sees its
-    own row. The arithmetic is done on ``as_of``, so durations in months work.
+    own row. The arithmetic is done on ``as_of`` (``timestamp <= as_of - available_after``),
+    so durations in months work; for those, see :func:`known_from` on month ends.
     """
     stamps = rows[timestamp]
     return rows[(stamps <= as_of - available_after) & (stamps < as_of)]
@@ -383,24 +411,32 @@ class _FromSourceHistory(FeatureViewKind):
         return usecase.sources[self.source]
 
     def _timestamp(self, usecase: UseCase) -> str:
-        stamp = self._source(usecase).partition_by
-        assert stamp is not None  # check() admits partitioned sources only
-        return stamp
+        return _partition_by(usecase, self.source)
+
+    def _check_partitioned(
+        self, usecase: UseCase, role: str, name: str, columns: list[str]
+    ) -> SourceSpec:
+        """The source ``name`` the view's field ``role`` names; refused (ValueError) unless it
+        is declared, partitioned and has ``columns``."""
+        where = f"feature view {self.name!r}"
+        source = usecase.source(name, f"{where} {role}")
+        if source.kind != "partitioned":
+            raise ValueError(
+                f"{where}: {role} {name!r} is a reference table; a {self.kind} view reads"
+                " the past rows of a partitioned source"
+            )
+        cols = source.output_columns()
+        missing = [c for c in columns if c not in cols]
+        if missing:
+            raise ValueError(f"{where}: {role} {name!r} has no columns {missing}")
+        return source
 
     @override
     def check(self, usecase: UseCase) -> None:
         where = f"feature view {self.name!r}"
-        source = usecase.source(self.source, f"{where} source")
-        if source.kind != "partitioned":
-            raise ValueError(
-                f"{where}: source {self.source!r} is a reference table; a {self.kind} view reads"
-                " the past rows of a partitioned source"
-            )
         key = usecase.entity(self.entity).join_key
-        cols = source.output_columns()
-        missing = [c for c in [key, *self._value_columns(usecase)] if c not in cols]
-        if missing:
-            raise ValueError(f"{where}: source {self.source!r} has no columns {missing}")
+        wanted = [key, *self._value_columns(usecase)]
+        source = self._check_partitioned(usecase, "source", self.source, wanted)
         for field, spans in self._spans().items():
             if not all(spans):
                 raise ValueError(f"{where}: every {field} must be longer than 0")
@@ -444,17 +480,10 @@ class _FromSourceHistory(FeatureViewKind):
         or after ``since``, oldest first, with an entity key; None when there are none.
 
         A snapshot inside the interval also reads the interval's own rows known by then."""
-        import pandas as pd
-
         as_of = inputs.start if as_of is None else as_of
-        frames = [inputs.history(source_table(self.source))]
-        if as_of > inputs.start:
-            columns = self.source_history(usecase)[self.source]
-            frames.append(inputs.sources[self.source][columns])
-        present = [f for f in frames if f is not None and not f.empty]
-        if not present:
+        history = self._source_rows(usecase, inputs, self.source, current=as_of > inputs.start)
+        if history is None:
             return None
-        history = present[0] if len(present) == 1 else pd.concat(present, ignore_index=True)
         key, stamp = usecase.entity(self.entity).join_key, self._timestamp(usecase)
         rows = known_at(history, stamp, self._source(usecase).available_after, as_of)
         rows = rows[(rows[stamp] >= since) & rows[key].notna()]
@@ -462,9 +491,32 @@ class _FromSourceHistory(FeatureViewKind):
             return None
         return rows.sort_values([stamp, key], kind="stable").reset_index(drop=True)
 
+    def _source_rows(
+        self, usecase: UseCase, inputs: ViewInputs, source: str, *, current: bool
+    ) -> pd.DataFrame | None:
+        """``source``'s rows published before the interval (its table ``source__<name>``)
+        and, with ``current``, the interval's own rows after them, both then in the columns
+        the view reads back (:meth:`source_history`); None when there are none."""
+        import pandas as pd
+
+        history = inputs.history(source_table(source))
+        if not current:
+            return history if history is not None and not history.empty else None
+        columns = self.source_history(usecase)[source]
+        frames = [history, inputs.sources[source]]
+        present = [f[columns] for f in frames if f is not None and not f.empty]
+        return pd.concat(present, ignore_index=True) if present else None
+
     def _column_bounds(self, usecase: UseCase, column: str) -> Bounds | None:
         spec = self._source(usecase).column(column)
         return spec.bounds if spec is not None else None
+
+
+def _partition_by(usecase: UseCase, source: str) -> str:
+    """The column that times a partitioned source's rows."""
+    stamp = usecase.sources[source].partition_by
+    assert stamp is not None  # the views' check() admits partitioned sources only
+    return stamp
 
 
 AggregateFunction = Literal["mean", "sum", "min", "max", "std", "count", "last"]
@@ -500,6 +552,10 @@ class _Windowed(FeatureViewKind):
         longest = max(self.windows)
         return longest if self.every is None else longest + self.every
 
+    def _windows_spans(self) -> dict[str, list[Any]]:
+        spans = {"window": list(self.windows)}
+        return spans if self.every is None else {**spans, "every": [self.every]}
+
     def snapshot_times(self, start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
         """When the interval [start, end) is snapshotted: its start, then every ``every``."""
         times = [start]
@@ -529,8 +585,7 @@ class AggregateView(_FromSourceHistory, _Windowed):
 
     @override
     def _spans(self) -> dict[str, list[Any]]:
-        spans = {"window": list(self.windows)}
-        return spans if self.every is None else {**spans, "every": [self.every]}
+        return self._windows_spans()
 
     @override
     def _value_columns(self, usecase: UseCase) -> list[str]:
@@ -652,7 +707,7 @@ class CompletionSpec(Spec):
     source: str
 
 
-class PendingView(_Windowed):
+class PendingView(_FromSourceHistory, _Windowed):
     """Per entity, a queue: the items planned within each window before the snapshot that had
     not been done by it (``pending_<w>``), how many were planned (``planned_<w>``), and the
     pending share of them (``pending_share_<w>``, missing when none were).
@@ -671,7 +726,6 @@ class PendingView(_Windowed):
     """
 
     kind: Literal["pending"]
-    source: str
     planned_at: str
     done: CompletionSpec
     item: str
@@ -682,8 +736,17 @@ class PendingView(_Windowed):
         "pending_share": ("float", (0.0, 1.0)),
     }
 
+    @override
     def _reach(self) -> Any:
         return self._windows_reach()
+
+    @override
+    def _spans(self) -> dict[str, list[Any]]:
+        return self._windows_spans()
+
+    @override
+    def _value_columns(self, usecase: UseCase) -> list[str]:
+        return [self.planned_at, self.item]
 
     @override
     def feature_dtypes(self, usecase: UseCase) -> dict[str, FeatureDtype]:
@@ -703,39 +766,18 @@ class PendingView(_Windowed):
 
     @override
     def check(self, usecase: UseCase) -> None:
-        where = f"feature view {self.name!r}"
-        key = usecase.entity(self.entity).join_key
-        wanted = {
-            self.source: [key, self.planned_at, self.item],
-            self.done.source: [self.item],
-        }
-        for role, name in (("source", self.source), ("done.source", self.done.source)):
-            source = usecase.source(name, f"{where} {role}")
-            if source.kind != "partitioned":
-                raise ValueError(
-                    f"{where}: {role} {name!r} is a reference table; a pending view reads the"
-                    " rows of partitioned sources"
-                )
-            cols = source.output_columns()
-            missing = [c for c in wanted[name] if c not in cols]
-            if missing:
-                raise ValueError(f"{where}: {role} {name!r} has no columns {missing}")
-        if usecase.sources[self.source].column_type(self.planned_at) != "timestamp":
-            raise ValueError(f"{where}: {self.source}.{self.planned_at} must be a timestamp")
-        spans = [*self.windows, *([self.every] if self.every is not None else [])]
-        if not all(spans):
-            raise ValueError(f"{where}: every window and every must be longer than 0")
-
-    def _stamp(self, usecase: UseCase, source: str) -> str:
-        stamp = usecase.sources[source].partition_by
-        assert stamp is not None  # check() admits partitioned sources only
-        return stamp
+        super().check(usecase)
+        self._check_partitioned(usecase, "done.source", self.done.source, [self.item])
+        if self._source(usecase).column_type(self.planned_at) != "timestamp":
+            raise ValueError(
+                f"feature view {self.name!r}: {self.source}.{self.planned_at} must be a timestamp"
+            )
 
     @override
     def source_history(self, usecase: UseCase) -> dict[str, list[str]]:
         key = usecase.entity(self.entity).join_key
-        planned = [key, self._stamp(usecase, self.source), self.planned_at, self.item]
-        done = [self.item, self._stamp(usecase, self.done.source)]
+        planned = [key, self._timestamp(usecase), self.planned_at, self.item]
+        done = [self.item, _partition_by(usecase, self.done.source)]
         if self.done.source == self.source:
             return {self.source: list(dict.fromkeys([*planned, *done]))}
         return {self.source: list(dict.fromkeys(planned)), self.done.source: done}
@@ -747,15 +789,6 @@ class PendingView(_Windowed):
         since = as_of - self._reach() * 2
         return {source_table(self.source): since, source_table(self.done.source): since}
 
-    def _rows(self, usecase: UseCase, inputs: ViewInputs, source: str) -> pd.DataFrame | None:
-        """The source's rows published before the interval and the interval's own."""
-        import pandas as pd
-
-        columns = self.source_history(usecase)[source]
-        frames = [inputs.history(source_table(source)), inputs.sources[source][columns]]
-        present = [f[columns] for f in frames if f is not None and not f.empty]
-        return pd.concat(present, ignore_index=True) if present else None
-
     @override
     def compute(self, usecase: UseCase, inputs: ViewInputs) -> pd.DataFrame | None:
         """Every snapshot of the interval at once: the items planned within reach of the
@@ -764,10 +797,10 @@ class PendingView(_Windowed):
         import pandas as pd
 
         times = self.snapshot_times(inputs.start, inputs.end)
-        planned = self._rows(usecase, inputs, self.source)
+        planned = self._source_rows(usecase, inputs, self.source, current=True)
         if planned is None:
             return None
-        key, stamp = usecase.entity(self.entity).join_key, self._stamp(usecase, self.source)
+        key, stamp = usecase.entity(self.entity).join_key, self._timestamp(usecase)
         at = pd.to_datetime(planned[self.planned_at], utc=True)
         keep = planned[key].notna() & (at >= times[0] - self._reach()) & (at < times[-1])
         planned, at = planned[keep], at[keep]
@@ -781,20 +814,21 @@ class PendingView(_Windowed):
 
         moment = np.asarray(moments(pd.Series(times)))[:, None]  # (snapshots, 1)
         planned_at = moments(at)[None, :]
-        known_from = self._known_from(usecase, self.source, planned[stamp])
-        done_rows = self._rows(usecase, inputs, self.done.source)
+        planned_from = known_from(planned[stamp], self._source(usecase).available_after)
+        done_rows = self._source_rows(usecase, inputs, self.done.source, current=True)
         done_from = np.full(len(planned), np.iinfo(np.int64).max)
         if done_rows is not None:
-            done_stamp = self._stamp(usecase, self.done.source)
+            done_stamp = _partition_by(usecase, self.done.source)
+            done_after = usecase.sources[self.done.source].available_after
             done_rows = done_rows[done_rows[done_stamp].notna()]
             first = (
-                pd.Series(self._known_from(usecase, self.done.source, done_rows[done_stamp]))
+                pd.Series(known_from(done_rows[done_stamp], done_after))
                 .groupby(done_rows[self.item].to_numpy())
                 .min()
             )
             where = first.index.get_indexer(planned[self.item].to_numpy())
             done_from[where >= 0] = first.to_numpy()[where[where >= 0]]
-        known = known_from[None, :] <= moment
+        known = planned_from[None, :] <= moment
         not_done = done_from[None, :] > moment
         codes, names = pd.factorize(planned[key].astype(object), sort=True)
 
@@ -822,17 +856,6 @@ class PendingView(_Windowed):
             out[f"pending_share_{suffix}"] = np.where(planned_n > 0, share, np.nan)
         stamps = pd.DatetimeIndex(times).as_unit(times[0].unit)[snapshot]
         return _snapshot(usecase, self.entity, out, stamps, self.feature_names(usecase))
-
-    def _known_from(self, usecase: UseCase, source: str, stamps: pd.Series) -> Any:
-        """The first moment each row is known, in nanoseconds: its time plus the source's
-        ``available_after``, and strictly after its time (the boundary rule)."""
-        import numpy as np
-        import pandas as pd
-
-        times = pd.to_datetime(stamps, utc=True)
-        after = usecase.sources[source].available_after.after(times)
-        raw = pd.DatetimeIndex(times).as_unit("ns").asi8
-        return np.maximum(pd.DatetimeIndex(after).as_unit("ns").asi8, raw + 1)
 
 
 class LagView(_FromSourceHistory):
