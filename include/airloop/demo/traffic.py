@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from airloop.core.columns import EVENT_ID, EVENT_TS, EVENTS_TABLE
 from airloop.core.http import HttpError
 from airloop.data.intervals import as_utc
 from airloop.features.offline import read_partitions
-from airloop.features.store import ensure_registered
+from airloop.features.store import OnlineRows, ensure_registered
 from airloop.serving.client import call_service
 from airloop.serving.schema import EVENT_ID_FIELD, EVENT_TIME_FIELD, request_fields
 from airloop.settings import Settings
@@ -90,7 +91,7 @@ class ReplayClock:
         self, settings: Settings, usecase: UseCase, store: Any, start: datetime, end: datetime
     ) -> None:
         self.usecase, self.store = usecase, store
-        self.moving: dict[str, pd.DataFrame] = {}
+        self.moving: dict[str, _MovingRows] = {}
         lo, hi = pd.Timestamp(as_utc(start)), pd.Timestamp(as_utc(end))
         for view in usecase.feature_views:
             if not view.moves_within_interval():
@@ -106,7 +107,9 @@ class ReplayClock:
             mine = rows[rows[EVENT_TS] >= lo]
             if mine.empty:
                 continue
-            self.moving[view.name] = changes_only(mine, key, view.ttl.shortest)
+            self.moving[view.name] = _MovingRows(
+                store, view.name, key, changes_only(mine, key, view.ttl.shortest)
+            )
             known = rows[(rows[EVENT_TS] < lo) & (rows[EVENT_TS] >= lo - view.ttl)]
             before = known.groupby(key, sort=False).tail(1).set_index(key)
             rewound = before.reindex(pd.Index(mine[key].unique(), name=key))
@@ -123,17 +126,30 @@ class ReplayClock:
     def advance(self, when: datetime) -> None:
         """Hold each moving view's latest row stamped at or before ``when``."""
         now = pd.Timestamp(as_utc(when))
-        for view in self.usecase.feature_views:
-            rows = self.moving.get(view.name)
-            if rows is None:
-                continue
-            stamps = rows[EVENT_TS]
-            due = rows[(stamps <= now) & (stamps > self.at if self.at is not None else True)]
-            if due.empty:
-                continue
-            key = self.usecase.entity(view.entity).join_key
-            self.store.write_to_online_store(view.name, due.groupby(key, sort=False).tail(1))
+        for rows in self.moving.values():
+            rows.write_between(self.at, now)
         self.at = now
+
+
+class _MovingRows:
+    """A moving view's rows of the interval, in time order, converted for the online store
+    once (:class:`~airloop.features.store.OnlineRows`): a step writes, per entity, the latest
+    row stamped since the step before."""
+
+    def __init__(self, store: Any, view_name: str, key: str, rows: pd.DataFrame) -> None:
+        self.online = OnlineRows(store, view_name, rows)
+        self.stamps = pd.DatetimeIndex(rows[EVENT_TS]).as_unit("ns").asi8
+        self.entities = pd.factorize(rows[key])[0]
+
+    def write_between(self, after: pd.Timestamp | None, until: pd.Timestamp) -> None:
+        """Each entity's latest row stamped in (after, until]."""
+        first = 0 if after is None else int(np.searchsorted(self.stamps, after.value, "right"))
+        end = int(np.searchsorted(self.stamps, until.value, "right"))
+        if end <= first:
+            return
+        # The last row of each entity in the slice: the first one met reading it backwards.
+        _, from_the_end = np.unique(self.entities[first:end][::-1], return_index=True)
+        self.online.write(np.sort(end - 1 - from_the_end))
 
 
 def changes_only(rows: pd.DataFrame, key: str, ttl: timedelta) -> pd.DataFrame:
