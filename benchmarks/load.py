@@ -10,17 +10,16 @@ import threading
 import time
 from typing import Any
 
+from airloop.usecase import load_usecase
+
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "400"))
 WARMUP = 50
-FIRST_FLIGHT = {  # the entity keys of 2013's first flight: UA 1545, Newark to Houston
-    "carrier": "UA",
-    "origin": "EWR",
-    "route": "EWR-IAH",
-    "service": "UA_1545_EWR",
-    "dest": "IAH",
-    "tailnum": "N14228",
-}
-FIRST_FLIGHT_FIELDS = {"distance": 1400, "hour": 5, "month": 1}  # its request-time fields
+# 2013's first flight, as the flights use case declares its example request (events.example):
+# its entity keys, and its request-time fields.
+_FLIGHTS = load_usecase("flights")
+_EXAMPLE: dict[str, Any] = _FLIGHTS.events.example or {}
+FIRST_FLIGHT = {key: _EXAMPLE[key] for key in _FLIGHTS.entity_keys}
+FIRST_FLIGHT_FIELDS = {k: v for k, v in _EXAMPLE.items() if k not in FIRST_FLIGHT}
 
 
 class Client:

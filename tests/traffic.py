@@ -10,16 +10,13 @@ import numpy as np
 import pandas as pd
 
 from airloop.core.columns import EVENT_ID, EVENT_TS, LABEL, SCORE
+from airloop.usecase import load_usecase
 
-FIRST_FLIGHT = {  # the entity keys of 2013's first flight: UA 1545, Newark to Houston
-    "carrier": "UA",
-    "origin": "EWR",
-    "route": "EWR-IAH",
-    "service": "UA_1545_EWR",
-    "dest": "IAH",
-    "tailnum": "N14228",
-}
-FIRST_FLIGHT_REQUEST = {**FIRST_FLIGHT, "distance": 1400, "hour": 5, "month": 1}
+_FLIGHTS = load_usecase("flights")
+# 2013's first flight, UA 1545 Newark to Houston: the flights use case's example request
+# (events.example), and its entity keys.
+FIRST_FLIGHT_REQUEST: dict[str, Any] = dict(_FLIGHTS.events.example or {})
+FIRST_FLIGHT = {key: FIRST_FLIGHT_REQUEST[key] for key in _FLIGHTS.entity_keys}
 
 
 def day(d: int) -> datetime:

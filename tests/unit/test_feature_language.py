@@ -23,7 +23,6 @@ from airloop.features import compute, pipeline
 from airloop.features.offline import partition_file, read_partitions
 from airloop.features.transforms import clean_source, derive_columns
 from airloop.serving.predict import add_calendar
-from airloop.serving.schema import request_fields
 from airloop.settings import Settings
 from airloop.usecase import (
     SourceSpec,
@@ -787,7 +786,7 @@ def test_calendar_features_are_in_the_events_table_and_computed_alike_at_serving
 
 
 def test_calendar_features_are_not_asked_of_callers(sales: UseCase) -> None:
-    assert request_fields(sales) == ["city", "month"]
+    assert sales.request_keys == ["city", "month"]
 
 
 # -- through the feature pipeline -------------------------------------------------------------

@@ -19,7 +19,7 @@ from airloop.serving.guard import MAX_BODY_BYTES, GuardMiddleware
 from airloop.serving.metrics import Metrics
 from airloop.serving.model import LoadedModel
 from airloop.serving.predict import expire_stale, feature_times, input_columns
-from airloop.serving.schema import MAX_BATCH, request_fields, request_model
+from airloop.serving.schema import MAX_BATCH, request_model
 from airloop.usecase import UseCase
 
 TOKEN = "s3cret-token"
@@ -112,7 +112,7 @@ ENTITY_KEYS = ["origin", "carrier", "route", "service", "dest", "tailnum"]  # th
 
 
 def test_request_fields_are_entity_keys_then_model_inputs(flights: UseCase) -> None:
-    assert request_fields(flights) == [*ENTITY_KEYS, "distance", "hour", "month"]
+    assert flights.request_keys == [*ENTITY_KEYS, "distance", "hour", "month"]
 
 
 def test_request_fields_keep_first_position_and_drop_repeats(flights: UseCase) -> None:
@@ -120,7 +120,16 @@ def test_request_fields_keep_first_position_and_drop_repeats(flights: UseCase) -
         update={"categorical": ["origin", "carrier"], "numeric": ["month", "distance", "month"]}
     )
     usecase = flights.model_copy(update={"training": training})
-    assert request_fields(usecase) == [*ENTITY_KEYS, "month", "distance"]
+    assert usecase.request_keys == [*ENTITY_KEYS, "month", "distance"]
+
+
+def test_the_use_cases_example_is_a_valid_request_shown_on_the_api_page(flights: UseCase) -> None:
+    example = flights.events.example
+    assert example is not None and set(example) == set(flights.request_keys)
+    body = request_model(flights)
+    body.model_validate({"instances": [example]})  # raises if the service would refuse it
+    instance = body.model_json_schema()["$defs"]["flights_instance"]
+    assert instance["examples"] == [example]
 
 
 def test_valid_instance_passes_with_optional_event_fields_unset(

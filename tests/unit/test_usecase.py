@@ -59,6 +59,16 @@ def test_feature_column_missing_from_source(tmp_path: Path, flights_raw: dict) -
         load_usecase(str(_write(tmp_path, flights_raw)))
 
 
+def test_an_example_request_must_hold_the_request_fields(tmp_path: Path, flights_raw: dict) -> None:
+    example = flights_raw["events"]["example"]
+    del example["tailnum"]
+    example["gate"] = "C71"
+    with pytest.raises(
+        UseCaseError, match=r"events\.example.*missing \['tailnum'\].*unknown \['gate'\]"
+    ):
+        load_usecase(str(_write(tmp_path, flights_raw)))
+
+
 def test_classification_needs_threshold(tmp_path: Path, flights_raw: dict) -> None:
     del flights_raw["label"]["threshold"]
     with pytest.raises(UseCaseError, match="threshold"):

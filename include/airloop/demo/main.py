@@ -27,7 +27,6 @@ from airloop.runtime.api import ApiClient
 from airloop.runtime.services import Services, topology
 from airloop.runtime.stack import set_up_home, wait_until_ready
 from airloop.serving.client import call_service
-from airloop.serving.schema import request_fields
 from airloop.settings import Settings
 from airloop.status import collect_status
 from airloop.usecase import UseCase
@@ -193,7 +192,7 @@ def show_predictions(
     events = read_partitions(settings, usecase, EVENTS_TABLE, lo, hi)
     if events is None:
         return
-    fields = request_fields(usecase)
+    fields = usecase.request_keys
     sample = events.dropna(subset=fields).head(n)
     instances = json.loads(sample[fields].to_json(orient="records"))
     answer = call_service(settings, "POST", "/v1/predict", {"instances": instances})

@@ -22,7 +22,7 @@ from airloop.data.intervals import as_utc
 from airloop.features.offline import read_partitions
 from airloop.features.store import OnlineRows, ensure_registered
 from airloop.serving.client import call_service
-from airloop.serving.schema import EVENT_ID_FIELD, EVENT_TIME_FIELD, request_fields
+from airloop.serving.schema import EVENT_ID_FIELD, EVENT_TIME_FIELD
 from airloop.settings import Settings
 from airloop.usecase import UseCase
 
@@ -54,7 +54,7 @@ class Traffic:
 
 def instances_for(usecase: UseCase, events: pd.DataFrame) -> list[dict[str, Any]]:
     """Request instances for events: the request fields, the event's id and its time."""
-    frame = events[request_fields(usecase)].copy()
+    frame = events[usecase.request_keys].copy()
     frame[EVENT_ID_FIELD] = events[EVENT_ID].astype("string")
     frame[EVENT_TIME_FIELD] = pd.to_datetime(events[EVENT_TS], utc=True).map(
         lambda t: t.isoformat()

@@ -724,12 +724,11 @@ and the service refuse values outside them, so widen them for data still to come
 def render_request(usecase: UseCase, frame: pd.DataFrame) -> str:
     """The README's section on the service: a request for the data's last event, as sent."""
     from airloop.features.transforms import clean_source
-    from airloop.serving.schema import request_fields
 
     spec = usecase.sources[usecase.events.source]
     row = clean_source(frame.tail(1), spec).iloc[0]
     stamp = pd.Timestamp(row[usecase.events.timestamp]).strftime("%Y-%m-%dT%H:%M:%SZ")
-    fields = [name for name in request_fields(usecase) if name in row]
+    fields = [name for name in usecase.request_keys if name in row]
     instance: dict[str, Any] = json.loads(row[fields].to_json())  # numpy types, NaN as null
     instance["event_id"] = str(row[usecase.events.id])
     instance["event_time"] = stamp
@@ -738,7 +737,7 @@ def render_request(usecase: UseCase, frame: pd.DataFrame) -> str:
 ## Asking the service
 
 `POST /v1/predict` takes, per event, the request fields ({
-        ", ".join(f"`{n}`" for n in request_fields(usecase))
+        ", ".join(f"`{n}`" for n in usecase.request_keys)
     }), and `event_id` and `event_time` so the label that arrives later
 (`label.delay`: {usecase.label.delay}) is joined to the prediction for live performance.
 The features come from the online store; calendar features from `event_time`. For the data's

@@ -17,14 +17,6 @@ EVENT_ID_FIELD, EVENT_TIME_FIELD = "event_id", "event_time"
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 
-def request_fields(usecase: UseCase) -> list[str]:
-    """What a caller sends per prediction: the entity keys and the request-time model inputs
-    (calendar features are not sent: the service computes them from ``event_time``)."""
-    fields = [*usecase.entity_keys, *usecase.training.categorical, *usecase.training.numeric]
-    calendar = set(usecase.events.calendar_features)
-    return list(dict.fromkeys(f for f in fields if f not in calendar))
-
-
 def _field_type(usecase: UseCase, name: str) -> Any:
     """The field's type, with the source's declared range or value set when it is strict.
 
@@ -50,12 +42,14 @@ def _field_type(usecase: UseCase, name: str) -> Any:
 
 def request_model(usecase: UseCase) -> type[BaseModel]:
     """The body of ``/v1/predict``: up to MAX_BATCH instances, each typed from the use case."""
-    fields: dict[str, Any] = {name: _field_type(usecase, name) for name in request_fields(usecase)}
+    fields: dict[str, Any] = {name: _field_type(usecase, name) for name in usecase.request_keys}
     fields[EVENT_ID_FIELD] = (StrictStr | None, None)
     fields[EVENT_TIME_FIELD] = (AwareDatetime | None, None)
-    instance = create_model(
-        f"{usecase.name}_instance", __config__=ConfigDict(extra="forbid"), **fields
-    )
+    example = usecase.events.example
+    config = ConfigDict(extra="forbid")
+    if example is not None:  # shown on the API page (/docs) as the instance to try
+        config["json_schema_extra"] = {"examples": [example]}
+    instance = create_model(f"{usecase.name}_instance", __config__=config, **fields)
     return create_model(
         f"{usecase.name}_predict_request",
         __config__=ConfigDict(extra="forbid"),

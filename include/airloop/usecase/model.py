@@ -45,6 +45,9 @@ class EventsSpec(Spec):
     timestamp: str
     request_fields: list[str] = []
     calendar: list[CalendarPart] = []
+    # One request instance, as a caller of /v1/predict sends it: the service's API page shows
+    # it, and the tests and benchmarks send it. Its fields are the use case's request keys.
+    example: dict[str, Any] | None = None
 
     @property
     def calendar_features(self) -> list[str]:
@@ -406,6 +409,15 @@ class UseCase(Spec):
                     f"training field {field!r} is not one of events.request_fields nor a"
                     f" calendar feature ({self.events.calendar_features})"
                 )
+        example = self.events.example
+        if example is not None and set(example) != set(self.request_keys):
+            missing = [k for k in self.request_keys if k not in example]
+            unknown = sorted(set(example) - set(self.request_keys))
+            raise ValueError(
+                f"events.example must hold the request's fields, {self.request_keys}:"
+                + (f" missing {missing}" if missing else "")
+                + (f" unknown {unknown}" if unknown else "")
+            )
         inputs = self.model_inputs
         for name in self.training.max_null_shares:
             if name not in inputs:
@@ -463,6 +475,15 @@ class UseCase(Spec):
     def entity_keys(self) -> list[str]:
         """The join keys of the served views' entities, each once, in order."""
         return list(dict.fromkeys(self.entity(v.entity).join_key for v in self.service_views))
+
+    @property
+    def request_keys(self) -> list[str]:
+        """What a caller sends per prediction: the entity keys and the request-time model
+        inputs (calendar features are not sent: the service computes them from the event's
+        time)."""
+        fields = [*self.entity_keys, *self.training.categorical, *self.training.numeric]
+        calendar = set(self.events.calendar_features)
+        return list(dict.fromkeys(f for f in fields if f not in calendar))
 
     def source_history(self) -> dict[str, list[str]]:
         """Sources whose past rows feature views read back, with the columns they need."""
