@@ -23,6 +23,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -118,11 +119,23 @@ def run_demo(home: Path, year: bool) -> tuple[float, str, float]:
     argv = [AIRLOOP, "demo", *(["--year"] if year else [])]
     say(f"{' '.join(argv[1:])} in {home} ...")
     began, used = time.monotonic(), processor_seconds()
-    done = subprocess.run(argv, env=env, capture_output=True, text=True)
+    demo = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    # A benchmark stopped with SIGTERM stops its demo too; the demo's servers and Airflow's
+    # scheduler follow their parent (runtime.services starts them with a parent-death signal).
+    previous = signal.signal(signal.SIGTERM, lambda *_: demo.terminate())
+    try:
+        stdout, stderr = demo.communicate()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if demo.poll() is None:  # interrupted (Ctrl-C): the demo goes with the benchmark
+            demo.terminate()
+            demo.wait()
     seconds = time.monotonic() - began
-    if done.returncode != 0:
-        raise SystemExit(f"airloop demo failed:\n{done.stdout[-4000:]}\n{done.stderr[-3000:]}")
-    return seconds, done.stdout, processor_seconds() - used
+    if demo.returncode != 0:
+        raise SystemExit(f"airloop demo failed:\n{stdout[-4000:]}\n{stderr[-3000:]}")
+    return seconds, stdout, processor_seconds() - used
 
 
 def life_of_the_model(home: Path, usecase: str) -> dict[str, Any]:

@@ -110,3 +110,22 @@ def test_a_trigger_for_an_interval_another_run_owns_is_refused(server, tmp_path)
     server.statuses.append(409)  # type: ignore[attr-defined]
     with pytest.raises(AirflowError, match="HTTP 409"):
         client(server, tmp_path).trigger("monitoring")
+
+
+def test_a_run_is_due_at_its_intervals_end_or_now_to_the_second(server, tmp_path) -> None:
+    """On SQLite the scheduler compares run_after with a clock that has no fraction of a
+    second: a run due at a fraction waited for the next second. A past interval's run is due
+    since the interval ended, as a scheduled run is; any other run now, to the second."""
+    api = client(server, tmp_path)
+    api.trigger(
+        "monitoring", interval=(datetime(2013, 1, 5, tzinfo=UTC), datetime(2013, 1, 6, tzinfo=UTC))
+    )
+    before = datetime.now(UTC).replace(microsecond=0)
+    api.trigger("model_training", conf={"window_start": "2013-01-01"})
+    later = datetime.now(UTC)
+    api.trigger("monitoring", interval=(later, later.replace(year=later.year + 1)))
+    (_, past), (_, manual), (_, unfinished) = server.bodies  # type: ignore[attr-defined]
+    assert past["run_after"] == "2013-01-06T00:00:00+00:00"
+    for body in (manual, unfinished):
+        due = datetime.fromisoformat(body["run_after"])
+        assert due.microsecond == 0 and before <= due <= datetime.now(UTC)
