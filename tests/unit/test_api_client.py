@@ -22,6 +22,7 @@ def server() -> Iterator[HTTPServer]:
     (then 200 or 201), keeps what it was sent, and knows the runs a POST made."""
     httpd = HTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     httpd.statuses, httpd.seen, httpd.bodies, httpd.runs = [], [], [], {}  # type: ignore[attr-defined]
+    httpd.tasks = []  # type: ignore[attr-defined]
 
     class Handler(BaseHTTPRequestHandler):
         def answer(self, status: int, body: object) -> None:
@@ -32,7 +33,10 @@ def server() -> Iterator[HTTPServer]:
             self.wfile.write(data)
 
         def do_GET(self) -> None:
-            if self.path.startswith("/api/v2/pools/"):
+            if self.path.endswith("/taskInstances"):  # the next answer queued in ``tasks``
+                states = httpd.tasks.pop(0) if len(httpd.tasks) > 1 else httpd.tasks[0]  # type: ignore[attr-defined]
+                self.answer(200, {"task_instances": [{"state": s} for s in states]})
+            elif self.path.startswith("/api/v2/pools/"):
                 self.answer(200, {"name": "p", "slots": 1, "include_deferred": True})
             elif (run := httpd.runs.get(self.path.rsplit("/", 1)[-1])) is not None:  # type: ignore[attr-defined]
                 self.answer(200, run)
@@ -129,3 +133,13 @@ def test_a_run_is_due_at_its_intervals_end_or_now_to_the_second(server, tmp_path
     for body in (manual, unfinished):
         due = datetime.fromisoformat(body["run_after"])
         assert due.microsecond == 0 and before <= due <= datetime.now(UTC)
+
+
+def test_a_run_is_done_when_each_of_its_tasks_is(server, tmp_path) -> None:
+    """The replay waits for the tasks' own reports, not for the scheduler to mark the run."""
+    server.tasks.extend(  # type: ignore[attr-defined]
+        [[], ["success", "running", None], ["success", "skipped", "success"]]
+    )
+    assert client(server, tmp_path).wait_for_tasks("feature_pipeline", "r1") is True
+    server.tasks[:] = [["success", "upstream_failed", "failed"]]  # type: ignore[attr-defined]
+    assert client(server, tmp_path).wait_for_tasks("feature_pipeline", "r2") is False

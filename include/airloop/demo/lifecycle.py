@@ -111,6 +111,12 @@ class Lifecycle:
             )
         return done
 
+    def _wait_for_tasks(self, dag_id: str, run_id: str) -> None:
+        """The run's tasks, each to its success: its work is done (the scheduler marks the
+        run itself at its next loop). A failed task fails the wait as a failed run does."""
+        if not self.client.wait_for_tasks(dag_id, run_id, self.services.check_alive, 1800.0):
+            self._wait(dag_id, run_id)  # raises, naming the failed tasks
+
     def run(self, dag_id: str, conf: dict[str, Any], note: str | None = None) -> dict[str, Any]:
         """Trigger one run by hand and wait for its success."""
         created = self.client.trigger(dag_id, conf, note=note)
@@ -190,7 +196,7 @@ class Lifecycle:
         )
         for i, interval in enumerate(intervals):
             with self.stopwatch.phase("monitored: waiting for the interval's features"):
-                self._wait(self.dag("feature_pipeline"), features["dag_run_id"])
+                self._wait_for_tasks(self.dag("feature_pipeline"), features["dag_run_id"])
             if i == 0:
                 self.stores["start"] = self._store_figures(interval)
             following = intervals[i + 1] if i + 1 < len(intervals) else None

@@ -17,6 +17,7 @@ from airloop.runtime.airflow_cli import AirflowError
 from airloop.settings import Settings
 
 TERMINAL = {"success", "failed"}
+DONE_TASK_STATES = {"success", "skipped"}
 IDEMPOTENT = {"GET", "PATCH", "PUT", "DELETE"}
 BUSY_SECONDS = 60.0  # how long a busy server's 500 is tried again
 
@@ -221,6 +222,27 @@ class ApiClient:
             finished, f"{dag_id} run {run_id} finished", timeout, on_tick, interval=0.25
         )
         return run
+
+    def wait_for_tasks(
+        self,
+        dag_id: str,
+        run_id: str,
+        on_tick: Callable[[], None] | None = None,
+        timeout: float = 900.0,
+    ) -> bool:
+        """Poll one run's tasks until each has succeeded or was skipped (True), or one failed
+        (False). A task reports its own end; the run is marked done at the scheduler's next
+        loop after the last one (a nap, 0.25 s, later), which this does not wait for."""
+
+        def finished() -> str | None:
+            tasks = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+            states = {t["state"] for t in tasks["task_instances"]}
+            if states & {"failed", "upstream_failed"}:
+                return "failed"
+            return "done" if states and states <= DONE_TASK_STATES else None
+
+        outcome = self._wait(finished, f"{dag_id} run {run_id}'s tasks", timeout, on_tick, 0.25)
+        return outcome == "done"
 
     def wait_for_window(
         self,
