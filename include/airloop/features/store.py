@@ -176,7 +176,10 @@ class OnlineRows:
     writes (six views, every hour of a replayed day) that was most of its time. Here a day's
     rows are converted once; a write is then the online store's own batch write of the rows
     at some positions. As in ``write_to_online_store``, a write whose rows hold no feature
-    value at all is not made (Feast refuses it).
+    value at all is not made (Feast refuses it). It calls the provider's conversion and
+    batch write, which ``write_to_online_store`` calls, by their private names (the lock file
+    pins Feast): the replay-clock integration test compares what is then served with Feast's
+    point-in-time join and fails if an upgrade changes them.
     """
 
     def __init__(self, store: Any, view_name: str, rows: Any) -> None:
