@@ -139,6 +139,10 @@ def test_a_small_monthly_panel_becomes_a_use_case_that_loads(tmp_path: Path) -> 
     readme = (folder / "README.md").read_text()
     assert "## Asking the service" in readme
     assert '"event_time": "2002-12-01T00:00:00Z"' in readme and '"event_id": "' in readme
+    # ... and the use case declares that request as its example (the service's /docs page).
+    example = uc.events.example
+    assert example is not None and list(example) == uc.request_keys
+    assert f'"region": "{example["region"]}"' in readme
 
 
 def test_the_seasonal_lag_comes_with_enough_history(tmp_path: Path) -> None:
