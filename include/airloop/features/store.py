@@ -186,8 +186,8 @@ class OnlineRows:
         self.store = store
         self.view = store.get_feature_view(view_name)
         rows = rows.reset_index(drop=True)
-        provider = store._get_provider()
-        self.prepared = provider._prep_rows_to_write_for_ingestion(self.view, rows)
+        self.provider = store._get_provider()
+        self.prepared = self.provider._prep_rows_to_write_for_ingestion(self.view, rows)
         features = [f.name for f in self.view.features]
         self.empty = rows[features].isna().all(axis=1).to_numpy()
 
@@ -196,9 +196,7 @@ class OnlineRows:
         if len(positions) == 0 or self.empty[positions].all():
             return
         batch = [self.prepared[i] for i in positions]
-        self.store._get_provider().online_write_batch(
-            self.store.config, self.view, batch, progress=None
-        )
+        self.provider.online_write_batch(self.store.config, self.view, batch, progress=None)
 
 
 def ensure_registered(settings: Settings, usecase: UseCase) -> Any:

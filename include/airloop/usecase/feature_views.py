@@ -529,10 +529,10 @@ class AggregateSpec(Spec):
     functions: list[AggregateFunction] = Field(min_length=1)
 
 
-class _Windowed(FeatureViewKind):
-    """A view over ``windows`` before each snapshot, snapshotted at the interval start and,
-    with ``every``, every ``every`` within the interval, each from what was known at its own
-    moment."""
+class _Windowed(_FromSourceHistory):
+    """A view of a source's past rows over ``windows`` before each snapshot, snapshotted at the
+    interval start and, with ``every``, every ``every`` within the interval, each from what was
+    known at its own moment."""
 
     windows: list[Duration] = Field(min_length=1)
     every: Duration | None = None
@@ -545,14 +545,16 @@ class _Windowed(FeatureViewKind):
     def moves_every(self) -> Duration | None:
         return self.every
 
-    def _windows_reach(self) -> Any:
+    @override
+    def _reach(self) -> Any:
         # With ``every``, one step further back: an entity with rows in the previous snapshot's
         # windows gets a row at this one too, saying the windows emptied (count 0), instead of
         # no row, which an online store would answer with the previous snapshot's figures.
         longest = max(self.windows)
         return longest if self.every is None else longest + self.every
 
-    def _windows_spans(self) -> dict[str, list[Any]]:
+    @override
+    def _spans(self) -> dict[str, list[Any]]:
         spans = {"window": list(self.windows)}
         return spans if self.every is None else {**spans, "every": [self.every]}
 
@@ -564,7 +566,7 @@ class _Windowed(FeatureViewKind):
         return times
 
 
-class AggregateView(_FromSourceHistory, _Windowed):
+class AggregateView(_Windowed):
     """Per entity, statistics of a source's columns over past windows: ``<column>_<function>_<w>``.
 
     A window ``w`` holds the known rows whose time is in [as_of - w, as_of). ``count``: rows
@@ -578,14 +580,6 @@ class AggregateView(_FromSourceHistory, _Windowed):
 
     kind: Literal["aggregate"]
     aggregates: list[AggregateSpec] = Field(min_length=1)
-
-    @override
-    def _reach(self) -> Any:
-        return self._windows_reach()
-
-    @override
-    def _spans(self) -> dict[str, list[Any]]:
-        return self._windows_spans()
 
     @override
     def _value_columns(self, usecase: UseCase) -> list[str]:
@@ -707,7 +701,7 @@ class CompletionSpec(Spec):
     source: str
 
 
-class PendingView(_FromSourceHistory, _Windowed):
+class PendingView(_Windowed):
     """Per entity, a queue: the items planned within each window before the snapshot that had
     not been done by it (``pending_<w>``), how many were planned (``planned_<w>``), and the
     pending share of them (``pending_share_<w>``, missing when none were).
@@ -735,14 +729,6 @@ class PendingView(_FromSourceHistory, _Windowed):
         "planned": ("int", (0.0, None)),
         "pending_share": ("float", (0.0, 1.0)),
     }
-
-    @override
-    def _reach(self) -> Any:
-        return self._windows_reach()
-
-    @override
-    def _spans(self) -> dict[str, list[Any]]:
-        return self._windows_spans()
 
     @override
     def _value_columns(self, usecase: UseCase) -> list[str]:
