@@ -12,6 +12,7 @@ is refused with the variable's name (see ``docs/production.md``).
 
 from __future__ import annotations
 
+import os
 import secrets
 from datetime import date
 from functools import lru_cache
@@ -47,6 +48,9 @@ def _default_dags_folder() -> Path:
 def _default_plugins_folder() -> Path:
     root = checkout_root()
     return (root if root else Path.cwd()) / "plugins"
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class Settings(BaseSettings):
@@ -90,6 +94,11 @@ class Settings(BaseSettings):
     celery_result_backend: str | None = None
     celery_workers: int = Field(default=2, ge=1)  # workers `airloop up` starts (production)
     celery_concurrency: int = Field(default=2, ge=1)
+    # Threads a task, or the service, gives a model's loops (fitting and scoring: OpenMP and
+    # BLAS). Parallel tasks and the service share the machine's cores; a model fitted on two
+    # threads while another process ran on one of two cores took twice as long as on one.
+    # Raise it for a worker that trains alone (docs/production.md).
+    model_threads: int = Field(default=1, ge=1)
 
     # Feast: DuckDB offline store, SQLite (or Redis) online store.
     feast_online_store: Literal["sqlite", "redis"] = "sqlite"
@@ -338,6 +347,13 @@ class Settings(BaseSettings):
                 value.isoformat() if isinstance(value, date) else str(value)
             )
         return env
+
+    def thread_env(self) -> dict[str, str]:
+        """``model_threads`` as the variables OpenMP and the BLAS libraries read when they load,
+        so that every thread of a process (the service's request threads too) has the limit.
+        Where one of them is set already, its value stands."""
+        threads = str(self.model_threads)
+        return {name: os.environ.get(name, threads) for name in THREAD_VARIABLES}
 
     def airflow_env(self) -> dict[str, str]:
         """Environment for every Airflow component, so they agree on home, DB, ports and keys."""

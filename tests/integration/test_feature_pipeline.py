@@ -277,3 +277,40 @@ def test_materialising_an_interval_writes_what_feasts_materialize_writes(feature
         assert online() == feasts
     finally:
         store.materialize(start_date=day(1), end_date=day(9))
+
+
+def test_the_offline_store_joins_as_feasts_duckdb_store_does(features, flights) -> None:
+    """The windowed store reads only the rows the join can use (a view's ttl before the first
+    event on): the training set is Feast's DuckDB join of the whole tables, row for row."""
+    from feast import FeatureStore
+    from feast.repo_config import RepoConfig
+
+    from airloop.core.columns import EVENT_TS, EVENTS_TABLE
+    from airloop.features.offline import read_partitions
+    from airloop.features.store import feature_store, historical_features, store_config
+
+    store = feature_store(features, flights)
+    assert type(store._get_provider().offline_store).__name__ == "WindowedDuckDBOfflineStore"
+    whole = FeatureStore(
+        config=RepoConfig(
+            project=flights.name,
+            provider="local",
+            entity_key_serialization_version=3,
+            repo_path=str(features.feast_dir),
+            **{**store_config(features), "offline_store": {"type": "duckdb"}},
+        )
+    )
+    # Two days after a week of history: most rows of the 1-day views are left out.
+    events = read_partitions(features, flights, EVENTS_TABLE, day(7), day(9))
+    events[EVENT_TS] = pd.to_datetime(events[EVENT_TS], utc=True)
+    windowed = historical_features(features, flights, events)
+    expected = whole.get_historical_features(
+        entity_df=events,
+        features=whole.get_feature_service("flight_delay_v1"),
+        full_feature_names=True,
+    ).to_df()
+    assert len(windowed) == len(events)
+    pd.testing.assert_frame_equal(
+        windowed.sort_values("event_id").reset_index(drop=True),
+        expected.sort_values("event_id").reset_index(drop=True)[windowed.columns],
+    )

@@ -58,3 +58,20 @@ def test_the_readme_settings_table_lists_every_setting() -> None:
         if f"`AIRLOOP_{name.upper()}`" not in table
     ]
     assert missing == [], f"add these to the README's settings table: {missing}"
+
+
+def test_components_get_the_model_thread_limit(monkeypatch, tmp_path: Path) -> None:
+    """Parallel tasks and the service share the cores: their OpenMP and BLAS loops get
+    ``model_threads`` (1 by default), unless the standard variable is set already."""
+    from airloop.runtime.airflow_cli import airflow_environ
+    from airloop.settings import THREAD_VARIABLES
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    env = airflow_environ(Settings(home=tmp_path / "h"))
+    assert {name: env[name] for name in THREAD_VARIABLES} == dict.fromkeys(THREAD_VARIABLES, "1")
+    monkeypatch.setenv("AIRLOOP_MODEL_THREADS", "4")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    env = airflow_environ(Settings(home=tmp_path / "h"))
+    assert env["OMP_NUM_THREADS"] == "2"
+    assert env["OPENBLAS_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "4"

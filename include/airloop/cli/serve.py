@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 from typing import Annotated
 
 import typer
@@ -23,11 +24,12 @@ def serve(
     poll: Annotated[float, typer.Option(help="Seconds between checks of the champion alias")] = 5.0,
 ) -> None:
     """Serve the champion: /v1/predict (with online features), /invocations, /health, /ready, /metrics."""
+    settings, uc = context()
+    os.environ.update(settings.thread_env())  # before the model's libraries load (below)
     import uvicorn
 
     from airloop.serving.app import create_app
 
-    settings, uc = context()
     uvicorn.run(
         create_app(settings, uc, poll_seconds=poll),
         host=host,

@@ -30,11 +30,17 @@ class Materialized(Record):
     feature_views: list[str]
 
 
+# Feast's DuckDB store, reading only the rows a training set's join can use (named here, not
+# imported: the module imports Feast, which Feast's config loading does when it is needed).
+OFFLINE_STORE = "airloop.features.duckdb_store.WindowedDuckDBOfflineStore"
+
+
 def store_config(settings: Settings) -> dict[str, Any]:
     """Feast's registry and stores for the profile: one source for airloop and the ``feast`` CLI.
 
     Embedded: a registry file, SQLite online. Production: the SQL registry (required for
-    concurrent materialisation), Redis online. Both: DuckDB over the Parquet partitions.
+    concurrent materialisation), Redis online. Both: DuckDB over the Parquet partitions
+    (``features.duckdb_store``).
     """
     if settings.feast_online_store == "redis":
         online: dict[str, Any] = {"type": "redis", "connection_string": settings.feast_redis_url}
@@ -47,7 +53,7 @@ def store_config(settings: Settings) -> dict[str, Any]:
             "path": settings.feast_registry_url,
             "cache_ttl_seconds": 60,
         }
-    return {"registry": registry, "offline_store": {"type": "duckdb"}, "online_store": online}
+    return {"registry": registry, "offline_store": {"type": OFFLINE_STORE}, "online_store": online}
 
 
 def repo_config(settings: Settings, usecase: UseCase) -> Any:

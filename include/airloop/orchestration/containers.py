@@ -59,7 +59,7 @@ class StageInContainer(DockerOperator):
         env = settings.environment()
         for name in ("AIRLOOP_HOME", "AIRLOOP_DAGS_FOLDER", "AIRLOOP_CONTAINER_SHARED_SOURCE"):
             env.pop(name, None)  # the image's own
-        self._private_environment = env
+        self._private_environment = {**env, **settings.thread_env()}
         lines = super().execute(context) or []
         results = [line for line in lines if line.startswith(RESULT_LINE)]
         if not results:

@@ -55,9 +55,8 @@ def build_expectations(spec: SourceSpec, start: datetime | None = None) -> list[
 
     from airloop.quality.timestamps import ExpectColumnValuesToBeIso8601Timestamps
 
-    exps: list[Any] = []
+    exps: list[Any] = [columns_present([col.name for col in spec.columns])]
     for col in spec.columns:
-        exps.append(gxe.ExpectColumnToExist(column=col.name))
         if col.type == "timestamp":
             exps.append(ExpectColumnValuesToBeIso8601Timestamps(column=col.name))
         else:
@@ -95,6 +94,15 @@ def build_expectations(spec: SourceSpec, start: datetime | None = None) -> list[
         )
     )
     return exps
+
+
+def columns_present(columns: list[str]) -> Any:
+    """One check that every one of these columns exists (others may too), rather than one per
+    column: Great Expectations spends about a millisecond of bookkeeping on each expectation,
+    whatever it checks (a day's validation took 0.62 s instead of 0.65 s)."""
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectTableColumnsToMatchSet(column_set=columns, exact_match=False)
 
 
 def frame_for_validation(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
@@ -165,11 +173,7 @@ def run_expectations(
         result_format="BASIC",
     )
     failures = [
-        f
-        for r in result.results
-        if not r.success
-        for f in [_describe(name, r, missing or set())]
-        if f is not None
+        f for r in result.results if not r.success for f in _describe(name, r, missing or set())
     ]
     return failures, result.to_json_dict()
 
@@ -193,18 +197,20 @@ def validate_frame(
     return failures, raw
 
 
-def _describe(source: str, r: Any, missing: set[str]) -> Failure | None:
+def _describe(source: str, r: Any, missing: set[str]) -> list[Failure]:
+    """A failed expectation as failures worded for people: one per missing column, else one."""
     cfg = r.expectation_config
     column = cfg.kwargs.get("column")
     kind = cfg.type.removeprefix("expect_")
-    if column in missing and kind != "column_to_exist":
-        return None  # reported once, by the column_to_exist check
     res = r.result or {}
+    if kind == "table_columns_to_match_set":
+        absent = (res.get("details") or {}).get("mismatched", {}).get("missing") or []
+        return [Failure(source, "column_to_exist", c, f"column {c!r} is missing") for c in absent]
+    if column in missing:
+        return []  # reported once, by the check that the columns exist
     examples = list(res.get("partial_unexpected_list") or [])[:5]
     count = res.get("unexpected_count")
-    if kind == "column_to_exist":
-        reason = f"column {column!r} is missing"
-    elif r.exception_info and r.exception_info.get("raised_exception"):
+    if r.exception_info and r.exception_info.get("raised_exception"):
         reason = f"could not be checked: {r.exception_info.get('exception_message', '')[:200]}"
     elif kind == "table_row_count_to_be_between":
         reason = (
@@ -234,4 +240,4 @@ def _describe(source: str, r: Any, missing: set[str]) -> Failure | None:
         reason = f"key {keys} has {count} duplicate rows"
     else:
         reason = f"{kind} failed"
-    return Failure(source, kind, column, reason, [plain(x) for x in examples])
+    return [Failure(source, kind, column, reason, [plain(x) for x in examples])]

@@ -28,6 +28,7 @@ def airflow_environ(settings: Settings) -> dict[str, str]:
     env.update(settings.airflow_env())
     env["AIRLOOP_SERVING_PORT"] = str(settings.serving_port)
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    env.update(settings.thread_env())
     return env
 
 

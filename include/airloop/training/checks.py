@@ -8,7 +8,7 @@ import pandas as pd
 
 from airloop.core.columns import LABEL
 from airloop.core.records import Number, Record
-from airloop.quality.expectations import run_expectations
+from airloop.quality.expectations import columns_present, run_expectations
 from airloop.training.dataset import TrainingDataError
 from airloop.usecase import UseCase
 from airloop.usecase.feature_views import Bounds
@@ -49,8 +49,8 @@ def training_set_expectations(usecase: UseCase, columns: list[str]) -> list[Any]
         exps.append(gxe.ExpectColumnValuesToBeInSet(column=LABEL, value_set=[0, 1]))
         low, high = spec.positive_rate
         exps.append(gxe.ExpectColumnMeanToBeBetween(column=LABEL, min_value=low, max_value=high))
+    exps.append(columns_present(columns))
     for column in columns:
-        exps.append(gxe.ExpectColumnToExist(column=column))
         allowed = spec.max_null_shares.get(column, spec.max_null_share)
         exps.append(gxe.ExpectColumnValuesToNotBeNull(column=column, mostly=1.0 - allowed))
     for column, (lo, hi) in input_bounds(usecase).items():
