@@ -80,6 +80,13 @@ def warm_up() -> None:
         pip_requirements()
     except Exception as exc:  # a task works them out itself, as before
         log.warning("airloop: could not warm up: %s", exc)
+    try:
+        from airloop.registry.tracking import open_stores
+        from airloop.settings import get_settings
+
+        open_stores(get_settings())
+    except Exception as exc:  # each task builds its own stores, as before
+        log.warning("airloop: could not open MLflow's stores: %s", exc)
 
 
 class PreloadingLocalExecutor(LocalExecutor):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from airloop.settings import Settings
@@ -40,6 +41,28 @@ def configure(settings: Settings) -> Any:
     mlflow.set_tracking_uri(settings.tracking_uri)
     mlflow.set_registry_uri(settings.tracking_uri)
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.tracking_uri)
+
+
+def open_stores(settings: Settings) -> bool:
+    """Build MLflow's tracking and registry stores in this process, then close their database
+    connections; False (nothing built) while the embedded tracking database does not exist.
+
+    MLflow keeps one store per URI for the life of a process, and building a database store
+    checks its schema (about 0.15 s). The executor builds them before it forks its workers, so
+    each task finds them built and opens connections of its own. It reads MLflow's private
+    handles on the stores and their engines (the lock file pins MLflow).
+    """
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+
+    uri = settings.tracking_uri
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return False  # the first task creates it, as before
+    client = configure(settings)
+    _ = client._tracking_client.store, client._get_registry_client().store
+    for engine in [*TrackingStore._engine_map.values(), *RegistryStore._engine_map.values()]:
+        engine.dispose()  # no connection crosses a fork
+    return True
 
 
 def experiment_id(settings: Settings, name: str) -> str:
