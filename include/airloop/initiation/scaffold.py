@@ -179,12 +179,13 @@ def init_usecase(options: InitOptions) -> InitResult:
                 f"the proposed use case does not load (a bug in airloop init; please report "
                 f"it with the data's profile):\n{exc}"
             ) from None
-        example = example_request(usecase, frame)
+        last = last_event(usecase, frame)
+        example = example_request(usecase, last)
         if example is not None:  # the service's /docs page shows it; it must load as before
             raw["events"]["example"] = example
             write_text(staging / "usecase.yaml", render_yaml(raw, profile, plan))
             usecase = load_usecase(str(staging / "usecase.yaml"))
-        readme = render_readme(profile, plan, folder) + render_request(usecase, frame)
+        readme = render_readme(profile, plan, folder) + render_request(usecase, last)
         write_text(staging / "README.md", readme)
         _as_umask_allows(staging)
         _commit(staging, folder)
@@ -726,25 +727,27 @@ and the service refuse values outside them, so widen them for data still to come
 """
 
 
-def _last_event(usecase: UseCase, frame: pd.DataFrame) -> pd.Series:
+def last_event(usecase: UseCase, frame: pd.DataFrame) -> pd.Series:
+    """The data's last event, cleaned as the pipeline cleans it: what the example request
+    and the README's request are made of."""
     from airloop.features.transforms import clean_source
 
     return clean_source(frame.tail(1), usecase.sources[usecase.events.source]).iloc[0]
 
 
-def example_request(usecase: UseCase, frame: pd.DataFrame) -> dict[str, Any] | None:
-    """The use case's ``events.example``: the request fields of the data's last event, or
-    None when one of them is missing from it (a field the service computes)."""
-    row = _last_event(usecase, frame)
+def example_request(usecase: UseCase, row: pd.Series) -> dict[str, Any] | None:
+    """The use case's ``events.example``: the request fields of the data's last event
+    (:func:`last_event`), or None when one of them is missing from it (a field the service
+    computes)."""
     if not all(name in row for name in usecase.request_keys):
         return None
     example: dict[str, Any] = json.loads(row[usecase.request_keys].to_json())  # NaN as null
     return example
 
 
-def render_request(usecase: UseCase, frame: pd.DataFrame) -> str:
-    """The README's section on the service: a request for the data's last event, as sent."""
-    row = _last_event(usecase, frame)
+def render_request(usecase: UseCase, row: pd.Series) -> str:
+    """The README's section on the service: a request for the data's last event
+    (:func:`last_event`), as sent."""
     stamp = pd.Timestamp(row[usecase.events.timestamp]).strftime("%Y-%m-%dT%H:%M:%SZ")
     fields = [name for name in usecase.request_keys if name in row]
     instance: dict[str, Any] = json.loads(row[fields].to_json())  # numpy types, NaN as null
