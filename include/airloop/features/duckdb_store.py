@@ -10,12 +10,22 @@ Every row it leaves out fails the join's own conditions (stamped after its event
 before it), so the training set is the same; DuckDB skips the files and row groups the filter
 excludes by their statistics.
 
+The join itself is DuckDB's as-of join (``ASOF LEFT JOIN``): per event and view, the latest
+row of its entity stamped at or before the event, then none if that row is older than the
+view's ttl. Feast's join pairs each event with every row within the ttl and ranks them: a view
+snapshotted hourly with a one-day ttl gave 24 rows per event and view before the ranking, and
+that join was most of the time a training set took. The as-of join gives the same rows (the
+latest admissible one; where a source stamps two rows of an entity alike, the latest created);
+a test compares it with Feast's DuckDB store, row for row. Requests this join does not cover
+(on-demand views, field mappings, the created-timestamp cutoff) go through Feast's own.
+
 Selected by ``store_config`` (``offline_store.type`` is this module's store class), for the
 embedded and the production profile alike.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -28,8 +38,13 @@ from feast.infra.offline_stores.duckdb import (
     _read_data_source,
     _write_data_source,
 )
-from feast.infra.offline_stores.ibis import get_historical_features_ibis
+from feast.infra.offline_stores.ibis import (
+    IbisRetrievalJob,
+    _to_utc,
+)
+from feast.infra.offline_stores.offline_store import RetrievalMetadata
 from feast.infra.offline_stores.offline_utils import infer_event_timestamp_from_entity_df
+from feast.on_demand_feature_view import OnDemandFeatureView
 from pydantic import StrictStr
 
 WINDOWED_DUCKDB = f"{__name__}.WindowedDuckDBOfflineStore"
@@ -42,7 +57,7 @@ class WindowedDuckDBOfflineStoreConfig(DuckDBOfflineStoreConfig):
 
 
 class WindowedDuckDBOfflineStore(DuckDBOfflineStore):
-    """DuckDB's point-in-time join over the rows each view can contribute to these events."""
+    """An as-of join over the rows each view can contribute to these events."""
 
     @staticmethod
     def get_historical_features(
@@ -55,8 +70,14 @@ class WindowedDuckDBOfflineStore(DuckDBOfflineStore):
         full_feature_names: bool = False,
         filter_by_created_timestamp: bool = False,
     ) -> Any:
-        """As DuckDB's, with each view's table read through :func:`joinable_rows`."""
-        if not isinstance(entity_df, pd.DataFrame) or entity_df.empty:
+        """As DuckDB's, by :func:`asof_join` over each view's :func:`joinable_rows`."""
+        if (
+            not isinstance(entity_df, pd.DataFrame)
+            or entity_df.empty
+            or filter_by_created_timestamp
+            or any(view.batch_source.field_mapping for view in feature_views)
+            or OnDemandFeatureView.get_requested_odfvs(feature_refs, project, registry)
+        ):
             return DuckDBOfflineStore.get_historical_features(
                 config,
                 feature_views,
@@ -70,31 +91,104 @@ class WindowedDuckDBOfflineStore(DuckDBOfflineStore):
         column = infer_event_timestamp_from_entity_df(entity_df.dtypes.to_dict())
         stamps = pd.to_datetime(entity_df[column], utc=True)
         earliest, latest = stamps.min(), stamps.max()
+        entity_df = _to_utc(entity_df.copy(), column)
         reaches = source_reaches(feature_views)
-
-        def read(source: Any, repo_path: str) -> Any:
-            return joinable_rows(
-                _read_data_source(source, repo_path),
+        views = []
+        for view in feature_views:
+            source = view.batch_source
+            rows = joinable_rows(
+                _read_data_source(source, str(config.repo_path)),
                 source.timestamp_field,
                 earliest,
                 latest,
                 reaches.get(source.name),
             )
-
-        return get_historical_features_ibis(
-            config=config,
-            feature_views=feature_views,
-            feature_refs=feature_refs,
-            entity_df=entity_df,
-            registry=registry,
-            project=project,
-            full_feature_names=full_feature_names,
-            data_source_reader=read,
+            views.append(ViewRows.of(view, rows, feature_refs, full_feature_names))
+        return IbisRetrievalJob(
+            asof_join(ibis.memtable(entity_df), column, views),
+            [],
+            full_feature_names,
+            metadata=RetrievalMetadata(
+                features=feature_refs,
+                keys=list(set(entity_df.columns) - {column}),
+                min_event_timestamp=earliest.to_pydatetime(),
+                max_event_timestamp=latest.to_pydatetime(),
+            ),
             data_source_writer=_write_data_source,
             staging_location=config.offline_store.staging_location,
             staging_location_endpoint_override=config.offline_store.staging_location_endpoint_override,
-            filter_by_created_timestamp=filter_by_created_timestamp,
+            repo_path=str(config.repo_path),
         )
+
+
+@dataclass(frozen=True)
+class ViewRows:
+    """A view's rows as the join needs them: its table, its timestamp (and created-timestamp)
+    column, its join keys (the view's column → the events' column), its features (the table's
+    column → the training set's name) and its ttl (none: rows never expire)."""
+
+    table: Any
+    timestamp: str
+    created: str | None
+    keys: dict[str, str]
+    features: dict[str, str]
+    ttl: timedelta | None
+
+    @classmethod
+    def of(
+        cls, view: Any, table: Any, feature_refs: list[str], full_feature_names: bool
+    ) -> ViewRows:
+        """The rows of a Feast feature view the references ask for, named as Feast names them."""
+        prefix = view.projection.name_to_use()
+        base = view.projection.name_alias or view.name
+        wanted = [ref.split(":")[1] for ref in feature_refs if ref.startswith(f"{prefix}:")]
+        return cls(
+            table=table,
+            timestamp=view.batch_source.timestamp_field,
+            created=view.batch_source.created_timestamp_column or None,
+            keys=view.projection.join_key_map or {e.name: e.name for e in view.entity_columns},
+            features={f: f"{base}__{f}" if full_feature_names else f for f in wanted},
+            ttl=view.ttl or None,
+        )
+
+
+def asof_join(events: Any, event_timestamp: str, views: list[ViewRows]) -> Any:
+    """Each event with, per view, the latest row of its entity stamped at or before the event
+    and not older than the view's ttl (else missing values): Feast's point-in-time rule."""
+    joined = events
+    utc = dt.Timestamp(timezone="UTC")
+    stamps = []
+    for i, view in enumerate(views):
+        table = view.table.mutate(
+            **{c: view.table[c].cast(utc) for c in (view.timestamp, view.created) if c}
+        )
+        if view.created:  # two rows stamped alike: the one created last
+            order = [ibis.desc(table[view.created])]
+            rank = ibis.row_number().over(group_by=[*view.keys, view.timestamp], order_by=order)
+            table = table.mutate(_airloop_rank=rank).filter(lambda t: t._airloop_rank == 0)
+        stamps.append(f"_airloop_stamp_{i}")
+        keys = {column: f"_airloop_key_{i}_{n}" for n, column in enumerate(view.keys)}
+        right = table.select(
+            **{name: table[column] for column, name in keys.items()},
+            **{stamps[i]: table[view.timestamp]},
+            **{name: table[column] for column, name in view.features.items()},
+        )
+        joined = joined.asof_join(
+            right,
+            on=joined[event_timestamp] >= right[stamps[i]],
+            predicates=[joined[view.keys[column]] == right[name] for column, name in keys.items()],
+        )
+    columns = {name: joined[name] for name in events.columns}
+    for view, stamp in zip(views, stamps, strict=True):
+        fresh = (
+            joined[stamp] + ibis.literal(view.ttl) >= joined[event_timestamp]
+            if view.ttl is not None
+            else None
+        )
+        for name in view.features.values():
+            value = joined[name]
+            columns[name] = value if fresh is None else fresh.ifelse(value, ibis.null(value.type()))
+    return joined.select(**columns)
 
 
 def source_reaches(feature_views: list[Any]) -> dict[str, timedelta | None]:
