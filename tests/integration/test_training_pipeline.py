@@ -75,6 +75,14 @@ def test_experiment_runs_trials_in_parallel_tasks_nested_in_mlflow(
     )
     inputs = child.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.digest == child.data.params["training_set_digest"][:36]
+    # The schema logged with it is the one MLflow infers from the training set itself.
+    from mlflow.types.utils import _infer_schema
+
+    from airloop.training.dataset import load_training_set
+
+    logged = inputs[0].dataset
+    frame = load_training_set(json.loads(logged.source)["uri"])
+    assert json.loads(logged.schema)["mlflow_colspec"] == _infer_schema(frame).to_dict()
     artifacts = {a.path for a in mlflow_client.list_artifacts(parent.info.run_id, "comparison")}
     assert artifacts == {"comparison/trials.csv", "comparison/trials.png"}
 

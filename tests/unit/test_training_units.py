@@ -319,3 +319,28 @@ def test_refit_and_calibration_cannot_share_the_validation_slice(tmp_path) -> No
     raw["training"].update({"refit": True, "calibration": "sigmoid"})
     with pytest.raises(UseCaseError, match=r"training\.refit fits on the validation slice"):
         load_usecase(str(write_usecase(tmp_path / "sales", raw)))
+
+
+def test_the_training_sets_mlflow_schema_is_the_one_mlflow_infers() -> None:
+    """From each column's distinct values: the same types and the same required columns."""
+    from mlflow.types.utils import _infer_schema
+
+    from airloop.training.train import dataset_schema
+
+    n = 500
+    frame = _frame(n).assign(
+        carrier=pd.Series(["UA", "AA", None, "B6"] * (n // 4), dtype=object),
+        origin=["EWR", "JFK"] * (n // 2),
+        tailnum=pd.Series(["N1", None] * (n // 2), dtype="string"),
+        distance=np.linspace(100.0, 2000.0, n),
+        gap=np.where(np.arange(n) % 7 == 0, np.nan, 1.0),
+        count_3h=np.arange(n) % 5,
+        flag=np.arange(n) % 3 == 0,
+        late=pd.Series([1, None] * (n // 2), dtype="Int64"),
+        mixed=pd.Series([1, 2.5] * (n // 2), dtype=object),
+        stamps=pd.Series([pd.Timestamp("2013-01-01", tz="UTC"), pd.NaT] * (n // 2)),
+    )
+    ours, mlflows = dataset_schema(frame), _infer_schema(frame)
+    assert ours.to_dict() == mlflows.to_dict()
+    required = {spec["name"]: spec["required"] for spec in ours.to_dict()}
+    assert required["origin"] and not required["carrier"] and not required["gap"]

@@ -232,7 +232,34 @@ def _log_training_inputs(
         name=f"{usecase.name}_training_set",
         digest=training_set.digest[:36],
     )
+    # The dataset's schema, as MLflow would infer it, without reading every value again.
+    dataset.__dict__["schema"] = dataset_schema(frame)
     mlflow.log_input(dataset, context="training")
+
+
+def dataset_schema(frame: pd.DataFrame) -> Any:
+    """The MLflow schema ``mlflow.data.from_pandas`` infers for a frame, from each column's
+    distinct values and a vectorised test for missing ones.
+
+    MLflow infers a column of strings from every value, and whether a column is required by
+    testing each value in Python: 0.6 s of each training run on a year-end window (50,000 rows,
+    55 columns). The distinct values hold the same types, missing ones included, so the schema
+    is the same (a unit test compares it with MLflow's). Its private inference of one column
+    is used for that; the lock file pins MLflow.
+    """
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
+    from mlflow.types.utils import _infer_pandas_column
+
+    specs: list[ColSpec | TensorSpec] = []
+    for name in frame.columns:
+        column = frame[name]
+        try:
+            distinct = column.drop_duplicates()
+        except TypeError:  # values that cannot be hashed (lists, dicts): all of them
+            distinct = column
+        required = not bool(column.isna().any())
+        specs.append(ColSpec(type=_infer_pandas_column(distinct), name=name, required=required))
+    return Schema(specs)
 
 
 def train_and_log(
