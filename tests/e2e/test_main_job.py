@@ -88,6 +88,18 @@ def test_demo_is_the_life_of_a_model(demo, user_env: dict[str, str]) -> None:
     ), scheduled
     assert "scheduled training on the interval to 2013-02-01" in scheduled[0]["detail"]
     assert (Path(user_env["AIRLOOP_HOME"]) / "reports" / "flights" / "timeline.html").exists()
+    # Where the time went: each monitored day's phases, the replay's own calls to Airflow
+    # (the pool closed and opened, the next runs queued, the retrainings listed) among them.
+    from airloop.demo.lifecycle import CALLS
+
+    profile = json.loads(
+        (Path(user_env["AIRLOOP_HOME"]) / "reports" / "flights" / "profile.json").read_text()
+    )
+    phases = profile["phases"]
+    served = phases["monitored: serving the interval's events"]["count"]
+    assert served == profile["monitored_intervals"], phases
+    assert phases[CALLS]["count"] == 4 * served, phases
+    assert sum(phase["seconds"] for phase in phases.values()) <= profile["seconds"], profile
 
 
 def test_the_retraining_run_records_its_reason(demo, user_env: dict[str, str]) -> None:

@@ -38,6 +38,7 @@ from airloop.usecase import UseCase, dag_id
 
 Echo = Callable[[str], None]
 MONITORED = "airloop demo: monitored interval"
+CALLS = "monitored: the replay's calls to Airflow"  # between the phases: pool, queueing, runs
 SCHEDULED = "airloop demo: model_training's timetable"
 DECISION_POLL_SECONDS = 0.1  # reads a local file: cheap, unlike a call to the api-server
 RUN_CHECK_SECONDS = 2.0  # how often the wait for a decision asks whether the run failed
@@ -209,12 +210,14 @@ class Lifecycle:
         """The replay's clock writes the online store while an interval is served, so the
         feature pipeline's writer (the pool's one task at a time) waits: the pool is closed
         for that while, and opened again to the size it had, however the serving ends."""
-        slots = self.client.pool_slots(ONLINE_STORE_POOL)
-        self.client.set_pool_slots(ONLINE_STORE_POOL, 0)
+        with self.stopwatch.phase(CALLS):
+            slots = self.client.pool_slots(ONLINE_STORE_POOL)
+            self.client.set_pool_slots(ONLINE_STORE_POOL, 0)
         try:
             yield
         finally:
-            self.client.set_pool_slots(ONLINE_STORE_POOL, slots)
+            with self.stopwatch.phase(CALLS):
+                self.client.set_pool_slots(ONLINE_STORE_POOL, slots)
 
     def _wait_for_report(self) -> None:
         """The last monitoring run, whose report may still be being published, to its end."""
@@ -272,18 +275,24 @@ class Lifecycle:
         with self.holding_online_store():
             # The next interval's features are validated and built while this one is served;
             # their materialisation waits for the pool, so the replay's clock writes alone.
-            next_features = (
-                self.client.queue_intervals(self.dag("feature_pipeline"), [following], MONITORED)[0]
-                if following is not None
-                else None
-            )
+            with self.stopwatch.phase(CALLS):
+                next_features = (
+                    self.client.queue_intervals(
+                        self.dag("feature_pipeline"), [following], MONITORED
+                    )[0]
+                    if following is not None
+                    else None
+                )
             with self.stopwatch.phase("monitored: serving the interval's events"):
                 traffic = send_interval(self.settings, self.usecase, lo, hi, step=self.step)
         self.served.add(traffic)
         self._wait_for_report()  # one monitoring run at a time: the previous one's report
-        before = self._asset_runs()
-        since = datetime.now(UTC)
-        [monitoring] = self.client.queue_intervals(self.dag("monitoring"), [interval], MONITORED)
+        with self.stopwatch.phase(CALLS):
+            before = self._asset_runs()
+            since = datetime.now(UTC)
+            [monitoring] = self.client.queue_intervals(
+                self.dag("monitoring"), [interval], MONITORED
+            )
         with self.stopwatch.phase("monitored: monitoring decision"):
             decision = self._wait_for_decision(monitoring["dag_run_id"], lo, since)
         self.reporting = monitoring["dag_run_id"]
