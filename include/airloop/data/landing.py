@@ -16,6 +16,7 @@ from airloop.core.files import atomic_write
 from airloop.data.intervals import partition_key
 from airloop.settings import Settings
 from airloop.usecase import SourceSpec, UseCase
+from airloop.usecase.sources import CastProblem
 
 
 class RawDataError(PermanentError, ValueError):
@@ -29,20 +30,27 @@ def landing_path(settings: Settings, usecase: UseCase, source: str, start: datet
     return settings.landing_root(usecase.name) / source / f"{name}.{spec.format}"
 
 
-def read_raw(path: Path, spec: SourceSpec) -> pd.DataFrame:
-    """Read a landed file as it is; type checks are the validation gate's job."""
+def read_raw(path: Path, spec: SourceSpec) -> tuple[pd.DataFrame, list[CastProblem]]:
+    """Read a landed file with the source's declared schema, never re-inferred per file: a
+    partition of whole numbers in a number column is numbers, a ``T`` marker declared in
+    ``na_values`` is missing. Values the declared type cannot hold come back as problems
+    (and missing in the frame) for the validation gate to report."""
     if not path.exists():
         raise RawDataError(f"missing file: {path} has not landed")
     if path.stat().st_size == 0:
         raise RawDataError(f"empty file: {path} has no content")
     try:
         if spec.format == "csv":
-            return pd.read_csv(path, keep_default_na=True, na_values=["NA"], low_memory=False)
-        return pd.read_parquet(path)
+            # Declared columns as text, cast below; the rest as pandas reads them.
+            text = {c.name: "string" for c in spec.columns}
+            df = pd.read_csv(path, dtype=text, keep_default_na=True, na_values=["NA"])
+        else:
+            df = pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         raise RawDataError(f"empty file: {path} has no header and no rows") from None
     except Exception as exc:
         raise RawDataError(f"unreadable file: {path}: {type(exc).__name__}: {exc}") from None
+    return spec.cast(df)
 
 
 def write_raw(df: pd.DataFrame, path: Path, spec: SourceSpec) -> Path:

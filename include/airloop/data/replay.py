@@ -72,11 +72,11 @@ def load_replay_frame(
 def partition_stamps(df: pd.DataFrame, spec: SourceSpec) -> pd.Series:
     """When each row belongs: its ``partition_by`` column, derived first when it is a derived
     timestamp (a date from year and month columns, say)."""
-    if spec.partition_by in df.columns:
-        column = df[spec.partition_by]
-    else:
-        column = spec.add_derived(df)[spec.partition_by]
-    # A time that does not parse falls in no interval (airloop init reports such rows).
+    declared = spec.column(spec.partition_by) if spec.partition_by else None
+    if declared is not None and spec.partition_by in df.columns:
+        # A time that does not parse falls in no interval (airloop init reports such rows).
+        return declared.timestamps(df[spec.partition_by])
+    column = spec.add_derived(df)[spec.partition_by]
     return pd.to_datetime(column, utc=True, format="ISO8601", errors="coerce")
 
 

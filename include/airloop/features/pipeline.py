@@ -34,6 +34,7 @@ from airloop.metadata.store import MetadataStore
 from airloop.quality.gate import gate_partition, validation_report_path
 from airloop.settings import Settings
 from airloop.usecase import UseCase, ViewInputs, resolve, source_table
+from airloop.usecase.sources import CastProblem
 
 log = logging.getLogger(__name__)
 
@@ -129,20 +130,26 @@ def extract_partition(
 
 def _read_staged(
     uc: UseCase, extracted: Extracted
-) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+) -> tuple[dict[str, pd.DataFrame], dict[str, str], dict[str, list[CastProblem]]]:
+    """The staged files read with their declared schemas; what could not be read, and the
+    values that could not be cast, by source."""
     manifest = json.loads(Path(extracted.manifest).read_text())
     frames: dict[str, pd.DataFrame] = {}
     errors: dict[str, str] = {}
+    problems: dict[str, list[CastProblem]] = {}
     for name, entry in manifest["files"].items():
         spec = uc.sources[name]
         if "missing" in entry:
             errors[name] = f"missing file: {entry['missing']} has not landed"
             continue
         try:
-            frames[name] = read_raw(Path(entry["uri"]), spec)
+            frames[name], found = read_raw(Path(entry["uri"]), spec)
         except RawDataError as exc:
             errors[name] = str(exc).replace(entry["uri"], entry["landed"])
-    return frames, errors
+            continue
+        if found:
+            problems[name] = found
+    return frames, errors, problems
 
 
 def validate_extracted(
@@ -154,10 +161,10 @@ def validate_extracted(
 ) -> Validated:
     """The gate: passes with a report, or quarantines the partition and raises ValidationFailed."""
     uc, st = resolve(usecase, settings)
-    frames, errors = _read_staged(uc, extracted)
+    frames, errors, problems = _read_staged(uc, extracted)
     files = json.loads(Path(extracted.manifest).read_text())["files"]
     digests = {name: f["sha256"] for name, f in files.items() if "sha256" in f}
-    report = gate_partition(uc, st, start, end, frames, errors, digests)
+    report = gate_partition(uc, st, start, end, frames, errors, digests, problems)
     return Validated(
         partition=report["partition"],
         manifest=extracted.manifest,
@@ -216,8 +223,9 @@ def build_features(
 ) -> dict[str, Path]:
     """Clean the validated partition and compute every feature table into staging."""
     uc, st = resolve(usecase, settings)
-    frames, errors = _read_staged(uc, extracted)
-    if errors:
+    frames, errors, problems = _read_staged(uc, extracted)
+    if errors or problems:
+        errors = {**errors, **{s: "; ".join(p.reason for p in ps) for s, ps in problems.items()}}
         raise RawDataError(
             f"staged partition is unreadable, run validate_partition again: {errors}"
         )

@@ -9,11 +9,12 @@ from airloop.usecase import SourceSpec
 
 
 def parse_timestamps(df: pd.DataFrame, spec: SourceSpec) -> pd.DataFrame:
-    """Declared timestamp columns as UTC datetimes (text in ISO 8601 as it lands)."""
+    """Declared timestamp columns as UTC datetimes (text as it lands: ISO 8601, or the
+    column's declared ``format``)."""
     out = df.copy()
     for col in spec.columns:
         if col.type == "timestamp" and col.name in out:
-            out[col.name] = pd.to_datetime(out[col.name], utc=True, format="ISO8601")
+            out[col.name] = col.timestamps(out[col.name])
     return out
 
 

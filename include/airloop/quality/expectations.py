@@ -44,7 +44,10 @@ class Failure:
 
 
 def _quiet_gx() -> None:
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    """Great Expectations at WARNING; one of its modules sets its own logger to INFO when it
+    is imported (a line per context about a temporary docs folder), so this runs again after."""
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def build_expectations(spec: SourceSpec, start: datetime | None = None) -> list[Any]:
@@ -128,6 +131,7 @@ def ephemeral_context() -> Any:
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    _quiet_gx()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return context

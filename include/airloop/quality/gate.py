@@ -30,6 +30,7 @@ from airloop.quality.expectations import (
 )
 from airloop.settings import Settings
 from airloop.usecase import SourceSpec, UseCase
+from airloop.usecase.sources import CastProblem
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +56,23 @@ def gate_partition(
     frames: dict[str, pd.DataFrame],
     read_errors: dict[str, str],
     digests: Mapping[str, str] | None = None,
+    cast_problems: Mapping[str, list[CastProblem]] | None = None,
 ) -> dict[str, Any]:
     """Validate every source of an interval; pass returns the report, fail quarantines and raises.
 
     A reference table whose file (``digests``: sha256 by source) already passed the same
     suite is not validated again: every interval stages the same planes and airlines, and
     their suites were a fifth of a day's validation. The report says which partition's
-    validation it reused.
+    validation it reused. ``cast_problems``: values each source's declared types could not
+    hold when it was read (:func:`airloop.data.landing.read_raw`), failures like the suite's.
     """
     key = partition_key(start)
     failures: list[Failure] = [Failure(s, "readable", None, msg) for s, msg in read_errors.items()]
+    failures += [
+        Failure(source, "castable", p.column, p.reason, list(p.examples))
+        for source, problems in (cast_problems or {}).items()
+        for p in problems
+    ]
     results: dict[str, Any] = {}
     rows: dict[str, int] = {}
     reused: dict[str, str] = {}

@@ -1,7 +1,7 @@
 """Raw sources as they land: their columns, the rules the validation gate checks, derived columns.
 
-A derived column is one class per way of deriving it (``concat``, ``date_from``, ``offset``,
-``expr``), told apart by the key its YAML uses, and each computes its own values: the feature
+A derived column is one class per way of deriving it (``concat``, ``date_from``,
+``date_time``, ``offset``, ``expr``), told apart by the key its YAML uses, and each computes its own values: the feature
 pipeline and the landing code (which may split files by a derived ``partition_by``) then derive alike.
 pandas is imported inside ``compute`` so that loading a use case stays light.
 """
@@ -13,6 +13,7 @@ import math
 import operator
 from abc import abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -27,8 +28,50 @@ if TYPE_CHECKING:
 ColumnType = Literal["string", "number", "integer", "timestamp", "bool"]
 
 
+TRUE_TEXT = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_TEXT = frozenset({"false", "f", "no", "n", "0"})
+
+
+@dataclass(frozen=True)
+class CastProblem:
+    """Values of a column that its declared type cannot hold: how many, and a few of them."""
+
+    column: str
+    type: ColumnType
+    count: int
+    examples: list[str]
+    format: str | None = None
+
+    @property
+    def reason(self) -> str:
+        """The problem in words, with what to do about it."""
+        what = {
+            "number": "numbers",
+            "integer": "whole numbers",
+            "bool": "true/false values",
+            "timestamp": f"timestamps in the form {self.format}"
+            if self.format
+            else "ISO 8601 timestamps",
+        }.get(self.type, self.type)
+        shown = ", ".join(repr(v) for v in self.examples)
+        fix = (
+            "; declare such markers in the column's na_values (read as missing) or replace"
+            " (read as a number) in usecase.yaml, or fix the data"
+            if self.type in ("number", "integer")
+            else "; fix the data"
+        )
+        return f"column {self.column!r} has {self.count} values that are not {what} ({shown}){fix}"
+
+
 class ColumnSpec(Spec):
-    """A raw column and the rules the validation gate checks it against."""
+    """A raw column and the rules the validation gate checks it against.
+
+    A column is read with its declared type, whatever a partition's values look like (a day
+    of whole numbers in a number column is still numbers): ``na_values`` are text markers read
+    as missing (``n/a``, ``-``, a ``T`` for trace amounts), ``replace`` maps markers to a value
+    (``{"<0.1": 0.05}``), and ``format`` is the strftime form of a timestamp column that is not
+    in ISO 8601 (``%m/%d/%Y``).
+    """
 
     name: str
     type: ColumnType
@@ -37,6 +80,17 @@ class ColumnSpec(Spec):
     max: float | None = None
     values: list[str] | None = None
     mostly: float = Field(default=1.0, gt=0.0, le=1.0)
+    na_values: list[str] = []
+    replace: dict[str, float] = {}
+    format: str | None = None
+
+    @model_validator(mode="after")
+    def _check_reading(self) -> ColumnSpec:
+        if self.format is not None and self.type != "timestamp":
+            raise ValueError(f"column {self.name!r}: format is for timestamp columns only")
+        if self.replace and self.type not in ("number", "integer"):
+            raise ValueError(f"column {self.name!r}: replace is for number and integer columns")
+        return self
 
     @property
     def bounds(self) -> tuple[float | None, float | None] | None:
@@ -44,6 +98,68 @@ class ColumnSpec(Spec):
         if self.min is None and self.max is None:
             return None
         return (self.min, self.max)
+
+    def timestamps(self, values: pd.Series) -> pd.Series:
+        """The column's values as UTC times (``format``, else ISO 8601); NaT where they do not
+        parse. Naive times are taken as UTC; times already typed pass as they are."""
+        import pandas as pd
+
+        if pd.api.types.is_datetime64_any_dtype(values):
+            return pd.to_datetime(values, utc=True)
+        return pd.to_datetime(values, utc=True, errors="coerce", format=self.format or "ISO8601")
+
+    def cast(self, values: pd.Series) -> tuple[pd.Series, CastProblem | None]:
+        """The column's values in its declared type, and what could not be cast (left missing).
+
+        Numbers are float64 (integer columns int64 when none is missing), true/false values
+        bool (object when some are missing), timestamps UTC datetimes, text stripped strings.
+        """
+        import pandas as pd
+
+        present = values.notna()
+        if values.dtype == object or pd.api.types.is_string_dtype(values):
+            text = values.astype("string").str.strip()
+            text = text.mask(text.eq("") | text.isin(self.na_values))
+            present = text.notna()
+        else:
+            text = None
+        if self.type == "string":
+            if text is None:
+                text = values.astype("string")
+            return text.astype(object).where(text.notna(), None), None
+        if self.type == "timestamp":
+            out = self.timestamps(text if text is not None else values)
+        elif self.type == "bool":
+            out = self._bools(values if text is None else text)
+        else:
+            source = values if text is None else text
+            if self.replace and text is not None:
+                mapped = text.map(self.replace)
+                source = text.where(mapped.isna(), mapped.astype("string"))
+            out = pd.to_numeric(source, errors="coerce").astype("float64")
+            if self.type == "integer" and out.notna().all() and (out % 1 == 0).all():
+                out = out.astype("int64")
+        failed = present & out.isna()
+        if not failed.any():
+            return out, None
+        examples = list(dict.fromkeys(str(v) for v in values[failed]))[:5]
+        problem = CastProblem(self.name, self.type, int(failed.sum()), examples, self.format)
+        return out, problem
+
+    @staticmethod
+    def _bools(values: pd.Series) -> pd.Series:
+        import pandas as pd
+
+        if pd.api.types.is_bool_dtype(values):
+            return values.astype(bool) if values.notna().all() else values.astype(object)
+        lowered = values.astype("string").str.strip().str.lower()
+        mapped = lowered.map(
+            lambda v: True if v in TRUE_TEXT else False if v in FALSE_TEXT else None
+        )
+        numeric = pd.to_numeric(lowered, errors="coerce")
+        mapped = mapped.where(mapped.notna(), numeric.map({1.0: True, 0.0: False}))
+        out = mapped.astype(object).where(mapped.notna(), None)
+        return out.astype(bool) if out.notna().all() else out
 
 
 class DerivedKind(Spec):
@@ -142,6 +258,57 @@ class DateFromColumn(DerivedKind):
             )
         frame = pd.DataFrame(columns, index=df.index)
         return pd.to_datetime(frame, errors="coerce", utc=True)
+
+
+def clock_times(values: pd.Series) -> pd.Series:
+    """Times of day as durations since midnight: ``10:00``, ``9:30:15``, ``24:00`` (the end of
+    the day); missing where the text is not a time of day."""
+    import pandas as pd
+
+    text = values.astype("string").str.strip()
+    parts = text.str.extract(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$").astype("float64")
+    valid = (parts[0] <= 24) & (parts[1] < 60) & (parts[2].fillna(0) < 60)
+    seconds = parts[0] * 3600 + parts[1] * 60 + parts[2].fillna(0)
+    return pd.to_timedelta(seconds.where(valid), unit="s")
+
+
+class DateTimeParts(Spec):
+    """The column of the date and the column of the time of day, and the date's form."""
+
+    date: str
+    time: str
+    date_format: str | None = None  # strftime form of the date, when it is not ISO 8601
+
+
+class DateTimeColumn(DerivedKind):
+    """A UTC timestamp from a date column and a time-of-day column (``2013-03-01`` and
+    ``10:00``), as exports often split them. Missing when either does not parse."""
+
+    key: ClassVar[str] = "date_time"
+    type: ClassVar[ColumnType] = "timestamp"
+
+    date_time: DateTimeParts
+
+    @override
+    def inputs(self) -> list[str]:
+        return [self.date_time.date, self.date_time.time]
+
+    @override
+    def compute(self, df: pd.DataFrame) -> pd.Series:
+        import pandas as pd
+
+        parts = self.date_time
+        days = df[parts.date]
+        if not pd.api.types.is_datetime64_any_dtype(days):
+            days = pd.to_datetime(
+                days.astype("string").str.strip(),
+                utc=True,
+                errors="coerce",
+                format=parts.date_format or "ISO8601",
+            )
+        else:
+            days = pd.to_datetime(days, utc=True)
+        return days.dt.floor("D") + clock_times(df[parts.time])
 
 
 class OffsetParts(Spec):
@@ -317,6 +484,7 @@ class ExprColumn(DerivedKind):
 _DERIVED_KINDS: tuple[type[DerivedKind], ...] = (
     ConcatColumn,
     DateFromColumn,
+    DateTimeColumn,
     OffsetColumn,
     ExprColumn,
 )
@@ -334,18 +502,20 @@ def _derived_kind(value: Any) -> str | None:
 DerivedColumn = Annotated[
     Annotated[ConcatColumn, Tag("concat")]
     | Annotated[DateFromColumn, Tag("date_from")]
+    | Annotated[DateTimeColumn, Tag("date_time")]
     | Annotated[OffsetColumn, Tag("offset")]
     | Annotated[ExprColumn, Tag("expr")],
     Discriminator(
         _derived_kind,
         custom_error_type="derived_kind",
         custom_error_message=(
-            "a derived column takes exactly one of 'concat', 'date_from', 'offset' or 'expr'"
+            "a derived column takes exactly one of 'concat', 'date_from', 'date_time', 'offset'"
+            " or 'expr'"
         ),
     ),
 ]
-"""Any kind of derived column; the key its YAML uses (concat, date_from, offset, expr) picks
-the class."""
+"""Any kind of derived column; the key its YAML uses (concat, date_from, date_time, offset,
+expr) picks the class."""
 
 
 class SourceSpec(Spec):
@@ -444,12 +614,24 @@ class SourceSpec(Spec):
             if self.column_type(self.partition_by) != "timestamp":
                 raise ValueError(
                     f"partition_by {self.partition_by!r} must be a timestamp column, declared"
-                    " or derived with date_from or offset"
+                    " or derived with date_from, date_time or offset"
                 )
         for key in self.unique or []:
             if key not in known:
                 raise ValueError(f"unique key {key!r} is not a declared column")
         return self
+
+    def cast(self, df: pd.DataFrame) -> tuple[pd.DataFrame, list[CastProblem]]:
+        """The declared columns of ``df`` in their declared types (see :meth:`ColumnSpec.cast`),
+        and the values that could not be cast; other columns as they are."""
+        out = df.copy()
+        problems: list[CastProblem] = []
+        for col in self.columns:
+            if col.name in out:
+                out[col.name], problem = col.cast(out[col.name])
+                if problem is not None:
+                    problems.append(problem)
+        return out, problems
 
     def output_columns(self) -> list[str]:
         """The columns after cleaning: the declared ones and the derived ones."""
