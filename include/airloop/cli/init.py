@@ -36,6 +36,13 @@ def init(
         float | None,
         typer.Option(help="Classification of a number: the class is TARGET > X"),
     ] = None,
+    timestamp_format: Annotated[
+        str | None,
+        typer.Option(
+            help="The strftime form of a timestamp not in ISO 8601, e.g. '%d/%m/%Y %H:%M' "
+            "(default: ISO 8601, or the one common form that reads every value)"
+        ),
+    ] = None,
     into: Annotated[Path | None, typer.Option(help="The folder to write (default: ./NAME)")] = None,
     force: Annotated[
         bool,
@@ -58,6 +65,7 @@ def init(
             task=task,  # type: ignore[arg-type]
             label_delay=label_delay,
             threshold=threshold,
+            timestamp_format=timestamp_format,
             into=into,
             force=force,
         )

@@ -178,13 +178,40 @@ def _column_findings(profile: DataProfile) -> list[Finding]:
             )
         )
     for col in profile.with_role("time_encoding"):
+        how = f"it follows the {col.follows}" if col.follows else "it rises with the timestamp"
         out.append(
             Finding(
                 kind="time_encoding",
                 column=col.name,
                 severity="info",
-                message=f"Column {col.name!r} is the time in another form (it rises with the "
-                "timestamp): not used as a feature; calendar features cover it.",
+                message=f"Column {col.name!r} is the time in another form ({how}): not a "
+                "measurement, not a feature and not a drift input; calendar features cover it.",
+            )
+        )
+    for col in profile.with_role("constant"):
+        out.append(
+            Finding(
+                kind="constant",
+                column=col.name,
+                severity="info",
+                message=f"Column {col.name!r} holds one value on every row: nothing to learn "
+                "from, not used as a feature.",
+            )
+        )
+    for col in profile.columns:
+        if not col.markers:
+            continue
+        rows = sum(n for _, n in col.markers)
+        shown = ", ".join(f"{v!r} ({n})" for v, n in col.markers[:5])
+        out.append(
+            Finding(
+                kind="text_markers",
+                column=col.name,
+                message=f"Column {col.name!r} holds numbers and, on {rows} rows "
+                f"({rows / profile.rows:.1%}), text: {shown}. They are read as missing "
+                "(na_values in usecase.yaml), so the column stays a number; if a marker "
+                "stands for a value (a trace amount, a detection limit), map it with "
+                "`replace: {marker: value}` instead.",
             )
         )
     for col in profile.with_role("text"):

@@ -66,10 +66,30 @@ def render_html(profile: DataProfile) -> str:
 {_time_plots(profile)}
 <h2>Columns</h2>
 {html_table(columns, ["name", "type", "role", "missing", "cardinality", "min", "max", "mean", "top values", "corr. with target"])}
+<h2>Relevance</h2>
+{_relevance(profile)}
 <h2>Distributions</h2>
 {_histograms(profile)}
 </body></html>
 """
+
+
+def _relevance(profile: DataProfile) -> str:
+    """The measurements ranked as the proposal ranked them: the best get windows."""
+    if not profile.relevance:
+        return "<p>no measurements to rank</p>"
+    lag = profile.relevance[0].lag_intervals
+    word = CADENCES[profile.time.cadence].word
+    rows = [
+        {"rank": i, "column": r.column, "mutual information": round(r.score, 4), "rows": r.rows}
+        for i, r in enumerate(profile.relevance, start=1)
+    ]
+    return (
+        f"<p>Each measurement's value {lag} {word}(s) back (what a lag feature knows) against "
+        "the target, on the first training window's rows: mutual information in nats (0: "
+        "nothing in common). The best ranked get windows in the proposal.</p>"
+        + html_table(rows, ["rank", "column", "mutual information", "rows"])
+    )
 
 
 def _label(profile: DataProfile) -> str:

@@ -11,7 +11,6 @@ is written.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -46,7 +45,16 @@ Role = Literal[
     "leak",  # the target in another form: not used
     "time_encoding",  # the time in another form: not used
     "other_time",  # another timestamp: not used
+    "constant",  # one value on every row: nothing to learn from
 ]
+MARKERS_MAX = 10  # distinct text values a numeric column may hold as markers (n/a, -, T, <0.1)
+MARKERS_SHARE = 0.5  # ... on fewer than this share of its present rows
+CALENDAR_AGREEMENT = 0.99  # a column that follows a calendar part on this share of rows
+COMMON_FORMATS = (
+    "%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d/%m/%y", "%d.%m.%Y", "%Y/%m/%d", "%Y%m%d",
+    "%d-%b-%Y", "%d %b %Y", "%b %d %Y", "%d-%m-%Y", "%m-%d-%Y",
+)  # fmt: skip
+COMMON_TIMES = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", "T%H:%M", "T%H:%M:%S")
 
 
 @dataclass(frozen=True)
@@ -89,13 +97,16 @@ class ColumnProfile(Record):
     values: list[str] | None = None  # every value, for a string column with few of them
     target_correlation: Number = None
     histogram: tuple[list[float], list[int]] | None = None  # bin edges, counts
+    markers: list[tuple[str, int]] = []  # text in a numeric column, read as missing
+    follows: str | None = None  # the calendar part of the timestamp it follows (time_encoding)
 
 
 class TimeProfile(Record):
     """How time runs through the table: where it comes from, its span, its natural cadence."""
 
     column: str | None  # the timestamp column, or None when built from parts
-    parts: dict[str, str] = {}  # year/month/day/hour -> column
+    parts: dict[str, str] = {}  # year/month/day/hour (or date/time) -> column
+    format: str | None = None  # strftime form of the timestamp (or date) text, when not ISO
     first: str
     last: str
     unparseable: int
@@ -154,6 +165,16 @@ class EntityProfile(Record):
     duplicate_events: int  # rows whose entity and timestamp an earlier row already had
 
 
+class Relevance(Record):
+    """One candidate input: its lagged value's mutual information with the target (nats), on
+    the first training window's rows (see :mod:`airloop.initiation.relevance`)."""
+
+    column: str
+    lag_intervals: int
+    score: float
+    rows: int
+
+
 class DataProfile(Record):
     """Everything ``airloop init`` learnt about the table, written to ``profile.json``."""
 
@@ -168,6 +189,7 @@ class DataProfile(Record):
     over_time: list[Point]
     over_time_freq: str
     findings: list[Finding]
+    relevance: list[Relevance] = []  # the measurements, best first (set by airloop init)
 
     def column(self, name: str) -> ColumnProfile:
         """The profile of the column called ``name``."""
@@ -209,16 +231,29 @@ def read_table(path: Path) -> tuple[pd.DataFrame, Literal["csv", "parquet"]]:
 
 
 def parse_timestamp_option(text: str, columns: list[str]) -> tuple[str | None, dict[str, str]]:
-    """``--timestamp``: one column, or ``year+month[+day[+hour]]`` column names in that order."""
+    """``--timestamp``: one column, ``year+month[+day[+hour]]`` column names in that order, or
+    ``date+time`` (told apart from year+month by the values, in :func:`time_parts`)."""
     if text in columns or "+" not in text:
         return text, {}
     names = [p.strip() for p in text.split("+")]
     if not 2 <= len(names) <= 4 or not all(names):
         raise InitError(
             f"--timestamp {text!r}: give one column, or the columns of year+month, "
-            "year+month+day or year+month+day+hour, joined by '+'"
+            "year+month+day, year+month+day+hour, or a date and a time of day, joined by '+'"
         )
     return None, dict(zip(TIME_PARTS, names, strict=False))
+
+
+def time_parts(df: pd.DataFrame, parts: dict[str, str]) -> dict[str, str]:
+    """Two columns are a date and a time of day (``2013-03-01`` and ``10:00``) when the first
+    does not hold year numbers; otherwise the parts as given."""
+    if len(parts) != 2:
+        return parts
+    first = df[parts["year"]].dropna()
+    years = pd.to_numeric(first, errors="coerce")
+    if len(first) and years.notna().mean() >= 0.5:
+        return parts
+    return {"date": parts["year"], "time": parts["month"]}
 
 
 def require_columns(df: pd.DataFrame, path: Path, named: dict[str, list[str]]) -> None:
@@ -236,57 +271,122 @@ def require_columns(df: pd.DataFrame, path: Path, named: dict[str, list[str]]) -
 
 
 def event_times(
-    df: pd.DataFrame, path: Path, column: str | None, parts: dict[str, str]
-) -> pd.Series:
-    """Each row's moment in UTC (NaT where it does not parse); refuses a column that is not time.
+    df: pd.DataFrame,
+    path: Path,
+    column: str | None,
+    parts: dict[str, str],
+    fmt: str | None = None,
+) -> tuple[pd.Series, str | None]:
+    """Each row's moment in UTC (NaT where it does not parse), and the strftime form its text
+    was read with (None: ISO 8601); refuses a column that is not time.
 
-    Naive times are taken as UTC. Text must be ISO 8601, the form the engine reads landed
-    partitions in: a column of ``03/01/2013`` is refused with the fix, not guessed at.
+    Naive times are taken as UTC. Text in ISO 8601 is read as such; text in a common other
+    form (``03/01/2013``) is read in that form when only one fits (``fmt`` chooses it), and
+    the use case declares it, so partitions are read alike.
     """
-    stamps = _from_parts(df, path, parts) if column is None else _from_column(df, path, column)
+    if column is not None:
+        stamps, fmt = _from_column(df, path, column, fmt)
+    elif "date" in parts:
+        stamps, fmt = _from_date_and_time(df, path, parts, fmt)
+    else:
+        stamps = _from_parts(df, path, parts)
     if stamps.notna().sum() < 0.5 * len(df):
         what = column or "+".join(parts.values())
         raise InitError(
             f"{path}: --timestamp {what}: only {int(stamps.notna().sum())} of {len(df)} rows "
             "have a timestamp that parses; give a column of dates or times"
+            + (f" (read with --timestamp-format {fmt})" if fmt else "")
         )
-    return stamps
+    return stamps, fmt
 
 
-def _from_column(df: pd.DataFrame, path: Path, column: str) -> pd.Series:
-    values = df[column]
-    if pd.api.types.is_datetime64_any_dtype(values):
-        stamps = pd.to_datetime(values)
-        return stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
-    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-        sample = ", ".join(str(v) for v in values.dropna().head(3))
+def _parse(text: pd.Series, fmt: str | None) -> pd.Series:
+    return pd.to_datetime(text, utc=True, errors="coerce", format=fmt or "ISO8601")
+
+
+def text_format(text: pd.Series, path: Path, column: str, fmt: str | None) -> str | None:
+    """The form the text of a time column is written in: None for ISO 8601, ``fmt`` when
+    given (and it fits), else the one common form that reads (nearly) every value."""
+    present = text.dropna()
+    if fmt is not None:
+        if _parse(present, fmt).notna().mean() < 0.5:
+            example = present.iloc[0] if len(present) else ""
+            raise InitError(
+                f"{path}: column {column!r} does not read with --timestamp-format {fmt!r} "
+                f"(e.g. {example!r}); give the strftime form of its values, like %d/%m/%Y %H:%M"
+            )
+        return fmt
+    if _parse(present, None).notna().mean() >= 0.5:
+        return None
+    sample = present.head(5000)
+    fits = []
+    for day in COMMON_FORMATS:
+        for clock in COMMON_TIMES:
+            parsed = _parse(sample, day + clock)
+            if parsed.notna().mean() >= 0.99:
+                fits.append((day + clock, parsed))
+    distinct = {f: t for f, t in fits if not any(t.equals(u) for g, u in fits if g < f)}
+    example = present.iloc[0] if len(present) else ""
+    if len(distinct) == 1:
+        return next(iter(distinct))
+    if len(distinct) > 1:
         raise InitError(
-            f"{path}: column {column!r} (given to --timestamp) holds numbers ({sample}), not "
-            "timestamps: give a column of dates or times in ISO 8601, or the columns of the "
-            "year, month (and day, hour) as --timestamp year+month[+day[+hour]]"
-        )
-    text = values.astype("string")
-    present = text.notna()
-    if not present.any():
-        raise InitError(f"{path}: column {column!r} (given to --timestamp) has no values")
-    stamps = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    if stamps[present].notna().mean() >= 0.5:
-        return stamps
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        loose = pd.to_datetime(text, utc=True, errors="coerce", format="mixed")
-    example = text[present & stamps.isna()].iloc[0]
-    if loose[present].notna().mean() >= 0.5:
-        raise InitError(
-            f"{path}: column {column!r} holds timestamps written like {example!r}, not in ISO "
-            "8601 (2013-03-01 or 2013-03-01T10:00:00), the form airloop reads; rewrite the "
-            "column in ISO 8601 (pandas: pd.to_datetime(df[col]).dt.strftime"
-            "('%Y-%m-%dT%H:%M:%S')) and run again"
+            f"{path}: column {column!r} holds times written like {example!r}, which read "
+            f"differently as {' or '.join(sorted(distinct))}: choose with --timestamp-format"
         )
     raise InitError(
         f"{path}: column {column!r} (given to --timestamp) does not parse as timestamps "
-        f"(e.g. {example!r}); give a column of dates or times in ISO 8601"
+        f"(e.g. {example!r}): give a column of dates or times in ISO 8601 (2013-03-01 or "
+        "2013-03-01T10:00:00), or their strftime form with --timestamp-format"
     )
+
+
+def _from_column(
+    df: pd.DataFrame, path: Path, column: str, fmt: str | None
+) -> tuple[pd.Series, str | None]:
+    values = df[column]
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = pd.to_datetime(values)
+        utc = stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
+        return utc, None
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+        whole = pd.to_numeric(values, errors="coerce").dropna()
+        if fmt is None and len(whole) and whole.between(10000101, 99991231).all():
+            fmt = "%Y%m%d"  # 20130301: a date written as a number
+        if fmt is None:
+            sample = ", ".join(str(v) for v in values.dropna().head(3))
+            raise InitError(
+                f"{path}: column {column!r} (given to --timestamp) holds numbers ({sample}), "
+                "not timestamps: give a column of dates or times in ISO 8601, or the columns "
+                "of the year, month (and day, hour) as --timestamp year+month[+day[+hour]]"
+            )
+        text = values.astype("Int64").astype("string")
+    else:
+        text = values.astype("string").str.strip()
+    if not text.notna().any():
+        raise InitError(f"{path}: column {column!r} (given to --timestamp) has no values")
+    fmt = text_format(text, path, column, fmt)
+    return _parse(text, fmt), fmt
+
+
+def _from_date_and_time(
+    df: pd.DataFrame, path: Path, parts: dict[str, str], fmt: str | None
+) -> tuple[pd.Series, str | None]:
+    """A date column and a time-of-day column (``10:00``, ``9:30:00``; ``24:00`` is the end
+    of the day), read as :class:`airloop.usecase.sources.DateTimeColumn` reads them."""
+    from airloop.usecase.sources import clock_times
+
+    date_text = df[parts["date"]].astype("string").str.strip()
+    fmt = text_format(date_text, path, parts["date"], fmt)
+    clock = clock_times(df[parts["time"]])
+    present = df[parts["time"]].notna()
+    if present.any() and clock[present].isna().mean() > 0.5:
+        example = df.loc[present, parts["time"]].iloc[0]
+        raise InitError(
+            f"{path}: column {parts['time']!r} (the time of --timestamp "
+            f"{parts['date']}+{parts['time']}) holds {example!r}, not a time of day like 10:00"
+        )
+    return _parse(date_text, fmt) + clock, fmt
 
 
 def _from_parts(df: pd.DataFrame, path: Path, parts: dict[str, str]) -> pd.Series:
@@ -377,6 +477,26 @@ def column_type(values: pd.Series) -> ColumnType:
     return "string"
 
 
+def text_markers(values: pd.Series) -> list[tuple[str, int]]:
+    """The text values of a column of numbers (``n/a``, ``-``, ``T`` for a trace, ``<0.1``),
+    with their counts: none unless most of its values are numbers and the rest are a few
+    distinct markers."""
+    if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+        return []
+    text = values.dropna().astype("string").str.strip()
+    text = text[text != ""]
+    numbers = pd.to_numeric(text, errors="coerce")
+    other = text[numbers.isna()]
+    if (
+        other.empty
+        or numbers.notna().sum() < 10
+        or len(other) >= MARKERS_SHARE * len(text)
+        or other.nunique() > MARKERS_MAX
+    ):
+        return []
+    return [(str(v), int(c)) for v, c in other.value_counts().items()]
+
+
 def _numeric(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values, errors="coerce").astype("float64")
 
@@ -400,7 +520,12 @@ def _identical(a: pd.Series, b: pd.Series) -> bool:
 
 
 def _column_profile(
-    name: str, values: pd.Series, kind: ColumnType, role: Role, target_corr: float | None
+    name: str,
+    values: pd.Series,
+    kind: ColumnType,
+    role: Role,
+    target_corr: float | None,
+    follows: str | None = None,
 ) -> ColumnProfile:
     present = values.dropna()
     if kind == "integer":
@@ -447,6 +572,7 @@ def _column_profile(
         values=every,
         target_correlation=target_corr,
         histogram=histogram,
+        follows=follows,
     )
 
 
@@ -536,6 +662,7 @@ def profile_data(
     target: str,
     task: Task | None = None,
     threshold: float | None = None,
+    timestamp_format: str | None = None,
 ) -> DataProfile:
     """Profile the table for a use case keyed by ``entity``, timed by ``timestamp``, predicting
     ``target``; raise :class:`InitError` when no use case can be made of it."""
@@ -546,7 +673,10 @@ def profile_data(
     )
     if target in entity or target in time_columns:
         raise InitError(f"--target {target!r} is also given as an entity or the timestamp")
-    stamps = event_times(df, path, column, parts)
+    parts = time_parts(df, parts)
+    stamps, time_format = event_times(df, path, column, parts, timestamp_format)
+    markers = {name: found for name in df.columns if (found := text_markers(df[name]))}
+    df = df.assign(**{name: _numeric(df[name]) for name in markers if name not in time_columns})
     target_profile, labels = target_labels(df, path, target, task, threshold)
     keys = entity_keys(df, entity)
     cadence, gap = detect_cadence(stamps, keys)
@@ -555,12 +685,20 @@ def profile_data(
         types[column] = "timestamp"
     roles = _roles(df, types, entity, column, parts, target, stamps, labels)
     over_time, freq = _over_time(stamps, labels, cadence)
+    columns = [
+        _column_profile(name, df[name], types[name], *roles[name]).model_copy(
+            update={"markers": markers.get(name, [])}
+        )
+        for name in df.columns
+    ]
     profile = DataProfile(
         file=str(path),
         format=fmt,
         rows=len(df),
-        columns=[_column_profile(name, df[name], types[name], *roles[name]) for name in df.columns],
-        time=_time_profile(df, stamps, keys, column, parts, cadence, gap),
+        columns=columns,
+        time=_time_profile(df, stamps, keys, column, parts, cadence, gap).model_copy(
+            update={"format": time_format}
+        ),
         per_interval=_interval_counts(stamps, cadence),
         entity=_entity_profile(entity, keys, stamps),
         target=target_profile,
@@ -580,6 +718,44 @@ def entity_keys(df: pd.DataFrame, entity: list[str]) -> pd.Series:
     return key
 
 
+def calendar_parts(stamps: pd.Series) -> dict[str, pd.Series]:
+    """The calendar parts of each moment a column might restate."""
+    times = stamps.dt.tz_convert("UTC")
+    return {
+        "year": times.dt.year,
+        "quarter": times.dt.quarter,
+        "month": times.dt.month,
+        "week of the year": times.dt.isocalendar().week.astype("float64"),
+        "day of the year": times.dt.dayofyear,
+        "day of the month": times.dt.day,
+        "day of the week": times.dt.dayofweek,
+        "hour": times.dt.hour,
+        "_day": times.dt.floor("D"),  # not a part: what tells whether a part recurs
+    }
+
+
+def follows_calendar(values: pd.Series, parts: dict[str, pd.Series]) -> str | None:
+    """The calendar part a column is a function of (a ``month`` column, a ``weekday`` name, a
+    ``season``), or None. Only a part whose values each recur on three days or more can show
+    it: in a year of hourly rows, a daily figure is a function of the day of the year, and
+    is still a measurement."""
+    present = values.notna()
+    if present.sum() < 10 or values[present].nunique() < 2:
+        return None
+    text = values.astype("string")
+    days = parts["_day"]
+    for name, part in parts.items():
+        if name == "_day":
+            continue
+        frame = pd.DataFrame({"part": part, "value": text, "day": days})[present].dropna()
+        if frame.groupby("part")["day"].nunique().median() < 3:
+            continue
+        agrees = frame.groupby(["part", "value"]).size().groupby(level=0).max().sum()
+        if agrees >= CALENDAR_AGREEMENT * len(frame):
+            return name
+    return None
+
+
 def _roles(
     df: pd.DataFrame,
     types: dict[str, ColumnType],
@@ -589,9 +765,9 @@ def _roles(
     target: str,
     stamps: pd.Series,
     labels: pd.Series,
-) -> dict[str, tuple[Role, float | None]]:
-    """Each column's role in the use case, and its correlation with the target (or the label
-    made of it, whichever is stronger)."""
+) -> dict[str, tuple[Role, float | None, str | None]]:
+    """Each column's role in the use case, its correlation with the target (or the label
+    made of it, whichever is stronger), and the calendar part it restates, if any."""
     epoch = (stamps - pd.Timestamp("1970-01-01", tz="UTC")).dt.total_seconds()
     raw_target = _numeric(df[target])
     named: dict[str, Role] = {
@@ -600,10 +776,12 @@ def _roles(
         **{c: "entity" for c in entity},
         target: "target",
     }
-    roles: dict[str, tuple[Role, float | None]] = {}
+    calendar = calendar_parts(stamps)
+    roles: dict[str, tuple[Role, float | None, str | None]] = {}
     for name in df.columns:
         values, kind = df[name], types[name]
         corr = None
+        follows = None
         if kind in ("number", "integer") and name != target:
             numbers = _numeric(values)
             found = (_correlation(numbers, raw_target), _correlation(numbers, labels))
@@ -611,8 +789,14 @@ def _roles(
         role: Role
         if name in named:
             role = named[name]
+        elif values.nunique() < 2:
+            role = "constant"
         elif _identical(values, df[target]) or (corr is not None and abs(corr) > LEAK_CORRELATION):
             role = "leak"
+        elif kind in ("number", "integer", "string", "bool") and (
+            follows := follows_calendar(values, calendar)
+        ):
+            role = "time_encoding"
         elif kind in ("number", "integer"):
             to_time = _correlation(_numeric(values), epoch)
             role = "time_encoding" if to_time and abs(to_time) > TIME_CORRELATION else "measurement"
@@ -620,7 +804,7 @@ def _roles(
             role = "categorical" if values.nunique() <= CATEGORICAL_MAX else "text"
         else:
             role = "other_time"
-        roles[name] = (role, corr)
+        roles[name] = (role, corr, follows)
     return roles
 
 

@@ -16,7 +16,7 @@ import re
 import shutil
 import tempfile
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,23 +26,32 @@ import yaml
 
 from airloop.core.files import write_json, write_text
 from airloop.core.periods import Span
+from airloop.initiation.findings import Finding
 from airloop.initiation.page import render_html
 from airloop.initiation.profile import (
     CADENCES,
     DataProfile,
     InitError,
+    Relevance,
     Task,
+    entity_keys,
+    event_times,
     interval_starts,
     profile_data,
     read_table,
+    target_labels,
 )
+from airloop.initiation.relevance import feature_budget, rank_measurements
+from airloop.initiation.selfcheck import loosen, own_file_failures
+from airloop.monitoring.minimums import MIN_LABELLED, MIN_ROWS
+from airloop.settings import get_settings
 from airloop.usecase import UseCase, UseCaseError, load_usecase
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 GENERATED = ("usecase.yaml", "transforms.py", "README.md", "profile.html", "profile.json")
 CATEGORY_MAX = 200  # an entity with more values is a key, not a model input
-MAX_FEATURE_COLUMNS = 8  # measurements aggregated; the most complete first
-MAX_LAG_COLUMNS = 4
+WINDOWED = 3  # the measurements ranked most relevant get windows (while the budget allows)
+SEASONAL = 3  # ... and, with the history for it, the seasonal lag (with the target)
 TRAINING_ROWS = 1500  # what a first training window should hold, when the data allows
 MONITORING_ROWS = 200  # predictions a monitoring window should hold, when the data allows
 
@@ -52,7 +61,7 @@ class Rhythm:
     """What follows from a cadence, counted in its intervals."""
 
     step: Span  # one interval
-    windows: tuple[int, int]  # of the aggregates and the label rates
+    windows: tuple[int, ...]  # of the aggregates and the label rates, shortest first
     season: int  # the seasonal lag: a year of monthly data, a week of daily data
     min_training: int  # the fewest intervals a training window should span
     nice: int  # training windows are rounded up to a multiple of this
@@ -66,22 +75,22 @@ class Rhythm:
 
 RHYTHMS: dict[str, Rhythm] = {
     "hourly": Rhythm(
-        step=Span.of(hours=1), windows=(24, 168), season=24, min_training=168, nice=24,
+        step=Span.of(hours=1), windows=(6, 24, 168), season=24, min_training=168, nice=24,
         lookback=336, monitoring_max=24, cooldown=24, budget_window=Span.of(days=7),
         retrain="@daily", calendar=("hour", "day_of_week", "is_weekend", "month"),
     ),
     "daily": Rhythm(
-        step=Span.of(days=1), windows=(7, 28), season=7, min_training=28, nice=7,
+        step=Span.of(days=1), windows=(3, 7, 28), season=7, min_training=28, nice=7,
         lookback=56, monitoring_max=7, cooldown=7, budget_window=Span.of(days=30),
         retrain="@weekly", calendar=("day_of_week", "is_weekend", "day_of_year", "month"),
     ),
     "weekly": Rhythm(
-        step=Span.of(weeks=1), windows=(4, 13), season=52, min_training=26, nice=4,
+        step=Span.of(weeks=1), windows=(2, 4, 13), season=52, min_training=26, nice=4,
         lookback=26, monitoring_max=4, cooldown=4, budget_window=Span.of(weeks=13),
         retrain="@monthly", calendar=("week_of_year", "month", "quarter"),
     ),
     "monthly": Rhythm(
-        step=Span.of(months=1), windows=(3, 12), season=12, min_training=24, nice=12,
+        step=Span.of(months=1), windows=(3, 6, 12), season=12, min_training=24, nice=12,
         lookback=24, monitoring_max=3, cooldown=3, budget_window=Span.of(months=12),
         retrain="@monthly", calendar=("month", "quarter"),
     ),
@@ -100,6 +109,7 @@ class InitOptions:
     task: Task | None = None
     label_delay: str | None = None
     threshold: float | None = None
+    timestamp_format: str | None = None  # strftime form of a timestamp not in ISO 8601
     into: Path | None = None
     force: bool = False
 
@@ -156,9 +166,12 @@ def init_usecase(options: InitOptions) -> InitResult:
     frame, fmt = read_table(data)
     profile = profile_data(
         frame, data, fmt, options.entity, options.timestamp, options.target,
-        options.task, options.threshold,
+        options.task, options.threshold, options.timestamp_format,
     )  # fmt: skip
     plan = make_plan(profile, options)
+    ranking = rank_for_plan(frame, profile, plan)
+    profile = profile.model_copy(update={"relevance": ranking})
+    plan = replace(plan, measurements=[r.column for r in ranking])
     raw = propose_usecase(profile, plan, folder)
     files = {
         "usecase.yaml": render_yaml(raw, profile, plan),
@@ -179,13 +192,15 @@ def init_usecase(options: InitOptions) -> InitResult:
                 f"the proposed use case does not load (a bug in airloop init; please report "
                 f"it with the data's profile):\n{exc}"
             ) from None
+        usecase, profile = _hold_for_own_file(usecase, frame, raw, profile, plan, staging)
         last = last_event(usecase, frame)
         example = example_request(usecase, last)
         if example is not None:  # the service's /docs page shows it; it must load as before
             raw["events"]["example"] = example
             write_text(staging / "usecase.yaml", render_yaml(raw, profile, plan))
             usecase = load_usecase(str(staging / "usecase.yaml"))
-        readme = render_readme(profile, plan, folder) + render_request(usecase, last)
+        port = get_settings().serving_port
+        readme = render_readme(profile, plan, folder, usecase) + render_request(usecase, last, port)
         write_text(staging / "README.md", readme)
         _as_umask_allows(staging)
         _commit(staging, folder)
@@ -195,6 +210,42 @@ def init_usecase(options: InitOptions) -> InitResult:
             shutil.rmtree(parent, ignore_errors=True)
         raise
     return InitResult(folder=folder, files=list(GENERATED), profile=profile)
+
+
+def _hold_for_own_file(
+    usecase: UseCase,
+    frame: pd.DataFrame,
+    raw: dict[str, Any],
+    profile: DataProfile,
+    plan: Plan,
+    staging: Path,
+) -> tuple[UseCase, DataProfile]:
+    """The proposal, checked against the file it came from (:mod:`selfcheck`): a rule the
+    file breaks is relaxed and a finding says so; one that cannot be is refused here, before
+    the replay would quarantine the user's own data."""
+    failures = own_file_failures(usecase, frame)
+    if not failures:
+        return usecase, profile
+    relaxed = loosen(raw, plan.source, failures)
+    if relaxed:
+        found = Finding(
+            kind="rules_relaxed",
+            message="The file itself broke some of the rules observed in it, so they were "
+            "relaxed: " + "; ".join(relaxed),
+        )
+        profile = profile.model_copy(update={"findings": [*profile.findings, found]})
+        write_text(staging / "usecase.yaml", render_yaml(raw, profile, plan))
+        write_text(staging / "profile.html", render_html(profile))
+        write_json(staging / "profile.json", profile.to_dict())
+        usecase = load_usecase(str(staging / "usecase.yaml"))
+        failures = own_file_failures(usecase, frame)
+    if failures:
+        reasons = "\n".join(f"  - {f.reason}" for f in failures[:10])
+        raise InitError(
+            "the proposed validation gate refuses the file it was made from (a bug in "
+            f"airloop init; please report it with the data's profile):\n{reasons}"
+        )
+    return usecase, profile
 
 
 def _check_destination(folder: Path, force: bool) -> None:
@@ -246,9 +297,16 @@ def make_plan(profile: DataProfile, options: InitOptions) -> Plan:
     columns = {c.name for c in profile.columns}
     derive: list[dict[str, Any]] = []
     timestamp = profile.time.column
-    if timestamp is None:
+    parts = profile.time.parts
+    if timestamp is None and "date" in parts:
+        timestamp = _free_name(columns, "timestamp", "event_time", "moment")
+        both: dict[str, Any] = {"date": parts["date"], "time": parts["time"]}
+        if profile.time.format:
+            both["date_format"] = profile.time.format
+        derive.append({"name": timestamp, "date_time": both})
+    elif timestamp is None:
         timestamp = _free_name(columns, "date", "period", "period_start")
-        derive.append({"name": timestamp, "date_from": dict(profile.time.parts)})
+        derive.append({"name": timestamp, "date_from": dict(parts)})
     entity = profile.entity.columns
     entity_key = entity[0]
     if len(entity) > 1:
@@ -286,13 +344,39 @@ def make_plan(profile: DataProfile, options: InitOptions) -> Plan:
     )
 
 
+def rank_for_plan(frame: pd.DataFrame, profile: DataProfile, plan: Plan) -> list[Relevance]:
+    """The measurements, best first by what their values one label delay back tell of the
+    target on the first training window."""
+    t = profile.time
+    path = Path(profile.file)
+    column, parts = t.column, t.parts
+    stamps, _ = event_times(frame, path, column, parts, t.format)
+    target = profile.target
+    _, labels = target_labels(frame, path, target.column, target.task, target.threshold)
+    keys = entity_keys(frame, profile.entity.columns)
+    first = interval_starts(stamps.dropna(), plan.cadence).min()
+    window_end = pd.Timestamp((plan.rhythm.step * plan.training_intervals).after(first))
+    lag = max(1, plan.delay_intervals)
+    return rank_measurements(
+        frame, keys, stamps, labels, plan.measurements, plan.cadence, lag, window_end,
+        target.task == "classification",
+    )  # fmt: skip
+
+
 def _label_delay(text: str | None, rhythm: Rhythm) -> Span:
     if text is None:
         return rhythm.step
     try:
-        return Span.parse(text)
+        delay = Span.parse(text)
     except ValueError as exc:
         raise InitError(f"--label-delay {text!r}: {exc}") from None
+    if not delay:
+        raise InitError(
+            f"--label-delay {text!r}: a target is known some time after its row (a day's "
+            "outcome at the day's end): give a duration longer than 0, such as "
+            f"{rhythm.step} (one interval, the default)"
+        )
+    return delay
 
 
 def _intervals(span: Span, rhythm: Rhythm) -> int:
@@ -401,6 +485,10 @@ def _source(profile: DataProfile, plan: Plan) -> dict[str, Any]:
 def _column(profile: DataProfile, name: str) -> dict[str, Any]:
     col = profile.column(name)
     spec: dict[str, Any] = {"name": name, "type": col.type, "nullable": col.missing > 0}
+    if col.markers:  # read as missing by default; `replace` maps a marker to a number instead
+        spec["na_values"] = [marker for marker, _ in col.markers]
+    if name == profile.time.column and profile.time.format:
+        spec["format"] = profile.time.format
     if col.type in ("number", "integer") and col.min is not None and col.max is not None:
         lo, hi = float(col.min), float(col.max)
         spec["min"], spec["max"] = (int(lo), int(hi)) if col.type == "integer" else (lo, hi)
@@ -422,28 +510,32 @@ def _label(profile: DataProfile, plan: Plan) -> dict[str, Any]:
 
 
 def _feature_views(profile: DataProfile, plan: Plan) -> list[dict[str, Any]]:
+    """The proposal's features, within :func:`feature_budget` of the training rows: the last
+    known value of every measurement (the plain baseline a model must at least match), the
+    past labels, the calendar, then windows of the measurements ranked most relevant and the
+    seasonal lag, as far as the budget goes (shorter horizons first)."""
     rhythm, step, key = plan.rhythm, plan.rhythm.step, plan.entity_key
-    windows = [str(step * n) for n in rhythm.windows]
     ttl = str(step * max(2, plan.delay_intervals + 1))
-    views: list[dict[str, Any]] = []
-    measured = plan.measurements[:MAX_FEATURE_COLUMNS]
-    if measured:
-        views.append(
-            {
-                "name": f"{key}_stats",
-                "kind": "aggregate",
-                "entity": key,
-                "source": plan.source,
-                "windows": windows,
-                "ttl": ttl,
-                "description": f"Each {key}'s past measurements over {' and '.join(windows)}",
-                "aggregates": [
-                    {"column": c, "functions": ["mean", "std", "min", "max"]} for c in measured
-                ],
-            }
-        )
     target_is_bool = profile.column(profile.target.column).type == "bool"
-    lagged = [*([] if target_is_bool else [profile.target.column]), *measured][:MAX_LAG_COLUMNS]
+    own = [] if target_is_bool else [profile.target.column]
+    lagged = [*own, *plan.measurements]
+    classification = profile.target.task == "classification"
+    budget = feature_budget(_labelled_training_rows(profile, plan))
+    used = len(lagged) + len(rhythm.calendar) + (0 if target_is_bool else 2)
+    used += len(rhythm.windows) * (2 if classification else 4)  # the label rates
+    seasonal = [*own, *plan.measurements[:SEASONAL]] if _seasonal_lag(plan) else []
+    if used + len(seasonal) > budget:
+        seasonal = []
+    used += len(seasonal)
+    windows = list(rhythm.windows)
+    windowed = plan.measurements[:WINDOWED]
+    functions = ["mean", "std"]
+    while windowed and used + len(windowed) * len(windows) * len(functions) > budget:
+        if len(windows) > 2:
+            windows = windows[:-1]
+        else:
+            windowed = windowed[:-1]
+    views: list[dict[str, Any]] = []
     if lagged:
         views.append(
             {
@@ -452,9 +544,36 @@ def _feature_views(profile: DataProfile, plan: Plan) -> list[dict[str, Any]]:
                 "entity": key,
                 "source": plan.source,
                 "columns": lagged,
-                "lags": [str(step * n) for n in _lags(plan)],
+                "lags": [str(step * max(1, plan.delay_intervals))],
                 "ttl": ttl,
-                "description": f"Each {key}'s values some intervals back",
+                "description": f"Each {key}'s last known values",
+            }
+        )
+    if seasonal:
+        views.append(
+            {
+                "name": f"{key}_seasonal",
+                "kind": "lag",
+                "entity": key,
+                "source": plan.source,
+                "columns": seasonal,
+                "lags": [str(step * rhythm.season)],
+                "ttl": ttl,
+                "description": f"Each {key}'s values a season ({step * rhythm.season}) back",
+            }
+        )
+    if windowed:
+        spans = [str(step * n) for n in windows]
+        views.append(
+            {
+                "name": f"{key}_stats",
+                "kind": "aggregate",
+                "entity": key,
+                "source": plan.source,
+                "windows": spans,
+                "ttl": ttl,
+                "description": f"Each {key}'s most relevant measurements over {' and '.join(spans)}",
+                "aggregates": [{"column": c, "functions": functions} for c in windowed],
             }
         )
     if not target_is_bool:
@@ -476,7 +595,7 @@ def _feature_views(profile: DataProfile, plan: Plan) -> list[dict[str, Any]]:
             "name": f"{key}_labels",
             "kind": "label_rate",
             "entity": key,
-            "windows": windows,
+            "windows": [str(step * n) for n in rhythm.windows],
             "ttl": ttl,
             "description": f"Each {key}'s past labels, as known then, over each window",
         }
@@ -484,15 +603,17 @@ def _feature_views(profile: DataProfile, plan: Plan) -> list[dict[str, Any]]:
     return views
 
 
-def _lags(plan: Plan) -> list[int]:
-    """One interval back, or as far back as the label delay makes it known; and the season
-    when the training window holds two of them (so the seasonal lag is mostly present)."""
-    first = max(1, plan.delay_intervals)
-    lags = [first]
+def _labelled_training_rows(profile: DataProfile, plan: Plan) -> float:
+    """The labelled rows the first training window holds, about."""
+    per = profile.per_interval.median * (1 - profile.target.missing_share)
+    return max(plan.training_intervals - plan.delay_intervals, 1) * per
+
+
+def _seasonal_lag(plan: Plan) -> bool:
+    """The seasonal lag when it reaches past the first lag and the training window holds two
+    seasons (so it is mostly present)."""
     season = plan.rhythm.season
-    if season > first and plan.training_intervals >= 2 * season:
-        lags.append(season)
-    return lags
+    return season > max(1, plan.delay_intervals) and plan.training_intervals >= 2 * season
 
 
 def _model(profile: DataProfile, plan: Plan) -> dict[str, Any]:
@@ -533,11 +654,21 @@ def _training(profile: DataProfile, plan: Plan) -> dict[str, Any]:
 
 
 def _monitoring(profile: DataProfile, plan: Plan) -> dict[str, Any]:
+    # The window spans enough intervals to hold MONITORING_ROWS predictions and half as many
+    # labels at the data's median rows per interval: twice the minimums below, so that a
+    # thinner window than usual still gets a verdict. It grows up to the longer feature window
+    # (a week of hours, four weeks of days, a quarter of weeks, a year of months) and no further:
+    # drift seen a season late tells nobody anything. The minimums are half of what the window
+    # holds, never below the engine's floors (50 values, 50 labels): where even the longest
+    # window holds fewer, the checks say "not enough data" instead of breaching on noise.
     rhythm = plan.rhythm
     per = max(profile.per_interval.median, 1.0)
-    window = min(max(1, math.ceil(MONITORING_ROWS / per)), rhythm.monitoring_max)
+    share = max(1 - profile.target.missing_share, 0.01)  # of the rows, those with a label
+    wanted = max(MONITORING_ROWS / per, MONITORING_ROWS / 2 / (per * share))
+    longest = max(rhythm.monitoring_max, *rhythm.windows)
+    window = min(max(1, math.ceil(wanted)), longest)
     rows = window * per
-    labelled = rows * (1 - profile.target.missing_share)
+    labelled = rows * share
     classification = profile.target.task == "classification"
     return {
         "numeric_measure": "wasserstein",
@@ -546,11 +677,11 @@ def _monitoring(profile: DataProfile, plan: Plan) -> dict[str, Any]:
         "categorical_threshold": 0.25,
         "share_of_drifting_features": 0.3,
         "prediction_threshold": 0.2,
-        "exclude": [f"event_{part}" for part in rhythm.calendar],
+        "exclude": [],  # the calendar features never are drift inputs: the checks skip them
         "window": str(rhythm.step * window),
-        "min_rows": max(1, int(rows // 2)),
+        "min_rows": max(MIN_ROWS, int(rows // 2)),
         "performance_drop": 0.05 if classification else "10%",
-        "min_labelled": max(1, int(labelled // 2)),
+        "min_labelled": max(MIN_LABELLED, int(labelled // 2)),
         "retraining": {
             "hysteresis": 2,
             "cooldown": rhythm.cooldown,
@@ -687,13 +818,26 @@ def _py(text: str) -> str:
     return json.dumps(text)
 
 
-def render_readme(profile: DataProfile, plan: Plan, folder: Path) -> str:
-    """``README.md``: what was generated, what the profile found, and the next commands."""
+def render_readme(profile: DataProfile, plan: Plan, folder: Path, usecase: UseCase) -> str:
+    """``README.md``: what was generated, the features the use case has, what the profile
+    found, and the next commands."""
     here = display_path(folder)
     t, target = profile.time, profile.target
     warnings = sum(f.severity == "warning" for f in profile.findings)
     found = "\n".join(f"- **{f.severity}**: {f.message}" for f in profile.findings)
     heed = f"\n{warnings} of these are warnings: read them before trusting the proposal.\n"
+    transforms = [v.name for v in usecase.feature_views if v.kind == "transform"]
+    transforms_row = (
+        f"the example transform that the `{transforms[0]}` view calls"
+        if transforms
+        else "where a transform of your own goes (no view calls one yet)"
+    )
+    views = "\n".join(
+        f"| `{v.name}` | {v.kind} | {len(v.feature_names(usecase))} | {v.description} |"
+        for v in usecase.feature_views
+    )
+    calendar = ", ".join(f"`{c}`" for c in usecase.events.calendar_features) or "none"
+    fields = ", ".join(f"`{c}`" for c in usecase.request_keys)
     return f"""# {plan.name}
 
 Generated by `airloop init` from `{profile.file}`:
@@ -704,9 +848,18 @@ Generated by `airloop init` from `{profile.file}`:
 | file | what |
 |---|---|
 | `usecase.yaml` | the use case: the source and its rules (the validation gate), events, label, entities, feature views, model, gates, monitoring, replay |
-| `transforms.py` | `{plan.trend_function}`, the example transform that the `{plan.entity_key}_trend` view calls |
-| `profile.html` | the data's profile: findings, columns, the target and rows over time, distributions |
+| `transforms.py` | `{plan.trend_function}`, {transforms_row} |
+| `profile.html` | the data's profile: findings, columns, the target, rows over time, the measurements' relevance, distributions |
 | `profile.json` | the same figures as JSON |
+
+## What the model learns from
+
+The request's fields ({fields}), the calendar of the event's time ({calendar}), and
+these feature views, each computed per entity from past rows only:
+
+| view | kind | features | what |
+|---|---|---:|---|
+{views}
 
 ## What the profile found
 
@@ -745,9 +898,9 @@ def example_request(usecase: UseCase, row: pd.Series) -> dict[str, Any] | None:
     return example
 
 
-def render_request(usecase: UseCase, row: pd.Series) -> str:
+def render_request(usecase: UseCase, row: pd.Series, port: int) -> str:
     """The README's section on the service: a request for the data's last event
-    (:func:`last_event`), as sent."""
+    (:func:`last_event`), as sent, to the service's port of the settings."""
     stamp = pd.Timestamp(row[usecase.events.timestamp]).strftime("%Y-%m-%dT%H:%M:%SZ")
     fields = [name for name in usecase.request_keys if name in row]
     instance: dict[str, Any] = json.loads(row[fields].to_json())  # numpy types, NaN as null
@@ -765,8 +918,12 @@ The features come from the online store; calendar features from `event_time`. Fo
 last event:
 
 ```bash
-curl -s http://127.0.0.1:8300/v1/predict -H 'content-type: application/json' -d '{body}'
+curl -s http://127.0.0.1:{port}/v1/predict -H 'content-type: application/json' -d '{body}'
 ```
+
+The online store holds each entity's latest features: an event from before them is refused
+with a 422 (they would use its future). Score past events with `airloop score`, which reads
+the offline store point-in-time.
 """
 
 
