@@ -179,6 +179,98 @@ def test_invocations_speaks_the_mlflow_scoring_protocol(client, champion, featur
     assert bad.status_code == 400 and MARKER not in bad.text and "expected columns" in bad.text
 
 
+def invocation_frame(features: Any, champion: Any) -> pd.DataFrame:
+    """One valid row of the champion's inputs, as a caller of /invocations sends it."""
+    import mlflow
+
+    from airloop.registry.tracking import configure
+
+    configure(features)
+    model = mlflow.pyfunc.load_model(f"models:/flight_delay/{champion['version']}")
+    frame = pd.DataFrame([{c: 1.0 for c in model.metadata.get_input_schema().input_names()}])
+    frame["carrier"], frame["origin"] = "UA", "EWR"
+    frame["hour"], frame["month"], frame["distance"] = 5.0, 1.0, 1400.0
+    return frame
+
+
+def test_invocations_refuse_an_unknown_column_and_a_value_outside_the_declared_set(
+    client, champion, features
+) -> None:
+    frame = invocation_frame(features, champion)
+    good = client.post("/invocations", json={"dataframe_records": frame.to_dict("records")})
+    assert good.status_code == 200, good.text
+    extra = frame.assign(zz_debug=1.0).to_dict(orient="split", index=False)
+    response = client.post("/invocations", json={"dataframe_split": extra})
+    assert response.status_code == 400, response.text
+    assert response.json()["fields"] == [
+        {"field": "zz_debug", "problem": "not an input of the model"}
+    ]
+    outside = frame.assign(carrier=MARKER).to_dict("records")
+    response = client.post("/invocations", json={"dataframe_records": outside})
+    assert response.status_code == 400 and MARKER not in response.text
+    (problem,) = response.json()["fields"]
+    assert problem["field"] == "carrier" and problem["problem"].startswith("must be one of: 9E, AA")
+    csv = frame.assign(month=13.0).to_csv(index=False).encode()
+    response = client.post("/invocations", content=csv, headers={"content-type": "text/csv"})
+    assert response.status_code == 400
+    assert response.json()["fields"] == [
+        {"field": "month", "problem": "must be at most 12 (row 0)"}
+    ]
+
+
+def served_times(client) -> dict[str, str]:
+    """The as-of time of each view the example request is served (views with a row)."""
+    answer = client.post("/v1/predict", json={"instances": [GOOD]})
+    assert answer.status_code == 200, answer.text
+    as_of = answer.json()["predictions"][0]["features_as_of"]
+    return {view: when for view, when in as_of.items() if when is not None}
+
+
+def stale_count(client, view: str) -> float:
+    """The stale counter's sample for a view on /metrics (0 before its first count)."""
+    sample = f'airloop_stale_features_total{{view="{view}"}} '
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(sample):
+            return float(line[len(sample) :])
+    return 0.0
+
+
+def test_a_stale_view_is_flagged_and_counted(client) -> None:
+    as_of = served_times(client)
+    # Two hours after the newest values: the hourly departures view is due twice over.
+    latest = max(pd.Timestamp(t) for t in as_of.values())
+    event = latest + pd.Timedelta(hours=2)
+    before = stale_count(client, "origin_departures")
+    answer = client.post(
+        "/v1/predict", json={"instances": [{**GOOD, "event_time": event.isoformat()}]}
+    )
+    assert answer.status_code == 200, answer.text
+    served = answer.json()["predictions"][0]
+    assert "origin_departures" in as_of and "origin_departures" in served["stale_views"]
+    assert served["future_views"] == []
+    for view, when in as_of.items():
+        assert served["feature_age_seconds"][view] == (event - pd.Timestamp(when)).total_seconds()
+    assert "carrier_delays" not in served["stale_views"]  # under a day and 6 h: fresh
+    assert stale_count(client, "origin_departures") == before + 1
+
+
+def test_an_event_before_the_online_values_is_refused_with_a_pointer_to_batch_scoring(
+    client,
+) -> None:
+    as_of = served_times(client)
+    view, newest = max(as_of.items(), key=lambda item: pd.Timestamp(item[1]))
+    at_the_values = {**GOOD, "event_time": newest}  # computed at the event's time: usable
+    assert client.post("/v1/predict", json={"instances": [at_the_values]}).status_code == 200
+    past = {**GOOD, "event_time": (pd.Timestamp(newest) - pd.Timedelta(seconds=1)).isoformat()}
+    response = client.post("/v1/predict", json={"instances": [GOOD, past]})
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["error_code"] == "EVENT_BEFORE_ONLINE_FEATURES"
+    assert "airloop score" in body["message"] and "offline store point-in-time" in body["message"]
+    assert [f["field"] for f in body["fields"]] == ["instances.1.event_time"]
+    assert f"{view} (as of {newest})" in body["fields"][0]["problem"]
+
+
 def test_metrics_are_prometheus_text(client) -> None:
     client.post("/v1/predict", json={"instances": [GOOD]})
     text = client.get("/metrics").text
@@ -317,6 +409,8 @@ def test_mlflow_scoring_client_works_unchanged(live_service, champion, features)
     columns = model.metadata.get_input_schema().input_names()
     frame = pd.DataFrame([{c: 0.5 for c in columns}] * 3)
     frame["carrier"], frame["origin"] = "UA", "EWR"
+    # Request fields within the use case's declaration, which /invocations checks too.
+    frame["hour"], frame["month"], frame["distance"] = 5.0, 1.0, 1400.0
     response = ScoringServerClient("127.0.0.1", int(live_service.rsplit(":", 1)[1])).invoke(frame)
     assert response["predictions"] == model.predict(frame).tolist()
 
@@ -457,3 +551,13 @@ def test_score_in_process_writes_what_the_dag_writes(champion, features, flights
         f"2013-01-07: {len(pd.read_parquet(path))} rows by v{champion['version']}" in result.output
     )
     assert set(pd.read_parquet(path)["model_version"]) == {champion["version"]}
+
+
+def test_the_demos_traffic_is_not_refused(live_service, champion, features, flights) -> None:
+    """A day's events sent as the demo sends them, after the day's feature run, each slice at
+    its own clock: no event is before the values it is served (the store ends as it was)."""
+    from airloop.demo.traffic import clock_step, send_interval
+    from tests.integration.conftest import day
+
+    traffic = send_interval(features, flights, day(8), day(9), step=clock_step(flights))
+    assert traffic.sent > 500 and traffic.refused == 0 and traffic.predicted == traffic.sent

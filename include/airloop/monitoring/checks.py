@@ -1,9 +1,11 @@
 """The monitoring DAG's two checks of an interval: drift, and live performance with late labels.
 
 Each compares what was served (the prediction log) with what the serving version was trained
-on or scored at training. Results are files under ``monitoring/<use case>/intervals/<key>/``,
-keyed by the interval, so a re-run overwrites its own results and nothing else; the records
-returned carry the verdicts and the files' URIs.
+on or scored at training, and gives a verdict only on enough rows: fewer than the use case's
+minimum or the engine's floor (:mod:`airloop.monitoring.minimums`) is "not enough data", never
+a breach. Results are files under ``monitoring/<use case>/intervals/<key>/``, keyed by the
+interval, so a re-run overwrites its own results and nothing else; the records returned carry
+the verdicts and the files' URIs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from airloop.core.columns import AVAILABLE_AT, EVENT_ID, EVENT_TS, LABEL, LABELS
 from airloop.core.files import atomic_write, write_json
 from airloop.data.intervals import as_utc, partition_key
 from airloop.features.offline import read_partitions
-from airloop.monitoring.drift import MAX_SCORE, DriftReport, compare, numeric_drift
+from airloop.monitoring.drift import (
+    MAX_SCORE,
+    DriftReport,
+    compare,
+    judge,
+    not_enough,
+    numeric_distance,
+)
+from airloop.monitoring.minimums import MIN_LABELLED, MIN_PER_CLASS, MIN_ROWS
 from airloop.monitoring.readers import (
     EVENT_TIME,
     MODEL_VERSION,
@@ -45,10 +55,18 @@ def interval_dir(settings: Settings, usecase: UseCase, start: datetime) -> Path:
 # -- drift ------------------------------------------------------------------------------------
 
 
+def drift_inputs(usecase: UseCase, reference: pd.DataFrame) -> list[str]:
+    """The model inputs checked for drift: all but ``monitoring.exclude`` and the calendar
+    features (``event_month``...), which change by design when the month turns, whatever the
+    use case's ``exclude`` lists."""
+    skipped = {*NOT_INPUTS, *usecase.monitoring.exclude, *usecase.events.calendar_features}
+    return [c for c in reference.columns if c not in skipped]
+
+
 def data_drift(usecase: UseCase, reference: pd.DataFrame, served: pd.DataFrame) -> DriftReport:
     """Per-feature drift of the served inputs against the reference, by the use case's measures."""
     spec = usecase.monitoring
-    inputs = [c for c in reference.columns if c not in NOT_INPUTS and c not in spec.exclude]
+    inputs = drift_inputs(usecase, reference)
     categorical = [
         c
         for c in inputs
@@ -66,31 +84,62 @@ def data_drift(usecase: UseCase, reference: pd.DataFrame, served: pd.DataFrame) 
         spec.feature_threshold,
         {**thresholds, **spec.thresholds},
         spec.share_of_drifting_features,
+        spec.significance,
     )
+
+
+def min_predictions(usecase: UseCase) -> int:
+    """The fewest predictions a drift verdict needs: the use case's ``min_rows``, never fewer
+    than the engine's floor."""
+    return max(usecase.monitoring.min_rows, MIN_ROWS)
+
+
+def min_labelled(usecase: UseCase) -> int:
+    """The fewest labelled predictions a live-performance verdict needs: the use case's
+    ``min_labelled``, never fewer than the engine's floor."""
+    return max(usecase.monitoring.min_labelled, MIN_LABELLED)
 
 
 def prediction_drift(
     usecase: UseCase, reference: pd.DataFrame, served: pd.DataFrame
 ) -> PredictionDrift | None:
     """PSI of the version's served scores against its reference scores, or no verdict (None)
-    on fewer than ``monitoring.min_rows`` of them.
+    on fewer than :func:`min_predictions` of either.
 
     A version promoted a day or two ago has only those days' scores, and one day's weather
     moves every score of the day: measured on them, PSI read 0.3 to 0.6 after nearly every
     promotion of the year replay, where a week of the same model's scores read about 0.1.
+    And a breach needs a PSI above what chance gives at these counts as well as above
+    ``prediction_threshold``: on 20 to 35 scores, chance alone read 0.96 to 2.35.
     """
-    if len(served) < usecase.monitoring.min_rows:
+    spec = usecase.monitoring
+    if len(served) < min_predictions(usecase) or len(reference) < MIN_ROWS:
         return None
-    value = min(numeric_drift(reference[SCORE], served[SCORE], "psi"), MAX_SCORE)
-    threshold = usecase.monitoring.prediction_threshold
+    distance = numeric_distance(reference[SCORE], served[SCORE], "psi", spec.significance)
+    drifted, applied, status = judge(distance, spec.prediction_threshold)
+    if status != "checked":  # missing scores left fewer than the floor
+        return None
     return PredictionDrift(
         measure="psi",
-        score=round(value, 6),
-        threshold=threshold,
-        drifted=bool(value >= threshold),
+        score=round(min(distance.score, MAX_SCORE), 6),
+        threshold=round(applied, 6),
+        drifted=drifted,
         reference_mean=float(reference[SCORE].mean()),
         current_mean=float(served[SCORE].mean()),
+        configured_threshold=spec.prediction_threshold,
+        noise_threshold=round(distance.noise, 6),
+        significance=spec.significance,
+        bins=distance.bins,
+        reference_rows=distance.reference_rows,
+        current_rows=distance.current_rows,
     )
+
+
+def prediction_status(usecase: UseCase, prediction: PredictionDrift | None, own: int) -> str:
+    """What became of the prediction-drift check: checked, or why there is no verdict."""
+    if prediction is not None:
+        return "checked"
+    return not_enough(own, min_predictions(usecase), "predictions of the serving version")
 
 
 def drift_window(usecase: UseCase, start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -127,7 +176,7 @@ def check_drift(
     (:func:`check_interval` reads it once for both checks).
     """
     uc, st = resolve(usecase, settings)
-    spec = uc.monitoring
+    need = min_predictions(uc)
     lo, end = drift_window(uc, start, end)
     served = served_frame(st, uc, lo, end) if served is None else served_in(served, lo, end)
     folder = interval_dir(st, uc, start)
@@ -136,10 +185,11 @@ def check_drift(
         "interval_end": as_utc(end).isoformat(),
         "window_start": lo.isoformat(),
         "rows": len(served),
+        "min_rows": need,
         "breach": False,
     }
-    if len(served) < spec.min_rows:
-        status = f"not enough traffic: {len(served)} predictions, {spec.min_rows} needed"
+    if len(served) < need:
+        status = not_enough(len(served), need, "predictions in the window")
         uri = str(write_json(folder / "drift.json", {**full, "status": status}))
         return DriftCheck(uri=uri, status=status, rows=len(served), breach=False)
     version = latest_version(served)
@@ -157,11 +207,7 @@ def check_drift(
         model_version=version,
         data=data.as_dict(),
         prediction=prediction.to_dict() if prediction is not None else None,
-        prediction_status=(
-            "checked"
-            if prediction is not None
-            else f"no verdict: {len(own)} predictions of v{version}, {spec.min_rows} needed"
-        ),
+        prediction_status=prediction_status(uc, prediction, len(own)),
         served_uri=str(served_uri),
         breach=breach,
     )
@@ -174,10 +220,21 @@ def check_drift(
         dataset_drift=data.dataset_drift,
         share_drifted=data.share_drifted,
         drifted_features=[
-            DriftedFeature(feature=f.feature, score=f.score, threshold=f.threshold)
+            DriftedFeature(
+                feature=f.feature,
+                score=f.score,
+                threshold=f.threshold,
+                configured_threshold=f.configured_threshold,
+                noise_threshold=f.noise_threshold,
+                reference_rows=f.reference_rows,
+                current_rows=f.current_rows,
+            )
             for f in data.drifted
         ],
+        features_checked=len(data.checked),
+        features_without_verdict=len(data.features) - len(data.checked),
         prediction=prediction,
+        prediction_status=prediction_status(uc, prediction, len(own)),
     )
 
 
@@ -195,6 +252,21 @@ def join_arrived_labels(
     return served.merge(
         arrived[[EVENT_ID, LABEL, AVAILABLE_AT]].drop_duplicates(EVENT_ID), on=EVENT_ID, how="left"
     )
+
+
+def too_few_labels(usecase: UseCase, labels: pd.Series) -> str | None:
+    """Why these labels are too few for a live-performance verdict, or None when they will do:
+    fewer than :func:`min_labelled`, or for a classification fewer than :data:`MIN_PER_CLASS`
+    of either class (a ROC AUC on three positives is chance)."""
+    need = min_labelled(usecase)
+    if len(labels) < need:
+        return not_enough(len(labels), need, "labelled predictions")
+    if usecase.task == "classification":
+        positives = int((labels.astype("float64") > 0.5).sum())
+        fewest = min(positives, len(labels) - positives)
+        if fewest < MIN_PER_CLASS:
+            return not_enough(fewest, MIN_PER_CLASS, "labelled predictions of the rarer class")
+    return None
 
 
 def compare_live(settings: Settings, usecase: UseCase, known: pd.DataFrame) -> dict[str, Any]:
@@ -237,7 +309,6 @@ def check_performance(
     for :func:`check_drift`, covering at least this window.
     """
     uc, st = resolve(usecase, settings)
-    spec = uc.monitoring
     end = as_utc(end)
     lo, hi = performance_window(uc, start, end)
     served = served_frame(st, uc, lo, hi) if served is None else served_in(served, lo, hi)
@@ -247,6 +318,7 @@ def check_performance(
         "interval_end": end.isoformat(),
         "window": [lo.isoformat(), hi.isoformat()],
         "predictions": len(served),
+        "min_labelled": min_labelled(uc),
     }
     joined = join_arrived_labels(st, uc, served, lo, end)
     if joined is None:
@@ -262,8 +334,9 @@ def check_performance(
         out.update(
             labelled_uri=str(audit), labelled=len(known), pending=int(joined[LABEL].isna().sum())
         )
-        if len(known) < spec.min_labelled:
-            out["status"] = f"{len(known)} labelled predictions, {spec.min_labelled} needed"
+        short = too_few_labels(uc, known[LABEL])
+        if short is not None:
+            out["status"] = short
         else:
             out.update(status="checked", **compare_live(st, uc, known))
     out["uri"] = str(folder / "performance.json")

@@ -155,11 +155,16 @@ def breach_reasons(drift: DriftCheck, performance: PerformanceCheck) -> list[dic
             }
         )
     if drift.prediction is not None and drift.prediction.drifted:
+        prediction = drift.prediction
         reasons.append(
             {
                 "check": "prediction_drift",
-                "score": drift.prediction.score,
-                "threshold": drift.prediction.threshold,
+                "score": prediction.score,
+                "threshold": prediction.threshold,
+                "configured_threshold": prediction.configured_threshold,
+                "noise_threshold": prediction.noise_threshold,
+                "reference_rows": prediction.reference_rows,
+                "current_rows": prediction.current_rows,
             }
         )
     if performance.breach and performance.metric:
@@ -170,6 +175,7 @@ def breach_reasons(drift: DriftCheck, performance: PerformanceCheck) -> list[dic
                 "live": (performance.live or {}).get(performance.metric),
                 "expected": (performance.expected or {}).get(performance.metric),
                 "allowed_drop": performance.allowed_drop,
+                "labelled": performance.labelled,
             }
         )
     return reasons
@@ -211,6 +217,19 @@ def decide_retraining(
     return decision
 
 
+def _threshold(figures: dict[str, Any]) -> str:
+    """The threshold a drift score was held to, with the use case's and chance's parts and the
+    counts, where the record has them (a record written before they were kept has not)."""
+    text = f"threshold {figures['threshold']}"
+    if figures.get("noise_threshold") is None:
+        return text
+    return (
+        f"{text}: the larger of {figures.get('configured_threshold')} and"
+        f" {figures['noise_threshold']}, chance's at {figures.get('reference_rows')} reference"
+        f" and {figures.get('current_rows')} served rows"
+    )
+
+
 def request_note(uc: UseCase, request: RetrainRequest, performance: PerformanceCheck) -> str:
     """A short record for the data and science side: what drifted, how the model is doing."""
     lines = [
@@ -224,11 +243,9 @@ def request_note(uc: UseCase, request: RetrainRequest, performance: PerformanceC
         if reason["check"] == "data_drift":
             lines.append(f"- data drift: {reason['share_drifted']:.0%} of features drifted")
             for f in reason["features"]:
-                lines.append(f"  - {f['feature']}: {f['score']:.3f} (threshold {f['threshold']})")
+                lines.append(f"  - {f['feature']}: {f['score']:.3f} ({_threshold(f)})")
         elif reason["check"] == "prediction_drift":
-            lines.append(
-                f"- prediction drift: PSI {reason['score']:.3f} (threshold {reason['threshold']})"
-            )
+            lines.append(f"- prediction drift: PSI {reason['score']:.3f} ({_threshold(reason)})")
         else:
             lines.append(
                 f"- live {reason['metric']}: {reason['live']:.3f} against {reason['expected']:.3f}"

@@ -12,15 +12,29 @@ from airloop.core.records import Number, Record
 
 
 class DriftedFeature(Record):
-    """A feature whose drift score reached its threshold."""
+    """A feature whose drift score reached its threshold.
+
+    ``threshold`` is the one applied: the larger of the use case's (``configured_threshold``)
+    and what chance reaches at the counts compared (``noise_threshold``).
+    """
 
     feature: str
     score: Number
     threshold: float
+    configured_threshold: float | None = None
+    noise_threshold: Number = None
+    reference_rows: int | None = None
+    current_rows: int | None = None
 
 
 class PredictionDrift(Record):
-    """The served scores against the reference's scores."""
+    """The served scores against the reference's scores.
+
+    ``threshold`` is the one applied: the larger of ``prediction_threshold``
+    (``configured_threshold``) and the PSI that ``reference_rows`` and ``current_rows`` scores
+    of one distribution, in ``bins`` bins, exceed with probability ``significance``
+    (``noise_threshold``).
+    """
 
     measure: str
     score: Number
@@ -28,6 +42,12 @@ class PredictionDrift(Record):
     drifted: bool
     reference_mean: Number
     current_mean: Number
+    configured_threshold: float | None = None
+    noise_threshold: Number = None
+    significance: float | None = None
+    bins: int | None = None
+    reference_rows: int | None = None
+    current_rows: int | None = None
 
 
 class DriftCheck(Record):
@@ -41,7 +61,10 @@ class DriftCheck(Record):
     dataset_drift: bool = False
     share_drifted: Number = None
     drifted_features: list[DriftedFeature] = []
+    features_checked: int | None = None  # with enough values on both sides for a verdict
+    features_without_verdict: int = 0
     prediction: PredictionDrift | None = None
+    prediction_status: str | None = None  # "checked", or why there is no verdict
 
 
 class PerformanceCheck(Record):
@@ -53,6 +76,7 @@ class PerformanceCheck(Record):
     interval_end: str
     window: list[str]
     predictions: int
+    min_labelled: int | None = None  # the fewest labelled predictions for a verdict
     labelled: int = 0
     pending: int = 0
     labelled_uri: str | None = None

@@ -282,6 +282,21 @@ STYLE = (
 )
 
 
+THRESHOLD_RULE = (
+    "A score drifts when it reaches the threshold applied: the larger of the use case's"
+    " (configured) and the noise threshold, the score that samples of these counts from one"
+    " distribution exceed by chance with probability monitoring.significance (for PSI,"
+    " (1/n + 1/m) times the chi-squared quantile with bins - 1 degrees of freedom)."
+)
+
+
+def _without_verdict(count: int, min_rows: int | None) -> str:
+    """The clause saying how many features had too few values for a verdict, if any."""
+    if not count:
+        return ""
+    return f"; {count} more without a verdict (fewer than {min_rows} values: not enough data)"
+
+
 def render_report(
     settings: Settings,
     usecase: UseCase,
@@ -292,8 +307,10 @@ def render_report(
     decision: Decision,
 ) -> str:
     """The interval's page. ``full`` is the drift check's own record (drift.json), not its summary."""
-    features = (full.get("data") or {}).get("features", [])
+    data = full.get("data") or {}
+    features = data.get("features", [])
     drifting = [f["feature"] for f in sorted(features, key=lambda f: -f["score"]) if f["drifted"]]
+    checked = data.get("checked", len(features))
     plots = ""
     if drifting and full.get("served_uri") and full.get("model_version"):
         reference = load_reference(settings, usecase, full["model_version"])
@@ -316,11 +333,15 @@ predictions in the drift window: {full.get("rows")}; {html.escape(str(full.get("
 <p>{html.escape(decision.detail or "")}</p>
 <pre>{html.escape(note)}</pre>
 <h2>Data drift</h2>
-<p>{len(drifting)} of {len(features)} features drifted
-(dataset drift at ≥ {usecase.monitoring.share_of_drifting_features:.0%}).</p>
+<p>{len(drifting)} of {checked} features drifted
+(dataset drift at ≥ {usecase.monitoring.share_of_drifting_features:.0%}){_without_verdict(len(features) - checked, data.get("min_rows"))}.
+</p>
 {html_table(features, ["feature", "kind", "measure", "score", "threshold", "drifted", "missing_share_current"])}
+<h3>The thresholds applied, and the counts behind them</h3>
+<p>{THRESHOLD_RULE}</p>
+{html_table(features, ["feature", "status", "reference_rows", "current_rows", "bins", "configured_threshold", "noise_threshold", "threshold"])}
 <h2>Prediction drift</h2>
-{html_table([full["prediction"]], ["measure", "score", "threshold", "drifted", "reference_mean", "current_mean"]) if full.get("prediction") else f"<p>{html.escape(str(full.get('prediction_status') or full.get('status')))}</p>"}
+{html_table([full["prediction"]], ["measure", "score", "threshold", "drifted", "reference_mean", "current_mean"]) + html_table([full["prediction"]], ["reference_rows", "current_rows", "bins", "configured_threshold", "noise_threshold", "threshold"]) if full.get("prediction") else f"<p>{html.escape(str(full.get('prediction_status') or full.get('status')))}</p>"}
 <h2>Live performance</h2>
 <p>{performance.labelled} labelled, {performance.pending} pending;
 {html.escape(performance.status)}</p>

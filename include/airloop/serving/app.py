@@ -21,11 +21,12 @@ from fastapi.responses import JSONResponse, Response
 from airloop.serving.client import serving_token
 from airloop.serving.errors import error_response, install_error_handlers, scoring_message
 from airloop.serving.guard import GuardMiddleware
+from airloop.serving.invocations import CheckedModel, request_rules
 from airloop.serving.metrics import Metrics
 from airloop.serving.model import ModelHolder
 from airloop.serving.predict import Predictor
 from airloop.serving.prediction_log import PredictionLog
-from airloop.serving.schema import request_model
+from airloop.serving.schema import INVOCATIONS_RESPONSES, PREDICT_RESPONSES, request_model
 from airloop.settings import Settings, get_settings
 from airloop.usecase import UseCase, load_usecase
 
@@ -124,21 +125,25 @@ def add_predict_route(app: FastAPI, predictor: Predictor) -> None:
     """``/v1/predict``, its body typed from the use case."""
     Body = request_model(predictor.usecase)
 
-    @app.post("/v1/predict")
+    # The answer is declared (PREDICT_RESPONSES), not validated on the way out: the hot path.
+    @app.post("/v1/predict", response_model=None, responses=PREDICT_RESPONSES)
     def predict(body: Body) -> dict[str, Any]:  # type: ignore[valid-type]
         instances = [instance.model_dump() for instance in body.instances]  # type: ignore[attr-defined]
         return predictor.predict(instances, body.request_id)  # type: ignore[attr-defined]
 
 
 def add_invocations_route(app: FastAPI, predictor: Predictor) -> None:
-    """``/invocations``: MLflow's scoring protocol, answered by MLflow's own scoring code."""
+    """``/invocations``: MLflow's scoring protocol, answered by MLflow's own scoring code, with
+    the use case's column checks (``invocations``: what is checked, and what is not)."""
+    rules = request_rules(predictor.usecase)
 
-    @app.post("/invocations")
+    @app.post("/invocations", responses=INVOCATIONS_RESPONSES)
     async def invocations(request: Request) -> Response:
         from mlflow.exceptions import MlflowException
         from mlflow.pyfunc import scoring_server
 
         model = predictor.serving_model()
+        checked = CheckedModel(model.pyfunc, model.input_columns, rules)
         data = await request.body()
         content_type = request.headers.get("content-type", "application/json")
         try:
@@ -147,14 +152,16 @@ def add_invocations_route(app: FastAPI, predictor: Predictor) -> None:
                 scoring_server.invocations,
                 data,
                 content_type,
-                model.pyfunc,
+                checked,
                 model.pyfunc.metadata.get_input_schema(),
             )
-        except MlflowException as exc:
-            return error_response(
-                400, "INVALID_PARAMETER_VALUE", scoring_message(exc, model.input_columns)
-            )
-        except Exception:
+        except Exception as exc:
+            if checked.refusal is not None:  # the use case's checks, under MLflow's wrapping
+                raise checked.refusal from None
+            if isinstance(exc, MlflowException):
+                return error_response(
+                    400, "INVALID_PARAMETER_VALUE", scoring_message(exc, model.input_columns)
+                )
             return error_response(
                 400, "INVALID_PARAMETER_VALUE", "the input could not be parsed as a scoring request"
             )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class Metrics:
-    """Requests, latency, the served version, load failures, scores, missing features, log drops."""
+    """Requests, latency, the served version, load failures, scores, missing and stale features,
+    log drops."""
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -42,6 +43,12 @@ class Metrics:
             "airloop_missing_features_total",
             "Online features missing at prediction time",
             ["feature"],
+            registry=self.registry,
+        )
+        self.stale = Counter(
+            "airloop_stale_features_total",
+            "Predictions whose values of a feature view were older than its expected freshness",
+            ["view"],
             registry=self.registry,
         )
         self.log_dropped = Gauge(

@@ -7,15 +7,18 @@ The input row is built as numpy columns straight from the request and Feast's on
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from airloop.core.periods import Span
 from airloop.core.records import json_safe
 from airloop.serving.errors import ApiError
+from airloop.serving.freshness import freshness_by_view, is_stale
 from airloop.serving.metrics import Metrics
 from airloop.serving.model import LoadedModel, ModelHolder
 from airloop.serving.prediction_log import PredictionLog
@@ -36,6 +39,10 @@ class Predictor:
     store: Any = None
     service: Any = None
     log: PredictionLog | None = None
+    freshness: dict[str, Span] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.freshness = freshness_by_view(self.usecase)
 
     def serving_model(self) -> LoadedModel:
         """The model serving now, or a 503 that says why there is none."""
@@ -69,15 +76,27 @@ class Predictor:
         add_calendar(self.usecase, rows, [time or received for _, time in events])
         entity_rows = [{k: row.get(k) for k in self.usecase.entity_keys} for row in rows]
         online = self.online_features(entity_rows)
+        stamps = view_stamps(online, len(rows))
+        timing = [
+            time_views(self.freshness, stamps[i], time or received, given=time is not None)
+            for i, (_, time) in enumerate(events)
+        ]
+        if self.usecase.serving.past_events == "refuse":
+            refuse_past_events(timing, stamps)
         expire_stale(self.usecase, online, [time for _, time in events])
+        if self.usecase.serving.stale == "missing":
+            drop_views(online, [t.stale for t in timing])
         data, missing_by_row = input_columns(model, rows, online)
         for problems in missing_by_row:
             for column in problems:
                 self.metrics.missing.labels(column).inc()
+        for times in timing:
+            for view in times.stale:
+                self.metrics.stale.labels(view).inc()
         scores = score(
             model.raw, self.usecase.task, pd.DataFrame(data, columns=model.input_columns)
         )
-        as_of = feature_times(online, len(rows))
+        as_of = [iso_times(row) for row in stamps]
         now = received.isoformat()
         request_id = request_id or uuid.uuid4().hex
         predictions = []
@@ -87,6 +106,9 @@ class Predictor:
             item: dict[str, Any] = {
                 "score": value,
                 "features_as_of": as_of[i],
+                "feature_age_seconds": timing[i].ages,
+                "stale_views": timing[i].stale,
+                "future_views": timing[i].future,
                 "missing_features": missing_by_row[i],
             }
             if self.usecase.task == "classification":
@@ -184,21 +206,119 @@ def input_columns(
     return data, missing_by_row
 
 
-def feature_times(online: dict[str, list[Any]], n: int) -> list[dict[str, str | None]]:
-    """Per feature view, the timestamp of the row that was served (its freshness)."""
-    out: list[dict[str, str | None]] = [{} for _ in range(n)]
+def view_stamps(online: dict[str, list[Any]], n: int) -> list[dict[str, int | None]]:
+    """Per row and feature view, the time (epoch seconds) of the row that was served: the
+    newest of its features' timestamps; None where the store had no row."""
+    out: list[dict[str, int | None]] = [{} for _ in range(n)]
     for column, values in online.items():
         parts = column.split("__")
         if len(parts) != 3 or parts[2] != "ts":
             continue
         for i, value in enumerate(values):
-            stamp = (
-                datetime.fromtimestamp(value, UTC).isoformat()
-                if isinstance(value, int) and value > 0
-                else None
-            )
-            if stamp:
-                out[i][parts[0]] = max(stamp, out[i].get(parts[0]) or "")
+            if isinstance(value, int) and value > 0:
+                out[i][parts[0]] = max(value, out[i].get(parts[0]) or 0)
             else:
                 out[i].setdefault(parts[0], None)
     return out
+
+
+def iso_times(stamps: dict[str, int | None]) -> dict[str, str | None]:
+    """The stamps of :func:`view_stamps` as ISO 8601 text in UTC."""
+    return {
+        view: datetime.fromtimestamp(stamp, UTC).isoformat() if stamp else None
+        for view, stamp in stamps.items()
+    }
+
+
+def feature_times(online: dict[str, list[Any]], n: int) -> list[dict[str, str | None]]:
+    """Per feature view, the timestamp of the row that was served (its freshness)."""
+    return [iso_times(row) for row in view_stamps(online, n)]
+
+
+@dataclass(frozen=True)
+class ViewTimes:
+    """One instance's views against its event's time: the age of each view's values in
+    seconds (negative: computed after the event; None: no row), the stale views and the views
+    whose values postdate the event (only for an instance that gave its ``event_time``)."""
+
+    ages: dict[str, float | None]
+    stale: list[str]
+    future: list[str]
+
+
+def time_views(
+    freshness: Mapping[str, Span],
+    stamps: Mapping[str, int | None],
+    event_time: datetime,
+    given: bool = True,
+) -> ViewTimes:
+    """The age of each view's values at the event's time, by the rule of
+    :mod:`airloop.serving.freshness`. ``given``: the caller sent ``event_time``; without it the
+    event is now, and values from after it cannot be told from the store's clock."""
+    ages: dict[str, float | None] = {}
+    stale: list[str] = []
+    future: list[str] = []
+    at = event_time.timestamp()
+    for view, stamp in stamps.items():
+        if not stamp:
+            ages[view] = None
+            continue
+        ages[view] = at - stamp
+        as_of = datetime.fromtimestamp(stamp, UTC)
+        if given and as_of > event_time:
+            future.append(view)
+        elif view in freshness and is_stale(as_of, event_time, freshness[view]):
+            stale.append(view)
+    return ViewTimes(ages, stale, future)
+
+
+BATCH_SCORING = (
+    "score past events with batch scoring instead (`airloop score --start <interval>`, or the"
+    " batch_inference DAG), which joins the offline store point-in-time; or set"
+    " serving.past_events: flag in the use case to serve them flagged"
+)
+MAX_NAMED = 20  # instances named in one refusal
+
+
+def refuse_past_events(
+    timing: Sequence[ViewTimes], stamps: Sequence[Mapping[str, int | None]]
+) -> None:
+    """A 422 when an instance's ``event_time`` is earlier than its online values' as-of time:
+    the store holds each entity's latest values only, and those would use the future."""
+    late = [i for i, times in enumerate(timing) if times.future]
+    if not late:
+        return
+    fields = []
+    for i in late[:MAX_NAMED]:
+        views = ", ".join(
+            f"{view} (as of {datetime.fromtimestamp(stamps[i][view] or 0, UTC).isoformat()})"
+            for view in timing[i].future
+        )
+        fields.append(
+            {
+                "field": f"instances.{i}.event_time",
+                "problem": f"before the online values of {views}",
+            }
+        )
+    more = f" ({len(late) - MAX_NAMED} more not listed)" if len(late) > MAX_NAMED else ""
+    raise ApiError(
+        422,
+        "EVENT_BEFORE_ONLINE_FEATURES",
+        f"{len(late)} instance(s) have an event_time earlier than the online features' as-of"
+        f" time{more}: the online store holds each entity's latest values only, computed after"
+        f" these events, and answering would use the future; {BATCH_SCORING}",
+        fields,
+    )
+
+
+def drop_views(online: dict[str, list[Any]], views_by_row: list[list[str]]) -> None:
+    """The features of these views become missing, row by row (``serving.stale: missing``)."""
+    if not any(views_by_row):
+        return
+    for column, values in online.items():
+        view, _, rest = column.partition("__")
+        if not rest or rest.endswith("__ts"):
+            continue
+        for i, views in enumerate(views_by_row):
+            if view in views:
+                values[i] = None

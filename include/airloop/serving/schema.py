@@ -6,6 +6,7 @@ prediction, so the label that arrives later can be joined to it. The use case's 
 features are computed from ``event_time`` (default: now), never sent.
 """
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_model
@@ -17,27 +18,54 @@ EVENT_ID_FIELD, EVENT_TIME_FIELD = "event_id", "event_time"
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 
-def _field_type(usecase: UseCase, name: str) -> Any:
-    """The field's type, with the source's declared range or value set when it is strict.
+@dataclass(frozen=True)
+class FieldRule:
+    """What a request field may hold, from the events source's declaration of its column.
 
-    A column that declares ``mostly`` below 1 admits values outside its rules in the data, so
-    a request may carry them too; a strict declaration (the default) refuses them with a 422.
+    ``kind``: string, number, integer or bool. ``minimum``, ``maximum`` and ``values`` (a
+    declared range or value set) only when the column is strict: a column that declares
+    ``mostly`` below 1 admits values outside its rules in the data, so a request may carry
+    them too. ``/v1/predict`` and ``/invocations`` both check requests by these rules.
     """
+
+    kind: str
+    nullable: bool
+    minimum: float | None = None
+    maximum: float | None = None
+    values: tuple[str, ...] | None = None
+
+
+def field_rule(usecase: UseCase, name: str) -> FieldRule:
+    """The rule of a request field (a column the use case does not declare: a string)."""
     spec = usecase.sources[usecase.events.source].column(name)
-    kind = spec.type if spec is not None else "string"
+    if spec is None:
+        return FieldRule(kind="string", nullable=False)
+    kind = spec.type if spec.type in ("number", "integer", "bool") else "string"
+    strict = spec.mostly == 1.0
+    return FieldRule(
+        kind=kind,
+        nullable=spec.nullable,
+        minimum=spec.min if strict and kind in ("number", "integer") else None,
+        maximum=spec.max if strict and kind in ("number", "integer") else None,
+        values=tuple(spec.values) if strict and spec.type == "string" and spec.values else None,
+    )
+
+
+def _field_type(usecase: UseCase, name: str) -> Any:
+    """The field's type, with the source's declared range or value set when it is strict (a
+    value outside them is refused with a 422)."""
+    rule = field_rule(usecase, name)
     base: Any = {
         "string": StrictStr,
         "number": FiniteFloat | StrictInt,
         "integer": StrictInt,
         "bool": bool,
-    }.get(kind, StrictStr)
-    if spec is not None and spec.mostly == 1.0:
-        if kind in ("number", "integer") and spec.bounds is not None:
-            base = Annotated[base, Field(ge=spec.min, le=spec.max)]
-        elif kind == "string" and spec.values:
-            base = Literal[tuple(spec.values)]
-    nullable = spec.nullable if spec is not None else False
-    return (base | None, None) if nullable else (base, ...)
+    }[rule.kind]
+    if rule.minimum is not None or rule.maximum is not None:
+        base = Annotated[base, Field(ge=rule.minimum, le=rule.maximum)]
+    elif rule.values:
+        base = Literal[rule.values]
+    return (base | None, None) if rule.nullable else (base, ...)
 
 
 def request_model(usecase: UseCase) -> type[BaseModel]:
@@ -56,3 +84,97 @@ def request_model(usecase: UseCase) -> type[BaseModel]:
         instances=(list[instance], Field(min_length=1, max_length=MAX_BATCH)),
         request_id=(StrictStr | None, None),
     )
+
+
+# -- what the service answers (declared in its OpenAPI, shown on /docs) -------------------------
+
+
+class FieldProblem(BaseModel):
+    """One field a request got wrong, by dotted path (``instances.0.distance``)."""
+
+    field: str
+    problem: str
+
+
+class ErrorBody(BaseModel):
+    """An answer other than success: MLflow's error shape plus the offending fields."""
+
+    error_code: str
+    message: str
+    fields: list[FieldProblem] | None = None
+
+
+class Prediction(BaseModel):
+    """One instance's answer, and how old each feature view's values were at its event."""
+
+    score: float
+    prediction: int | None = Field(default=None, description="classification: score >= 0.5")
+    features_as_of: dict[str, str | None] = Field(
+        description="per feature view, when its served values were computed (None: no row)"
+    )
+    feature_age_seconds: dict[str, float | None] = Field(
+        description="per feature view, the age of its values at event_time (or now, without"
+        " one); negative: computed after the event"
+    )
+    stale_views: list[str] = Field(
+        description="views whose values were as old as their expected freshness or older"
+        " (served flagged, or missing with serving.stale: missing)"
+    )
+    future_views: list[str] = Field(
+        description="views whose values were computed after event_time (served only with"
+        " serving.past_events: flag; else the request is refused with a 422)"
+    )
+    missing_features: list[str]
+
+
+class ModelRef(BaseModel):
+    """The registered model and version that answered."""
+
+    name: str
+    version: str
+
+
+class PredictAnswer(BaseModel):
+    """The answer of ``/v1/predict``: one prediction per instance, in order."""
+
+    request_id: str
+    model: ModelRef
+    predictions: list[Prediction]
+
+
+class InvocationsAnswer(BaseModel):
+    """The answer of ``/invocations``, as MLflow's scoring server gives it."""
+
+    predictions: list[Any]
+
+
+def error(description: str) -> dict[str, Any]:
+    """An error answer as the OpenAPI declares it."""
+    return {"model": ErrorBody, "description": description}
+
+
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: error("no valid bearer token (when the service has one)"),
+    413: error("the body is over the size limit"),
+    503: error("no model loaded yet"),
+}
+PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": PredictAnswer, "description": "one prediction per instance"},
+    400: error("the body is not valid JSON"),
+    415: error("the body is not application/json"),
+    422: error(
+        "a field does not match the use case's declaration (named in fields), or an event_time"
+        " is earlier than the online features' as-of time (EVENT_BEFORE_ONLINE_FEATURES:"
+        " score it with batch scoring)"
+    ),
+    **COMMON_ERRORS,
+}
+INVOCATIONS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": InvocationsAnswer, "description": "MLflow's scoring answer"},
+    400: error(
+        "the input is not a scoring request MLflow can parse, does not match the model's"
+        " signature, has a column that is not an input of the model, or a request field that"
+        " breaks the use case's declaration (named in fields)"
+    ),
+    **COMMON_ERRORS,
+}

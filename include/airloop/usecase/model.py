@@ -196,16 +196,25 @@ class RetrainingSpec(Spec):
 
 
 class MonitoringSpec(Spec):
-    """What the monitoring DAG checks each interval, and its thresholds (effect sizes, not p-values)."""
+    """What the monitoring DAG checks each interval, and its thresholds (effect sizes, not p-values).
+
+    A drift threshold is never below what chance reaches at the counts compared: a feature or
+    the scores drift at a score of at least the larger of the threshold here and the noise
+    threshold at ``significance`` (``airloop.monitoring.drift``). The events' calendar
+    features are never drift inputs, whatever ``exclude`` says: they move by design.
+    """
 
     numeric_measure: Literal["psi", "wasserstein", "jensen_shannon"] = "psi"
     categorical_measure: Literal["psi", "jensen_shannon"] = "psi"
     feature_threshold: float = Field(default=0.2, gt=0)
     categorical_threshold: float | None = Field(default=None, gt=0)  # default: feature_threshold
     thresholds: dict[str, float] = {}  # per-feature overrides of both
-    exclude: list[str] = []  # model inputs not checked for drift (e.g. a calendar month)
+    exclude: list[str] = []  # model inputs not checked for drift, besides the calendar features
     share_of_drifting_features: float = Field(default=0.3, gt=0, le=1)
     prediction_threshold: float = Field(default=0.2, gt=0)
+    # How often samples of one distribution may score above the noise threshold: the false
+    # alarm rate of each drift verdict that chance alone would otherwise decide.
+    significance: float = Field(default=0.01, gt=0, lt=0.5)
     window: Duration = Span.of(days=1)  # served predictions compared, ending at the interval end
     min_rows: int = Field(default=200, ge=1)
     # How much worse the live metric may be than the serving version's test metric before
@@ -245,6 +254,20 @@ class ReplaySpec(Spec):
     first_window: Duration | None = None
 
 
+class ServingSpec(Spec):
+    """How the online service answers about time (docs/usecase.md, "Serving and time").
+
+    ``stale``: a view's values older than its expected freshness at the event's time (its
+    interval plus its source's delay: ``serving.freshness``) are served and flagged
+    (``flag``), or treated as missing (``missing``). ``past_events``: a request whose
+    ``event_time`` is earlier than the online values' as-of time is refused with a 422 that
+    points to batch scoring (``refuse``), or served with those views flagged (``flag``).
+    """
+
+    stale: Literal["flag", "missing"] = "flag"
+    past_events: Literal["refuse", "flag"] = "refuse"
+
+
 class UseCase(Spec):
     """A whole use case: data, features, model, policies; validated across its parts on load."""
 
@@ -264,6 +287,7 @@ class UseCase(Spec):
     training: TrainingSpec
     monitoring: MonitoringSpec = MonitoringSpec()
     replay: ReplaySpec | None = None
+    serving: ServingSpec = ServingSpec()
     _folder: Path | None = PrivateAttr(default=None)
 
     @property
