@@ -10,6 +10,7 @@ export UV_COMPILE_BYTECODE := 1
 export UV_LINK_MODE := copy
 
 help:
+	@echo "make setup   only build .venv from the lock file (uv.lock); nothing else (alias: make venv)"
 	@echo "make demo    the main job: replay flights through the feature pipeline on Airflow"
 	@echo "make test    lint, DAG checks, unit (with coverage), integration and end-to-end tests"
 	@echo "make test-production  the production topology on the machine's PostgreSQL and Redis"
@@ -35,7 +36,10 @@ $(STAMP): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
-venv: $(STAMP)
+# Set-up only: the environment every other verb builds first, and nothing else.
+setup: $(STAMP)
+
+venv: setup
 
 demo: $(STAMP)
 	$(BIN)/airloop demo
@@ -132,4 +136,4 @@ lock:
 clean:
 	rm -rf .airloop
 
-.PHONY: help venv demo up lint parse test test-production browser bench bench-scaling bench-loop year bench-retraining bench-features image docker-engine test-docker lock clean
+.PHONY: help setup venv demo up lint parse test test-production browser bench bench-scaling bench-loop year bench-retraining bench-features image docker-engine test-docker lock clean

@@ -268,3 +268,96 @@ def test_the_demos_first_champion_trains_on_the_replays_first_window(flights) ->
         update={"replay": flights.replay.model_copy(update={"first_window": None})}
     )
     assert len(demo_window(plain, None, None, 1, year=False).bootstrap) == 56
+
+
+def test_a_refusal_is_said_as_one_and_only_a_stack_that_may_be_down_gets_the_hint(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A server that answered with a 4xx is up: its status and its own words are the news.
+    Served on loopback with Airflow 3.3's answer to runs of a DAG it does not know."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from airloop.cli import NEXT_STEP_REFUSED, NEXT_STEP_SERVICE, next_step
+    from airloop.core.http import HttpError
+    from airloop.runtime.airflow_cli import AirflowError
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # /auth/token
+            self.answer(201, {"access_token": "t"})
+
+        def do_GET(self) -> None:
+            self.answer(404, {"detail": "The Dag with ID: `feature_pipeline` was not found"})
+
+        def answer(self, status: int, body: object) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    httpd = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("AIRLOOP_AIRFLOW_PORT", str(httpd.server_address[1]))
+            patch.setenv("AIRLOOP_AIRFLOW_ADMIN_PASSWORD", "secret")
+            get_settings.cache_clear()
+            with pytest.raises(SystemExit) as exit_:
+                run_main(["airloop", "backfill", "--start", "2013-01-01", "--days", "1"])
+    finally:
+        httpd.shutdown()
+        get_settings.cache_clear()
+    assert exit_.value.code == 1
+    _, err = capsys.readouterr()
+    assert err.startswith(
+        "error: Airflow refused GET /api/v2/dags/feature_pipeline/dagRuns?limit=1000"
+    )
+    assert "HTTP 404 Not Found: The Dag with ID: `feature_pipeline` was not found" in err
+    assert f"next:  {NEXT_STEP_REFUSED}" in err and "is the stack up" not in err
+    # Only what may mean a stack that is down gets the hint.
+    assert next_step(HttpError("GET", "http://x", 409, {"detail": "taken"})) == NEXT_STEP_REFUSED
+    assert next_step(HttpError("GET", "http://x", 500, "busy")) == NEXT_STEP_SERVICE
+    assert next_step(AirflowError("no admin password yet")) == NEXT_STEP_SERVICE
+    assert next_step(ConnectionRefusedError()) == NEXT_STEP_SERVICE
+
+
+def test_history_says_none_where_there_was_no_champion(runner: CliRunner, home: Path) -> None:
+    """The first promotion had no champion before it: ``none``, never ``vNone``."""
+    from datetime import UTC, datetime
+
+    from airloop.metadata.store import MetadataStore
+    from airloop.registry.evidence import version_label
+    from airloop.usecase import load_usecase
+
+    settings = get_settings()
+    home.mkdir()
+    flights = load_usecase("flights")
+    when = datetime(2013, 1, 22, tzinfo=UTC)
+    MetadataStore(settings).record_model_event(
+        {
+            "usecase": "flights",
+            "model": flights.training.model_name,
+            "kind": "promoted",
+            "version": "1",
+            "champion_before": None,
+            "champion_after": "1",
+            "effective_at": when,
+            "actor": "model_training",
+            "reason": "first champion",
+            "dag_id": "model_training",
+            "run_id": "r1",
+            "evidence": {},
+        }
+    )
+    result = runner.invoke(app, ["history"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == (
+        "2013-01-22 00:00  v1    promoted    champion none → v1  by model_training: first champion"
+    )
+    before = runner.invoke(app, ["history", "--at", "2013-01-23T00:00"])
+    assert before.output.startswith("v1 was champion at 2013-01-23T00:00: promoted")
+    assert (version_label(None), version_label("3"), version_label(3)) == ("none", "v3", "v3")

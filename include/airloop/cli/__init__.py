@@ -64,7 +64,7 @@ def main() -> None:
     except PermanentError as exc:
         _fail(exc, 1, debug)
     except (AirflowError, HttpError, WaitTimeout, ConnectionError) as exc:
-        _fail(exc, 1, debug, NEXT_STEP_SERVICE)
+        _fail(exc, 1, debug, next_step(exc))
 
 
 def usecase_first(args: list[str]) -> list[str]:
@@ -79,6 +79,20 @@ def usecase_first(args: list[str]) -> list[str]:
 
 
 NEXT_STEP_SERVICE = "is the stack up? `airloop up` starts it; `airloop doctor` checks each part"
+NEXT_STEP_REFUSED = (
+    "the server is up and refused the request: the message above is its reason (the status"
+    " and its own words)"
+)
+
+
+def next_step(exc: BaseException) -> str | None:
+    """What to do after a service's error. A server that answered with a 4xx is up: its
+    refusal is the news, and asking whether the stack is up would mislead. The stack may be
+    down on anything else (no connection, a timeout, a 5xx)."""
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and 400 <= status < 500:
+        return NEXT_STEP_REFUSED
+    return NEXT_STEP_SERVICE
 
 
 def _fail(exc: BaseException, code: int, debug: bool, next_step: str | None = None) -> None:

@@ -54,16 +54,32 @@ def backfill(
 
     Each run owns exactly its data interval, like a scheduled run: the way to run a past
     interval (``airflow dags trigger`` gives a manual run the interval of its trigger time).
+    An interval that has run already is cleared and runs again (Airflow keeps one run per
+    interval); one queued or running is left to finish.
     """
+    from airloop.core.periods import to_utc
     from airloop.runtime.api import ApiClient
+    from airloop.runtime.failures import (
+        describe_failed_run,
+        failed_tasks,
+        land_command,
+        quarantine_report,
+        rerun_command,
+    )
     from airloop.usecase import dag_id
 
     settings, uc = context()
     span = window(uc, start, end, intervals)
     client = ApiClient(settings)
     pipeline = dag_id("feature_pipeline", uc, settings)
-    client.queue_intervals(pipeline, span.intervals, "airloop backfill")
+    queued = client.rerun_intervals(pipeline, span.intervals, "airloop backfill")
     typer.echo(f"queued {pipeline} runs for {span}")
+    for each in queued:
+        label = uc.cadence.label(each.interval[0])
+        if each.how == "cleared":
+            typer.echo(f"  {label}: had run; cleared, runs again ({each.run_id})")
+        elif each.how == "unfinished":
+            typer.echo(f"  {label}: already {each.run['state']}; left to finish ({each.run_id})")
     if not wait:
         return
     runs = client.wait_for_window(
@@ -71,7 +87,17 @@ def backfill(
     )
     failed = [r for r in runs if r["state"] == "failed"]
     for run in failed:
-        for ti in client.failed_tasks(pipeline, run["dag_run_id"]):
-            typer.echo(f"  failed: {run['logical_date'][:16]} {ti['task_id']}", err=True)
+        begins = to_utc(run["data_interval_start"])
+        typer.echo(
+            describe_failed_run(
+                pipeline,
+                run,
+                failed_tasks(client, pipeline, run["dag_run_id"]),
+                quarantine_report(settings, uc.name, begins),
+                rerun=rerun_command(uc.cadence, begins),
+                land=land_command(uc.cadence, begins),
+            ),
+            err=True,
+        )
     if failed:
         raise typer.Exit(1)

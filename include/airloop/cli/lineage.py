@@ -51,7 +51,7 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Every promotion, refusal, rollback and approval of the use case's model, in order."""
-    from airloop.registry.evidence import champion_at
+    from airloop.registry.evidence import champion_at, version_label
     from airloop.registry.evidence import history as model_history
 
     settings, uc = context()
@@ -67,7 +67,7 @@ def history(
             typer.echo(f"no champion at {at}")
         else:
             typer.echo(
-                f"v{event.champion_after} was champion at {at}: {event.kind} "
+                f"{version_label(event.champion_after)} was champion at {at}: {event.kind} "
                 f"(effective {event.effective_at:%Y-%m-%d %H:%M}) by {event.actor}"
             )
         return
@@ -79,6 +79,7 @@ def history(
         typer.echo("no decisions yet: train a model (the model_training DAG, or `airloop train`)")
     for e in events:
         typer.echo(
-            f"{e.effective_at:%Y-%m-%d %H:%M}  v{e.version:<4} {e.kind:<11} "
-            f"champion v{e.champion_before} → v{e.champion_after}  by {e.actor}: {e.reason}"
+            f"{e.effective_at:%Y-%m-%d %H:%M}  {version_label(e.version):<5} {e.kind:<11} "
+            f"champion {version_label(e.champion_before)} → {version_label(e.champion_after)}"
+            f"  by {e.actor}: {e.reason}"
         )

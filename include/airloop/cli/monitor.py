@@ -14,7 +14,8 @@ from airloop.usecase import UseCase
 
 
 def through_airflow(settings: Settings, uc: UseCase) -> Callable[[Interval], str]:
-    """Monitor an interval with a run of the use case's monitoring DAG; the run's final state."""
+    """Monitor an interval with a run of the use case's monitoring DAG; the run's final state.
+    An interval monitored before is cleared and runs again (Airflow keeps one run per interval)."""
     from airloop.runtime.api import ApiClient
     from airloop.usecase import dag_id
 
@@ -22,8 +23,8 @@ def through_airflow(settings: Settings, uc: UseCase) -> Callable[[Interval], str
     monitoring = dag_id("monitoring", uc, settings)
 
     def run(interval: Interval) -> str:
-        created = client.trigger(monitoring, interval=interval)
-        state: str = client.wait_for_run(monitoring, created["dag_run_id"])["state"]
+        [queued] = client.rerun_intervals(monitoring, [interval], "airloop monitor")
+        state: str = client.wait_for_run(monitoring, queued.run_id)["state"]
         return state
 
     return run

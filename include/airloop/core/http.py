@@ -5,16 +5,55 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from http import HTTPStatus
 from typing import Any
 
 
 class HttpError(Exception):
-    """The server answered with an error status; ``body`` is its JSON answer, or its text."""
+    """The server answered with an error status; ``body`` is its JSON answer, or its text.
+
+    The message is the server's own: its status with the status's name, and the reason its
+    answer gives (:func:`reason_of`), so a 409 reads as a conflict, not as a failure to connect.
+    """
 
     def __init__(self, method: str, url: str, status: int, body: Any) -> None:
-        detail = body if isinstance(body, str) else json.dumps(body)
-        super().__init__(f"{method} {url} → HTTP {status}: {detail[:500]}")
-        self.status, self.body = status, body
+        super().__init__(f"{method} {url} → HTTP {status_line(status)}: {reason_of(body)[:500]}")
+        self.method, self.url, self.status, self.body = method, url, status, body
+
+    @property
+    def refused(self) -> bool:
+        """The server is up and refused this request (a 4xx): asking again will not help, and
+        the reason is in the answer. A 5xx is the server's own failure."""
+        return 400 <= self.status < 500
+
+
+def status_line(status: int) -> str:
+    """``409 Conflict``: the status with its name, as servers write it."""
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
+def reason_of(body: Any) -> str:
+    """What an error answer says, in its own words, from the shapes the stack's servers use:
+    FastAPI's ``{"detail": "..."}``, its validation errors ``{"detail": [{"loc", "msg"}]}``,
+    Airflow's database errors ``{"detail": {"reason", "message"}}``, MLflow's and the serving
+    API's ``{"error_code", "message"}``; anything else as JSON or text."""
+    if isinstance(body, str):
+        return body.strip() or "(empty answer)"
+    detail = body.get("detail", body) if isinstance(body, dict) else body
+    if isinstance(detail, str):
+        return detail
+    if isinstance(detail, list) and detail and all(isinstance(d, dict) for d in detail):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in d.get('loc', []))}: {d.get('msg', d)}" for d in detail
+        )
+    if isinstance(detail, dict):
+        said = [str(detail[k]) for k in ("reason", "error_code", "message") if detail.get(k)]
+        if said:
+            return ": ".join(said)
+    return json.dumps(body)
 
 
 def request_json(

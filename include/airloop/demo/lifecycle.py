@@ -21,17 +21,24 @@ from pathlib import Path
 from typing import Any
 
 from airloop.core.files import read_json, write_json
-from airloop.core.periods import Interval
+from airloop.core.periods import Interval, to_utc
 from airloop.core.polling import WaitTimeout, wait_until
 from airloop.core.stopwatch import Stopwatch
 from airloop.demo.growth import store_figures
 from airloop.demo.traffic import Traffic, clock_step, send_interval
 from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.checks import interval_dir
-from airloop.registry.evidence import history
+from airloop.registry.evidence import history, version_label
 from airloop.registry.models import describe_champion
 from airloop.runtime.airflow_cli import ONLINE_STORE_POOL
 from airloop.runtime.api import TERMINAL, ApiClient
+from airloop.runtime.failures import (
+    describe_failed_run,
+    failed_tasks,
+    land_command,
+    quarantine_report,
+    rerun_command,
+)
 from airloop.runtime.services import Services
 from airloop.settings import Settings
 from airloop.usecase import UseCase, dag_id
@@ -45,7 +52,8 @@ RUN_CHECK_SECONDS = 2.0  # how often the wait for a decision asks whether the ru
 
 
 class LifecycleError(RuntimeError):
-    """A run of the replay failed; the message names the DAG, the run and the failed tasks."""
+    """A run of the replay failed; the message names the DAG, the run, the failed tasks with
+    their errors, and what to do next."""
 
 
 @dataclass
@@ -105,12 +113,21 @@ class Lifecycle:
     def _wait(self, dag_id: str, run_id: str, timeout: float = 1800.0) -> dict[str, Any]:
         done = self.client.wait_for_run(dag_id, run_id, self.services.check_alive, timeout)
         if done["state"] != "success":
-            failed = [ti["task_id"] for ti in self.client.failed_tasks(dag_id, run_id)]
-            raise LifecycleError(
-                f"{dag_id} run {run_id} {done['state']}; failed tasks: {failed or 'none'}"
-                " (their logs are in the Airflow UI)"
-            )
+            raise LifecycleError(self.why(dag_id, done))
         return done
+
+    def why(self, dag_id: str, run: dict[str, Any]) -> str:
+        """Why a run failed, said while the stack still runs (the demo stops it next): each
+        failed task's error from its log, where the log is, and for a feature pipeline
+        interval the quarantine report and the commands that run it again."""
+        failures = failed_tasks(self.client, dag_id, run["dag_run_id"])
+        quarantine = rerun = land = None
+        if dag_id == self.dag("feature_pipeline") and run.get("data_interval_start"):
+            start = to_utc(run["data_interval_start"])
+            quarantine = quarantine_report(self.settings, self.usecase.name, start)
+            rerun = rerun_command(self.usecase.cadence, start)
+            land = land_command(self.usecase.cadence, start)
+        return describe_failed_run(dag_id, run, failures, quarantine, rerun, land)
 
     def _wait_for_tasks(self, dag_id: str, run_id: str) -> None:
         """The run's tasks, each to its success: its work is done (the scheduler marks the
@@ -315,9 +332,15 @@ class Lifecycle:
         version = (request.get("outcome") or {}).get("version")
         kind = "promoted" if result == "promoted" else "gate"
         self.timeline.add(
-            day, kind, f"v{version}: {result}", run_id=outcome["run_id"], version=version
+            day,
+            kind,
+            f"{version_label(version)}: {result}",
+            run_id=outcome["run_id"],
+            version=version,
         )
-        self.echo(f"             model_training ({outcome['run_id']}): v{version} {result}")
+        self.echo(
+            f"             model_training ({outcome['run_id']}): {version_label(version)} {result}"
+        )
         return next_features
 
     def scheduled_training(self, interval: Interval) -> None:

@@ -99,6 +99,7 @@ def run_demo(
         except (LifecycleError, AirflowError) as exc:
             raise DemoStopped(str(exc)) from None
         finally:
+            stop_unfinished(life.client, [life.dag(name) for name in DEMO_DAGS], echo)
             reports = settings.reports_root(usecase.name)
             life.timeline.save(reports / "timeline.json")
             profile = profile_of(
@@ -133,6 +134,25 @@ def run_demo(
     for name, times in profile["restarts"].items():
         echo(f"  {name} exited and was started again {times} time(s): see {name}.log")
     return state
+
+
+def stop_unfinished(client: ApiClient, dags: list[str], echo: Echo) -> None:
+    """Before the stack stops: no run of the demo's DAGs left queued or running, so none of
+    their task instances stays ``running`` in Airflow's database for a scheduler that is gone
+    (the runs are marked failed; Airflow fails their running tasks and skips the waiting ones).
+    Checked through the API afterwards; a stack that no longer answers is said, not raised:
+    the demo is on its way out, with its own reason."""
+    try:
+        stopped = client.fail_unfinished_runs(dags, "airloop demo: stopped with the stack")
+        left = client.active_task_instances(dags)
+    except (AirflowError, OSError) as exc:
+        echo(f"could not mark the demo's unfinished runs failed before stopping: {exc}")
+        return
+    if stopped:
+        runs = ", ".join(f"{r['dag_id']} {r['dag_run_id']}" for r in stopped)
+        echo(f"marked {len(stopped)} unfinished run(s) failed before stopping the stack: {runs}")
+    for ti in left:
+        echo(f"  still {ti['state']}: {ti['dag_id']} {ti['dag_run_id']} {ti['task_id']}")
 
 
 def profile_of(
@@ -211,4 +231,5 @@ __all__ = [
     "profile_of",
     "run_demo",
     "show_predictions",
+    "stop_unfinished",
 ]

@@ -21,7 +21,7 @@ from airloop.metadata.ledger import FeedbackLedger
 from airloop.metadata.store import MetadataStore
 from airloop.monitoring.checks import interval_dir
 from airloop.monitoring.report import STYLE, history_frame, history_plot, html_table
-from airloop.registry.evidence import ModelEvent, history, render_evidence
+from airloop.registry.evidence import ModelEvent, history, render_evidence, version_label
 from airloop.registry.models import CHALLENGER, CHAMPION, alias_version
 from airloop.registry.tracking import configure
 from airloop.serving.client import service_alive
@@ -50,7 +50,7 @@ def report_page(settings: Settings, usecase: UseCase, partition: str) -> str | N
 
 
 def _v(version: str | None) -> str:
-    return "none" if version is None else f"v{_e(version)}"
+    return _e(version_label(version))
 
 
 def _e(value: Any) -> str:

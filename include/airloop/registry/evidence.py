@@ -49,6 +49,12 @@ class ModelEvent(Record):
     evidence: dict[str, Any] = {}
 
 
+def version_label(version: str | int | None) -> str:
+    """A model version for people: ``v3``, or ``none`` where there was none (the champion
+    before the first promotion, a run that failed before it registered a version)."""
+    return "none" if version is None else f"v{version}"
+
+
 def drift_state(settings: Settings, usecase: UseCase) -> dict[str, Any] | None:
     """Monitoring's latest decision (drift and live performance) when the decision is made."""
     decisions = FeedbackLedger(settings.monitoring_root(usecase.name)).decisions()

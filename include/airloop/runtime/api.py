@@ -8,16 +8,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from airloop.core.http import HttpError, request_json
+from airloop.core.http import HttpError, reason_of, request_json, status_line
+from airloop.core.periods import to_utc
 from airloop.core.polling import WaitTimeout, wait_until
 from airloop.runtime.airflow_cli import AirflowError
 from airloop.settings import Settings
 
 TERMINAL = {"success", "failed"}
 DONE_TASK_STATES = {"success", "skipped"}
+# A task instance waiting for, or at, work: what a stack that stops must not leave behind.
+ACTIVE_TASK_STATES = (
+    "scheduled", "queued", "running", "restarting", "up_for_retry", "up_for_reschedule", "deferred",
+    "awaiting_input",
+)  # fmt: skip
 IDEMPOTENT = {"GET", "PATCH", "PUT", "DELETE"}
 BUSY_SECONDS = 60.0  # how long a busy server's 500 is tried again
 
@@ -31,6 +38,39 @@ def admin_password(settings: Settings) -> str | None:
         return None
     password: str | None = json.loads(path.read_text()).get(settings.airflow_admin_user)
     return password
+
+
+class ApiRefused(AirflowError):
+    """Airflow's API answered and refused the request (a 4xx): the stack is up, and the request,
+    or the state it found, is the problem. ``status`` and ``reason`` are the API's own."""
+
+    def __init__(self, message: str, status: int, body: Any) -> None:
+        super().__init__(message)
+        self.status, self.body, self.reason = status, body, reason_of(body)
+
+    @classmethod
+    def of(cls, error: HttpError, base: str) -> ApiRefused:
+        """The refusal as the API said it, on the path it was asked."""
+        path = error.url.removeprefix(base)
+        said = f"HTTP {status_line(error.status)}: {reason_of(error.body)}"
+        return cls(f"Airflow refused {error.method} {path}: {said}", error.status, error.body)
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """A run an interval was given: ``how`` says whether it was ``triggered`` (new),
+    ``cleared`` (it had run: its tasks run again) or ``unfinished`` (queued or running
+    already: it runs as it is)."""
+
+    interval: tuple[datetime, datetime]
+    run: dict[str, Any]
+    how: str
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        run_id: str = self.run["dag_run_id"]
+        return run_id
 
 
 class ApiClient:
@@ -57,6 +97,8 @@ class ApiClient:
                     method, url, body, token=self.token() if auth else None
                 )
             except HttpError as exc:
+                if exc.refused:
+                    raise ApiRefused.of(exc, self.base) from None
                 if not retry or exc.status < 500:
                     raise AirflowError(str(exc)) from None
                 answer["error"] = exc
@@ -122,8 +164,8 @@ class ApiClient:
         """The DAG as the API describes it, or None while it is not parsed yet."""
         try:
             answer: dict[str, Any] = self._request("GET", f"/api/v2/dags/{dag_id}")
-        except AirflowError as exc:
-            if "HTTP 404" in str(exc):
+        except ApiRefused as exc:
+            if exc.status == 404:
                 return None
             raise
         return answer
@@ -177,13 +219,62 @@ class ApiClient:
             run: dict[str, Any] = self._request(
                 "POST", f"/api/v2/dags/{dag_id}/dagRuns", body, again=True
             )
-        except AirflowError as exc:
-            if "HTTP 409" not in str(exc):
+        except ApiRefused as exc:
+            if exc.status != 409:
                 raise
             try:
                 return self.dag_run(dag_id, body["dag_run_id"])
-            except AirflowError:
-                raise exc from None  # another run owns that interval: the conflict stands
+            except ApiRefused:  # not this trigger's: another run owns that interval
+                raise self._conflict(exc, dag_id, interval) from None
+        return run
+
+    def _conflict(
+        self, refused: ApiRefused, dag_id: str, interval: tuple[datetime, datetime] | None
+    ) -> ApiRefused:
+        """A 409 on a trigger, said as what it is: the run that already owns the interval."""
+        if interval is None:
+            return refused
+        try:
+            owner = self.runs_of(dag_id, [interval]).get(to_utc(interval[0]))
+        except (AirflowError, OSError):  # the refusal as it came is still the news
+            owner = None
+        if owner is None:
+            return refused
+        message = (
+            f"{dag_id} already has a run of the interval {interval_text(interval)}"
+            f" ({owner['dag_run_id']}, {owner['state']}): Airflow keeps one run per logical"
+            f" date (HTTP {status_line(refused.status)}: {refused.reason}). `airloop backfill`"
+            " clears such a run and runs it again."
+        )
+        return ApiRefused(message, refused.status, refused.body)
+
+    def runs_of(
+        self, dag_id: str, intervals: list[tuple[datetime, datetime]]
+    ) -> dict[datetime, dict[str, Any]]:
+        """The DAG's existing runs of these intervals, by the interval's start (a run owns the
+        interval its logical date starts)."""
+        lo = min(start for start, _ in intervals)
+        hi = max(end for _, end in intervals)
+        wanted = {to_utc(start) for start, _ in intervals}
+        found: dict[datetime, dict[str, Any]] = {}
+        for run in self.dag_runs(
+            dag_id, logical_date_gte=api_time(lo), logical_date_lt=api_time(hi)
+        ):
+            if run.get("logical_date"):
+                start = to_utc(run["logical_date"])
+                if start in wanted:
+                    found[start] = run
+        return found
+
+    def clear_run(self, dag_id: str, run_id: str, note: str | None = None) -> dict[str, Any]:
+        """Clear a run: every task instance of it runs again, the run is queued (Airflow's
+        ``POST .../dagRuns/{id}/clear``; ``dry_run`` defaults to true there, so it is said)."""
+        body: dict[str, Any] = {"dry_run": False, "only_failed": False}
+        if note:
+            body["note"] = note
+        run: dict[str, Any] = self._request(
+            "POST", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/clear", body
+        )
         return run
 
     def queue_intervals(
@@ -195,6 +286,29 @@ class ApiClient:
         last run is still queued and then never schedule it (apache/airflow#68721).
         """
         return [self.trigger(dag_id, interval=interval, note=note) for interval in intervals]
+
+    def rerun_intervals(
+        self, dag_id: str, intervals: list[tuple[datetime, datetime]], note: str
+    ) -> list[QueuedRun]:
+        """Each interval run (again): a new run where it has none, its finished run cleared
+        (so it runs again), its queued or running run left to run as it is."""
+        existing = self.runs_of(dag_id, intervals)
+        queued = []
+        for interval in intervals:
+            run = existing.get(to_utc(interval[0]))
+            if run is None:
+                queued.append(
+                    QueuedRun(
+                        interval, self.trigger(dag_id, interval=interval, note=note), "triggered"
+                    )
+                )
+            elif run["state"] in TERMINAL:
+                queued.append(
+                    QueuedRun(interval, self.clear_run(dag_id, run["dag_run_id"], note), "cleared")
+                )
+            else:
+                queued.append(QueuedRun(interval, run, "unfinished"))
+        return queued
 
     def set_note(self, dag_id: str, run_id: str, note: str) -> None:
         """The run's note, shown in the Airflow UI (Markdown)."""
@@ -258,7 +372,7 @@ class ApiClient:
         """
         expected = len(intervals)
         first, last = intervals[0][0], intervals[-1][1]
-        lo, hi = (f"{t:%Y-%m-%dT%H:%M:%S}Z" for t in (first, last))
+        lo, hi = api_time(first), api_time(last)
         seen: dict[str, Any] = {"runs": [], "states": None}
 
         def states() -> tuple[tuple[str, int], ...]:
@@ -309,6 +423,51 @@ class ApiClient:
         body = {"pool": pool, "slots": slots, "include_deferred": found["include_deferred"]}
         self._request("PATCH", f"/api/v2/pools/{pool}?update_mask=slots", body)
 
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> dict[str, Any]:
+        """One try's log as the API reads it (JSON: ``content``, a list of structured events,
+        each with its ``event`` text; the event of a task that raised carries ``error_detail``)."""
+        log: dict[str, Any] = self._request(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}"
+            "?full_content=true",
+        )
+        return log
+
+    def unfinished_runs(self, dag_ids: list[str]) -> list[dict[str, Any]]:
+        """The runs of these DAGs that are queued or running."""
+        return [
+            run
+            for dag_id in dag_ids
+            for run in self._request(
+                "GET", f"/api/v2/dags/{dag_id}/dagRuns?state=queued&state=running&limit=1000"
+            )["dag_runs"]
+        ]
+
+    def active_task_instances(self, dag_ids: list[str]) -> list[dict[str, Any]]:
+        """The task instances of these DAGs that are not finished: waiting or at work."""
+        query = "&".join(f"state={s}" for s in ACTIVE_TASK_STATES)
+        return [
+            ti
+            for dag_id in dag_ids
+            for ti in self._request(
+                "GET", f"/api/v2/dags/{dag_id}/dagRuns/~/taskInstances?{query}&limit=1000"
+            )["task_instances"]
+        ]
+
+    def fail_unfinished_runs(self, dag_ids: list[str], note: str) -> list[dict[str, Any]]:
+        """Mark every queued or running run of these DAGs failed, before the stack stops:
+        Airflow then marks their running task instances failed and the waiting ones skipped,
+        so none is left ``running`` in its database for a scheduler that is gone. Returns the
+        runs it stopped."""
+        stopped = self.unfinished_runs(dag_ids)
+        for run in stopped:
+            self._request(
+                "PATCH",
+                f"/api/v2/dags/{run['dag_id']}/dagRuns/{run['dag_run_id']}",
+                {"state": "failed", "note": note},
+            )
+        return stopped
+
     def failed_tasks(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """The task instances of a run that failed."""
         out = self._request(
@@ -318,4 +477,14 @@ class ApiClient:
         return tasks
 
 
-__all__ = ["AirflowError", "ApiClient", "admin_password"]
+def api_time(moment: datetime) -> str:
+    """A moment as a query parameter: UTC with ``Z`` (a ``+`` would have to be escaped)."""
+    return f"{to_utc(moment):%Y-%m-%dT%H:%M:%S}Z"
+
+
+def interval_text(interval: tuple[datetime, datetime]) -> str:
+    """``2013-01-02T00:00Z .. 2013-01-03T00:00Z``."""
+    return " .. ".join(f"{to_utc(t):%Y-%m-%dT%H:%MZ}" for t in interval)
+
+
+__all__ = ["AirflowError", "ApiClient", "ApiRefused", "QueuedRun", "admin_password"]
