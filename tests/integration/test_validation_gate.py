@@ -69,7 +69,7 @@ CASES = {
     "wrong-type": (
         "arrivals",
         _edit_csv(lambda d: d.assign(arr_delay="late")),
-        "column 'arr_delay' has the wrong type",
+        "values that are not numbers ('late')",  # read with the declared type: the value named
     ),
     "empty-file": ("flights", lambda p: p.write_bytes(b""), "empty file"),
     "missing-file": ("weather", lambda p: p.unlink(), "missing file"),

@@ -66,16 +66,19 @@ def init(tmp_path: Path, df: pd.DataFrame, **kw: Any) -> UseCase:
     return load_usecase(str(tmp_path / "case"))
 
 
-def replay_through_the_gate(usecase: UseCase, home: Path) -> list[str]:
-    """Land the whole file partition by partition, then read and validate each as the
-    pipeline does: the reasons the gate would give, per partition."""
+def replay_through_the_gate(
+    usecase: UseCase, home: Path, intervals: int | None = None
+) -> list[str]:
+    """Land the file partition by partition (its first ``intervals``, or all), then read and
+    validate each as the pipeline does: the reasons the gate would give, per partition."""
     assert usecase.replay is not None
     settings = Settings(home=home)
-    land_window(usecase, settings, usecase.replay.start, usecase.replay.end)
+    window = usecase.cadence.intervals(usecase.replay.start, usecase.replay.end)[:intervals]
+    land_window(usecase, settings, window[0][0], window[-1][1])
     name = usecase.events.source
     spec = usecase.sources[name]
     reasons = []
-    for lo, _ in usecase.cadence.intervals(usecase.replay.start, usecase.replay.end):
+    for lo, _ in window:
         frame, problems = read_raw(landing_path(settings, usecase, name, lo), spec)
         failures, _ = validate_frame(frame, spec, name, lo)
         reasons += [p.reason for p in problems] + [f.reason for f in failures]
@@ -169,3 +172,34 @@ def test_a_label_delay_of_zero_is_refused_as_the_users(tmp_path: Path) -> None:
     with pytest.raises(InitError, match=r"--label-delay '0d': .* longer than 0") as caught:
         init(tmp_path, daily_panel(days=30), label_delay="0d")
     assert "bug" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("written", "form", "first"),
+    [
+        (lambda d: d.strftime("%Y %b"), "%Y %b", "2020-01-01"),  # months as 1939 Jan
+        # ISO weeks, read as their Monday (30 Dec 2019); weekly intervals start on Sundays
+        (lambda d: d.strftime("%G W%V"), "%G W%V", "2019-12-29"),
+        (lambda d: d.strftime("%b %d %Y"), "%b %d %Y", "2020-01-01"),  # Jan 01 2020
+        (lambda d: d.strftime("%y%m%d").lstrip("0"), "%y%m%d", "2020-01-01"),  # numbers
+    ],
+    ids=["months", "iso-weeks", "month-names", "yymmdd-numbers"],
+)
+def test_common_time_forms_are_recognised_and_declared(
+    tmp_path: Path, written: Any, form: str, first: str
+) -> None:
+    frame = daily_panel(days=400)
+    stamps = pd.to_datetime(frame["date"])
+    frame = frame.assign(date=stamps.map(written))
+    if form == "%y%m%d":
+        frame["date"] = frame["date"].astype(int)
+    frame = frame.drop_duplicates(["station", "date"]).drop(columns=["year", "month", "day"])
+    usecase = init(tmp_path, frame)
+    column = usecase.sources["data"].column("date")
+    assert column is not None and column.format == form
+    assert usecase.replay is not None and str(usecase.replay.start) == first
+
+
+def test_a_timestamp_format_that_is_no_format_is_refused_as_the_users(tmp_path: Path) -> None:
+    with pytest.raises(InitError, match=r"--timestamp-format: timestamp format '%Q'"):
+        init(tmp_path, daily_panel(days=20), timestamp_format="%Q")

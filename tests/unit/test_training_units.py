@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -344,3 +345,33 @@ def test_the_training_sets_mlflow_schema_is_the_one_mlflow_infers() -> None:
     assert ours.to_dict() == mlflows.to_dict()
     required = {spec["name"]: spec["required"] for spec in ours.to_dict()}
     assert required["origin"] and not required["carrier"] and not required["gap"]
+
+
+def test_a_candidate_family_is_kept_when_validation_scores_it_better(flights) -> None:
+    """On 150 rows of a straight-line signal spread over 20 noisy inputs, the logistic
+    candidate validates better than boosted trees and is the model; on a signal no line
+    separates (a checkerboard), the trees are kept. The figures of both are recorded."""
+    from airloop.training.train import fit
+
+    rng = np.random.default_rng(0)
+    inputs = [f"x{i}" for i in range(20)]
+
+    def frame(n: int, label: Any) -> pd.DataFrame:
+        x = pd.DataFrame(rng.normal(size=(n, 20)), columns=inputs)
+        stamps = pd.date_range("2013-01-01", periods=n, freq="h", tz="UTC")
+        return x.assign(label=label(x).astype(int), event_timestamp=stamps)
+
+    config = TrainConfig.from_usecase(flights)
+    assert config.family == "hist_gradient_boosting"
+    linear = frame(150, lambda x: x["x0"] + rng.normal(0, 0.5, len(x)) > 0)
+    kept = fit(flights, linear, inputs, config, candidates=["logistic"])
+    assert kept.config is not None and kept.config.family == "logistic"
+    assert set(kept.compared) == {"hist_gradient_boosting", "logistic"}
+    assert kept.validation_metrics["roc_auc"] == kept.compared["logistic"]
+    assert kept.compared["logistic"] > kept.compared["hist_gradient_boosting"]
+
+    checkerboard = frame(3000, lambda x: (x["x0"] > 0) ^ (x["x1"] > 0))
+    kept = fit(flights, checkerboard, inputs, config, candidates=["logistic"])
+    assert kept.config is not None and kept.config.family == "hist_gradient_boosting"
+    alone = fit(flights, checkerboard, inputs, config)
+    assert alone.compared == {"hist_gradient_boosting": alone.validation_metrics["roc_auc"]}

@@ -387,7 +387,8 @@ class Lifecycle:
         live = (perf.get("live") or {}).get(metric) if metric else None
         parts = [
             f"  {self.usecase.cadence.label(start)}",
-            f"served {traffic.predicted:>5} (v{','.join(traffic.versions) or '-'})",
+            f"served {traffic.predicted:>5} (v{','.join(traffic.versions) or '-'})"
+            + (f", refused {traffic.refused} ({traffic.refusal})" if traffic.refused else ""),
             f"drifting {share:.0%}" if share is not None else "drifting  -",
             f"pred PSI {pred:.2f}" if pred is not None else "pred PSI  -",
             f"live {metric} {live:.3f}" if live is not None else "live  -",

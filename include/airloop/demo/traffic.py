@@ -35,6 +35,7 @@ class Traffic:
     predicted: int = 0
     refused: int = 0
     versions: dict[str, int] = field(default_factory=dict)
+    refusal: str | None = None  # the first refusal's status and message, to say why
 
     def answered(self, answer: dict[str, Any]) -> None:
         """Count a 200 answer's predictions under the version that made them."""
@@ -48,6 +49,7 @@ class Traffic:
         self.sent += other.sent
         self.predicted += other.predicted
         self.refused += other.refused
+        self.refusal = self.refusal or other.refusal
         for version, count in other.versions.items():
             self.versions[version] = self.versions.get(version, 0) + count
 
@@ -241,5 +243,7 @@ def _send(
                     traffic.answered(one)
                 else:
                     traffic.refused += 1
+                    if traffic.refusal is None:
+                        traffic.refusal = f"{one_status}: {one.get('message') or one}"
         else:
             raise RuntimeError(f"the service answered {status}: {answer.get('message')}")

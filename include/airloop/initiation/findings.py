@@ -220,8 +220,8 @@ def _column_findings(profile: DataProfile) -> list[Finding]:
                 kind="high_cardinality",
                 column=col.name,
                 severity="info",
-                message=f"Column {col.name!r} has {col.cardinality} distinct values: text or "
-                "an identifier, not used as a feature.",
+                message=f"Column {col.name!r} has {col.cardinality} distinct values: text, "
+                "an identifier or a row counter, not used as a feature.",
             )
         )
     return out

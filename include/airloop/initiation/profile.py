@@ -22,6 +22,7 @@ import pandas as pd
 from airloop.core.errors import PermanentError
 from airloop.core.records import Number, Record
 from airloop.initiation.findings import Finding, plain_findings
+from airloop.usecase.sources import check_time_format, clock_times, parse_times
 
 ColumnType = Literal["string", "number", "integer", "timestamp", "bool"]
 Task = Literal["classification", "regression"]
@@ -55,6 +56,11 @@ COMMON_FORMATS = (
     "%d-%b-%Y", "%d %b %Y", "%b %d %Y", "%d-%m-%Y", "%m-%d-%Y",
 )  # fmt: skip
 COMMON_TIMES = ("", " %H:%M", " %H:%M:%S", " %I:%M %p", "T%H:%M", "T%H:%M:%S")
+PERIOD_FORMATS = (
+    "%Y %b", "%b %Y", "%Y %B", "%B %Y", "%b-%y", "%Y/%m", "%m/%Y", "%YM%m", "%Y M%m",
+    "%G W%V", "%G-W%V", "%GW%V",
+)  # fmt: skip  # months and ISO weeks (1939 Jan, 1991 W06), read as their first day
+DIGIT_FORMATS = ("%Y%m%d", "%y%m%d", "%Y%m%d%H")  # dates written as whole numbers
 
 
 @dataclass(frozen=True)
@@ -301,14 +307,25 @@ def event_times(
 
 
 def _parse(text: pd.Series, fmt: str | None) -> pd.Series:
-    return pd.to_datetime(text, utc=True, errors="coerce", format=fmt or "ISO8601")
+    return parse_times(text, fmt)
 
 
-def text_format(text: pd.Series, path: Path, column: str, fmt: str | None) -> str | None:
+def text_format(
+    text: pd.Series,
+    path: Path,
+    column: str,
+    fmt: str | None,
+    candidates: list[str] | None = None,
+) -> str | None:
     """The form the text of a time column is written in: None for ISO 8601, ``fmt`` when
-    given (and it fits), else the one common form that reads (nearly) every value."""
+    given (and it fits), else the one common form (of ``candidates``) that reads (nearly)
+    every value."""
     present = text.dropna()
     if fmt is not None:
+        try:
+            check_time_format(fmt)
+        except ValueError as exc:
+            raise InitError(f"--timestamp-format: {exc}") from None
         if _parse(present, fmt).notna().mean() < 0.5:
             example = present.iloc[0] if len(present) else ""
             raise InitError(
@@ -316,15 +333,16 @@ def text_format(text: pd.Series, path: Path, column: str, fmt: str | None) -> st
                 f"(e.g. {example!r}); give the strftime form of its values, like %d/%m/%Y %H:%M"
             )
         return fmt
-    if _parse(present, None).notna().mean() >= 0.5:
+    if candidates is None and _parse(present, None).notna().mean() >= 0.5:
         return None
     sample = present.head(5000)
+    if candidates is None:
+        candidates = [d + c for d in COMMON_FORMATS for c in COMMON_TIMES] + list(PERIOD_FORMATS)
     fits = []
-    for day in COMMON_FORMATS:
-        for clock in COMMON_TIMES:
-            parsed = _parse(sample, day + clock)
-            if parsed.notna().mean() >= 0.99:
-                fits.append((day + clock, parsed))
+    for form in candidates:
+        parsed = _parse(sample, form)
+        if parsed.notna().mean() >= 0.99:
+            fits.append((form, parsed))
     distinct = {f: t for f, t in fits if not any(t.equals(u) for g, u in fits if g < f)}
     example = present.iloc[0] if len(present) else ""
     if len(distinct) == 1:
@@ -350,19 +368,18 @@ def _from_column(
         utc = stamps.dt.tz_localize("UTC") if stamps.dt.tz is None else stamps.dt.tz_convert("UTC")
         return utc, None
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
-        whole = pd.to_numeric(values, errors="coerce").dropna()
-        if fmt is None and len(whole) and whole.between(10000101, 99991231).all():
-            fmt = "%Y%m%d"  # 20130301: a date written as a number
-        if fmt is None:
+        numbers = pd.to_numeric(values, errors="coerce").dropna()
+        if fmt is None and (numbers.empty or not (numbers % 1 == 0).all()):
             sample = ", ".join(str(v) for v in values.dropna().head(3))
             raise InitError(
                 f"{path}: column {column!r} (given to --timestamp) holds numbers ({sample}), "
                 "not timestamps: give a column of dates or times in ISO 8601, or the columns "
                 "of the year, month (and day, hour) as --timestamp year+month[+day[+hour]]"
             )
-        text = values.astype("Int64").astype("string")
-    else:
-        text = values.astype("string").str.strip()
+        text = values.astype("Float64").round().astype("Int64").astype("string")
+        fmt = text_format(text, path, column, fmt, None if fmt else list(DIGIT_FORMATS))
+        return _parse(text, fmt), fmt
+    text = values.astype("string").str.strip()
     if not text.notna().any():
         raise InitError(f"{path}: column {column!r} (given to --timestamp) has no values")
     fmt = text_format(text, path, column, fmt)
@@ -374,8 +391,6 @@ def _from_date_and_time(
 ) -> tuple[pd.Series, str | None]:
     """A date column and a time-of-day column (``10:00``, ``9:30:00``; ``24:00`` is the end
     of the day), read as :class:`airloop.usecase.sources.DateTimeColumn` reads them."""
-    from airloop.usecase.sources import clock_times
-
     date_text = df[parts["date"]].astype("string").str.strip()
     fmt = text_format(date_text, path, parts["date"], fmt)
     clock = clock_times(df[parts["time"]])
@@ -683,7 +698,7 @@ def profile_data(
     types = {name: column_type(df[name]) for name in df.columns}
     if column is not None:
         types[column] = "timestamp"
-    roles = _roles(df, types, entity, column, parts, target, stamps, labels)
+    roles = _roles(df, types, entity, column, parts, target, stamps, labels, keys)
     over_time, freq = _over_time(stamps, labels, cadence)
     columns = [
         _column_profile(name, df[name], types[name], *roles[name]).model_copy(
@@ -756,6 +771,21 @@ def follows_calendar(values: pd.Series, parts: dict[str, pd.Series]) -> str | No
     return None
 
 
+def is_counter(values: pd.Series, keys: pd.Series, stamps: pd.Series) -> bool:
+    """A row number or a counter: whole numbers, each a different one (``rownames``), or
+    rising by one from row to row of each entity in time order (``t``). An identifier, not a
+    measurement."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    present = numbers.dropna()
+    if len(present) < 20 or not (present % 1 == 0).all():
+        return False
+    if present.nunique() == len(values):
+        return True
+    frame = pd.DataFrame({"key": keys, "ts": stamps, "n": numbers}).dropna()
+    steps = frame.sort_values(["key", "ts"]).groupby("key")["n"].diff().dropna()
+    return len(steps) >= 20 and bool((steps == 1).mean() >= CALENDAR_AGREEMENT)
+
+
 def _roles(
     df: pd.DataFrame,
     types: dict[str, ColumnType],
@@ -765,6 +795,7 @@ def _roles(
     target: str,
     stamps: pd.Series,
     labels: pd.Series,
+    keys: pd.Series,
 ) -> dict[str, tuple[Role, float | None, str | None]]:
     """Each column's role in the use case, its correlation with the target (or the label
     made of it, whichever is stronger), and the calendar part it restates, if any."""
@@ -797,6 +828,8 @@ def _roles(
             follows := follows_calendar(values, calendar)
         ):
             role = "time_encoding"
+        elif kind == "integer" and is_counter(values, keys, stamps):
+            role = "text"  # an identifier: reported with the text and identifiers
         elif kind in ("number", "integer"):
             to_time = _correlation(_numeric(values), epoch)
             role = "time_encoding" if to_time and abs(to_time) > TIME_CORRELATION else "measurement"

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from airloop.catalog import is_better
 from airloop.core.columns import EVENT_ID, EVENT_TS, LABEL, SCORE
 from airloop.core.files import write_json
 from airloop.core.provenance import git_commit, lock_hash
@@ -96,6 +97,8 @@ class Fitted:
     test: pd.DataFrame
     validation_metrics: dict[str, Number]
     refit: bool = False  # fitted again on train and validation after validation scored it
+    config: TrainConfig | None = None  # what was kept, when candidates were compared
+    compared: dict[str, Number] = field(default_factory=dict)  # family: its validation metric
 
 
 def fit(
@@ -104,33 +107,50 @@ def fit(
     columns: list[str],
     config: TrainConfig,
     refit: bool = False,
+    candidates: list[str] | None = None,
 ) -> Fitted:
     """Fit on the earliest part of the window and score the next part (validation).
 
     With ``training.calibration``, the scores are then mapped to probabilities on the
     validation part, so its metrics are those of the calibrated model on the rows that
-    calibrated it; the test part, later still, stays unseen. With ``refit`` (the use case's
-    ``training.refit``, for the model that is logged), the model is then fitted again on the
+    calibrated it; the test part, later still, stays unseen. With ``candidates`` (the use
+    case's ``training.candidates``, for the model that is logged), each of those families is
+    fitted too, with its defaults, and the one the validation part scores best is kept (the
+    configured family on a tie): a plain linear model beats boosted trees on a few hundred
+    rows. With ``refit`` (``training.refit``), the kept model is then fitted again on the
     training and validation parts together: ``train`` is then both.
     """
     spec = usecase.training
     train, valid, test = split_by_time(frame, spec.validation_fraction, spec.test_fraction)
     categorical, numeric = split_columns(frame, columns, spec.categorical)
+    primary = usecase.metrics[0]
 
-    def fitted_on(rows: pd.DataFrame) -> Any:
-        model = build_model(
-            usecase.task, config.family, config.params, categorical, numeric, config.seed
-        )
+    def fitted_on(rows: pd.DataFrame, cfg: TrainConfig) -> Any:
+        model = build_model(usecase.task, cfg.family, cfg.params, categorical, numeric, cfg.seed)
         return model.fit(rows[columns], rows[LABEL])
 
-    model = calibrate(fitted_on(train), spec.calibration, valid[columns], valid[LABEL])
-    metrics = compute_metrics(
-        usecase.metrics, usecase.task, valid[LABEL], score(model, usecase.task, valid[columns])
-    )
+    def validated(cfg: TrainConfig) -> tuple[Any, dict[str, Number]]:
+        model = calibrate(fitted_on(train, cfg), spec.calibration, valid[columns], valid[LABEL])
+        scores = score(model, usecase.task, valid[columns])
+        return model, compute_metrics(usecase.metrics, usecase.task, valid[LABEL], scores)
+
+    model, metrics = validated(config)
+    compared = {config.family: metrics.get(primary)}
+    for family in candidates or []:
+        if family in compared:
+            continue
+        other = TrainConfig(family=family, seed=config.seed)
+        other_model, other_metrics = validated(other)
+        compared[family] = other_metrics.get(primary)
+        mine, theirs = metrics.get(primary), other_metrics.get(primary)
+        if theirs is not None and (
+            mine is None or not is_better(primary, usecase.task, mine, theirs)
+        ):
+            model, metrics, config = other_model, other_metrics, other
     if refit:
         train = pd.concat([train, valid])
-        model = fitted_on(train)
-    return Fitted(model, columns, train, valid, test, metrics, refit)
+        model = fitted_on(train, config)
+    return Fitted(model, columns, train, valid, test, metrics, refit, config, compared)
 
 
 def lineage_tags(lineage: dict[str, Any]) -> dict[str, str]:
@@ -292,7 +312,9 @@ def train_and_log(
             return _trained(note_run(previous.info.run_id), cfg, previous.data.metrics)
     frame = load_training_set(training_set.uri)
     refit = log_the_model and usecase.training.refit
-    fitted = fit(usecase, frame, training_set.feature_columns, cfg, refit=refit)
+    candidates = usecase.training.candidates if log_the_model else None  # a trial is one config
+    fitted = fit(usecase, frame, training_set.feature_columns, cfg, refit, candidates)
+    cfg = fitted.config or cfg
     with mlflow.start_run(
         experiment_id=experiment_id(settings, experiment),
         run_name=run_name,
@@ -308,6 +330,14 @@ def train_and_log(
                 **{f"param.{k}": v for k, v in cfg.params.items()},
             }
         )
+        if len(fitted.compared) > 1:  # the families compared on the validation slice
+            mlflow.log_metrics(
+                {
+                    f"val_{usecase.metrics[0]}_{f}": v
+                    for f, v in fitted.compared.items()
+                    if v is not None
+                }
+            )
         _log_training_inputs(usecase, training_set, frame, fitted)
         validation = {f"val_{k}": v for k, v in fitted.validation_metrics.items()}
         mlflow.log_metrics({k: v for k, v in validation.items() if v is not None})

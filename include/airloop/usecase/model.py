@@ -162,6 +162,9 @@ class TrainingSpec(Spec):
     seed: int = 42
     family: str = "hist_gradient_boosting"
     params: dict[str, Any] = {}
+    # Other families fitted beside it, with their defaults, on the same rows; the one the
+    # validation slice scores best becomes the model (``family`` on a tie).
+    candidates: list[str] = []
     # Classification: map scores to probabilities on the validation slice after fitting
     # (sigmoid: Platt scaling; isotonic: a monotone step function), or leave them as they are.
     calibration: Literal["none", "sigmoid", "isotonic"] = "none"
@@ -416,11 +419,15 @@ class UseCase(Spec):
                         f"{where}: {name!r} is not one of the use case's metrics {self.metrics},"
                         " so it is never computed; add it to metrics"
                     )
-        if self.training.family not in family_names(self.task):
-            raise ValueError(
-                f"training.family: {self.training.family!r} is not a {self.task} model family"
-                f" ({family_names(self.task)})"
-            )
+        for where, family in [
+            ("training.family", self.training.family),
+            *(("training.candidates", f) for f in self.training.candidates),
+        ]:
+            if family not in family_names(self.task):
+                raise ValueError(
+                    f"{where}: {family!r} is not a {self.task} model family"
+                    f" ({family_names(self.task)})"
+                )
         if self.training.calibration != "none" and self.task != "classification":
             raise ValueError(
                 f"training.calibration: {self.training.calibration!r} maps scores to"

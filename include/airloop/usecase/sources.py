@@ -28,6 +28,45 @@ if TYPE_CHECKING:
 ColumnType = Literal["string", "number", "integer", "timestamp", "bool"]
 
 
+WEEK_DIRECTIVES = ("%V", "%W", "%U")
+WEEKDAY_DIRECTIVES = ("%u", "%w", "%a", "%A")
+
+
+def parse_times(values: pd.Series, fmt: str | None = None) -> pd.Series:
+    """Times as UTC datetimes, read in the strftime form ``fmt`` (None: ISO 8601); NaT where
+    a value does not parse. Naive times are taken as UTC; datetimes pass as they are.
+
+    Dates written as whole numbers (``20130301``, read as numbers) are read as their digits,
+    and a week with no day (``1991 W06``, ``%G W%V``) as its first day (Monday; Sunday for
+    ``%U``).
+    """
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return pd.to_datetime(values, utc=True)
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        text = values.astype("Float64").round().astype("Int64").astype("string")
+    else:
+        text = values.astype("string").str.strip()
+    if fmt is not None:
+        text = text.str.replace(r"^(\d+)\.0$", r"\1", regex=True)  # 20130301.0 from a float
+        if any(d in fmt for d in WEEK_DIRECTIVES) and not any(d in fmt for d in WEEKDAY_DIRECTIVES):
+            first = "0" if "%U" in fmt else "1"
+            text = text + " " + first
+            fmt = f"{fmt} {'%u' if '%V' in fmt else '%w'}"
+    return pd.to_datetime(text, utc=True, errors="coerce", format=fmt or "ISO8601")
+
+
+def check_time_format(fmt: str) -> None:
+    """A ValueError naming the problem when ``fmt`` is not a form times can be read in."""
+    import pandas as pd
+
+    try:
+        parse_times(pd.Series(["2000-01-01"]), fmt)
+    except ValueError as exc:
+        raise ValueError(f"timestamp format {fmt!r}: {exc}") from None
+
+
 TRUE_TEXT = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_TEXT = frozenset({"false", "f", "no", "n", "0"})
 
@@ -90,6 +129,8 @@ class ColumnSpec(Spec):
             raise ValueError(f"column {self.name!r}: format is for timestamp columns only")
         if self.replace and self.type not in ("number", "integer"):
             raise ValueError(f"column {self.name!r}: replace is for number and integer columns")
+        if self.format is not None:
+            check_time_format(self.format)
         return self
 
     @property
@@ -102,11 +143,7 @@ class ColumnSpec(Spec):
     def timestamps(self, values: pd.Series) -> pd.Series:
         """The column's values as UTC times (``format``, else ISO 8601); NaT where they do not
         parse. Naive times are taken as UTC; times already typed pass as they are."""
-        import pandas as pd
-
-        if pd.api.types.is_datetime64_any_dtype(values):
-            return pd.to_datetime(values, utc=True)
-        return pd.to_datetime(values, utc=True, errors="coerce", format=self.format or "ISO8601")
+        return parse_times(values, self.format)
 
     def cast(self, values: pd.Series) -> tuple[pd.Series, CastProblem | None]:
         """The column's values in its declared type, and what could not be cast (left missing).
@@ -295,19 +332,8 @@ class DateTimeColumn(DerivedKind):
 
     @override
     def compute(self, df: pd.DataFrame) -> pd.Series:
-        import pandas as pd
-
         parts = self.date_time
-        days = df[parts.date]
-        if not pd.api.types.is_datetime64_any_dtype(days):
-            days = pd.to_datetime(
-                days.astype("string").str.strip(),
-                utc=True,
-                errors="coerce",
-                format=parts.date_format or "ISO8601",
-            )
-        else:
-            days = pd.to_datetime(days, utc=True)
+        days = parse_times(df[parts.date], parts.date_format)
         return days.dt.floor("D") + clock_times(df[parts.time])
 
 
