@@ -193,6 +193,17 @@ def quarantined(home: Path, name: str) -> int:
     return len([p for p in folder.iterdir() if p.is_dir()]) if folder.exists() else 0
 
 
+def describe(data: DataSet) -> dict[str, Any]:
+    """Where a data set comes from and what it is."""
+    return {
+        "package": data.package,
+        "source": data.source,
+        "licence": data.licence,
+        "domain": data.domain,
+        "shape": data.shape,
+    }
+
+
 def measure(data: DataSet, work: Path) -> dict[str, Any]:
     """``airloop init`` and the demo on one data set, in a home of its own."""
     folder = work / data.name
@@ -215,11 +226,7 @@ def measure(data: DataSet, work: Path) -> dict[str, Any]:
     served = json.loads((home / "reports" / data.name / "profile.json").read_text())["served"]
     result = {
         "name": data.name,
-        "package": data.package,
-        "source": data.source,
-        "licence": data.licence,
-        "domain": data.domain,
-        "shape": data.shape,
+        **describe(data),
         "rows": sum(1 for _ in csv.open()) - 1,
         "init_seconds": round(init_seconds, 1),
         "findings": [line.strip() for line in init_out.splitlines() if line.startswith("  ")],
@@ -264,6 +271,9 @@ def write(results: list[dict[str, Any]], machine: dict[str, Any]) -> Path:
         "|---|---:|---|---|---:|---:|---:|---|---|---|---|---:|---:|---:|",
     ]
     for r in results:
+        if "failed" in r:
+            lines.append(f"| {r['name']} | failed: {r['failed'].splitlines()[0][:200]} |")
+            continue
         c, v = r["comparison"], r["verdicts"]
         counts = ", ".join(f"{k} {n}" for k, n in v["drift"].items()) or "-"
         live = ", ".join(f"{k} {n}" for k, n in v["live"].items()) or "-"
@@ -278,9 +288,14 @@ def write(results: list[dict[str, Any]], machine: dict[str, Any]) -> Path:
     lines += ["", "## The data sets", ""]
     lines += [
         f"- **{r['name']}** ({r['domain']}): {r['shape']}. From `{r['package']}` "
-        f"(`{r['source']}`); licence: {r['licence']}. Windows: {r['windows']['train_intervals']} "
-        f"intervals to the first champion ({r['comparison']['train_rows']} training rows, "
-        f"{r['comparison']['test_rows']} test rows), then {r['windows']['intervals']} served."
+        f"(`{r['source']}`); licence: {r['licence']}."
+        + (
+            f" Windows: {r['windows']['train_intervals']} intervals to the first champion "
+            f"({r['comparison']['train_rows']} training rows, {r['comparison']['test_rows']} "
+            f"test rows), then {r['windows']['intervals']} served."
+            if "failed" not in r
+            else ""
+        )
         for r in results
     ]
     (out / "own-data.md").write_text("\n".join(lines) + "\n")
@@ -301,7 +316,13 @@ def main() -> None:
         "commit": commit,
         "reference_before": reference_seconds(),
     }
-    results = [measure(s, args.work) for s in chosen]
+    results = []
+    for data in chosen:
+        try:
+            results.append(measure(data, args.work))
+        except Exception as exc:  # one data set's failure is a result too: say it, go on
+            say(f"{data.name}: FAILED: {exc}")
+            results.append({"name": data.name, "failed": str(exc)[-2000:], **describe(data)})
     machine["reference_after"] = reference_seconds()
     say(f"wrote {write(results, machine)}")
 

@@ -1,6 +1,7 @@
-"""A public table nobody here wrote (Seattle's daily weather, as vega_datasets ships it, one
-station): `airloop init` on the file as a user exports it, then the loop through Airflow's
-scheduler. One row a day: monitoring must say it has too little data, never cry wolf."""
+"""A public table nobody here wrote (five stocks' monthly prices, as vega_datasets ships them,
+one symbol starting years late, dates as `Jan 1 2000`): `airloop init` on the file as a user
+exports it, then the loop through Airflow's scheduler. Five rows a month: monitoring must say
+it has too little data, never cry wolf."""
 
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from benchmarks.owndata import data_set
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 AIRLOOP = str(Path(sys.executable).with_name("airloop"))
-TRAIN_DAYS, DAYS = 60, 3
-SET = data_set("seattle_weather")
+TRAIN_DAYS, DAYS = 36, 3  # months
+SET = data_set("vega_stocks")
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +37,12 @@ def ran(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     )
     csv = SET.csv(work)
     init = subprocess.run(
-        [AIRLOOP, "init", "weather", "--data", str(csv), *SET.init],
+        [AIRLOOP, "init", "stocks", "--data", str(csv), *SET.init],
         env=env, cwd=work, capture_output=True, text=True,
     )  # fmt: skip
     assert init.returncode == 0, init.stdout + init.stderr
     demo = subprocess.run(
-        [AIRLOOP, "demo", "--usecase", "./weather", "--trials", "0",
+        [AIRLOOP, "demo", "--usecase", "./stocks", "--trials", "0",
          "--train-intervals", str(TRAIN_DAYS), "--intervals", str(DAYS)],
         env=env, cwd=work, capture_output=True, text=True,
     )  # fmt: skip
@@ -56,9 +57,9 @@ def test_the_loop_runs_on_a_public_table(
     out = demo.stdout
     assert f"intervals run:        {TRAIN_DAYS + DAYS} succeeded, 0 failed" in out, out[-3000:]
     assert "rows quarantined:     0" in out
-    assert "champion:             weather v" in out
+    assert "champion:             stocks v" in out
     home = work / "home"
-    served = json.loads((home / "reports" / "weather" / "profile.json").read_text())["served"]
+    served = json.loads((home / "reports" / "stocks" / "profile.json").read_text())["served"]
     assert served["predicted"] == served["sent"] > 0 and served["refused"] == 0, served
 
 
@@ -67,11 +68,11 @@ def test_monitoring_says_too_little_data_instead_of_a_breach(
 ) -> None:
     work, demo = ran
     assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-3000:]
-    intervals = sorted((work / "home" / "monitoring" / "weather" / "intervals").iterdir())
+    intervals = sorted((work / "home" / "monitoring" / "stocks" / "intervals").iterdir())
     assert len(intervals) == DAYS
     for folder in intervals:
         drift = json.loads((folder / "drift.json").read_text())
         assert drift["breach"] is False
         assert drift["status"].startswith("not enough data: "), drift["status"]
-    ledger = (work / "home" / "monitoring" / "weather" / "decisions.jsonl").read_text()
+    ledger = (work / "home" / "monitoring" / "stocks" / "decisions.jsonl").read_text()
     assert [json.loads(line)["breach"] for line in ledger.splitlines()] == [False] * DAYS

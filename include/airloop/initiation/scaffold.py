@@ -644,7 +644,9 @@ def _training(profile: DataProfile, plan: Plan) -> dict[str, Any]:
         "family": "hist_gradient_boosting",
         # the plain model, fitted beside it: on a few hundred rows it often scores better
         "candidates": ["logistic" if profile.target.task == "classification" else "linear"],
-        "min_rows": max(1, int(usable // 2)),
+        # a training set this small means rows went missing (a lost partition), not a
+        # shorter window: a quarter of what the window holds, at most 100, at least 30
+        "min_rows": max(30, min(int(usable // 4), 100)),
     }
     share = profile.target.positive_share
     if profile.target.task == "classification" and share is not None:
@@ -720,7 +722,8 @@ SECTION_NOTES = {
     "feature_views": "per entity, from past rows only: aggregates over windows, lags, the "
     "transform in transforms.py, and the past labels",
     "metrics": "the first one is optimised and gated",
-    "training": "window sized to the rows per interval; min_rows is half of what it holds",
+    "training": "window sized to the rows per interval; min_rows is a quarter of what it holds "
+    "(at most 100): fewer means rows went missing",
     "monitoring": "window and minimums sized to the rows per interval; calendar features change "
     "by design, so they are not checked for drift",
     "replay": "the whole file; `airloop demo` replays a window of it",
