@@ -242,22 +242,33 @@ def measure(data: DataSet, work: Path) -> dict[str, Any]:
     return result
 
 
+def _run(result: dict[str, Any]) -> str:
+    run = result.get("run")
+    return f"{run['date']} {run['commit']} ({run['reference']:.2f} s)" if run else "-"
+
+
 def _figure(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def write(results: list[dict[str, Any]], machine: dict[str, Any]) -> Path:
-    """The results as JSON and as the Markdown table the README links to."""
+def write(results: list[dict[str, Any]]) -> Path:
+    """The results as JSON and as the Markdown table the README links to. A run of some data
+    sets (``--only``) replaces theirs and keeps the others' earlier results."""
     out = ROOT / "results"
-    (out / "own-data.json").write_text(
-        json.dumps({"machine": machine, "sets": results}, indent=2, default=str) + "\n"
-    )
+    path = out / "own-data.json"
+    earlier = json.loads(path.read_text()) if path.exists() else {"sets": []}
+    fresh = {r["name"] for r in results}
+    kept = [r for r in earlier["sets"] if r["name"] not in fresh]
+    order = [s.name for s in SETS]
+    results = sorted([*kept, *results], key=lambda r: order.index(r["name"]))
+    path.write_text(json.dumps({"sets": results}, indent=2, default=str) + "\n")
     lines = [
         "# `airloop init` and the loop on public tables nobody here wrote",
         "",
-        f"Run on {machine['date']}, commit {machine['commit']}; a fixed piece of Python took "
-        f"{machine['reference_before']:.3f} s before and {machine['reference_after']:.3f} s "
-        "after (`reference_seconds`). `make bench-own-data` writes this file.",
+        "`make bench-own-data` writes this file (`ONLY=name` runs one data set again and keeps "
+        "the others' rows). Each row says when and on which commit it ran, and the machine's "
+        "speed then: the time a fixed piece of Python took (`reference_seconds`), to read its "
+        "minutes by.",
         "",
         "Each: `airloop init` on the CSV as shipped, then `airloop demo --trials 0` on a short "
         "window through Airflow. The first champion, a plain baseline (logistic or ridge "
@@ -267,8 +278,8 @@ def write(results: list[dict[str, Any]], machine: dict[str, Any]) -> Path:
         "",
         "| data set | rows | quarantined (own file / demo) | metric | first champion | baseline "
         "| base rate | entities beating their base rate | served (refused) | drift verdicts | "
-        "live verdicts | retrain requests | init | demo |",
-        "|---|---:|---|---|---:|---:|---:|---|---|---|---|---:|---:|---:|",
+        "live verdicts | retrain requests | init | demo | run on (machine) |",
+        "|---|---:|---|---|---:|---:|---:|---|---|---|---|---:|---:|---:|---|",
     ]
     for r in results:
         if "failed" in r:
@@ -283,7 +294,7 @@ def write(results: list[dict[str, Any]], machine: dict[str, Any]) -> Path:
             f"{_figure(c['baseline'])} | {_figure(c['base_rate'])} | "
             f"{c['entities_beating_base_rate']} | {r['served']['predicted']} "
             f"({r['served']['refused']}) | {counts} | {live} | {v['retrain_requests']} | "
-            f"{r['init_seconds']:.0f} s | {r['demo_seconds'] / 60:.1f} min |"
+            f"{r['init_seconds']:.0f} s | {r['demo_seconds'] / 60:.1f} min | {_run(r)} |"
         )
     lines += ["", "## The data sets", ""]
     lines += [
@@ -311,20 +322,16 @@ def main() -> None:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()
-    machine = {
-        "date": datetime.now().strftime("%Y-%m-%d"),
-        "commit": commit,
-        "reference_before": reference_seconds(),
-    }
     results = []
     for data in chosen:
+        run = {"date": datetime.now().strftime("%Y-%m-%d"), "commit": commit}
+        run["reference"] = reference_seconds()
         try:
-            results.append(measure(data, args.work))
+            results.append({**measure(data, args.work), "run": run})
         except Exception as exc:  # one data set's failure is a result too: say it, go on
             say(f"{data.name}: FAILED: {exc}")
             results.append({"name": data.name, "failed": str(exc)[-2000:], **describe(data)})
-    machine["reference_after"] = reference_seconds()
-    say(f"wrote {write(results, machine)}")
+    say(f"wrote {write(results)}")
 
 
 if __name__ == "__main__":

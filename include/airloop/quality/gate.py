@@ -43,6 +43,12 @@ class ValidationFailed(PermanentError, RuntimeError):
         self.report_path = report_path
 
 
+def quarantine_folder(settings: Settings, usecase: str, start: datetime) -> Path:
+    """Where the gate moves a use case's refused partition of the interval at ``start``, with
+    its ``report.json``."""
+    return settings.quarantine_dir / usecase / partition_key(start)
+
+
 def validation_report_path(settings: Settings, usecase: str, partition: str) -> Path:
     """Where the gate writes a use case's report on one partition."""
     return settings.reports_root(usecase) / "validation" / f"{partition}.json"
@@ -147,7 +153,7 @@ def quarantine_partition(
     usecase: UseCase, settings: Settings, start: datetime, report: dict[str, Any]
 ) -> Path:
     """Move the interval's landed files aside, so no later run reads them by mistake."""
-    qdir = settings.quarantine_dir / usecase.name / partition_key(start)
+    qdir = quarantine_folder(settings, usecase.name, start)
     qdir.mkdir(parents=True, exist_ok=True)
     for source in usecase.partitioned_sources:
         src = landing_path(settings, usecase, source, start)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from airloop.core.periods import Cadence, to_utc
-from airloop.data.intervals import partition_key
+from airloop.quality.gate import quarantine_folder
 from airloop.runtime.airflow_cli import AirflowError
 from airloop.runtime.api import ApiClient
 from airloop.settings import Settings
@@ -112,7 +112,7 @@ def failed_tasks(client: ApiClient, dag_id: str, run_id: str) -> list[TaskFailur
 def quarantine_report(settings: Settings, usecase: str, start: datetime) -> Path | None:
     """The gate's report on the partition of the interval at ``start``, when it quarantined it
     (``quarantine/<use case>/<partition>/report.json``, as ``quality.gate`` writes it)."""
-    report = settings.quarantine_dir / usecase / partition_key(start) / "report.json"
+    report = quarantine_folder(settings, usecase, start) / "report.json"
     return report if report.is_file() else None
 
 
