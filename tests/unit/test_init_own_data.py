@@ -203,3 +203,25 @@ def test_common_time_forms_are_recognised_and_declared(
 def test_a_timestamp_format_that_is_no_format_is_refused_as_the_users(tmp_path: Path) -> None:
     with pytest.raises(InitError, match=r"--timestamp-format: timestamp format '%Q'"):
         init(tmp_path, daily_panel(days=20), timestamp_format="%Q")
+
+
+def test_a_text_column_observed_with_the_outcome_is_not_a_request_field(tmp_path: Path) -> None:
+    """``sky`` is written on the day it rains (within a station, it tells the day's outcome):
+    not known before, so neither a request field nor a model input; ``kind`` (random) is."""
+    frame = daily_panel(days=120)
+    rng = np.random.default_rng(5)
+    frame["sky"] = np.where(frame["wet"], "Rain", None)
+    frame["kind"] = rng.choice(["a", "b", "c"], len(frame))
+    usecase = init(tmp_path, frame)
+    assert "sky" not in usecase.events.request_fields and "kind" in usecase.events.request_fields
+    profile = json.loads((tmp_path / "case" / "profile.json").read_text())
+    [sky] = [c for c in profile["columns"] if c["name"] == "sky"]
+    assert sky["role"] == "leak"
+
+
+def test_a_numeric_target_is_learnt_relative_to_its_last_value(tmp_path: Path) -> None:
+    frame = daily_panel(days=60)
+    usecase = init(tmp_path, frame, target="signal", task="regression")
+    assert usecase.training.relative_to == "station_lags__signal_lag_1d"
+    assert usecase.training.relative_to in usecase.model_inputs
+    assert usecase.training.candidates == ["linear"]

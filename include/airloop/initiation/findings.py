@@ -164,7 +164,10 @@ def _column_findings(profile: DataProfile) -> list[Finding]:
     out: list[Finding] = []
     for col in profile.with_role("leak"):
         how = (
-            f"moves with it (correlation {col.target_correlation:.3f})"
+            f"accounts for {col.target_correlation:.0%} of it within each {'+'.join(profile.entity.columns)} "
+            "on its own row (it is observed with the outcome)"
+            if col.type in ("string", "bool") and col.target_correlation is not None
+            else f"moves with it (correlation {col.target_correlation:.3f})"
             if col.target_correlation is not None and abs(col.target_correlation) < 1 - 1e-9
             else "copies it"
         )

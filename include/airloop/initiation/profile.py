@@ -51,6 +51,8 @@ Role = Literal[
 MARKERS_MAX = 10  # distinct text values a numeric column may hold as markers (n/a, -, T, <0.1)
 MARKERS_SHARE = 0.5  # ... on fewer than this share of its present rows
 CALENDAR_AGREEMENT = 0.99  # a column that follows a calendar part on this share of rows
+OUTCOME_SHARE = 0.3  # a text column that accounts for more of the target within an entity
+# on its own row states the outcome (it is observed with it), not what is known before
 COMMON_FORMATS = (
     "%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d/%m/%y", "%d.%m.%Y", "%Y/%m/%d", "%Y%m%d",
     "%d-%b-%Y", "%d %b %Y", "%b %d %Y", "%d-%m-%Y", "%m-%d-%Y",
@@ -771,6 +773,23 @@ def follows_calendar(values: pd.Series, parts: dict[str, pd.Series]) -> str | No
     return None
 
 
+def explains_within_entity(values: pd.Series, keys: pd.Series, labels: pd.Series) -> float:
+    """The share of the label's variation within each entity that a text column's values
+    account for on the same row (the correlation ratio of the label's deviations from its
+    entity's mean): near 1, the column states the outcome (a day's weather events and its
+    rain); near 0, it is an attribute or unrelated to it."""
+    text = values.astype("string").fillna("(missing)")  # no event is a value too
+    frame = pd.DataFrame({"value": text, "key": keys, "y": labels}).dropna()
+    if len(frame) < 30 or frame["value"].nunique() < 2:
+        return 0.0
+    frame["y"] = frame["y"] - frame.groupby("key")["y"].transform("mean")
+    total = float((frame["y"] ** 2).sum())
+    if total <= 0:
+        return 0.0
+    means = frame.groupby("value")["y"].agg(["mean", "size"])
+    return float((means["mean"] ** 2 * means["size"]).sum() / total)
+
+
 def is_counter(values: pd.Series, keys: pd.Series, stamps: pd.Series) -> bool:
     """A row number or a counter: whole numbers, each a different one (``rownames``), or
     rising by one from row to row of each entity in time order (``t``). An identifier, not a
@@ -820,7 +839,7 @@ def _roles(
         role: Role
         if name in named:
             role = named[name]
-        elif values.nunique() < 2:
+        elif values.nunique(dropna=False) < 2:  # present or missing: two values tell something
             role = "constant"
         elif _identical(values, df[target]) or (corr is not None and abs(corr) > LEAK_CORRELATION):
             role = "leak"
@@ -833,8 +852,15 @@ def _roles(
         elif kind in ("number", "integer"):
             to_time = _correlation(_numeric(values), epoch)
             role = "time_encoding" if to_time and abs(to_time) > TIME_CORRELATION else "measurement"
+        elif kind in ("string", "bool") and values.nunique() > CATEGORICAL_MAX:
+            role = "text"
+        elif (
+            kind in ("string", "bool")
+            and (told := explains_within_entity(values, keys, labels)) > OUTCOME_SHARE
+        ):
+            role, corr = "leak", told
         elif kind in ("string", "bool"):
-            role = "categorical" if values.nunique() <= CATEGORICAL_MAX else "text"
+            role = "categorical"
         else:
             role = "other_time"
         roles[name] = (role, corr, follows)

@@ -45,7 +45,7 @@ from airloop.initiation.relevance import feature_budget, rank_measurements
 from airloop.initiation.selfcheck import loosen, own_file_failures
 from airloop.monitoring.minimums import MIN_LABELLED, MIN_ROWS
 from airloop.settings import get_settings
-from airloop.usecase import UseCase, UseCaseError, load_usecase
+from airloop.usecase import UseCase, UseCaseError, load_usecase, window_suffix
 
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 GENERATED = ("usecase.yaml", "transforms.py", "README.md", "profile.html", "profile.json")
@@ -644,10 +644,17 @@ def _training(profile: DataProfile, plan: Plan) -> dict[str, Any]:
         "family": "hist_gradient_boosting",
         # the plain model, fitted beside it: on a few hundred rows it often scores better
         "candidates": ["logistic" if profile.target.task == "classification" else "linear"],
+        **_relative_to(profile, plan),
         # a training set this small means rows went missing (a lost partition), not a
         # shorter window: a quarter of what the window holds, at most 100, at least 30
         "min_rows": max(30, min(int(usable // 4), 100)),
     }
+    # An input as often missing as its column is in the file is not a broken pipeline: the
+    # training-set gate allows the most-missing input's share and a margin (at most 95 %).
+    used = [profile.column(c) for c in [*plan.measurements, *categorical]]
+    worst = max((c.missing_share for c in used), default=0.0)
+    if worst + 0.2 > 0.6:
+        training["max_null_share"] = round(min(0.95, worst + 0.2), 2)
     share = profile.target.positive_share
     if profile.target.task == "classification" and share is not None:
         training["positive_rate"] = [
@@ -655,6 +662,15 @@ def _training(profile: DataProfile, plan: Plan) -> dict[str, Any]:
             round(max(0.99, 1 - (1 - share) / 3), 4),
         ]
     return training
+
+
+def _relative_to(profile: DataProfile, plan: Plan) -> dict[str, Any]:
+    """A numeric target is learnt as its change from its last known value (the lag view's
+    first lag of it), which follows a trending series where trees alone cannot."""
+    if profile.target.task != "regression":
+        return {}
+    lag = window_suffix(plan.rhythm.step * max(1, plan.delay_intervals))
+    return {"relative_to": f"{plan.entity_key}_lags__{profile.target.column}_lag_{lag}"}
 
 
 def _monitoring(profile: DataProfile, plan: Plan) -> dict[str, Any]:

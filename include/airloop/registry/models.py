@@ -114,7 +114,12 @@ def gate(
         if holds:
             continue
         theirs = (champion or {}).get(name)
-        broken = f"{name} {_figure(value)} is {side} the {kind} {bound}"
+        broken = (
+            f"{name} {_figure(value)} is {side} the {kind} {bound}"
+            if value is not None
+            else f"{name} could not be computed on the test rows (one class only, or too few "
+            f"rows; a longer window holds both), so it cannot be held to the {kind} {bound}"
+        )
         champion_breaks = theirs is not None and not (
             theirs >= bound if kind == "minimum" else theirs <= bound
         )

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
@@ -111,6 +112,38 @@ def model_inputs(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
         if is_numeric_input(out[column]):
             out[column] = input_column(out[column], numeric=True)
     return out
+
+
+class RelativeTo(RegressorMixin, BaseEstimator):
+    """A regressor that learns the target's difference from one of its inputs (the target's
+    last known value, say) and adds that input back when it predicts.
+
+    Trees cannot predict beyond the targets they were fitted on: a series that trends (prices,
+    employment, a level) leaves them behind, where "the last value and a change" follows it.
+    Rows without the input are not fitted on; a prediction for one adds the training targets'
+    mean instead.
+    """
+
+    def __init__(self, estimator: Any = None, relative_to: str = "") -> None:
+        self.estimator = estimator
+        self.relative_to = relative_to
+
+    def fit(self, inputs: pd.DataFrame, target: Any) -> RelativeTo:
+        """Fit the estimator on the target minus the input, where the input is known."""
+        base = pd.to_numeric(inputs[self.relative_to], errors="coerce").to_numpy(dtype=float)
+        values = np.asarray(target, dtype=float)
+        known = np.isfinite(base)
+        if not known.any():
+            raise ValueError(f"training.relative_to: {self.relative_to!r} is missing on every row")
+        self.fill_ = float(np.mean(values))
+        self.estimator_ = clone(self.estimator).fit(inputs[known], values[known] - base[known])
+        return self
+
+    def predict(self, inputs: pd.DataFrame) -> np.ndarray:
+        """The estimator's change added to the input (to the training mean where it is missing)."""
+        base = pd.to_numeric(inputs[self.relative_to], errors="coerce").to_numpy(dtype=float)
+        base = np.where(np.isfinite(base), base, self.fill_)
+        return np.asarray(self.estimator_.predict(inputs)) + base
 
 
 def score(model: Any, task: str, frame: pd.DataFrame) -> np.ndarray:

@@ -30,7 +30,14 @@ from airloop.training.metrics import (
     compute_metrics,
     slice_metrics,
 )
-from airloop.training.models import build_model, calibrate, model_inputs, score, split_columns
+from airloop.training.models import (
+    RelativeTo,
+    build_model,
+    calibrate,
+    model_inputs,
+    score,
+    split_columns,
+)
 from airloop.usecase import UseCase
 
 log = logging.getLogger(__name__)
@@ -127,6 +134,8 @@ def fit(
 
     def fitted_on(rows: pd.DataFrame, cfg: TrainConfig) -> Any:
         model = build_model(usecase.task, cfg.family, cfg.params, categorical, numeric, cfg.seed)
+        if spec.relative_to:
+            model = RelativeTo(model, spec.relative_to)
         return model.fit(rows[columns], rows[LABEL])
 
     def validated(cfg: TrainConfig) -> tuple[Any, dict[str, Number]]:

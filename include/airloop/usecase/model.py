@@ -165,6 +165,10 @@ class TrainingSpec(Spec):
     # Other families fitted beside it, with their defaults, on the same rows; the one the
     # validation slice scores best becomes the model (``family`` on a tie).
     candidates: list[str] = []
+    # Regression: learn the target's difference from this model input (its last known value,
+    # ``<view>__<column>_lag_<n>``) and add it back; follows a trending series where trees,
+    # fitted on the levels seen so far, cannot.
+    relative_to: str | None = None
     # Classification: map scores to probabilities on the validation slice after fitting
     # (sigmoid: Platt scaling; isotonic: a monotone step function), or leave them as they are.
     calibration: Literal["none", "sigmoid", "isotonic"] = "none"
@@ -450,6 +454,12 @@ class UseCase(Spec):
                 + (f" unknown {unknown}" if unknown else "")
             )
         inputs = self.model_inputs
+        relative = self.training.relative_to
+        if relative is not None and (self.task != "regression" or relative not in inputs):
+            raise ValueError(
+                f"training.relative_to: {relative!r} must be a model input of a regression"
+                f" (inputs: {', '.join(inputs)})"
+            )
         for name in self.training.max_null_shares:
             if name not in inputs:
                 raise ValueError(
