@@ -31,6 +31,7 @@ from typing import Any
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loop import reference_seconds, say  # the machine's speed, read as the loop's is
 from owndata import CACHE, SETS, DataSet
 
 ROOT = Path(__file__).resolve().parent
@@ -43,21 +44,6 @@ PORTS = {
     "AIRLOOP_MLFLOW_UI_PORT": "8745",
 }
 BASE = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AIRLOOP"))}
-
-
-def say(text: str) -> None:
-    sys.stdout.write(text + "\n")
-    sys.stdout.flush()
-
-
-def reference_seconds() -> float:
-    """A fixed piece of pure-Python work, timed here now (best of three): the machine's speed."""
-    times = []
-    for _ in range(3):
-        began = time.perf_counter()
-        sum(i * i for i in range(5_000_000))
-        times.append(time.perf_counter() - began)
-    return round(min(times), 3)
 
 
 def run(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, str]:
@@ -222,8 +208,16 @@ def measure(data: DataSet, work: Path) -> dict[str, Any]:
             "--train-intervals", str(data.train_intervals), "--intervals", str(data.intervals),
             *(["--start", data.start] if data.start else [])]  # fmt: skip
     say(f"{data.name}: {' '.join(demo[1:])} ...")
-    demo_seconds, _demo_out = run(demo, env, folder)
-    served = json.loads((home / "reports" / data.name / "profile.json").read_text())["served"]
+    began = time.monotonic()
+    stopped = None
+    try:
+        run(demo, env, folder)
+    except RuntimeError as exc:  # e.g. the gate refused the first model: still compare it
+        stopped = next((x for x in str(exc).splitlines() if "replay stopped" in x), str(exc))
+        say(f"{data.name}: the demo stopped: {stopped}")
+    demo_seconds = time.monotonic() - began
+    profile = home / "reports" / data.name / "profile.json"
+    served = json.loads(profile.read_text())["served"] if profile.exists() else {}
     result = {
         "name": data.name,
         **describe(data),
@@ -233,6 +227,7 @@ def measure(data: DataSet, work: Path) -> dict[str, Any]:
         "own_file_quarantines": own,
         "demo_quarantines": quarantined(home, data.name),
         "demo_seconds": round(demo_seconds, 1),
+        "demo_stopped": stopped,
         "windows": {"train_intervals": data.train_intervals, "intervals": data.intervals},
         "served": served,
         "comparison": compare(home, case),
@@ -240,6 +235,13 @@ def measure(data: DataSet, work: Path) -> dict[str, Any]:
     }
     say(f"{data.name}: {json.dumps(result['comparison'], default=str)[:400]}")
     return result
+
+
+def _served(result: dict[str, Any]) -> str:
+    if result.get("demo_stopped"):
+        return f"stopped: {result['demo_stopped'].strip()}"
+    served = result["served"]
+    return f"{served['predicted']} ({served['refused']})"
 
 
 def _run(result: dict[str, Any]) -> str:
@@ -292,8 +294,8 @@ def write(results: list[dict[str, Any]]) -> Path:
             f"| {r['name']} | {r['rows']:,} | {len(r['own_file_quarantines'])} / "
             f"{r['demo_quarantines']} | {c['metric']} | {_figure(c['champion'])} | "
             f"{_figure(c['baseline'])} | {_figure(c['base_rate'])} | "
-            f"{c['entities_beating_base_rate']} | {r['served']['predicted']} "
-            f"({r['served']['refused']}) | {counts} | {live} | {v['retrain_requests']} | "
+            f"{c['entities_beating_base_rate']} | {_served(r)} | {counts} | {live} | "
+            f"{v['retrain_requests']} | "
             f"{r['init_seconds']:.0f} s | {r['demo_seconds'] / 60:.1f} min | {_run(r)} |"
         )
     lines += ["", "## The data sets", ""]
