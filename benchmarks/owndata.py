@@ -131,8 +131,7 @@ SETS: tuple[DataSet, ...] = (
             "--threshold",
             "0",
         ],
-        # to October: trained on spring alone, its test slice was the summer, out of season
-        train_intervals=300,
+        train_intervals=180,
         intervals=14,
     ),
     DataSet(

@@ -225,3 +225,14 @@ def test_a_numeric_target_is_learnt_relative_to_its_last_value(tmp_path: Path) -
     assert usecase.training.relative_to == "station_lags__signal_lag_1d"
     assert usecase.training.relative_to in usecase.model_inputs
     assert usecase.training.candidates == ["linear"]
+
+
+def test_a_spread_needs_two_known_rows_in_its_window(tmp_path: Path) -> None:
+    """One row a week, known a week late: a two-week window holds one known row, whose
+    spread is always missing (the training-set gate would refuse the feature)."""
+    frame = daily_panel(days=700)
+    weekly = frame[pd.to_datetime(frame["date"]).dt.dayofweek == 0]
+    weekly = weekly[weekly["station"] == "north"].drop(columns=["year", "month", "day"])
+    usecase = init(tmp_path, weekly, target="signal", task="regression")
+    labels = next(v for v in usecase.feature_views if v.kind == "label_rate")
+    assert [str(w) for w in labels.windows] == ["28d", "91d"]  # type: ignore[attr-defined]

@@ -522,12 +522,12 @@ def _feature_views(profile: DataProfile, plan: Plan) -> list[dict[str, Any]]:
     classification = profile.target.task == "classification"
     budget = feature_budget(_labelled_training_rows(profile, plan))
     used = len(lagged) + len(rhythm.calendar) + (0 if target_is_bool else 2)
-    used += len(rhythm.windows) * (2 if classification else 4)  # the label rates
+    used += len(_spread_windows(profile, plan)) * (2 if classification else 4)  # label rates
     seasonal = [*own, *plan.measurements[:SEASONAL]] if _seasonal_lag(plan) else []
     if used + len(seasonal) > budget:
         seasonal = []
     used += len(seasonal)
-    windows = list(rhythm.windows)
+    windows = _spread_windows(profile, plan)
     windowed = plan.measurements[:WINDOWED]
     functions = ["mean", "std"]
     while windowed and used + len(windowed) * len(windows) * len(functions) > budget:
@@ -595,12 +595,21 @@ def _feature_views(profile: DataProfile, plan: Plan) -> list[dict[str, Any]]:
             "name": f"{key}_labels",
             "kind": "label_rate",
             "entity": key,
-            "windows": [str(step * n) for n in rhythm.windows],
+            "windows": [str(step * n) for n in _spread_windows(profile, plan)],
             "ttl": ttl,
             "description": f"Each {key}'s past labels, as known then, over each window",
         }
     )
     return views
+
+
+def _spread_windows(profile: DataProfile, plan: Plan) -> list[int]:
+    """The horizons (in intervals) over which an entity has two known rows or more, so a
+    spread (std) can be computed: a window reaches back its length, less the delay before a
+    row is known. The longest is kept whatever."""
+    per_entity = profile.per_interval.median / max(profile.entity.count, 1)
+    known = [n for n in plan.rhythm.windows if (n - plan.delay_intervals) * per_entity >= 2]
+    return known or [plan.rhythm.windows[-1]]
 
 
 def _labelled_training_rows(profile: DataProfile, plan: Plan) -> float:
