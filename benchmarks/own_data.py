@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -196,7 +197,8 @@ def measure(data: DataSet, work: Path) -> dict[str, Any]:
     csv = data.csv()
     case, home = folder / "case", folder / "home"
     env = {**BASE, **PORTS, "AIRLOOP_HOME": str(home)}
-    folder.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder, ignore_errors=True)  # a home of its own, new for each run
+    folder.mkdir(parents=True)
     say(f"{data.name}: airloop init ...")
     init_seconds, init_out = run(
         [AIRLOOP, "init", data.name, "--data", str(csv), *data.init, "--into", str(case),
