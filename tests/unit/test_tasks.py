@@ -184,3 +184,19 @@ def test_schedule_bounds_end_moves_with_airloop_replay_end(
 def test_schedule_bounds_have_no_end_without_a_replay(flights) -> None:
     live = flights.model_copy(update={"replay": None})
     assert schedule_bounds(live) == (datetime(2024, 1, 1, tzinfo=UTC), None)
+
+
+def test_a_retrain_reason_tag_always_parses_and_fits_a_tag() -> None:
+    """Drift reasons carry per-feature thresholds and counts: whole, they overflowed MLflow's
+    tag, cut mid-string, and promotion failed reading it back."""
+    import json
+
+    from airloop.orchestration.tasks import REASON_TAG_MAX, reason_tag
+
+    short = [{"check": "data_drift", "share": 0.4}]
+    assert json.loads(reason_tag(short)) == short
+    features = [{"feature": f"f{i}", "score": 0.1, "threshold": 0.2} for i in range(200)]
+    long = [{"check": "data_drift", "share": 0.4, "features": features}, {"check": "x"}]
+    tag = reason_tag(long)
+    assert len(tag) <= REASON_TAG_MAX
+    assert json.loads(tag) == [{"check": "data_drift", "share": 0.4}, {"check": "x"}]

@@ -107,8 +107,24 @@ def lineage_of(run: Any, triggering_asset_events: Any = None) -> dict[str, Any]:
     request = request_of(triggering_asset_events)
     if request:
         lineage["retrain_request"] = request.get("request_id")
-        lineage["retrain_reason"] = json.dumps(request.get("reasons", []), sort_keys=True)[:4000]
+        lineage["retrain_reason"] = reason_tag(request.get("reasons", []))
     return lineage
+
+
+REASON_TAG_MAX = 4000  # an MLflow tag's value is bounded; the request keeps the whole reasons
+
+
+def reason_tag(reasons: list[dict[str, Any]]) -> str:
+    """A retrain request's reasons as JSON short enough for an MLflow tag: whole when they
+    fit, else each reason's plain figures (check, metric, scores) without its per-feature
+    detail, so the tag always parses."""
+    text = json.dumps(reasons, sort_keys=True)
+    if len(text) <= REASON_TAG_MAX:
+        return text
+    plain = [{k: v for k, v in r.items() if not isinstance(v, list | dict)} for r in reasons]
+    while plain and len(text := json.dumps(plain, sort_keys=True)) > REASON_TAG_MAX:
+        plain = plain[:-1]
+    return text if plain else "[]"
 
 
 def triggering_request() -> dict[str, Any] | None:

@@ -302,7 +302,7 @@ def _record_decision(
                 "dag_id": tags.get("dag_id"),
                 "run_id": tags.get("run_id"),
                 "retrain_request": tags.get("retrain_request"),
-                "reason": json.loads(tags["retrain_reason"]) if "retrain_reason" in tags else None,
+                "reason": _reason(tags.get("retrain_reason")),
             },
             "training": {
                 "window": [tags.get("window_start"), tags.get("window_end")],
@@ -313,6 +313,17 @@ def _record_decision(
             "approved_by": approved_by,
         },
     )
+
+
+def _reason(tag: str | None) -> Any:
+    """A retrain request's reasons from its tag; the text itself if it is not JSON (a tag
+    written before reasons were kept to a tag's size, cut short)."""
+    if tag is None:
+        return None
+    try:
+        return json.loads(tag)
+    except ValueError:
+        return tag
 
 
 def describe_champion(settings: Settings, usecase: UseCase) -> dict[str, Any] | None:
