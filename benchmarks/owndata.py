@@ -158,7 +158,7 @@ SETS: tuple[DataSet, ...] = (
         load=_rdata("fpp3", "us_gasoline"),
         constant_entity=("country", "US"),
         init=["--entity", "country", "--timestamp", "Week", "--target", "Barrels"],
-        train_intervals=156,
+        train_intervals=312,
         intervals=8,
     ),
     DataSet(

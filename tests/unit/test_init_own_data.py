@@ -113,8 +113,11 @@ def test_calendar_columns_are_time_encodings_not_features(tmp_path: Path) -> Non
     assert {columns[c]["role"] for c in ("month", "day")} == {"time_encoding"}
     findings = {f["column"]: f["message"] for f in profile["findings"] if f["column"]}
     assert "it follows the day of the month" in findings["day"]
-    inputs = " ".join(usecase.model_inputs)
-    assert "year" not in inputs and "month_" not in inputs and "__day" not in inputs
+    inputs = [c.split("__")[-1] for c in usecase.model_inputs]
+    assert not {"year", "month", "day"} & set(inputs)
+    assert not [c for c in inputs if c.startswith(("month_", "day_", "year_"))]
+    # the calendar of the event's time is what the model gets instead
+    assert set(usecase.events.calendar_features) <= set(usecase.model_inputs)
     lags = next(v for v in usecase.feature_views if v.name == "station_lags")
     assert set(lags.columns) == {"signal", "noise", "now", "rain"}  # type: ignore[attr-defined]
 
@@ -224,7 +227,9 @@ def test_a_numeric_target_is_learnt_relative_to_its_last_value(tmp_path: Path) -
     usecase = init(tmp_path, frame, target="signal", task="regression")
     assert usecase.training.relative_to == "station_lags__signal_lag_1d"
     assert usecase.training.relative_to in usecase.model_inputs
-    assert usecase.training.candidates == ["linear"]
+    plain, baseline = usecase.training.candidates
+    assert (plain.family, plain.views) == ("linear", [])
+    assert (baseline.family, baseline.views) == ("linear", ["station_lags"])
 
 
 def test_a_spread_needs_two_known_rows_in_its_window(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from airloop.training.dataset import TrainingDataError, frame_digest, resolve_wi
 from airloop.training.experiment import ExperimentError, grid_trials
 from airloop.training.metrics import compute_metrics
 from airloop.training.train import TrainConfig
+from airloop.usecase import Candidate
 
 
 def _frame(n: int = 100) -> pd.DataFrame:
@@ -366,17 +367,47 @@ def test_a_candidate_family_is_kept_when_validation_scores_it_better(flights) ->
     config = TrainConfig.from_usecase(flights)
     assert config.family == "hist_gradient_boosting"
     linear = frame(150, lambda x: x["x0"] + rng.normal(0, 0.5, len(x)) > 0)
-    kept = fit(flights, linear, inputs, config, candidates=["logistic"])
+    kept = fit(flights, linear, inputs, config, candidates=[Candidate(family="logistic")])
     assert kept.config is not None and kept.config.family == "logistic"
     assert set(kept.compared) == {"hist_gradient_boosting", "logistic"}
     assert kept.validation_metrics["roc_auc"] == kept.compared["logistic"]
     assert kept.compared["logistic"] > kept.compared["hist_gradient_boosting"]
 
     checkerboard = frame(3000, lambda x: (x["x0"] > 0) ^ (x["x1"] > 0))
-    kept = fit(flights, checkerboard, inputs, config, candidates=["logistic"])
+    kept = fit(flights, checkerboard, inputs, config, candidates=[Candidate(family="logistic")])
     assert kept.config is not None and kept.config.family == "hist_gradient_boosting"
     alone = fit(flights, checkerboard, inputs, config)
     assert alone.compared == {"hist_gradient_boosting": alone.validation_metrics["roc_auc"]}
+
+
+def test_a_candidate_on_some_views_beats_more_inputs_that_only_add_noise(flights) -> None:
+    """The plain model on the last known values (one view) against the same family on every
+    view, on 120 rows whose signal is in that view only: the noise views' 30 inputs cost the
+    bigger model on the validation slice, so the plain one is kept, and it still takes every
+    input (the use case's signature) while it uses only its own."""
+    from airloop.training.models import score
+    from airloop.training.train import fit, inputs_of
+
+    rng = np.random.default_rng(1)
+    lags = ["s_lags__a", "s_lags__b"]
+    noise = [f"s_stats__n{i}" for i in range(30)]
+    n = 120
+    frame = pd.DataFrame(rng.normal(size=(n, 32)), columns=[*lags, *noise])
+    frame = frame.assign(
+        label=(frame["s_lags__a"] + rng.normal(0, 0.7, n) > 0).astype(int),
+        event_timestamp=pd.date_range("2013-01-01", periods=n, freq="h", tz="UTC"),
+    )
+    config = TrainConfig(family="logistic")
+    plain = Candidate(family="logistic", views=["s_lags"])
+    kept = fit(flights, frame, [*lags, *noise], config, candidates=[plain])
+    assert set(kept.compared) == {"logistic", "logistic_on_s_lags"}
+    assert kept.compared["logistic_on_s_lags"] > kept.compared["logistic"]
+    assert kept.config is not None and kept.config.views == ["s_lags"]
+    scored = score(kept.model, "classification", frame[[*lags, *noise]])
+    shuffled = frame[[*lags, *noise]].assign(**{c: 0.0 for c in noise})
+    assert np.allclose(scored, score(kept.model, "classification", shuffled))
+    assert inputs_of(["hour", *lags, *noise], ["s_lags"]) == ["hour", *lags]
+    assert inputs_of(lags, []) == lags
 
 
 def test_relative_to_follows_a_trend_the_trees_alone_cannot() -> None:

@@ -136,6 +136,16 @@ def test_engine_never_names_a_flights_column() -> None:
             ),
             r"training\.max_null_shares: 'plane_departures__dep_delay' is not a model input",
         ),
+        (
+            lambda raw: raw["training"].update(candidates=["linear"]),
+            r"training\.candidates: 'linear' is not a classification model family",
+        ),
+        (
+            lambda raw: raw["training"].update(
+                candidates=["logistic", {"family": "logistic", "views": ["no_such_view"]}]
+            ),
+            r"training\.candidates: logistic on \['no_such_view'\]: not feature views",
+        ),
     ],
     ids=[
         "unknown-gate-metric",
@@ -143,6 +153,8 @@ def test_engine_never_names_a_flights_column() -> None:
         "wrong-task-metric",
         "wrong-family",
         "null-share-of-no-input",
+        "wrong-candidate-family",
+        "candidate-on-unknown-views",
     ],
 )
 def test_metrics_gates_and_family_are_checked_on_load(

@@ -509,6 +509,13 @@ def _label(profile: DataProfile, plan: Plan) -> dict[str, Any]:
     return label
 
 
+def _lagged(profile: DataProfile, plan: Plan) -> list[str]:
+    """The columns whose last known value the lag view holds: the target (unless it is a
+    true/false column) and every measurement."""
+    target_is_bool = profile.column(profile.target.column).type == "bool"
+    return [*([] if target_is_bool else [profile.target.column]), *plan.measurements]
+
+
 def _feature_views(profile: DataProfile, plan: Plan) -> list[dict[str, Any]]:
     """The proposal's features, within :func:`feature_budget` of the training rows: the last
     known value of every measurement (the plain baseline a model must at least match), the
@@ -518,7 +525,7 @@ def _feature_views(profile: DataProfile, plan: Plan) -> list[dict[str, Any]]:
     ttl = str(step * max(2, plan.delay_intervals + 1))
     target_is_bool = profile.column(profile.target.column).type == "bool"
     own = [] if target_is_bool else [profile.target.column]
-    lagged = [*own, *plan.measurements]
+    lagged = _lagged(profile, plan)
     classification = profile.target.task == "classification"
     budget = feature_budget(_labelled_training_rows(profile, plan))
     used = len(lagged) + len(rhythm.calendar) + (0 if target_is_bool else 2)
@@ -643,16 +650,22 @@ def _training(profile: DataProfile, plan: Plan) -> dict[str, Any]:
     slices = [c for c in categorical if profile.column(c).cardinality <= 10][:2]
     labelled_rows = profile.per_interval.median * (1 - profile.target.missing_share)
     usable = max(plan.training_intervals - plan.delay_intervals, 1) * labelled_rows
+    plain = "logistic" if profile.target.task == "classification" else "linear"
+    # the plain model on every input, and on the last known values alone (the baseline more
+    # inputs must beat on the validation slice to be kept), fitted beside the boosted trees
+    candidates: list[Any] = [plain]
+    if _lagged(profile, plan):
+        candidates.append({"family": plain, "views": [f"{plan.entity_key}_lags"]})
     training: dict[str, Any] = {
         "model_name": plan.name,
         "categorical": categorical,
-        "numeric": [],
+        # the calendar of the event's time (the service computes it from event_time)
+        "numeric": [f"event_{part}" for part in plan.rhythm.calendar],
         "slices": slices,
         "window": str(plan.rhythm.step * plan.training_intervals),
         "schedule": plan.rhythm.retrain,
         "family": "hist_gradient_boosting",
-        # the plain model, fitted beside it: on a few hundred rows it often scores better
-        "candidates": ["logistic" if profile.target.task == "classification" else "linear"],
+        "candidates": candidates,
         **_relative_to(profile, plan),
         # a training set this small means rows went missing (a lost partition), not a
         # shorter window: a quarter of what the window holds, at most 100, at least 30

@@ -38,7 +38,7 @@ from airloop.training.models import (
     score,
     split_columns,
 )
-from airloop.usecase import UseCase
+from airloop.usecase import Candidate, UseCase
 
 log = logging.getLogger(__name__)
 MODEL_ARTIFACT = "model"
@@ -48,11 +48,18 @@ IDENTITY_TAGS = ("airloop.dag_id", "airloop.run_id")
 
 
 class TrainConfig(Record):
-    """What to train: a model family, its parameters and the seed."""
+    """What to train: a model family, its parameters, the seed, and the feature views whose
+    inputs it uses (all, when none are named)."""
 
     family: str
     params: dict[str, Any] = {}
     seed: int = 42
+    views: list[str] = []
+
+    @property
+    def label(self) -> str:
+        """Its name among the candidates compared: the family, and the views it is limited to."""
+        return "_on_".join([self.family, *self.views])
 
     @classmethod
     def from_usecase(cls, usecase: UseCase, override: dict[str, Any] | None = None) -> TrainConfig:
@@ -68,7 +75,15 @@ class TrainConfig(Record):
             family=family,
             params={**base, **(override.get("params") or {})},
             seed=int(override.get("seed", usecase.training.seed)),
+            views=list(override.get("views") or []),
         )
+
+
+def inputs_of(columns: list[str], views: list[str]) -> list[str]:
+    """The inputs (``<view>__<feature>``) of these views and every request field; all, for none."""
+    if not views:
+        return columns
+    return [c for c in columns if "__" not in c or c.split("__", 1)[0] in views]
 
 
 class TrainedModel(Record):
@@ -105,7 +120,7 @@ class Fitted:
     validation_metrics: dict[str, Number]
     refit: bool = False  # fitted again on train and validation after validation scored it
     config: TrainConfig | None = None  # what was kept, when candidates were compared
-    compared: dict[str, Number] = field(default_factory=dict)  # family: its validation metric
+    compared: dict[str, Number] = field(default_factory=dict)  # config label: validation metric
 
 
 def fit(
@@ -114,7 +129,7 @@ def fit(
     columns: list[str],
     config: TrainConfig,
     refit: bool = False,
-    candidates: list[str] | None = None,
+    candidates: list[Candidate] | None = None,
 ) -> Fitted:
     """Fit on the earliest part of the window and score the next part (validation).
 
@@ -125,14 +140,16 @@ def fit(
     fitted too, with its defaults, and the one the validation part scores best is kept (the
     configured family on a tie): a plain linear model beats boosted trees on a few hundred
     rows. With ``refit`` (``training.refit``), the kept model is then fitted again on the
-    training and validation parts together: ``train`` is then both.
+    training and validation parts together: ``train`` is then both. A config limited to some
+    views still takes every input (the model's signature is the use case's) and drops the rest.
     """
     spec = usecase.training
     train, valid, test = split_by_time(frame, spec.validation_fraction, spec.test_fraction)
-    categorical, numeric = split_columns(frame, columns, spec.categorical)
     primary = usecase.metrics[0]
 
     def fitted_on(rows: pd.DataFrame, cfg: TrainConfig) -> Any:
+        used = inputs_of(columns, cfg.views)
+        categorical, numeric = split_columns(frame, used, spec.categorical)
         model = build_model(usecase.task, cfg.family, cfg.params, categorical, numeric, cfg.seed)
         if spec.relative_to:
             model = RelativeTo(model, spec.relative_to)
@@ -144,13 +161,13 @@ def fit(
         return model, compute_metrics(usecase.metrics, usecase.task, valid[LABEL], scores)
 
     model, metrics = validated(config)
-    compared = {config.family: metrics.get(primary)}
-    for family in candidates or []:
-        if family in compared:
+    compared = {config.label: metrics.get(primary)}
+    for candidate in candidates or []:
+        other = TrainConfig(family=candidate.family, seed=config.seed, views=candidate.views)
+        if other.label in compared:
             continue
-        other = TrainConfig(family=family, seed=config.seed)
         other_model, other_metrics = validated(other)
-        compared[family] = other_metrics.get(primary)
+        compared[other.label] = other_metrics.get(primary)
         mine, theirs = metrics.get(primary), other_metrics.get(primary)
         if theirs is not None and (
             mine is None or not is_better(primary, usecase.task, mine, theirs)
@@ -336,6 +353,7 @@ def train_and_log(
             {
                 "family": cfg.family,
                 "seed": cfg.seed,
+                **({"views": ",".join(cfg.views)} if cfg.views else {}),
                 **{f"param.{k}": v for k, v in cfg.params.items()},
             }
         )

