@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -194,7 +195,7 @@ def test_extra_fields_are_refused_in_the_instance_and_the_body(
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
 def test_nan_and_infinity_are_refused(body_model: type[BaseModel], value: float) -> None:
     found = refusals(body_model, {"instances": [instance(distance=value)]})
-    assert ("finite_number", ("instances", 0, "distance", "float")) in found
+    assert ("finite_number", ("instances", 0, "distance", "constrained-float")) in found
 
 
 def test_empty_batch_is_refused(body_model: type[BaseModel]) -> None:
@@ -679,3 +680,118 @@ def test_a_column_that_is_only_mostly_in_range_admits_values_outside_it(flights:
     }
     lenient = request_model(flights.model_copy(update={"sources": sources}))
     assert lenient.model_validate({"instances": [instance(month=13)]})
+
+
+# -- /invocations' forms and media types, Starlette's own errors -----------------------------
+
+
+def test_a_json_body_must_be_one_form_of_the_protocol() -> None:
+    from airloop.serving.errors import ApiError
+    from airloop.serving.invocations import table_as_sent
+
+    def sent(body: Any) -> Any:
+        return table_as_sent(json.dumps(body).encode(), "application/json")
+
+    def refused(body: Any) -> ApiError:
+        with pytest.raises(ApiError) as caught:
+            sent(body)
+        assert caught.value.status == 400
+        return caught.value
+
+    assert list(sent({"dataframe_records": [{"a": 1}], "params": {}})) == ["a"]
+    assert list(sent({"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}})) == ["a", "b"]
+    assert list(sent({"inputs": {"a": [1, 2]}})) == ["a"]
+    assert sent([1, 2]) is None and table_as_sent(b"{", "application/json") is None
+    assert sent({"instances": [[1, 2]]}) is None  # no column names: refused by CheckedModel
+    assert refused({"dataframe_records": [], "parms": {"k": 1}}).fields == [
+        {"field": "parms", "problem": "not a key of the scoring protocol"}
+    ]
+    assert [f["field"] for f in refused({"instances": [], "inputs": []}).fields] == [
+        "instances",
+        "inputs",
+    ]
+    assert refused({"inputs": [], "params": 3}).fields == [
+        {"field": "params", "problem": "must be an object"}
+    ]
+
+
+def test_a_bool_is_not_a_number_however_the_table_comes(flights: UseCase) -> None:
+    """MLflow reads ``false`` (JSON) and "False" (CSV) in a number column as 0.0: the checks
+    see the table as it was sent."""
+    from airloop.serving.invocations import request_rules, table_as_sent, table_problems
+
+    row = {"carrier": "UA", "origin": "EWR", "distance": 1400.0, "hour": False, "month": 1}
+    columns = list(row)
+    for data, media_type in [
+        (json.dumps({"instances": [row]}).encode(), "application/json"),
+        (b"carrier,origin,distance,hour,month\nUA,EWR,1400.0,False,1\n", "text/csv"),
+    ]:
+        table = table_as_sent(data, media_type)
+        assert table is not None
+        problems = table_problems(request_rules(flights), columns, table)
+        assert problems == [{"field": "hour", "problem": "must be a number (row 0)"}]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("application/json", "application/json"),
+        ("Text/CSV; charset=UTF-8", "text/csv"),
+        ("application/vnd.apache.parquet", "application/vnd.apache.parquet"),
+        ("text/plain", None),
+        ("application/json; charset=latin-1", None),
+        ("application/json; format=pandas-split", None),
+    ],
+)
+def test_invocations_take_json_csv_and_parquet_in_utf_8(given: str, expected: str | None) -> None:
+    from airloop.serving.errors import ApiError
+    from airloop.serving.invocations import scoring_media_type
+
+    if expected is not None:
+        assert scoring_media_type(given) == expected
+    else:
+        with pytest.raises(ApiError) as refused:
+            scoring_media_type(given)
+        assert refused.value.status == 415 and refused.value.code == "UNSUPPORTED_MEDIA_TYPE"
+
+
+def test_a_table_is_given_to_the_model_as_its_signature_says() -> None:
+    import pandas as pd
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import ColSpec, Schema
+
+    from airloop.serving.invocations import as_signature_says
+
+    class Metadata:
+        def get_input_schema(self) -> Schema:
+            return ModelSignature(
+                inputs=Schema(
+                    [
+                        ColSpec("double", "hour"),
+                        ColSpec("double", "temp", required=False),
+                        ColSpec("string", "carrier", required=False),
+                        ColSpec("double", "seats"),
+                        ColSpec("double", "empty"),
+                    ]
+                )
+            ).inputs
+
+    sent = pd.DataFrame({"hour": [5, 6], "empty": [None, None]})
+    table = as_signature_says(sent, Metadata())
+    assert table["hour"].dtype == "float64" and table["empty"].dtype == "float64"
+    assert table["temp"].isna().all() and table["carrier"].isna().all()  # optional: missing
+    assert "seats" not in table  # required: left for MLflow to refuse
+
+
+def test_starlettes_own_errors_come_in_the_services_shape(
+    api: tuple[TestClient, Metrics, list[int]],
+) -> None:
+    client, _, _ = api
+    unreadable = client.post(
+        "/v1/predict", content=b"\xff\xfe{", headers={**AUTH, "content-type": "application/json"}
+    )
+    assert unreadable.status_code == 400 and set(unreadable.json()) == {"error_code", "message"}
+    wrong_method = client.get("/v1/predict")
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+    assert wrong_method.json()["error_code"] == "METHOD_NOT_ALLOWED"
+    assert client.get("/nowhere").json()["error_code"] == "NOT_FOUND"

@@ -4,7 +4,8 @@ health, readiness and Prometheus metrics.
 Bad input never reaches the model and never gets a 500: each problem is a 4xx whose body
 names the offending field and does not echo the input back (``errors``, ``guard``). The parts:
 ``schema`` (what a request may hold), ``predict`` (the prediction path), ``model`` (the hot-swapped
-champion), ``prediction_log``, ``metrics``.
+champion), ``prediction_log``, ``metrics``, ``openapi`` (the document, which declares every
+answer: ``tests/integration/test_serving_contract.py`` holds the service to it).
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the request model built at
@@ -16,17 +17,30 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from airloop.serving.client import serving_token
 from airloop.serving.errors import error_response, install_error_handlers, scoring_message
 from airloop.serving.guard import GuardMiddleware
-from airloop.serving.invocations import CheckedModel, request_rules
+from airloop.serving.invocations import (
+    CheckedModel,
+    request_rules,
+    scoring_media_type,
+    table_as_sent,
+)
 from airloop.serving.metrics import Metrics
 from airloop.serving.model import ModelHolder
+from airloop.serving.openapi import install_openapi
 from airloop.serving.predict import Predictor
 from airloop.serving.prediction_log import PredictionLog
-from airloop.serving.schema import INVOCATIONS_RESPONSES, PREDICT_RESPONSES, request_model
+from airloop.serving.schema import (
+    INVOCATIONS_RESPONSES,
+    METRICS_RESPONSES,
+    PREDICT_RESPONSES,
+    READY_RESPONSES,
+    RELOAD_RESPONSES,
+    request_model,
+)
 from airloop.settings import Settings, get_settings
 from airloop.usecase import UseCase, load_usecase
 
@@ -61,14 +75,16 @@ def create_app(
 
     app = FastAPI(title=f"airloop serving: {usecase.name}", lifespan=lifespan)
     app.state.predictor = predictor
+    token = token if token is not None else serving_token(settings)
     install_error_handlers(app)
     add_probe_routes(app, predictor, settings)
     add_predict_route(app, predictor)
     add_invocations_route(app, predictor)
+    install_openapi(app, lambda: holder.current, request_rules(usecase), token)
     app.add_middleware(
         GuardMiddleware,
         metrics=predictor.metrics,
-        token=token if token is not None else serving_token(settings),
+        token=token,
         paths=[getattr(route, "path", "") for route in app.routes],
     )
     return app
@@ -83,7 +99,7 @@ def add_probe_routes(app: FastAPI, predictor: Predictor, settings: Settings) -> 
     def health() -> dict[str, str]:
         return {"status": "alive"}
 
-    @app.get("/ready")
+    @app.get("/ready", response_model=None, responses=READY_RESPONSES)
     def ready() -> JSONResponse:
         model = holder.current
         online_error = predictor.online_store_ok()
@@ -95,7 +111,7 @@ def add_probe_routes(app: FastAPI, predictor: Predictor, settings: Settings) -> 
         }
         return JSONResponse(status_code=200 if body["ready"] else 503, content=body)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse, responses=METRICS_RESPONSES)
     def prometheus() -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST
 
@@ -110,7 +126,7 @@ def add_probe_routes(app: FastAPI, predictor: Predictor, settings: Settings) -> 
             text += monitoring_metrics.read_bytes()
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/admin/reload")
+    @app.post("/admin/reload", response_model=None, responses=RELOAD_RESPONSES)
     def reload() -> dict[str, Any]:
         """Check the alias now instead of at the next poll (deploys call this)."""
         holder.refresh()
@@ -143,9 +159,10 @@ def add_invocations_route(app: FastAPI, predictor: Predictor) -> None:
         from mlflow.pyfunc import scoring_server
 
         model = predictor.serving_model()
-        checked = CheckedModel(model.pyfunc, model.input_columns, rules)
         data = await request.body()
-        content_type = request.headers.get("content-type", "application/json")
+        content_type = scoring_media_type(request.headers.get("content-type", "application/json"))
+        sent = await asyncio.to_thread(table_as_sent, data, content_type)
+        checked = CheckedModel(model.pyfunc, model.input_columns, rules, sent)
         try:
             # Off the event loop, like MLflow's own server: concurrent requests keep parsing.
             result = await asyncio.to_thread(

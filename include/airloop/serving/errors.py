@@ -8,8 +8,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
+HTTP_CODES = {
+    400: "MALFORMED_BODY",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+}
 _TYPE_TAGS = {"float", "int", "str", "bool", "none", "list", "dict"}
 
 
@@ -33,13 +39,19 @@ def error_response(
     return JSONResponse(status_code=status, content=body)
 
 
+def is_type_tag(part: str) -> bool:
+    """A location part pydantic adds for a member of a union (``float``,
+    ``constrained-float``, ``function-before[...]``), not a field of the request."""
+    return part in _TYPE_TAGS or part.startswith(("constrained-", "function-"))
+
+
 def validation_problems(exc: RequestValidationError) -> JSONResponse:
     """The fields a request got wrong, by dotted path and problem, without their values."""
     problems: list[dict[str, str]] = []
     for err in exc.errors():
         if err.get("type") == "json_invalid":
             return error_response(400, "MALFORMED_JSON", "the body is not valid JSON")
-        parts = [str(p) for p in err.get("loc", ()) if p != "body" and str(p) not in _TYPE_TAGS]
+        parts = [str(p) for p in err.get("loc", ()) if p != "body" and not is_type_tag(str(p))]
         field = ".".join(parts) or "(body)"
         if not any(p["field"] == field for p in problems):
             problems.append({"field": field, "problem": err.get("msg", "invalid")})
@@ -54,6 +66,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.code, exc.message, exc.fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own answers (an unreadable body, an unknown path, a method the route
+        # does not take), in the service's error shape, with their headers (Allow).
+        response = error_response(
+            exc.status_code,
+            HTTP_CODES.get(exc.status_code, "HTTP_ERROR"),
+            exc.detail if isinstance(exc.detail, str) else "the request was refused",
+        )
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

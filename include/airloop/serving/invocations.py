@@ -31,6 +31,25 @@ from airloop.serving.schema import FieldRule, field_rule
 from airloop.usecase import UseCase
 
 MAX_NAMED = 20  # unknown columns named in one refusal
+MEDIA_TYPES = ("application/json", "text/csv", "application/vnd.apache.parquet")
+
+
+def scoring_media_type(content_type: str) -> str:
+    """The body's media type as MLflow's scoring code compares it (lower case, no parameters),
+    or a 415 for one it would refuse (MLflow answers that in plain text, the service in its
+    own JSON error)."""
+    media_type, *parameters = (part.strip() for part in content_type.split(";"))
+    if media_type.lower() not in MEDIA_TYPES:
+        raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", f"send one of: {', '.join(MEDIA_TYPES)}")
+    for parameter in filter(None, parameters):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() != "charset" or value.strip().strip('"').lower() != "utf-8":
+            raise ApiError(
+                415,
+                "UNSUPPORTED_MEDIA_TYPE",
+                "the only parameter the body's Content-Type may have is charset=utf-8",
+            )
+    return media_type.lower()
 
 
 def request_rules(usecase: UseCase) -> dict[str, FieldRule]:
@@ -98,6 +117,129 @@ def table_problems(
     return problems
 
 
+def as_signature_says(table: pd.DataFrame, metadata: Any) -> pd.DataFrame:
+    """The table as the model takes it, where MLflow's own reading of the protocol stops short.
+
+    - An optional input (``required: false`` in the signature) that is absent becomes a column
+      of missing values, as ``/v1/predict`` gives the model a feature the store lacks: MLflow
+      lets it through absent, and the model then fails on it (JSON bodies are read with every
+      signature column already).
+    - A double column of whole numbers or of nothing becomes doubles: MLflow refuses int64 for
+      a double ("can not safely convert") and the model fails on a column of None; a Parquet
+      or CSV table has them. Values past 2**53 lose precision, as any double does.
+    """
+    schema = metadata.get_input_schema() if metadata is not None else None
+    if schema is None:
+        return table
+    doubles = {
+        spec.name for spec in schema.inputs if str(getattr(spec.type, "name", "")) == "double"
+    }
+    absent = [
+        spec.name
+        for spec in schema.inputs
+        if not getattr(spec, "required", True) and spec.name not in table.columns
+    ]
+    if absent:
+        filler = pd.DataFrame(
+            {name: np.full(len(table), np.nan if name in doubles else None) for name in absent},
+            index=table.index,
+        )
+        table = pd.concat([table, filler], axis=1)
+    cast = [
+        column
+        for column in table.columns
+        if column in doubles
+        and (
+            (
+                pd.api.types.is_integer_dtype(table[column])
+                and not pd.api.types.is_bool_dtype(table[column])
+            )
+            or (table[column].dtype == object and bool(table[column].isna().all()))
+        )
+    ]
+    return table.astype(dict.fromkeys(cast, "float64")) if cast else table
+
+
+def signature_rules(rules: dict[str, FieldRule], metadata: Any) -> dict[str, FieldRule]:
+    """The request fields' rules, and for every other input its type from the signature (a
+    number must be a number: a CSV cell "False" is not 0)."""
+    schema = metadata.get_input_schema() if metadata is not None else None
+    if schema is None:
+        return rules
+    kinds = {"double": "number", "float": "number", "long": "integer", "integer": "integer"}
+    typed = {
+        spec.name: FieldRule(kind=kinds[kind], nullable=True)
+        for spec in schema.inputs
+        if (kind := str(getattr(spec.type, "name", ""))) in kinds
+    }
+    return {**typed, **rules}
+
+
+JSON_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+def json_form_problem(body: dict[str, Any]) -> ApiError | None:
+    """A 400 for a JSON body that is not one of the protocol's forms: MLflow scores the first
+    form it finds and ignores every other key (a misspelt ``parms``, a second form), so a
+    caller would never learn that part of the request was dropped. None: one form."""
+    forms = [key for key in body if key in JSON_FORMATS]
+    unknown = [str(key)[:100] for key in body if key not in JSON_FORMATS and key != "params"]
+    problems = [{"field": key, "problem": "not a key of the scoring protocol"} for key in unknown]
+    if len(forms) > 1:
+        problems += [{"field": key, "problem": "only one form per request"} for key in forms]
+    if "params" in body and not isinstance(body["params"], dict):
+        problems.append({"field": "params", "problem": "must be an object"})
+    if not problems:
+        return None
+    return ApiError(
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "send one of " + ", ".join(JSON_FORMATS) + " (and, optionally, params)",
+        problems[:MAX_NAMED],
+    )
+
+
+def json_table(body: dict[str, Any]) -> pd.DataFrame | None:
+    """The table of a JSON form, with the JSON types it was sent with; None when it is not a
+    table with named columns (MLflow's parse, or :class:`CheckedModel`, refuses it)."""
+    value = next((body[key] for key in JSON_FORMATS if key in body), None)
+    if isinstance(value, dict) and "columns" in value and "data" in value:  # dataframe_split
+        return pd.DataFrame(data=value["data"], columns=value["columns"])
+    if isinstance(value, list) and value and all(isinstance(row, dict) for row in value):
+        return pd.DataFrame(value)
+    if isinstance(value, dict) and all(isinstance(column, list) for column in value.values()):
+        return pd.DataFrame(value)  # inputs as columns
+    return None
+
+
+def table_as_sent(data: bytes, media_type: str) -> pd.DataFrame | None:
+    """The body's table with the types it was sent with, for the checks: MLflow reads every
+    form by the signature's types, which turns a ``false`` or a CSV cell "False" in a number
+    column into 0.0. A JSON body that is not one of the protocol's forms is a 400 (see
+    :func:`json_form_problem`). None: not a table (MLflow's own parse answers it)."""
+    import io
+    import json
+
+    try:
+        if media_type == "application/json":
+            body = json.loads(data)
+            if not isinstance(body, dict):
+                return None
+            problem = json_form_problem(body)
+            if problem is not None:
+                raise problem
+            return json_table(body)
+        if media_type == "text/csv":
+            return pd.read_csv(io.BytesIO(data))
+        if media_type == "application/vnd.apache.parquet":
+            return pd.read_parquet(io.BytesIO(data))
+    except ApiError:
+        raise
+    except Exception:  # not a table: MLflow's own parse answers it
+        return None
+    return None
+
+
 class CheckedModel:
     """The served pyfunc as MLflow's scoring code calls it: the parsed table is checked first.
 
@@ -105,15 +247,24 @@ class CheckedModel:
     (``refusal``) for the route to answer with; one instance per request.
     """
 
-    def __init__(self, pyfunc: Any, input_columns: list[str], rules: dict[str, FieldRule]):
+    def __init__(
+        self,
+        pyfunc: Any,
+        input_columns: list[str],
+        rules: dict[str, FieldRule],
+        sent: pd.DataFrame | None = None,
+    ):
         self.pyfunc, self.input_columns, self.rules = pyfunc, input_columns, rules
         self.metadata = pyfunc.metadata
+        self.sent = sent  # a CSV or Parquet body's table as sent (:func:`table_as_sent`)
         self.refusal: ApiError | None = None
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         """Check the table, then let the model score it."""
         if isinstance(data, dict):
             data = pd.DataFrame(data)
+        if not isinstance(data, pd.DataFrame) and self.sent is not None:
+            data = self.sent  # records MLflow left as a list (``inputs`` with ``params``)
         if not isinstance(data, pd.DataFrame):
             self.refusal = ApiError(
                 400,
@@ -123,7 +274,10 @@ class CheckedModel:
                 + ", ".join(self.input_columns),
             )
             raise ValueError(self.refusal.message)
-        problems = table_problems(self.rules, self.input_columns, data)
+        checked = self.sent if self.sent is not None else data
+        problems = table_problems(
+            signature_rules(self.rules, self.metadata), self.input_columns, checked
+        )
         if problems:
             self.refusal = ApiError(  # 400, as MLflow answers any input it cannot score
                 400,
@@ -134,4 +288,4 @@ class CheckedModel:
                 problems,
             )
             raise ValueError(self.refusal.message)
-        return self.pyfunc.predict(data, params=params)
+        return self.pyfunc.predict(as_signature_says(data, self.metadata), params=params)

@@ -3,22 +3,53 @@
 A request takes a reference to the current :class:`LoadedModel` once and uses it to the end,
 so a swap never changes the model under a request in flight; a failed load leaves the old
 model serving and is reported on ``/ready`` and ``/metrics``.
+
+No request waits for the registry: the poller runs in its own thread, and while the registry
+does not answer the champion already loaded keeps serving. Each of the poller's calls is
+bounded (MLflow's client otherwise retries 7 times with exponential backoff and waits up to
+120 s a try: minutes per call, :data:`REGISTRY_CALLS`), and the poller backs off between
+polls that failed, up to :data:`MAX_BACKOFF_SECONDS`.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from airloop.registry.models import CHAMPION, alias_version
+from airloop.registry.models import CHAMPION
 from airloop.registry.tracking import configure
 from airloop.settings import Settings
 
 log = logging.getLogger(__name__)
 NUMERIC_TYPES = {"double", "float", "long", "integer"}
+# MLflow's HTTP client, in the serving process (an operator's own setting wins): one retry
+# (urllib3 waits before a second retry only), 10 s without an answer is a failure. The next
+# poll is the retry after that.
+REGISTRY_CALLS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+MAX_BACKOFF_SECONDS = 60.0
+UNREACHABLE = "registry unreachable"
+# What MLflow answers for a model or an alias that does not exist (any other error: the
+# registry did not answer).
+NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+
+
+class RegistryUnreachable(Exception):
+    """The registry did not answer (as opposed to: it answered that there is no such alias)."""
+
+
+def bound_registry_calls() -> None:
+    """Bound MLflow's HTTP calls in this process (:data:`REGISTRY_CALLS`)."""
+    for name, value in REGISTRY_CALLS.items():
+        os.environ.setdefault(name, value)
 
 
 @dataclass(frozen=True)
@@ -51,14 +82,28 @@ class ModelHolder:
         self.current: LoadedModel | None = None
         self.last_error: str | None = None
         self.failed_loads = 0
+        self.failed_polls = 0  # in a row: the registry did not answer
         self._failed_version: str | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def target_version(self) -> str | None:
-        """The version the alias points at now."""
-        return alias_version(self.settings, self.model_name, self.alias)
+        """The version the alias points at now; None when the model or alias does not exist.
+
+        Unlike ``registry.models.alias_version``, which reads any failure as "no alias", an
+        outage raises :class:`RegistryUnreachable`: the poller backs off and says so."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            client = configure(self.settings)
+            return str(client.get_model_version_by_alias(self.model_name, self.alias).version)
+        except MlflowException as exc:
+            if exc.error_code in NOT_FOUND_CODES:
+                return None
+            raise RegistryUnreachable(str(exc).split("\n")[0][:300]) from exc
+        except Exception as exc:  # the store's own errors (a database, a socket)
+            raise RegistryUnreachable(f"{type(exc).__name__}: {exc}"[:300]) from exc
 
     def load(self, version: str) -> LoadedModel:
         """Load a version and read its input columns (and which are numbers) from its signature."""
@@ -80,7 +125,17 @@ class ModelHolder:
     def refresh(self) -> bool:
         """Load the alias's version if it changed; True when a new model now serves."""
         with self._lock:
-            target = self.target_version()
+            try:
+                target = self.target_version()
+            except RegistryUnreachable as exc:
+                self.failed_polls += 1
+                serving = f"v{self.current.version} keeps serving" if self.current else "no model"
+                self.last_error = f"{UNREACHABLE} ({serving}): {exc}"
+                log.warning(self.last_error)
+                return False
+            self.failed_polls = 0
+            if self.last_error is not None and self.last_error.startswith(UNREACHABLE):
+                self.last_error = None  # it answers again
             if target is None:
                 if self.current is None:
                     self.last_error = f"no version of {self.model_name!r} has alias {self.alias!r}"
@@ -108,18 +163,27 @@ class ModelHolder:
 
     def start(self) -> None:
         """Load the current version, then follow the alias in a background thread."""
+        bound_registry_calls()
         self.refresh()
         self._thread = threading.Thread(
             target=self._poll, name="airloop-model-refresh", daemon=True
         )
         self._thread.start()
 
+    def next_poll_seconds(self) -> float:
+        """The wait before the next poll: ``poll_seconds``, doubled for each poll in a row the
+        registry did not answer, up to :data:`MAX_BACKOFF_SECONDS`."""
+        if not self.failed_polls:
+            return self.poll_seconds
+        backoff = self.poll_seconds * 2.0 ** min(self.failed_polls, 16)
+        return max(self.poll_seconds, min(backoff, MAX_BACKOFF_SECONDS))
+
     def _poll(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
+        while not self._stop.wait(self.next_poll_seconds()):
             try:
                 self.refresh()
-            except Exception as exc:  # the poller must survive a registry outage
-                self.last_error = f"registry unreachable: {exc}"
+            except Exception as exc:  # the poller must survive anything a load raises
+                self.last_error = f"refreshing the model failed: {type(exc).__name__}: {exc}"
 
     def stop(self) -> None:
         """Stop following the alias."""

@@ -59,6 +59,18 @@ class Predictor:
         )
         return response.to_dict(include_event_timestamps=True)
 
+    def lookup_features(self, entity_rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        """:meth:`online_features` for a prediction: a store that fails is a 503 naming it,
+        not a 500 (``/ready`` says the same)."""
+        try:
+            return self.online_features(entity_rows)
+        except Exception as exc:  # whatever the store's client raises
+            raise ApiError(
+                503,
+                "ONLINE_STORE_UNAVAILABLE",
+                f"the online store did not answer ({type(exc).__name__}); see /ready",
+            ) from exc
+
     def online_store_ok(self) -> str | None:
         """None when the online store answers a lookup; else what went wrong."""
         try:
@@ -75,7 +87,7 @@ class Predictor:
         received = datetime.now(UTC)
         add_calendar(self.usecase, rows, [time or received for _, time in events])
         entity_rows = [{k: row.get(k) for k in self.usecase.entity_keys} for row in rows]
-        online = self.online_features(entity_rows)
+        online = self.lookup_features(entity_rows)
         stamps = view_stamps(online, len(rows))
         timing = [
             time_views(self.freshness, stamps[i], time or received, given=time is not None)

@@ -6,16 +6,57 @@ prediction, so the label that arrives later can be joined to it. The use case's 
 features are computed from ``event_time`` (default: now), never sent.
 """
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, StrictStr, create_model
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    create_model,
+)
 
 from airloop.usecase import UseCase
 
 MAX_BATCH = 1000
 EVENT_ID_FIELD, EVENT_TIME_FIELD = "event_id", "event_time"
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+# RFC 3339's date-time, as JSON Schema's "date-time" format means it (pydantic alone also takes
+# "12" or 12 as seconds since 1970, and a space for the "T").
+RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+def rfc3339_text(value: Any, parse: ValidatorFunctionWrapHandler) -> Any:
+    """An ``event_time`` as the OpenAPI document declares it: RFC 3339 text with an offset.
+    Pydantic's own refusals (no offset, not a date) come first, with their own words."""
+    if value is not None and not isinstance(value, str):
+        raise ValueError("must be text: an RFC 3339 date-time, e.g. 2013-01-01T05:00:00Z")
+    parsed = parse(value)
+    if value is not None and not RFC3339.fullmatch(value):
+        raise ValueError("must be an RFC 3339 date-time, e.g. 2013-01-01T05:00:00Z")
+    return parsed
+
+
+EventTime = Annotated[AwareDatetime, WrapValidator(rfc3339_text)]
+
+
+def whole_float_as_int(value: Any) -> Any:
+    """12.0 is the integer 12, as JSON Schema says and as ``/invocations`` takes it (MLflow's
+    signatures record numbers as doubles); 12.5, "12" and true stay refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -55,16 +96,22 @@ def _field_type(usecase: UseCase, name: str) -> Any:
     """The field's type, with the source's declared range or value set when it is strict (a
     value outside them is refused with a 422)."""
     rule = field_rule(usecase, name)
-    base: Any = {
-        "string": StrictStr,
-        "number": FiniteFloat | StrictInt,
-        "integer": StrictInt,
-        "bool": bool,
-    }[rule.kind]
+    base: Any = {"string": StrictStr, "integer": StrictInt, "bool": StrictBool}.get(rule.kind)
     if rule.minimum is not None or rule.maximum is not None:
-        base = Annotated[base, Field(ge=rule.minimum, le=rule.maximum)]
+        # On each member of a union, not on the union, and before a validator: pydantic
+        # writes bounds it cannot place as unknown keys (``ge``), and the OpenAPI document
+        # lost the range.
+        bounds = Field(ge=rule.minimum, le=rule.maximum)
+        if rule.kind == "number":
+            base = Annotated[FiniteFloat, bounds] | Annotated[StrictInt, bounds]
+        else:
+            base = Annotated[base, bounds]
+    elif rule.kind == "number":
+        base = FiniteFloat | StrictInt
     elif rule.values:
         base = Literal[rule.values]
+    if rule.kind == "integer":
+        base = Annotated[base, BeforeValidator(whole_float_as_int)]
     return (base | None, None) if rule.nullable else (base, ...)
 
 
@@ -72,7 +119,7 @@ def request_model(usecase: UseCase) -> type[BaseModel]:
     """The body of ``/v1/predict``: up to MAX_BATCH instances, each typed from the use case."""
     fields: dict[str, Any] = {name: _field_type(usecase, name) for name in usecase.request_keys}
     fields[EVENT_ID_FIELD] = (StrictStr | None, None)
-    fields[EVENT_TIME_FIELD] = (AwareDatetime | None, None)
+    fields[EVENT_TIME_FIELD] = (EventTime | None, None)
     example = usecase.events.example
     config = ConfigDict(extra="forbid")
     if example is not None:  # shown on the API page (/docs) as the instance to try
@@ -148,33 +195,72 @@ class InvocationsAnswer(BaseModel):
     predictions: list[Any]
 
 
-def error(description: str) -> dict[str, Any]:
+def error(description: str, **extra: Any) -> dict[str, Any]:
     """An error answer as the OpenAPI declares it."""
-    return {"model": ErrorBody, "description": description}
+    return {"model": ErrorBody, "description": description, **extra}
 
 
-COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: error("no valid bearer token (when the service has one)"),
+class ReadyAnswer(BaseModel):
+    """``/ready``: whether the service can answer predictions, and what it is waiting for."""
+
+    ready: bool
+    model: ModelRef | None
+    online_store: str = Field(description='"ok", or what the online store answered')
+    last_model_error: str | None
+
+
+class ReloadAnswer(BaseModel):
+    """``/admin/reload``: the model serving after the check, and the last load error."""
+
+    model: ModelRef | None
+    last_model_error: str | None
+
+
+UNAUTHORIZED = error(
+    "no valid bearer token (only when the service has one); the answer says no more",
+    headers={"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+)
+# What the guard answers to any POST before the route sees it (``guard``).
+POST_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: error("the Content-Length header is not a number"),
+    401: UNAUTHORIZED,
     413: error("the body is over the size limit"),
-    503: error("no model loaded yet"),
+}
+RELOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": ReloadAnswer, "description": "the model serving after the check"},
+    **POST_ERRORS,
+}
+READY_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": ReadyAnswer, "description": "a model is loaded and the online store answers"},
+    503: {"model": ReadyAnswer, "description": "not ready: the body says which part is not"},
+}
+METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "Prometheus' text exposition format (version 0.0.4 or 1.0.0)",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    }
 }
 PREDICT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": PredictAnswer, "description": "one prediction per instance"},
-    400: error("the body is not valid JSON"),
+    **POST_ERRORS,
+    400: error("the body is not valid JSON, or the Content-Length header is not a number"),
     415: error("the body is not application/json"),
     422: error(
         "a field does not match the use case's declaration (named in fields), or an event_time"
         " is earlier than the online features' as-of time (EVENT_BEFORE_ONLINE_FEATURES:"
         " score it with batch scoring)"
     ),
-    **COMMON_ERRORS,
+    503: error("no model loaded yet, or the online store did not answer (named)"),
 }
 INVOCATIONS_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": InvocationsAnswer, "description": "MLflow's scoring answer"},
+    **POST_ERRORS,
     400: error(
         "the input is not a scoring request MLflow can parse, does not match the model's"
         " signature, has a column that is not an input of the model, or a request field that"
-        " breaks the use case's declaration (named in fields)"
+        " breaks the use case's declaration (named in fields); or the Content-Length header is"
+        " not a number"
     ),
-    **COMMON_ERRORS,
+    415: error("the body is neither application/json nor text/csv (nor Parquet) in UTF-8"),
+    503: error("no model loaded yet"),
 }
