@@ -15,7 +15,7 @@ help:
 	@echo "make test    lint, DAG checks, unit (with coverage), integration and end-to-end tests"
 	@echo "make test-production  the production topology on the machine's PostgreSQL and Redis"
 	@echo "make up      Airflow UI, scheduler and friends on the embedded stack (Ctrl-C stops)"
-	@echo "make lint    ruff (with Airflow's AIR rules), mypy and the layer contract (lint-imports)"
+	@echo "make lint    ruff (with Airflow's AIR rules), mypy, the layer contract (lint-imports), bandit"
 	@echo "make parse   import every DAG file and report errors and timings"
 	@echo "make bench   drift against Evidently; serving against mlflow models serve and feast serve"
 	@echo "make bench-scaling  production vs embedded, 1 vs 2 Celery workers, 1 vs 2 serving replicas"
@@ -53,6 +53,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check include dags plugins tests feature_repo benchmarks docker
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/bandit -c pyproject.toml -r include -q
 
 parse: $(STAMP)
 	$(BIN)/python -m airloop.orchestration.parse

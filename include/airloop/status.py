@@ -89,6 +89,17 @@ def _offline(settings: Settings, usecase: UseCase) -> dict[str, Any]:
     return {"path": str(root), "tables": tables}
 
 
+def _count_entities(table: str) -> str:
+    """SQLite's count of a table's distinct entities, the table's name quoted by SQLAlchemy."""
+    import sqlalchemy as sa
+    from sqlalchemy.dialects import sqlite
+
+    stmt = sa.select(sa.func.count(sa.distinct(sa.column("entity_key")))).select_from(
+        sa.table(table)
+    )
+    return str(stmt.compile(dialect=sqlite.dialect()))
+
+
 def _online(settings: Settings, usecase: UseCase) -> dict[str, Any]:
     if settings.feast_online_store != "sqlite":
         return {"store": settings.feast_online_store, "entities": None}
@@ -99,9 +110,7 @@ def _online(settings: Settings, usecase: UseCase) -> dict[str, Any]:
             for view in usecase.feature_views:
                 table = f"{usecase.name}_{view.name}"
                 try:
-                    (n,) = conn.execute(
-                        f'SELECT COUNT(DISTINCT entity_key) FROM "{table}"'
-                    ).fetchone()
+                    (n,) = conn.execute(_count_entities(table)).fetchone()
                 except sqlite3.OperationalError:
                     n = 0
                 counts[view.name] = int(n)

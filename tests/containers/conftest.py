@@ -34,6 +34,17 @@ PORTS = {
 PROMETHEUS_PORT = 8920
 CONTAINER_UID = 50000  # the image's airloop user
 
+# The long-running services of the airloop image (airflow-init has exited by the time they run).
+AIRLOOP_SERVICES = (
+    "api-server",
+    "scheduler",
+    "dag-processor",
+    "triggerer",
+    "worker",
+    "mlflow",
+    "serving",
+)
+
 
 def _run(
     *cmd: str, env: dict[str, str] | None = None, timeout: float = 600
@@ -159,18 +170,7 @@ def stack(compose_env: dict[str, str]) -> Iterator[dict[str, str]]:
         if up.returncode != 0:
             logs = compose(compose_env, "logs", "--tail", "80").stdout
             pytest.fail(f"docker-compose up failed:\n{up.stderr[-3000:]}\n{logs[-6000:]}")
-        healthy(
-            compose_env,
-            [
-                "api-server",
-                "scheduler",
-                "dag-processor",
-                "triggerer",
-                "worker",
-                "mlflow",
-                "serving",
-            ],
-        )
+        healthy(compose_env, list(AIRLOOP_SERVICES))
         yield compose_env
     finally:
         down = compose(compose_env, "down", "-v", "--remove-orphans")

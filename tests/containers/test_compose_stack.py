@@ -8,12 +8,21 @@ import json
 import time
 import urllib.parse
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO
-from tests.containers.conftest import compose, give_to_containers, settings_for
+from tests.conftest import REPO, descendants
+from tests.containers.conftest import (
+    AIRLOOP_SERVICES,
+    CONTAINER_UID,
+    _run,
+    compose,
+    give_to_containers,
+    settings_for,
+)
+from tests.production.sockets import beyond_loopback, listening
 from tests.traffic import FIRST_FLIGHT_REQUEST, days, like_the_reference, write_served
 
 pytestmark = pytest.mark.containers
@@ -36,6 +45,62 @@ def test_doctor_passes_inside_a_container(stack) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
     assert "ok   MLflow tracking server" in out.stdout
     assert "the api-server signs with this environment's JWT secret" in out.stdout
+
+
+def container_of(env: dict[str, str], service: str) -> tuple[str, int]:
+    """A service's container id and its main process's pid on this host."""
+    [container] = compose(env, "ps", "-q", service).stdout.split()
+    pid = int(_run("docker", "inspect", "-f", "{{.State.Pid}}", container).stdout)
+    return container, pid
+
+
+def uids(pid: int) -> tuple[int, ...]:
+    """The real, effective, saved and filesystem uids of a process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return tuple(int(u) for u in line.split()[1:])
+    raise AssertionError(f"no Uid line for pid {pid}")
+
+
+def test_every_airloop_container_runs_as_its_own_user(stack) -> None:
+    """Not root: the image's user ``airloop`` (uid 50000) runs each service's processes, and
+    can write the home, Airflow's logs and the shared root."""
+    checked = 0
+    for service in AIRLOOP_SERVICES:
+        container, pid = container_of(stack, service)
+        user = _run("docker", "inspect", "-f", "{{.Config.User}}", container).stdout.strip()
+        exec_uid = _run("docker", "exec", container, "id", "-u").stdout.strip()
+        assert (user, exec_uid) == ("airloop", str(CONTAINER_UID)), service
+        for process in {pid} | descendants(pid):
+            assert set(uids(process)) == {CONTAINER_UID}, (service, process, uids(process))
+            checked += 1
+        writable = _run(
+            "docker",
+            "exec",
+            container,
+            "sh",
+            "-c",
+            'test -w "$AIRLOOP_HOME" && test -w "$AIRLOOP_HOME/airflow/logs"'
+            ' && test -w "$AIRLOOP_SHARED_ROOT"',
+        )
+        assert writable.returncode == 0, f"{service}: its home or shared root is not writable"
+    print(f"{len(AIRLOOP_SERVICES)} containers, {checked} processes, none root")
+
+
+def test_nothing_in_the_containers_listens_beyond_loopback(stack) -> None:
+    """The containers share the host's network: every socket of their processes is on
+    127.0.0.1 or ::1 (the triggerer's log server too: it has none)."""
+    pids: set[int] = set()
+    for service in AIRLOOP_SERVICES:
+        _, pid = container_of(stack, service)
+        pids |= {pid} | descendants(pid)
+    sockets = listening(pids)
+    ports = {s.port for s in sockets}
+    wanted = {int(stack[k]) for k in ("AIRFLOW_PORT", "SERVING_PORT", "MLFLOW_PORT")}
+    assert wanted <= ports, sockets
+    print(f"{len(pids)} processes, {len(sockets)} sockets, ports {sorted(ports)}")
+    exposed = beyond_loopback(sockets)
+    assert not exposed, "listening beyond loopback:\n" + "\n".join(f"  {s}" for s in exposed)
 
 
 def test_features_training_and_serving_run_in_the_containers(stack, settings, client) -> None:

@@ -1,4 +1,5 @@
-"""Corrupted partitions fail at the gate with the reason, are quarantined, and change no store."""
+"""Corrupted partitions fail at the gate with the reason, are quarantined, and change no store;
+a partition with a file not landed yet fails and stays where it is."""
 
 from __future__ import annotations
 
@@ -35,12 +36,17 @@ def history(feature_dag, landed, flights):
 
 
 def _restore(landed, flights, pristine: Path) -> None:
+    """Day 3 as it first landed, and as if it never ran: the record of the files its features
+    were built from goes too (else each corruption below is a partition landed twice, which
+    ``test_bad_raw_data.py`` covers)."""
     from airloop.data.intervals import partition_key
+    from airloop.data.landing import used_record_path
     from tests.integration.conftest import day
 
     shutil.rmtree(
         landed.quarantine_dir / flights.name / partition_key(day(DAY)), ignore_errors=True
     )
+    used_record_path(landed, flights, day(DAY)).unlink(missing_ok=True)
     for source in flights.partitioned_sources:
         shutil.copy2(
             next((pristine / source).iterdir()), landing_file(landed, flights, source, DAY)
@@ -128,6 +134,9 @@ def _assert_quarantined(case: str, landed, flights, before: dict) -> None:
 
     source, _, reason = CASES[case]
     qdir = landed.quarantine_dir / flights.name / partition_key(day(DAY))
+    if case == "missing-file":  # a late file: refused, nothing moved, so a rerun picks it up
+        _assert_waiting(source, reason, landed, flights, before)
+        return
     report = json.loads((qdir / "report.json").read_text())
     assert report["success"] is False
     assert any(reason in f["reason"] and f["source"] == source for f in report["failures"]), report[
@@ -137,8 +146,25 @@ def _assert_quarantined(case: str, landed, flights, before: dict) -> None:
         assert not landing_file(landed, flights, other, DAY).exists(), (
             "the partition must leave the landing zone"
         )
-    if case != "missing-file" and case != "empty-file":
+    if case != "empty-file":
         assert report["data_docs"] and Path(report["data_docs"]).is_file()
+    assert store_snapshot(landed, flights) == before
+
+
+def _assert_waiting(source: str, reason: str, landed, flights, before: dict) -> None:
+    from airloop.data.intervals import partition_key
+    from airloop.quality.gate import validation_report_path
+    from tests.integration.conftest import day
+
+    key = partition_key(day(DAY))
+    report = json.loads(validation_report_path(landed, flights.name, key).read_text())
+    assert report["success"] is False
+    assert [(f["source"], f["check"]) for f in report["failures"]] == [(source, "landed")]
+    assert reason in report["failures"][0]["reason"]
+    assert not (landed.quarantine_dir / flights.name / key).exists()
+    for other in flights.partitioned_sources:
+        if other != source:
+            assert landing_file(landed, flights, other, DAY).exists(), "nothing is moved"
     assert store_snapshot(landed, flights) == before
 
 

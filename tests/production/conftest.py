@@ -1,9 +1,11 @@
 """The production tier: the whole production topology as processes, against this machine's
 PostgreSQL and Redis, in databases of its own that are created here and dropped at the end.
 
-Needs PostgreSQL on 127.0.0.1:5432 (a role that may create databases; ``postgres`` with
-trust auth here) and Redis on 127.0.0.1:6379. Without them the tier fails in CI (CI=true)
-and is skipped elsewhere, with the reason.
+Needs PostgreSQL on 127.0.0.1:5432 (a role that may create databases and roles; ``postgres``
+with trust auth here) and Redis on 127.0.0.1:6379. Without them the tier fails in CI (CI=true)
+and is skipped elsewhere, with the reason. The databases belong to a role of this run with a
+password, so the database URLs carry a secret as a deployment's do (test_security.py looks
+for it everywhere the topology writes).
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ from tests.conftest import (
     running,
 )
 
-PG = "postgres@127.0.0.1:5432"
 AIRLOOP = str(Path(sys.executable).with_name("airloop"))
 PORTS = {
     "airflow": 8801,
@@ -39,6 +40,12 @@ PORTS = {
     "mlflow": 8810,
 }
 SECOND_REPLICA_PORT = 8805
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """test_security.py's tests last: they search what every run of the tier wrote and list
+    every socket it opened. (Run alone, they run the loop they need themselves.)"""
+    items.sort(key=lambda item: item.path.name == "test_security.py")
 
 
 @pytest.fixture(scope="session")
@@ -59,16 +66,25 @@ def databases() -> Iterator[dict[str, Any]]:
         require_service("Redis on 127.0.0.1:6379", str(exc))
     prefix = f"airloop_t{os.getpid()}_{secrets.token_hex(3)}"
     names = {role: f"{prefix}_{role}" for role in ("airflow", "mlflow", "feast")}
+    owner, password = f"{prefix}_owner", secrets.token_urlsafe(18)  # [A-Za-z0-9_-] only
     with engine.connect() as conn:
+        conn.execute(text(f"CREATE ROLE \"{owner}\" LOGIN PASSWORD '{password}'"))
         for name in names.values():
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{owner}"'))
     broker_db, online_db = free_redis_dbs(2)
     try:
-        yield {"names": names, "broker_db": broker_db, "online_db": online_db}
+        yield {
+            "names": names,
+            "broker_db": broker_db,
+            "online_db": online_db,
+            "server": f"{owner}:{password}@127.0.0.1:5432",
+            "password": password,
+        }
     finally:
         with engine.connect() as conn:
             for name in names.values():
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'DROP ROLE IF EXISTS "{owner}"'))
         for db in (broker_db, online_db):
             redis.Redis(host="127.0.0.1", port=6379, db=db).flushdb()
         engine.dispose()
@@ -77,7 +93,7 @@ def databases() -> Iterator[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def production_env(databases: dict[str, Any], tmp_path_factory) -> dict[str, str]:
     """The variables a production deployment sets: URLs of this run's databases, new secrets."""
-    names = databases["names"]
+    names, pg = databases["names"], databases["server"]
     root = tmp_path_factory.mktemp("production")
     (root / "shared").mkdir()
     return {
@@ -85,12 +101,12 @@ def production_env(databases: dict[str, Any], tmp_path_factory) -> dict[str, str
         "AIRLOOP_HOME": str(root / "home"),
         "AIRLOOP_SHARED_ROOT": str(root / "shared"),
         "AIRLOOP_USECASE": "flights",
-        "AIRLOOP_AIRFLOW_DB_URL": f"postgresql+psycopg2://{PG}/{names['airflow']}",
+        "AIRLOOP_AIRFLOW_DB_URL": f"postgresql+psycopg2://{pg}/{names['airflow']}",
         "AIRLOOP_CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{databases['broker_db']}",
-        "AIRLOOP_CELERY_RESULT_BACKEND": f"db+postgresql://{PG}/{names['airflow']}",
+        "AIRLOOP_CELERY_RESULT_BACKEND": f"db+postgresql://{pg}/{names['airflow']}",
         "AIRLOOP_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{PORTS['mlflow']}",
-        "AIRLOOP_MLFLOW_BACKEND_STORE_URI": f"postgresql://{PG}/{names['mlflow']}",
-        "AIRLOOP_FEAST_REGISTRY_URL": f"postgresql+psycopg2://{PG}/{names['feast']}",
+        "AIRLOOP_MLFLOW_BACKEND_STORE_URI": f"postgresql://{pg}/{names['mlflow']}",
+        "AIRLOOP_FEAST_REGISTRY_URL": f"postgresql+psycopg2://{pg}/{names['feast']}",
         "AIRLOOP_FEAST_ONLINE_STORE": "redis",
         "AIRLOOP_FEAST_REDIS_URL": f"127.0.0.1:6379,db={databases['online_db']}",
         "AIRLOOP_AIRFLOW_PORT": str(PORTS["airflow"]),
@@ -121,7 +137,15 @@ def settings(production_env: dict[str, str]) -> Any:
 
 
 @pytest.fixture(scope="session")
-def stack(user_env: dict[str, str], settings: Any) -> Iterator[subprocess.Popen[str]]:
+def up_output() -> list[str]:
+    """What ``airloop up`` printed until it said it was ready (its terminal, often a log)."""
+    return []
+
+
+@pytest.fixture(scope="session")
+def stack(
+    user_env: dict[str, str], settings: Any, up_output: list[str]
+) -> Iterator[subprocess.Popen[str]]:
     """``airloop up --profile production`` over six landed days; stopped by SIGKILL at the end,
     after which no process of the topology may be left."""
     land = subprocess.run(
@@ -138,7 +162,7 @@ def stack(user_env: dict[str, str], settings: Any) -> Iterator[subprocess.Popen[
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: list[str] = []
+    lines = up_output
     assert up.stdout is not None
     while True:
         line = up.stdout.readline()

@@ -13,7 +13,7 @@ import pytest
 
 from airloop.core.files import atomic_write, read_json, read_jsonl, write_json, write_jsonl
 from airloop.core.html import figure_img, html_table
-from airloop.core.http import HttpError, answers, request_json
+from airloop.core.http import HttpError, answers, probe, request_json, web_url
 from airloop.core.polling import WaitTimeout, wait_until
 from airloop.core.records import Number, Record, json_safe, plain, to_json
 from airloop.core.stopwatch import Stopwatch
@@ -195,3 +195,12 @@ def test_a_stopwatch_adds_up_each_phase_and_counts_its_entries() -> None:
     assert list(profile) == ["traffic", "monitoring"]
     assert profile["traffic"] == {"seconds": 2.0, "count": 2, "mean": 1.0}
     assert profile["monitoring"]["count"] == 1 and profile["monitoring"]["seconds"] >= 0
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "127.0.0.1:5000"])
+def test_only_web_urls_are_opened(url: str) -> None:
+    """urllib would read a local file for a ``file:`` URL: a setting must not make it."""
+    assert probe(url) == f"{url!r}: not an http(s) URL"
+    with pytest.raises(ValueError, match="not an http"):
+        web_url(url)
+    assert web_url("https://127.0.0.1:5000/x") == "https://127.0.0.1:5000/x"

@@ -1,4 +1,5 @@
-"""An Airflow loop that dies is started again, a few times; any other component stops the run."""
+"""Every component of `airloop up` that dies is started again, a few times, named as a person
+knows it; past its restarts the command stops, saying which component and where its log is."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from airloop.runtime.airflow_cli import AirflowError
-from airloop.runtime.services import MAX_RESTARTS, Services
+from airloop.cli import NEXT_STEP_COMPONENT, NEXT_STEP_SERVICE, next_step
+from airloop.runtime.airflow_cli import AirflowError, ComponentDied
+from airloop.runtime.services import MAX_RESTARTS, Services, topology
 from airloop.settings import Settings
+from tests.unit.test_profiles import production
 
 # Each start leaves a mark, then dies at once (a scheduler on "database is locked") or lives.
 COMPONENT = """
@@ -23,6 +26,20 @@ if len(marks.read_text()) <= int(sys.argv[2]):
 time.sleep(60)
 """
 
+# How the supervisor names each component of both profiles (production: two Celery workers
+# and the MLflow tracking server on this host; embedded: with the UIs, as `airloop up` runs).
+NAMED = {
+    "api-server": "Airflow's api-server",
+    "scheduler": "Airflow's scheduler",
+    "dag-processor": "Airflow's dag-processor",
+    "triggerer": "Airflow's triggerer",
+    "worker-1": "Celery worker worker-1",
+    "worker-2": "Celery worker worker-2",
+    "mlflow": "the MLflow tracking server (mlflow)",
+    "mlflow-ui": "the MLflow UI (mlflow-ui)",
+    "serving": "the serving API (serving)",
+}
+
 
 class Scripted(Services):
     """Services whose components are the script above, dying the first ``deaths`` times."""
@@ -34,6 +51,13 @@ class Scripted(Services):
         return [sys.executable, "-c", COMPONENT, str(marks), str(self.deaths)]
 
 
+def scripted(tmp_path: Path, components: tuple[str, ...], deaths: int) -> Scripted:
+    services = Scripted(Settings(home=tmp_path / "home"), components=components)
+    services.deaths = deaths
+    services.settings.home.mkdir(parents=True)
+    return services
+
+
 def dead(services: Services, name: str) -> None:
     proc = services.procs[name]
     deadline = time.monotonic() + 30
@@ -42,21 +66,60 @@ def dead(services: Services, name: str) -> None:
     assert proc.poll() is not None
 
 
-def test_a_scheduler_that_dies_is_started_again_and_the_restart_is_in_its_log(
-    tmp_path: Path,
-) -> None:
-    services = Scripted(Settings(home=tmp_path / "home"), components=("scheduler",))
-    services.deaths = 2
-    services.settings.home.mkdir(parents=True)
+def started(services: Services, name: str, times: int) -> None:
+    marks = services.settings.home / f"{name}.starts"
+    deadline = time.monotonic() + 30
+    while (not marks.exists() or len(marks.read_text()) < times) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marks.read_text() == "x" * times
+
+
+def test_both_profiles_components_are_the_ones_named(tmp_path: Path) -> None:
+    prod = Settings(**production(tmp_path, mlflow_tracking_uri="http://127.0.0.1:5000"))
+    embedded = Settings(home=tmp_path / "embedded")
+    assert set(topology(prod)) | set(topology(embedded, everything=True)) == set(NAMED)
+    assert "mlflow" in topology(prod) and "worker-2" in topology(prod)
+
+
+def test_every_component_that_dies_is_started_again_and_named_in_its_log(tmp_path: Path) -> None:
+    services = scripted(tmp_path, tuple(NAMED), deaths=1)
+    with services:
+        for name in NAMED:
+            dead(services, name)
+        services.check_alive()
+        for name in NAMED:
+            started(services, name, 2)  # a second start, which lives
+        services.check_alive()
+        assert all(services.procs[name].poll() is None for name in NAMED)
+        assert services.restarts == dict.fromkeys(NAMED, 1)
+        for name, label in NAMED.items():
+            logged = services.log_file(name).read_text()
+            assert f"airloop: {label} exited with code 1; starting it again (1 of 3" in logged
+
+
+def test_a_killed_serving_api_is_started_again(tmp_path: Path) -> None:
+    """The measured fault: `kill -9` of the serving process under `airloop up`."""
+    services = scripted(tmp_path, ("serving", "scheduler"), deaths=0)
+    with services:
+        started(services, "serving", 1)
+        scheduler = services.procs["scheduler"].pid
+        services.procs["serving"].kill()
+        dead(services, "serving")
+        services.check_alive()
+        started(services, "serving", 2)
+        assert services.procs["serving"].poll() is None
+        assert services.procs["scheduler"].pid == scheduler  # the rest untouched
+        logged = services.log_file("serving").read_text()
+        assert "the serving API (serving) exited with code -9; starting it again (1 of 3" in logged
+
+
+def test_a_scheduler_that_dies_twice_lives_on_its_third_start(tmp_path: Path) -> None:
+    services = scripted(tmp_path, ("scheduler",), deaths=2)
     with services:
         for _ in range(2):
             dead(services, "scheduler")
             services.check_alive()
-        marks = services.settings.home / "scheduler.starts"
-        deadline = time.monotonic() + 30
-        while marks.read_text() != "xxx" and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert marks.read_text() == "xxx"  # a third start, which lives
+        started(services, "scheduler", 3)
         services.check_alive()
         assert services.procs["scheduler"].poll() is None
         assert services.restarts == {"scheduler": 2}
@@ -64,25 +127,17 @@ def test_a_scheduler_that_dies_is_started_again_and_the_restart_is_in_its_log(
         assert "scheduler exited with code 1; starting it again (2 of 3 restarts)" in logged
 
 
-def test_past_its_restarts_a_scheduler_stops_the_run_saying_so(tmp_path: Path) -> None:
-    services = Scripted(Settings(home=tmp_path / "home"), components=("scheduler",))
-    services.deaths = MAX_RESTARTS + 1
-    services.settings.home.mkdir(parents=True)
-    with services:
-        for _ in range(MAX_RESTARTS):
-            dead(services, "scheduler")
-            services.check_alive()
-        dead(services, "scheduler")
-        with pytest.raises(AirflowError, match=r"scheduler exited with code 1 after 3 restarts"):
-            services.check_alive()
-
-
-def test_a_server_that_dies_stops_the_run_at_once(tmp_path: Path) -> None:
-    services = Scripted(Settings(home=tmp_path / "home"), components=("api-server",))
-    services.deaths = 1
-    services.settings.home.mkdir(parents=True)
-    with services:
-        dead(services, "api-server")
-        with pytest.raises(AirflowError, match=r"api-server exited with code 1; see"):
-            services.check_alive()
-        assert services.restarts == {}
+@pytest.mark.parametrize("name", ["serving", "scheduler"])
+def test_past_its_restarts_a_component_stops_up_naming_it(tmp_path: Path, name: str) -> None:
+    services = scripted(tmp_path, (name,), deaths=MAX_RESTARTS + 1)
+    with services, pytest.raises(ComponentDied) as stopped:
+        services.watch(interval=0.05)  # `airloop up`'s loop
+    message = str(stopped.value)
+    assert message.startswith(f"{NAMED[name]} exited with code 1 after 3 restarts (at most 3)")
+    assert str(services.log_file(name)) in message
+    assert services.restarts == {name: MAX_RESTARTS}
+    assert isinstance(stopped.value, AirflowError)  # the CLI prints it without a traceback
+    # The stack was up: the next step points at the component's log, not at starting it.
+    assert next_step(stopped.value) == NEXT_STEP_COMPONENT
+    assert "is the stack up" not in NEXT_STEP_COMPONENT
+    assert next_step(AirflowError("no admin password yet")) == NEXT_STEP_SERVICE

@@ -30,7 +30,7 @@ from airloop.cli.common import app
 from airloop.core.errors import PermanentError
 from airloop.core.http import HttpError
 from airloop.core.polling import WaitTimeout
-from airloop.runtime.airflow_cli import AirflowError
+from airloop.runtime.airflow_cli import AirflowError, ComponentDied
 from airloop.usecase import UseCaseError
 
 __all__ = ["app", "main"]
@@ -79,6 +79,10 @@ def usecase_first(args: list[str]) -> list[str]:
 
 
 NEXT_STEP_SERVICE = "is the stack up? `airloop up` starts it; `airloop doctor` checks each part"
+NEXT_STEP_COMPONENT = (
+    "the stack was up and that component stopped past its restarts: its log above says why;"
+    " `airloop up` starts the stack again, `airloop doctor` checks each part"
+)
 NEXT_STEP_REFUSED = (
     "the server is up and refused the request: the message above is its reason (the status"
     " and its own words)"
@@ -87,8 +91,11 @@ NEXT_STEP_REFUSED = (
 
 def next_step(exc: BaseException) -> str | None:
     """What to do after a service's error. A server that answered with a 4xx is up: its
-    refusal is the news, and asking whether the stack is up would mislead. The stack may be
-    down on anything else (no connection, a timeout, a 5xx)."""
+    refusal is the news, and asking whether the stack is up would mislead; so would it after
+    a component of the stack this command ran died past its restarts. The stack may be down
+    on anything else (no connection, a timeout, a 5xx)."""
+    if isinstance(exc, ComponentDied):
+        return NEXT_STEP_COMPONENT
     status = getattr(exc, "status", None)
     if isinstance(status, int) and 400 <= status < 500:
         return NEXT_STEP_REFUSED

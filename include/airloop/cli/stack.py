@@ -144,15 +144,17 @@ def up(
             typer.echo(f"profile:    {settings.profile} ({', '.join(components)})")
             typer.echo(f"Airflow UI: {settings.api_base_url}")
             typer.echo(f"airloop:    {settings.api_base_url}/plugin/airloop (after login)")
-            typer.echo(f"login:      {settings.airflow_admin_user} / {admin_password(settings)}")
+            # A password the operator set stays in its variable (a terminal is often a log:
+            # a journal, CI); the one generated for an embedded home is shown, to log in with.
+            given = settings.airflow_admin_password is not None
+            shown = "$AIRLOOP_AIRFLOW_ADMIN_PASSWORD" if given else admin_password(settings)
+            typer.echo(f"login:      {settings.airflow_admin_user} / {shown}")
             typer.echo(f"MLflow UI:  {settings.mlflow_ui_url}")
             for line in usecase_hints(settings, running):
                 typer.echo(line)
             typer.echo(f"logs:       {settings.logs_dir}")
             typer.echo("Ctrl-C stops everything.")
-            while True:
-                services.check_alive()
-                time.sleep(2.0)
+            services.watch()
         except KeyboardInterrupt:
             typer.echo("stopping everything")
 

@@ -24,7 +24,9 @@ def airflow(ctx: typer.Context) -> None:
 
     settings = get_settings()
     prepare_airflow_home(settings)
-    os.execvpe(airflow_bin(), [airflow_bin(), *ctx.args], airflow_environ(settings))
+    argv = [airflow_bin(), *ctx.args]
+    env = airflow_environ(settings)
+    os.execvpe(argv[0], argv, env)  # nosec B606 # exec of an argument list, no shell
 
 
 @app.command()
@@ -53,13 +55,15 @@ def worker(
     name_file = settings.home / "worker-name"  # what --check pings (a container's healthcheck)
     if check:
         argv = worker_ping(name_file.read_text().strip())
-        os.execvpe(argv[0], argv, airflow_environ(settings))
+        env = airflow_environ(settings)
+        os.execvpe(argv[0], argv, env)  # nosec B606 # exec of an argument list, no shell
     prepare_airflow_home(settings)
     name = name or f"worker-{secrets.token_hex(3)}"
     name_file.write_text(name)
     port = (log_port or settings.airflow_worker_log_port) if log_server else None
     argv, env = worker_invocation(settings, name, port)
-    os.execvpe(argv[0], argv, {**airflow_environ(settings), **env})
+    env = {**airflow_environ(settings), **env}
+    os.execvpe(argv[0], argv, env)  # nosec B606 # exec of an argument list, no shell
 
 
 @app.command("tracking-server")
@@ -69,7 +73,8 @@ def tracking_server() -> None:
     from airloop.runtime.services import mlflow_server_command
 
     argv = mlflow_server_command(get_settings(), Path(sys.executable).parent)
-    os.execvpe(argv[0], argv, {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    os.execvpe(argv[0], argv, env)  # nosec B606 # exec of an argument list, no shell
 
 
 @app.command(context_settings=PASS_THROUGH)
@@ -81,4 +86,5 @@ def feast(ctx: typer.Context) -> None:
     root = checkout_root() or Path.cwd()
     env = {**os.environ, **feast_cli_env()}
     feast_bin = str(Path(sys.executable).with_name("feast"))
-    os.execvpe(feast_bin, [feast_bin, "--chdir", str(root / "feature_repo"), *ctx.args], env)
+    argv = [feast_bin, "--chdir", str(root / "feature_repo"), *ctx.args]
+    os.execvpe(feast_bin, argv, env)  # nosec B606 # exec of an argument list, no shell

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from http import HTTPStatus
 from typing import Any
@@ -67,12 +68,12 @@ def request_json(
     """One request; the parsed JSON answer (None when empty). Errors raise :class:`HttpError`;
     an unreachable server raises ``OSError`` (``urllib.error.URLError``)."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method)
+    req = urllib.request.Request(web_url(url), data=data, method=method)
     req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # nosec B310 # web_url()
             raw = resp.read()
     except urllib.error.HTTPError as exc:
         raw = exc.read()
@@ -84,13 +85,23 @@ def request_json(
     return json.loads(raw) if raw else None
 
 
+def web_url(url: str) -> str:
+    """The URL, if it is http(s): airloop talks only to web servers, never ``file:`` or other
+    schemes urllib would also open."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"{url!r}: not an http(s) URL")
+    return url
+
+
 def probe(url: str, timeout: float = 5.0) -> str | None:
     """None when a URL answers with a 2xx status now; else what happened, for a person."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        with urllib.request.urlopen(web_url(url), timeout=timeout) as resp:  # nosec B310 # web_url()
             return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
     except urllib.error.HTTPError as exc:
         return f"HTTP {exc.code}"
+    except ValueError as exc:  # not a web URL
+        return str(exc)
     except (OSError, urllib.error.URLError) as exc:
         return str(getattr(exc, "reason", exc))
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
+import shutil
+import subprocess  # nosec B404 # git, by its full path, with argument lists
 from functools import cache
 from pathlib import Path
 
@@ -21,21 +22,25 @@ def git_commit() -> str:
     root = checkout_root()
     if root is None:
         return os.environ.get("AIRLOOP_GIT_COMMIT") or "unknown"
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
+        head = subprocess.run(  # nosec B603 # git's own arguments, no shell
+            [git, "-C", str(root), "rev-parse", "HEAD"],
             capture_output=True,
             text=True,
             check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+        )
+        changes = subprocess.run(  # nosec B603 # git's own arguments, no shell
+            [git, "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
             check=True,
-        ).stdout.strip()
+        )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    commit, dirty = head.stdout.strip(), changes.stdout.strip()
     return f"{commit}+dirty" if dirty else commit
 
 

@@ -25,13 +25,20 @@ from airloop.core.errors import PermanentError
 from airloop.core.files import atomic_write, read_json, write_json
 from airloop.core.records import Record
 from airloop.data.intervals import as_utc, partition_key
-from airloop.data.landing import RawDataError, landing_path, read_raw
+from airloop.data.landing import (
+    MISSING,
+    RawDataError,
+    landing_path,
+    read_raw,
+    record_used,
+    relanded,
+)
 from airloop.features import compute
 from airloop.features.offline import partition_file, read_partitions, write_partition
 from airloop.features.store import Materialized, materialize_interval
 from airloop.features.transforms import clean_source
 from airloop.metadata.store import MetadataStore
-from airloop.quality.gate import gate_partition, validation_report_path
+from airloop.quality.gate import gate_partition, refuse_relanded, validation_report_path
 from airloop.settings import Settings
 from airloop.usecase import UseCase, ViewInputs, resolve, source_table
 from airloop.usecase.sources import CastProblem
@@ -101,7 +108,12 @@ def extract_partition(
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
 ) -> Extracted:
-    """Snapshot the interval's landed files into staging, with their digests for lineage."""
+    """Snapshot the interval's landed files into staging, with their digests for lineage.
+
+    A partitioned file whose digest differs from the one recorded when the interval's features
+    were last built is refused (:func:`airloop.quality.gate.refuse_relanded`), before any
+    stage reads it: a partition landed twice with other contents waits for a person.
+    """
     check_interval(start, end)
     uc, st = resolve(usecase, settings)
     stage = staging_dir(st, uc, start) / "raw"
@@ -122,6 +134,9 @@ def extract_partition(
             "sha256": _sha256(dst),
             "bytes": dst.stat().st_size,
         }
+    found = relanded(st, uc, start, files)
+    if found:
+        refuse_relanded(uc, st, start, end, found)
     manifest = {"usecase": uc.name, "partition": partition_key(start), "files": files}
     path = write_json(stage / "manifest.json", manifest)
     log.info("extracted partition %s: %s", manifest["partition"], sorted(files))
@@ -140,7 +155,7 @@ def _read_staged(
     for name, entry in manifest["files"].items():
         spec = uc.sources[name]
         if "missing" in entry:
-            errors[name] = f"missing file: {entry['missing']} has not landed"
+            errors[name] = f"{MISSING}: {entry['missing']} has not landed"
             continue
         try:
             frames[name], found = read_raw(Path(entry["uri"]), spec)
@@ -289,7 +304,10 @@ def record_interval(
     published: dict[str, str],
     run: dict[str, Any],
 ) -> None:
-    """What lineage follows back from a training window: this interval's run and its inputs."""
+    """What lineage follows back from a training window: this interval's run and its inputs
+    (in the metadata database), and the files it used beside the landing zone
+    (:func:`airloop.data.landing.record_used`: what a partition landed again is checked
+    against)."""
     manifest = read_json(Path(extracted.manifest))
     report_path = validation_report_path(st, uc.name, extracted.partition)
     report = read_json(report_path) if report_path.exists() else {}
@@ -314,6 +332,7 @@ def record_interval(
             "published": published,
         }
     )
+    record_used(st, uc, start, end, manifest["files"], run)
 
 
 def materialize_online(

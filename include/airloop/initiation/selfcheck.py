@@ -26,7 +26,7 @@ from airloop.usecase import UseCase
 def own_file_failures(usecase: UseCase, frame: pd.DataFrame) -> list[Failure]:
     """What the gate would refuse if the file the use case was proposed from were replayed
     (nothing, when the proposal is right)."""
-    assert usecase.replay is not None  # airloop init always writes one
+    assert usecase.replay is not None  # nosec B101 # for mypy: airloop init always writes one
     name = usecase.events.source
     spec = usecase.sources[name]
     with tempfile.TemporaryDirectory(prefix="airloop-init-check-") as tmp:

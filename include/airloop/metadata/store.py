@@ -3,16 +3,21 @@
 Three tables beside Airflow's (prefixed ``airloop_``): every task instance of airloop's DAGs
 (written by the listener), every feature-pipeline interval that reached the offline store
 (written by the publish stage) and every champion decision (promotion, refusal, rollback,
-approval). SQLite in the embedded home, the production PostgreSQL otherwise
-(``AIRLOOP_METADATA_DB_URL``, default: Airflow's database). Tables are created on first use.
+approval); and a fourth of named locks held through the database (``MetadataStore.lock``).
+SQLite in the embedded home, the production PostgreSQL otherwise (``AIRLOOP_METADATA_DB_URL``,
+default: Airflow's database). Tables are created on first use.
 """
 
 from __future__ import annotations
 
 import json
+import random
+import threading
+import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -82,6 +87,22 @@ MODEL_EVENTS = sa.Table(
     sa.Column("evidence", sa.Text, nullable=False),
 )
 
+# Named locks held across processes and hosts through the database itself (SQLite in the
+# embedded home, PostgreSQL in production): a row per lock held, its primary key the lock.
+# A holder that dies leaves its row until the lease ends; the next taker then replaces it.
+LOCKS = sa.Table(
+    "airloop_locks",
+    META,
+    sa.Column("name", TEXT_ID, primary_key=True),
+    sa.Column("holder", sa.String(64), nullable=False),
+    sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+class LockTimeout(RuntimeError):
+    """A lock stayed taken for longer than its taker would wait."""
+
+
 JSON_COLUMNS = {"conf", "mlflow_run_ids", "raw", "validation", "published", "evidence"}
 
 
@@ -92,8 +113,17 @@ def utc(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-@cache
+_ENGINES = threading.Lock()  # one engine per URL, even when a process's threads start at once
+CREATE_TRIES = 5
+
+
 def _engine(url: str) -> sa.Engine:
+    with _ENGINES:
+        return _new_engine(url)
+
+
+@cache
+def _new_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": 30})
 
@@ -103,10 +133,17 @@ def _engine(url: str) -> sa.Engine:
 
     else:
         engine = sa.create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
-    try:
-        META.create_all(engine, checkfirst=True)
-    except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
-        META.create_all(engine, checkfirst=True)  # another process created them meanwhile
+    for tried in range(1, CREATE_TRIES + 1):
+        try:
+            META.create_all(engine, checkfirst=True)
+            break
+        except (sa.exc.IntegrityError, sa.exc.ProgrammingError, sa.exc.OperationalError):
+            # Another process is creating them meanwhile (parallel tasks' first records):
+            # PostgreSQL says so with an integrity or programming error, SQLite with "table
+            # ... already exists". Each try finds more of them there.
+            if tried == CREATE_TRIES:
+                raise
+            time.sleep(0.05 * tried)
     return engine
 
 
@@ -149,6 +186,53 @@ class MetadataStore:
     def _select(self, query: sa.Select[Any]) -> list[dict[str, Any]]:
         with self._begin() as conn:
             return [_row(dict(r._mapping)) for r in conn.execute(query)]
+
+    # Locks ---------------------------------------------------------------------------------
+    @contextmanager
+    def lock(self, name: str, lease: float = 180.0, wait: float = 240.0) -> Iterator[None]:
+        """Hold the named lock for the block: one holder at a time across every process and
+        host sharing this database (a read-modify-write that must not interleave).
+
+        A holder that dies keeps it until ``lease`` seconds after it took it; the block must
+        finish within the lease. Waits up to ``wait`` seconds, then raises :class:`LockTimeout`.
+        """
+        holder = uuid.uuid4().hex
+        deadline = time.monotonic() + wait
+        pause = 0.01
+        while not self._take(name, holder, lease):
+            if time.monotonic() > deadline:
+                raise LockTimeout(
+                    f"the lock {name!r} stayed taken for {wait:.0f} s (table {LOCKS.name} in"
+                    f" {sa.make_url(self.url).render_as_string(hide_password=True)}); its"
+                    f" holder's lease ends {lease:.0f} s after it took it"
+                )
+            # Jittered, so that waiters do not all knock at once.
+            time.sleep(pause * (1 + random.random()))  # nosec B311 # timing jitter, no secret
+            pause = min(pause * 2, 0.5)
+        try:
+            yield
+        finally:
+            with self._begin() as conn:
+                conn.execute(
+                    sa.delete(LOCKS).where((LOCKS.c.name == name) & (LOCKS.c.holder == holder))
+                )
+
+    def _take(self, name: str, holder: str, lease: float) -> bool:
+        """One try: replace an expired holder's row, then insert ours (False: it is held)."""
+        now = datetime.now(UTC)
+        try:
+            with self._begin() as conn:
+                conn.execute(
+                    sa.delete(LOCKS).where((LOCKS.c.name == name) & (LOCKS.c.expires_at < now))
+                )
+                conn.execute(
+                    sa.insert(LOCKS).values(
+                        name=name, holder=holder, expires_at=now + timedelta(seconds=lease)
+                    )
+                )
+        except sa.exc.IntegrityError:
+            return False
+        return True
 
     # Task instances (P7) -----------------------------------------------------------------
     def record_task(self, row: Mapping[str, Any]) -> None:
@@ -207,7 +291,8 @@ class MetadataStore:
         with self._begin() as conn:
             result = conn.execute(sa.insert(MODEL_EVENTS).values(**_values(kept)))
         key = result.inserted_primary_key
-        assert key is not None
+        if key is None:
+            raise RuntimeError(f"{MODEL_EVENTS.name}: the database gave the new row no id")
         return {**kept, "id": int(key[0]), "evidence_uri": kept.get("evidence_uri")}
 
     def set_evidence_uri(self, event_id: int, uri: str) -> None:

@@ -15,14 +15,24 @@ from airloop.orchestration.tasks import (
 )
 from airloop.settings import get_settings
 from airloop.usecase import UseCase, dag_id
+from airloop.usecase.run_params import N_TRIALS_MAX, SEED_MAX
 
 
 @task
 def plan_trials(usecase: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The points of the search space to try; a bad form fails here, at once."""
+    """The points of the search space to try; a bad form fails here, at once, naming the field."""
     from airloop.training.experiment import plan_trials as stage
 
+    run_stage(check_form, dict(params or {}), usecase)
     return run_stage(stage, dict(params or {}), usecase)
+
+
+def check_form(params: dict[str, Any], usecase: str) -> None:
+    """The run's parameters against the use case (what the Params' schemas cannot say)."""
+    from airloop.usecase import resolve
+    from airloop.usecase.run_params import check_experiment_params
+
+    check_experiment_params(params, resolve(usecase, None)[0])
 
 
 @task
@@ -82,17 +92,22 @@ def experiment_form(usecase: UseCase) -> dict[str, Param]:
         "search_space": Param(
             family(chosen, usecase.task).search_space,
             type="object",
+            additionalProperties={"type": "array", "minItems": 1},
             title="Search space",
             description="parameter name → list of values",
         ),
-        "n_trials": Param(3, type="integer", minimum=1, maximum=50, title="Number of trials"),
+        "n_trials": Param(
+            3, type="integer", minimum=1, maximum=N_TRIALS_MAX, title="Number of trials"
+        ),
         "metric": Param(
             usecase.metrics[0],
             type="string",
             enum=metric_names(usecase.task),
             title="Metric to optimise",
         ),
-        "seed": Param(usecase.training.seed, type="integer", title="Seed"),
+        "seed": Param(
+            usecase.training.seed, type="integer", minimum=0, maximum=SEED_MAX, title="Seed"
+        ),
     }
 
 

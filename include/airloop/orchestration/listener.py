@@ -3,12 +3,14 @@
 Registered by the airloop plugin (``plugins/airloop_plugin.py``), so it fires in the process
 that runs the task, under any executor and under ``dag.test()``. Only DAGs tagged ``airloop``
 are recorded. A task that wrote to MLflow gets those run ids on its record, and its DAG run's
-note links to them, so each Airflow run and its MLflow runs point at each other. Recording is
-best effort: a failure is logged and never fails the task.
+note links to them, so each Airflow run and its MLflow runs point at each other (parallel
+tasks' links are added one task at a time, under a lock held in the metadata database).
+Recording is best effort: a failure is logged and never fails the task.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import socket
 from datetime import UTC, datetime
@@ -92,23 +94,45 @@ def _store() -> Any:
 
 
 def link_mlflow_runs(ti: Any, run_ids: list[str]) -> None:
-    """Add the task's MLflow runs to its DAG run's note (kept below any note already there)."""
+    """Add the task's MLflow runs to its DAG run's note, below any note already there.
+
+    Parallel tasks of one run (an experiment's trials) finish together, and a note is read,
+    changed and written back through Airflow's API: two at once would each write the note
+    they read plus their own links, and the last would erase the other's. So the change is
+    made under the run's lock in the metadata database, and it adds every MLflow run the
+    metadata store records for the DAG run (this task's included) that the note lacks: a link
+    an earlier linker failed to write comes back too.
+    """
     from airloop.runtime.api import ApiClient
     from airloop.settings import get_settings
 
     settings = get_settings()
     api = ApiClient(settings)
-    note = api.dag_run(ti.dag_id, ti.run_id).get("note") or ""
-    lines = [
-        f"- {ti.task_id}: [{run_id}]({settings.mlflow_ui_url}/#/runs/{run_id})"
-        for run_id in run_ids
-        if run_id not in note
-    ]
-    if not lines:
-        return
-    if NOTE_HEADING not in note:
-        note = f"{note}\n\n{NOTE_HEADING}" if note else NOTE_HEADING
-    api.set_note(ti.dag_id, ti.run_id, "\n".join([note, *lines]))
+    store = _store()
+    with store.lock(note_lock(ti.dag_id, ti.run_id)):
+        recorded = [
+            (row["task_id"], run_id)
+            for row in store.task_runs(ti.dag_id, ti.run_id)
+            for run_id in row["mlflow_run_ids"] or ()
+        ]
+        wanted = dict.fromkeys([*recorded, *((ti.task_id, run_id) for run_id in run_ids)])
+        note = api.dag_run(ti.dag_id, ti.run_id).get("note") or ""
+        lines = [
+            f"- {task_id}: [{run_id}]({settings.mlflow_ui_url}/#/runs/{run_id})"
+            for task_id, run_id in wanted
+            if run_id not in note
+        ]
+        if not lines:
+            return
+        if NOTE_HEADING not in note:
+            note = f"{note}\n\n{NOTE_HEADING}" if note else NOTE_HEADING
+        api.set_note(ti.dag_id, ti.run_id, "\n".join([note, *lines]))
+
+
+def note_lock(dag_id: str, run_id: str) -> str:
+    """The lock of a DAG run's note: one name per run, short enough for any run id."""
+    digest = hashlib.sha256(f"{dag_id}\0{run_id}".encode()).hexdigest()[:40]
+    return f"dag-run-note:{digest}"
 
 
 def _finish(ti: Any, state: str, error: Any = None) -> None:

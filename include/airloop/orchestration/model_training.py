@@ -15,6 +15,7 @@ from airflow.sdk import (
     task,
 )
 
+from airloop.catalog import family_names
 from airloop.orchestration.assets import retrain_request
 from airloop.orchestration.tasks import (
     dag_header,
@@ -28,8 +29,10 @@ from airloop.settings import Settings, get_settings
 from airloop.usecase import UseCase, dag_id
 
 
-def training_params() -> dict[str, Param]:
-    """The Trigger form: an explicit window and configuration, each optional."""
+def training_params(usecase: UseCase) -> dict[str, Param]:
+    """The Trigger form: an explicit window and configuration, each optional; the schemas
+    refuse what they can say (types, a family not of the use case's task), and
+    :func:`~airloop.usecase.run_params.check_training_params` the rest, at the first task."""
     return {
         "window_start": Param(
             None,
@@ -46,6 +49,11 @@ def training_params() -> dict[str, Param]:
         "config": Param(
             {},
             type="object",
+            properties={
+                "family": {"type": "string", "enum": family_names(usecase.task)},
+                "params": {"type": "object"},
+            },
+            additionalProperties=False,
             description='{"family": ..., "params": {...}}; empty: the latest experiment proposal, else the use case default',
         ),
     }
@@ -60,8 +68,11 @@ def build_training_set(
 ) -> dict[str, Any]:
     """Point-in-time correct rows of the window; a retrain request's window ends at its interval."""
     from airloop.training.pipeline import build_training_set as stage
+    from airloop.usecase import resolve
+    from airloop.usecase.run_params import check_training_params
 
     window = dict(params or {})
+    run_stage(check_training_params, window, resolve(usecase, None)[0])  # before any work
     request = triggering_request()
     if request and not window.get("window_end"):
         window["window_end"] = request["interval_end"]
@@ -266,7 +277,7 @@ def build_model_training(usecase: UseCase, ref: str, doc_md: str | None = None) 
         end_date=end,
         max_active_runs=1,
         **dag_header(usecase, "training"),
-        params=training_params(),
+        params=training_params(usecase),
         user_defined_macros={"airloop_lineage": lineage_of},
     )
     def model_training() -> None:

@@ -197,8 +197,39 @@ def validate_frame(
     failures, raw = run_expectations(
         frame_for_validation(df, spec), suite, source, missing, context
     )
-    raw["ignored_columns"] = sorted(set(df.columns) - {c.name for c in spec.columns})
-    return failures, raw
+    extra = sorted(set(df.columns) - {c.name for c in spec.columns})
+    raw["ignored_columns"] = extra
+    return failures + schema_changes(failures, spec, source, extra), raw
+
+
+def schema_changes(
+    failures: list[Failure], spec: SourceSpec, source: str, extra: list[str]
+) -> list[Failure]:
+    """A file's columns against the use case's: a column the file adds is refused when the
+    source says ``extra_columns: refuse`` (else read and listed as ignored); a missing column's
+    failure names the columns the file has instead, as a renamed column leaves one of each.
+    """
+    if not extra:
+        return []
+    for failure in failures:
+        if failure.check == "column_to_exist":
+            failure.reason += (
+                f"; the file has columns the use case does not declare: {extra} (renamed?):"
+                " rename it back in the data, or declare the new name in usecase.yaml"
+            )
+    if spec.extra_columns != "refuse":
+        return []
+    return [
+        Failure(
+            source,
+            "no_extra_columns",
+            column,
+            f"column {column!r} is not declared in the use case and the source refuses extra"
+            " columns (extra_columns: refuse): declare it in usecase.yaml, set extra_columns:"
+            " ignore, or remove it from the data",
+        )
+        for column in extra
+    ]
 
 
 def _describe(source: str, r: Any, missing: set[str]) -> list[Failure]:

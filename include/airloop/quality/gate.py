@@ -2,7 +2,9 @@
 
 A failed partition is moved out of the landing zone into ``quarantine/<partition key>/`` with a
 ``report.json`` that says what was wrong and Great Expectations Data Docs (HTML) to browse.
-Nothing downstream is written.
+Nothing downstream is written. Two refusals move nothing: a partition with a file not landed
+yet (it stays, so a rerun once the file lands picks it up), and a partition landed again with
+other contents than its features were built from (both versions stay for a person to decide).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import pandas as pd
 from airloop.core.errors import PermanentError
 from airloop.core.files import read_json, write_json
 from airloop.data.intervals import as_utc, partition_key, utc_now
-from airloop.data.landing import landing_path
+from airloop.data.landing import MISSING, Relanded, landing_path, used_record_path
 from airloop.quality.expectations import (
     Failure,
     build_expectations,
@@ -37,6 +39,19 @@ log = logging.getLogger(__name__)
 
 class ValidationFailed(PermanentError, RuntimeError):
     """The partition broke the use case's expectations; the message says how and where to look."""
+
+    def __init__(self, message: str, report_path: Path) -> None:
+        super().__init__(message)
+        self.report_path = report_path
+
+
+class PartitionIncomplete(ValidationFailed):
+    """A source's file has not landed; nothing was moved, a rerun after it lands picks it up."""
+
+
+class LandedTwice(PermanentError, RuntimeError):
+    """A partition landed again with other contents than its published features were built
+    from; both versions are kept, nothing was read or changed."""
 
     def __init__(self, message: str, report_path: Path) -> None:
         super().__init__(message)
@@ -73,7 +88,10 @@ def gate_partition(
     hold when it was read (:func:`airloop.data.landing.read_raw`), failures like the suite's.
     """
     key = partition_key(start)
-    failures: list[Failure] = [Failure(s, "readable", None, msg) for s, msg in read_errors.items()]
+    failures: list[Failure] = [
+        Failure(s, "landed" if msg.startswith(MISSING) else "readable", None, msg)
+        for s, msg in read_errors.items()
+    ]
     failures += [
         Failure(source, "castable", p.column, p.reason, list(p.examples))
         for source, problems in (cast_problems or {}).items()
@@ -123,6 +141,14 @@ def gate_partition(
     if not failures:
         write_json(_passed_references_path(settings, usecase.name), passed)
         return report
+    if all(f.check == "landed" for f in failures):
+        reasons = "\n".join(f"  - {f.source}: {f.reason}" for f in failures)
+        raise PartitionIncomplete(
+            f"partition {key} of use case {usecase.name!r} is incomplete, nothing was moved:\n"
+            f"{reasons}\nLand the missing file, then run the interval again (clear this run, "
+            f"or `airloop backfill --start {as_utc(start):%Y-%m-%d}`).",
+            validation_report_path(settings, usecase.name, key),
+        )
     qdir = quarantine_partition(usecase, settings, start, report)
     try:
         docs = build_data_docs(qdir, {s: (usecase.sources[s], df) for s, df in frames.items()})
@@ -136,6 +162,46 @@ def gate_partition(
         f"partition {key} of use case {usecase.name!r} failed validation and was quarantined "
         f"in {qdir}:\n{reasons}\nFix the data, land it again, then clear this run.",
         qdir / "report.json",
+    )
+
+
+def refuse_relanded(
+    usecase: UseCase, settings: Settings, start: datetime, end: datetime, found: list[Relanded]
+) -> None:
+    """Refuse a partition landed again with other contents: a report in its quarantine folder
+    naming both versions of each file, and an error saying how to settle it. Nothing is moved:
+    the landed file stays where it landed, the used one where the record keeps it."""
+    key = partition_key(start)
+    record = used_record_path(settings, usecase, start)
+    report = {
+        "usecase": usecase.name,
+        "partition": key,
+        "interval": [as_utc(start).isoformat(), as_utc(end).isoformat()],
+        "validated_at": utc_now().isoformat(),
+        "success": False,
+        "rows": {},
+        "failures": [
+            {
+                "source": f.source,
+                "check": "landed_once",
+                "column": None,
+                "reason": f.reason,
+                "examples": [],
+            }
+            for f in found
+        ],
+        "landed_twice": [vars(f) for f in found],
+        "used_record": str(record),
+    }
+    path = write_json(quarantine_folder(settings, usecase.name, start) / "report.json", report)
+    reasons = "\n".join(f"  - {f.reason}" for f in found)
+    raise LandedTwice(
+        f"partition {key} of use case {usecase.name!r} was refused: it landed again with other "
+        f"contents than its features were built from. Nothing was read or changed.\n{reasons}\n"
+        "Both versions are kept. Decide which is right: to rebuild from the new file, delete "
+        f"{record} and run the interval again; to keep the features as they are, copy the "
+        "kept file back over the landed one.",
+        path,
     )
 
 

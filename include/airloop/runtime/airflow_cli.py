@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
+import subprocess  # nosec B404 # Airflow's CLI, with argument lists, never a shell
 import sys
 from pathlib import Path
 
@@ -14,6 +14,11 @@ from airloop.settings import Settings
 
 class AirflowError(RuntimeError):
     """Airflow did not do what airloop asked; the message says what and where to look."""
+
+
+class ComponentDied(AirflowError):
+    """A component of the stack exited past its restarts: the stack is (was) up, and the
+    component's log, quoted in the message, says why it stopped."""
 
 
 def airflow_bin() -> str:
@@ -36,7 +41,7 @@ def run_airflow_cli(
     settings: Settings, args: list[str], check: bool = True
 ) -> subprocess.CompletedProcess[str]:
     """One Airflow CLI call with airloop's environment; a failure raises with its stderr."""
-    proc = subprocess.run(
+    proc = subprocess.run(  # nosec B603 # airflow's own arguments, no shell
         [airflow_bin(), *args], env=airflow_environ(settings), capture_output=True, text=True
     )
     if check and proc.returncode != 0:

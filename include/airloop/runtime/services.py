@@ -13,7 +13,7 @@ import logging
 import os
 import signal
 import socket
-import subprocess
+import subprocess  # nosec B404 # the stack's components, argument lists, never a shell
 import sys
 import time
 from collections.abc import Iterable
@@ -25,6 +25,7 @@ from airloop.core.http import answers
 from airloop.core.polling import WaitTimeout, wait_until
 from airloop.runtime.airflow_cli import (
     AirflowError,
+    ComponentDied,
     airflow_bin,
     airflow_environ,
     prepare_airflow_home,
@@ -36,14 +37,21 @@ log = logging.getLogger(__name__)
 
 COMPONENTS_ALL = ("api-server", "scheduler", "dag-processor", "triggerer", "serving", "mlflow-ui")
 COMPONENTS_RUN = ("api-server", "scheduler", "dag-processor", "serving")
-# Airflow's loops keep no state of their own outside the metadata database: one that dies
-# (SQLite's "database is locked" has ended a scheduler in a long replay) is started again, as
-# compose's `restart: unless-stopped` does, and a new scheduler takes over the runs. A server
-# that dies (the API, serving, MLflow) stops the command: its clients would fail anyway.
-RESTARTABLE = ("scheduler", "dag-processor", "triggerer")
+# No component keeps state of its own outside its stores: Airflow's loops and API in the
+# metadata database, the serving API's champion in the registry, the MLflow servers in the
+# tracking store, a Celery worker's tasks in the broker and Airflow's database (Airflow
+# retries a task whose worker died). So one that dies (SQLite's "database is locked" has ended a
+# scheduler in a long replay; a kill -9 of the serving API) is started again at the
+# supervisor's next check, as compose's `restart: unless-stopped` does, up to MAX_RESTARTS
+# times each; past them the command stops and says which component, with its log's tail.
 MAX_RESTARTS = 3
+WATCH_SECONDS = 2.0  # between two checks of `airloop up`'s supervisor
 _PR_SET_PDEATHSIG = 1
-WORKER_LOG_PORT_STEP = 10  # each Celery worker on one host serves its logs on its own port
+# Airflow's log servers (a Celery worker's, the triggerer's, a LocalExecutor scheduler's) bind
+# every interface, with no setting to change it (airflow.utils.serve_logs binds host "").
+# `airloop up` runs every component on one host, where the api-server reads task logs from
+# Airflow's home, so it starts none: nothing it runs listens beyond loopback.
+SERVES_LOGS = ("scheduler", "triggerer")
 
 
 def serving_components(settings: Settings) -> tuple[str, ...]:
@@ -51,6 +59,20 @@ def serving_components(settings: Settings) -> tuple[str, ...]:
     next one, on the next port (``airloop.usecase.active``)."""
     names = [uc.name for uc, _ in active_usecases(settings)]
     return ("serving", *(f"serving-{name}" for name in names[1:]))
+
+
+def describe(name: str) -> str:
+    """A component as a person knows it: ``the serving API (serving)``, ``Airflow's
+    scheduler``, ``Celery worker worker-1``, ``the MLflow tracking server (mlflow)``."""
+    if name == "serving" or name.startswith("serving-"):
+        return f"the serving API ({name})"
+    if name.startswith("worker-"):
+        return f"Celery worker {name}"
+    if name == "mlflow":
+        return "the MLflow tracking server (mlflow)"
+    if name == "mlflow-ui":
+        return "the MLflow UI (mlflow-ui)"
+    return f"Airflow's {name}"
 
 
 def topology(settings: Settings, everything: bool = False) -> tuple[str, ...]:
@@ -128,7 +150,7 @@ class Services:
     def spawn(self, name: str) -> None:
         """Start one component, its output appended to its log."""
         with self.log_file(name).open("ab") as out:
-            self.procs[name] = subprocess.Popen(
+            self.procs[name] = subprocess.Popen(  # nosec B603 # command(): no shell
                 self.command(name),
                 env=self.env or None,
                 stdout=out,
@@ -159,10 +181,7 @@ class Services:
                 str(settings.usecase_serving_port(slot)),
             ]
         if name.startswith("worker-"):
-            # Several workers on one host: each serves its logs on a port of its own.
-            index = int(name.removeprefix("worker-"))
-            port = settings.airflow_worker_log_port + WORKER_LOG_PORT_STEP * index
-            return [str(bin_dir / "airloop"), "worker", "--name", name, "--log-port", str(port)]
+            return [str(bin_dir / "airloop"), "worker", "--name", name, "--no-log-server"]
         if name == "mlflow":
             return [str(bin_dir / "airloop"), "tracking-server"]
         if name == "mlflow-ui":
@@ -180,34 +199,45 @@ class Services:
                 "--workers",
                 "1",
             ]
-        return [airflow_bin(), name]
+        return [airflow_bin(), name, *(["--skip-serve-logs"] if name in SERVES_LOGS else [])]
 
     def check_alive(self) -> None:
-        """Start again an Airflow loop that has exited (``RESTARTABLE``, ``MAX_RESTARTS`` times
-        each, noted in its log); raise with the tail of its log for any other component, or a
-        loop past its restarts."""
+        """Start again any component that has exited, ``MAX_RESTARTS`` times each (noted in
+        its log and logged); raise, naming it, with the tail of its log, past its restarts."""
         for name, proc in list(self.procs.items()):
             if proc.poll() is None:
                 continue
-            if name in RESTARTABLE and self.restarts.get(name, 0) < MAX_RESTARTS:
+            if self.restarts.get(name, 0) < MAX_RESTARTS:
                 self.restart(name, proc.returncode)
                 continue
             log_file = self.log_file(name)
             tail = log_file.read_text(errors="replace")[-1500:] if log_file.exists() else ""
-            again = f" after {self.restarts[name]} restarts" if name in self.restarts else ""
-            raise AirflowError(
-                f"airflow {name} exited with code {proc.returncode}{again}; see {log_file}\n{tail}"
+            raise ComponentDied(
+                f"{describe(name)} exited with code {proc.returncode} after"
+                f" {self.restarts.get(name, 0)} restarts (at most {MAX_RESTARTS});"
+                f" see {log_file}\n{tail}"
             )
 
+    def watch(self, interval: float = WATCH_SECONDS) -> None:
+        """Check the components every ``interval`` seconds until interrupted (Ctrl-C,
+        SIGTERM) or one is past its restarts: the loop of `airloop up`."""
+        while True:
+            self.check_alive()
+            time.sleep(interval)
+
     def restart(self, name: str, code: int) -> None:
-        """End what is left of the component's process group (an executor's workers), then
-        start it again."""
+        """End what is left of the component's process group (an executor's workers, a
+        server's), then start it again."""
         old = self.procs[name]
         with contextlib.suppress(ProcessLookupError):
             os.killpg(old.pid, signal.SIGKILL)
+        old.wait()
+        deadline = time.monotonic() + 10.0  # until its port is free
+        while group_alive(old.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.restarts[name] = self.restarts.get(name, 0) + 1
         note = (
-            f"airloop: {name} exited with code {code}; starting it again"
+            f"airloop: {describe(name)} exited with code {code}; starting it again"
             f" ({self.restarts[name]} of {MAX_RESTARTS} restarts)"
         )
         log.warning(note)

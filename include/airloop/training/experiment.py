@@ -82,7 +82,7 @@ def grid_trials(
         dict(zip(keys, combo, strict=True))
         for combo in itertools.product(*(search_space[k] for k in keys))
     ]
-    random.Random(seed).shuffle(grid)
+    random.Random(seed).shuffle(grid)  # nosec B311 # a seeded, reproducible order, no secret
     return [
         Trial(trial=i, family=family, params=params, seed=seed)
         for i, params in enumerate(grid[: max(1, n_trials)])
@@ -194,7 +194,7 @@ def select_best(
         raise ExperimentError(f"no trial produced {key}")
     best = (max if higher else min)(scored, key=lambda r: r.metrics[key] or 0.0)
     value = best.metrics[key]
-    assert value is not None  # scored trials have it
+    assert value is not None  # nosec B101 # for mypy: scored trials have it
     table = pd.DataFrame(
         [{"trial": r.trial, "run_id": r.run_id, **r.config.params, **r.metrics} for r in results]
     ).sort_values(key, ascending=not higher)

@@ -9,6 +9,7 @@ pandas is imported inside ``compute`` so that loading a use case stays light.
 from __future__ import annotations
 
 import ast
+import codecs
 import math
 import operator
 from abc import abstractmethod
@@ -487,12 +488,12 @@ class ExprColumn(DerivedKind):
         import pandas as pd
 
         if isinstance(node, ast.Constant):
-            assert isinstance(node.value, int | float)  # parse_expr admits numbers only
+            assert isinstance(node.value, int | float)  # nosec B101 # for mypy: parse_expr admits numbers only
             return float(node.value)
         if isinstance(node, ast.Name):
             return pd.to_numeric(df[node.id], errors="coerce").astype("float64")
         if isinstance(node, ast.Call):
-            assert isinstance(node.func, ast.Name)  # parse_expr admits min() and max() only
+            assert isinstance(node.func, ast.Name)  # nosec B101 # for mypy: parse_expr admits min() and max() only
             values = [self._evaluate(a, df) for a in node.args]
             columns = pd.DataFrame(
                 {i: v if isinstance(v, pd.Series) else float(v) for i, v in enumerate(values)},
@@ -502,7 +503,7 @@ class ExprColumn(DerivedKind):
         if isinstance(node, ast.UnaryOp):
             operand = self._evaluate(node.operand, df)
             return -operand if isinstance(node.op, ast.USub) else operand
-        assert isinstance(node, ast.BinOp)  # parse_expr admits nothing else
+        assert isinstance(node, ast.BinOp)  # nosec B101 # for mypy: parse_expr admits nothing else
         left, right = self._evaluate(node.left, df), self._evaluate(node.right, df)
         return _OPERATORS[type(node.op)](left, right)
 
@@ -551,10 +552,17 @@ class SourceSpec(Spec):
     figures published a month later); features never see a row before then.
     ``allow_empty_before``: intervals starting before this date may hold fewer than
     ``min_rows`` rows, even none (the years before a series begins).
+    ``encoding``: the text encoding of a CSV source's files (``latin-1``, ``cp1252``); a file
+    that is not valid in it is refused, naming the byte and the line.
+    ``extra_columns``: what a file with columns the use case does not declare gets: ``ignore``
+    (read, listed in the validation report's ``ignored_columns``) or ``refuse`` (the
+    partition fails the gate, naming them).
     """
 
     kind: Literal["partitioned", "reference"] = "partitioned"
     format: Literal["csv", "parquet"] = "csv"
+    encoding: str = "utf-8"
+    extra_columns: Literal["ignore", "refuse"] = "ignore"
     partition_by: str | None = None
     available_after: Duration = Field(default="0d", validate_default=True)
     allow_empty_before: date | None = None
@@ -630,9 +638,23 @@ class SourceSpec(Spec):
                 del pending[derived.name]
         return ordered
 
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, value: str) -> str:
+        try:
+            codecs.lookup(value)
+        except LookupError:
+            raise ValueError(
+                f"encoding {value!r} is not a text encoding Python knows (utf-8, latin-1,"
+                " cp1252, ...)"
+            ) from None
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> SourceSpec:
         self.derive_order()
+        if self.format != "csv" and codecs.lookup(self.encoding).name != "utf-8":
+            raise ValueError("encoding is for csv sources (a Parquet file declares its own)")
         known = set(self.output_columns())
         if self.kind == "partitioned":
             if not self.partition_by:
