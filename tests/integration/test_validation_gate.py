@@ -7,6 +7,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -199,4 +200,33 @@ def test_a_reference_table_is_validated_again_only_when_its_file_changes(
             validate_partition(start, end, flights, landed)
     finally:
         planes.write_bytes(kept)
+        _restore(landed, flights, history)
+
+
+def test_a_reference_table_is_validated_again_when_its_extra_columns_rule_changes(
+    history, landed, flights
+) -> None:
+    """A file that passed while its extra columns were ignored is checked again, and refused,
+    once the source refuses them: the rule is part of what a passed validation vouches for."""
+    from airloop.features.pipeline import validate_partition
+    from airloop.quality.gate import ValidationFailed
+    from tests.integration.conftest import day
+
+    planes = flights.sources["planes"]
+    fewer = planes.model_copy(update={"columns": [c for c in planes.columns if c.name != "engine"]})
+
+    def with_planes(spec: Any) -> Any:
+        return flights.model_copy(update={"sources": {**flights.sources, "planes": spec}})
+
+    _restore(landed, flights, history)
+    start, end = day(DAY), day(DAY + 1)
+    try:
+        passed = validate_partition(start, end, with_planes(fewer), landed)
+        report = json.loads(Path(passed.report).read_text())
+        assert report["ignored_columns"]["planes"] == ["engine"], report["ignored_columns"]
+        _restore(landed, flights, history)
+        strict = fewer.model_copy(update={"extra_columns": "refuse"})
+        with pytest.raises(ValidationFailed, match="column 'engine' is not declared"):
+            validate_partition(start, end, with_planes(strict), landed)
+    finally:
         _restore(landed, flights, history)

@@ -11,7 +11,7 @@ import pytest
 
 from airloop.cli import NEXT_STEP_COMPONENT, NEXT_STEP_SERVICE, next_step
 from airloop.runtime.airflow_cli import AirflowError, ComponentDied
-from airloop.runtime.services import MAX_RESTARTS, Services, topology
+from airloop.runtime.services import MAX_RESTARTS, RESTART_WINDOW_SECONDS, Services, topology
 from airloop.settings import Settings
 from tests.unit.test_profiles import production
 
@@ -124,7 +124,31 @@ def test_a_scheduler_that_dies_twice_lives_on_its_third_start(tmp_path: Path) ->
         assert services.procs["scheduler"].poll() is None
         assert services.restarts == {"scheduler": 2}
         logged = services.log_file("scheduler").read_text()
-        assert "scheduler exited with code 1; starting it again (2 of 3 restarts)" in logged
+        assert (
+            "scheduler exited with code 1; starting it again (2 of 3 restarts in 10 minutes)"
+            in logged
+        )
+
+
+def test_restarts_older_than_the_window_are_given_back(tmp_path: Path) -> None:
+    """A component that dies once a day for weeks is started again each time: only deaths
+    within the window count against its restarts (systemd's StartLimitIntervalSec)."""
+    now = [1000.0]
+    services = scripted(tmp_path, ("scheduler",), deaths=MAX_RESTARTS + 2)
+    services.clock = lambda: now[0]
+    with services:
+        for death in range(MAX_RESTARTS + 2):
+            dead(services, "scheduler")
+            services.check_alive()  # would raise past MAX_RESTARTS within one window
+            now[0] += RESTART_WINDOW_SECONDS / 2 + 1  # two deaths per window at most
+            started(services, "scheduler", death + 2)
+        services.check_alive()
+        assert services.procs["scheduler"].poll() is None
+        assert services.restarts == {"scheduler": MAX_RESTARTS + 2}  # all, for the profile
+        assert services.recent_restarts("scheduler") == 1
+        logged = services.log_file("scheduler").read_text()
+        assert "starting it again (2 of 3 restarts in 10 minutes)" in logged
+        assert "(3 of 3" not in logged
 
 
 @pytest.mark.parametrize("name", ["serving", "scheduler"])
@@ -133,7 +157,9 @@ def test_past_its_restarts_a_component_stops_up_naming_it(tmp_path: Path, name: 
     with services, pytest.raises(ComponentDied) as stopped:
         services.watch(interval=0.05)  # `airloop up`'s loop
     message = str(stopped.value)
-    assert message.startswith(f"{NAMED[name]} exited with code 1 after 3 restarts (at most 3)")
+    assert message.startswith(
+        f"{NAMED[name]} exited with code 1 after 3 restarts in 10 minutes (at most 3)"
+    )
     assert str(services.log_file(name)) in message
     assert services.restarts == {name: MAX_RESTARTS}
     assert isinstance(stopped.value, AirflowError)  # the CLI prints it without a traceback

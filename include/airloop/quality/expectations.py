@@ -137,12 +137,13 @@ def ephemeral_context() -> Any:
     return context
 
 
-def suite_fingerprint(expectations: list[Any]) -> str:
-    """What the expectations check, as a digest: equal digests, equal suites."""
+def suite_fingerprint(expectations: list[Any], spec: SourceSpec) -> str:
+    """What a source's validation checks, as a digest: its expectations and the checks made
+    beside them from its spec (``extra_columns``); equal digests, equal validations."""
     import great_expectations as gx
 
     configs = [e.configuration.to_json_dict() for e in expectations]
-    text = json.dumps([gx.__version__, configs], sort_keys=True, default=str)
+    text = json.dumps([gx.__version__, configs, spec.extra_columns], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

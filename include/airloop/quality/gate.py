@@ -107,7 +107,7 @@ def gate_partition(
         suite = build_expectations(spec, start)
         digest = (digests or {}).get(source) if spec.kind == "reference" else None
         seen = passed.get(source, {}) if digest else {}
-        fingerprint = suite_fingerprint(suite) if digest else None
+        fingerprint = suite_fingerprint(suite, spec) if digest else None
         if digest and seen.get("sha256") == digest and seen.get("suite") == fingerprint:
             found: list[Failure] = []
             raw: dict[str, Any] = {"ignored_columns": seen.get("ignored_columns", [])}

@@ -16,7 +16,7 @@ import socket
 import subprocess  # nosec B404 # the stack's components, argument lists, never a shell
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,8 +43,11 @@ COMPONENTS_RUN = ("api-server", "scheduler", "dag-processor", "serving")
 # retries a task whose worker died). So one that dies (SQLite's "database is locked" has ended a
 # scheduler in a long replay; a kill -9 of the serving API) is started again at the
 # supervisor's next check, as compose's `restart: unless-stopped` does, up to MAX_RESTARTS
-# times each; past them the command stops and says which component, with its log's tail.
+# times each within RESTART_WINDOW_SECONDS (systemd's StartLimitBurst in StartLimitIntervalSec);
+# past them the command stops and says which component, with its log's tail. A component that
+# has not died for a window has its restarts back: a stack up for weeks survives a death a day.
 MAX_RESTARTS = 3
+RESTART_WINDOW_SECONDS = 600.0
 WATCH_SECONDS = 2.0  # between two checks of `airloop up`'s supervisor
 _PR_SET_PDEATHSIG = 1
 # Airflow's log servers (a Celery worker's, the triggerer's, a LocalExecutor scheduler's) bind
@@ -135,8 +138,17 @@ class Services:
     settings: Settings
     components: Iterable[str] = COMPONENTS_RUN
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    restarts: dict[str, int] = field(default_factory=dict)
+    restarts: dict[str, int] = field(default_factory=dict)  # all of them, for the run's profile
     env: dict[str, str] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+    restarted_at: dict[str, list[float]] = field(default_factory=dict)  # within the window
+
+    def recent_restarts(self, name: str) -> int:
+        """The component's restarts within the last ``RESTART_WINDOW_SECONDS``: its budget used."""
+        since = self.clock() - RESTART_WINDOW_SECONDS
+        kept = [at for at in self.restarted_at.get(name, []) if at > since]
+        self.restarted_at[name] = kept
+        return len(kept)
 
     def start(self) -> Services:
         """Start every component; each writes its log to ``logs/<component>.log``."""
@@ -202,19 +214,21 @@ class Services:
         return [airflow_bin(), name, *(["--skip-serve-logs"] if name in SERVES_LOGS else [])]
 
     def check_alive(self) -> None:
-        """Start again any component that has exited, ``MAX_RESTARTS`` times each (noted in
-        its log and logged); raise, naming it, with the tail of its log, past its restarts."""
+        """Start again any component that has exited, ``MAX_RESTARTS`` times each within
+        ``RESTART_WINDOW_SECONDS`` (noted in its log and logged); raise, naming it, with the
+        tail of its log, past them."""
         for name, proc in list(self.procs.items()):
             if proc.poll() is None:
                 continue
-            if self.restarts.get(name, 0) < MAX_RESTARTS:
+            recent = self.recent_restarts(name)
+            if recent < MAX_RESTARTS:
                 self.restart(name, proc.returncode)
                 continue
             log_file = self.log_file(name)
             tail = log_file.read_text(errors="replace")[-1500:] if log_file.exists() else ""
             raise ComponentDied(
-                f"{describe(name)} exited with code {proc.returncode} after"
-                f" {self.restarts.get(name, 0)} restarts (at most {MAX_RESTARTS});"
+                f"{describe(name)} exited with code {proc.returncode} after {recent} restarts"
+                f" in {RESTART_WINDOW_SECONDS / 60:.0f} minutes (at most {MAX_RESTARTS});"
                 f" see {log_file}\n{tail}"
             )
 
@@ -236,9 +250,11 @@ class Services:
         while group_alive(old.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         self.restarts[name] = self.restarts.get(name, 0) + 1
+        self.restarted_at.setdefault(name, []).append(self.clock())
         note = (
             f"airloop: {describe(name)} exited with code {code}; starting it again"
-            f" ({self.restarts[name]} of {MAX_RESTARTS} restarts)"
+            f" ({self.recent_restarts(name)} of {MAX_RESTARTS} restarts"
+            f" in {RESTART_WINDOW_SECONDS / 60:.0f} minutes)"
         )
         log.warning(note)
         with self.log_file(name).open("a") as out:
