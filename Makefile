@@ -14,6 +14,8 @@ help:
 	@echo "make demo    the main job: replay flights through the feature pipeline on Airflow"
 	@echo "make test    lint, DAG checks, unit (with coverage), integration and end-to-end tests"
 	@echo "make test-production  the production topology on the machine's PostgreSQL and Redis"
+	@echo "make reliability  faults injected into servers of its own: Redis, the MLflow server, PostgreSQL"
+	@echo "make release VERSION=x.y.z [REGISTRY=host:port]  checks, the labelled image, its push, the tag"
 	@echo "make up      Airflow UI, scheduler and friends on the embedded stack (Ctrl-C stops)"
 	@echo "make lint    ruff (with Airflow's AIR rules), mypy, the layer contract (lint-imports), bandit"
 	@echo "make parse   import every DAG file and report errors and timings"
@@ -51,12 +53,11 @@ demo: $(STAMP)
 up: $(STAMP)
 	$(BIN)/airloop up
 
+# The linters are pre-commit's local hooks (.pre-commit-config.yaml): ruff check, ruff format
+# --check, mypy, lint-imports, bandit, and actionlint and zizmor on .github/workflows; all of
+# them run (no fail-fast), check only, and need no network. pre-commit needs a git checkout.
 lint: $(STAMP)
-	$(BIN)/ruff check include dags plugins tests feature_repo benchmarks docker docs/*.py
-	$(BIN)/ruff format --check include dags plugins tests feature_repo benchmarks docker docs/*.py
-	$(BIN)/mypy
-	$(BIN)/lint-imports
-	$(BIN)/bandit -c pyproject.toml -r include -q
+	$(BIN)/pre-commit run --all-files
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir .cache/docs-site
 
 parse: $(STAMP)
@@ -102,6 +103,14 @@ test: $(STAMP) browser
 test-production: $(STAMP)
 	$(BIN)/pytest -q --durations=10 tests/production
 
+# Faults injected into servers of the tier's own (a PostgreSQL cluster by initdb/pg_ctl, a
+# redis-server, the MLflow tracking server, the serving API), each on a free loopback port;
+# the machine's PostgreSQL and Redis are never touched (docs/reliability.md). About 4-5 minutes.
+reliability: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/reliability
+
+.PHONY: reliability
+
 # Debian's Chromium and its driver for the browser test, installed when missing (as root).
 # Without them the test fails in CI and skips elsewhere, naming what is missing.
 browser:
@@ -134,6 +143,32 @@ test-docker: $(STAMP) docker-engine
 	docker/build-base.sh airloop-base:bookworm
 	$(MAKE) --no-print-directory image BASE_IMAGE=airloop-base:bookworm
 	$(BIN)/pytest -q -p no:cacheprovider tests/containers
+
+# A release, VERSION=x.y.z (docs/guides/development.md#releases). First the checks of
+# airloop.core.release: a clean tree; no tag vX.Y.Z yet and X.Y.Z later than the last one;
+# pyproject.toml, uv.lock and CHANGELOG.md's top entry all naming it. Then the image, labelled
+# with the version and the commit (and the commit in AIRLOOP_GIT_COMMIT, which /health and the
+# lineage read), pushed as $(REGISTRY)/airloop:X.Y.Z when REGISTRY is set; the tag vX.Y.Z
+# last, so a failed build or push leaves nothing to undo. The tag stays local: push it.
+REGISTRY ?=
+release: $(STAMP)
+	@[ -n "$(VERSION)" ] || { echo "usage: make release VERSION=x.y.z [REGISTRY=host:port/path]" >&2; exit 2; }
+	@commit=$$($(BIN)/python -m airloop.core.release check "$(VERSION)") || exit 1; \
+	image="$(if $(REGISTRY),$(REGISTRY)/,)airloop:$(VERSION)"; \
+	if [ -n "$$PIP_CERT" ] && [ -f "$$PIP_CERT" ]; then cp "$$PIP_CERT" docker/certs/host-ca-bundle.crt; fi; \
+	set -x; \
+	DOCKER_BUILDKIT=$${DOCKER_BUILDKIT:-0} docker build --network host -f docker/Dockerfile \
+		--build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg GIT_COMMIT="$$commit" \
+		--label org.opencontainers.image.title=airloop \
+		--label org.opencontainers.image.version="$(VERSION)" \
+		--label org.opencontainers.image.revision="$$commit" \
+		-t "airloop:$(VERSION)" -t "$$image" . && \
+	if [ -n "$(REGISTRY)" ]; then docker push "$$image"; fi && \
+	git tag -a "v$(VERSION)" -m "airloop $(VERSION)" "$$commit" && \
+	{ set +x; } 2>/dev/null && \
+	echo "released airloop $(VERSION): image $$image from $$commit, tag v$(VERSION) (git push origin v$(VERSION))"
+
+.PHONY: release
 
 bench: $(STAMP)
 	$(UV) sync --frozen --compile-bytecode --group bench

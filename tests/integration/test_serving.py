@@ -29,7 +29,11 @@ def client(champion, features, flights):
 
 
 def test_health_and_ready(client, champion) -> None:
-    assert client.get("/health").json() == {"status": "alive"}
+    from airloop.core.provenance import git_commit
+    from airloop.core.version import airloop_version
+
+    health = client.get("/health").json()
+    assert health == {"status": "alive", "version": airloop_version(), "git_commit": git_commit()}
     ready = client.get("/ready")
     assert ready.status_code == 200
     assert (

@@ -126,3 +126,18 @@ def test_the_poller_backs_off_while_the_registry_is_down_and_resets_after(
     assert holder.failed_polls == 0 and holder.next_poll_seconds() == 0.5
     assert holder.last_error is None or "unreachable" not in holder.last_error
     assert holder.current is not None and holder.current.version == "3"
+
+
+def test_a_registry_that_does_not_answer_is_never_read_as_no_champion(
+    settings: Settings, bounded: None, tmp_path
+) -> None:
+    """The gate and promotion read the champion through ``alias_version``: an outage must fail
+    the task (retried), never pass for "no champion yet", which would promote unopposed."""
+    from airloop.registry.models import RegistryUnreachable, alias_version
+
+    local = settings.model_copy(update={"home": tmp_path / "home"})
+    assert alias_version(local, "no_such_model") is None  # answered: there is none
+    port = closed_port()
+    remote = settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{port}"})
+    with pytest.raises(RegistryUnreachable, match=f"127.0.0.1:{port}.*flight_delay@champion"):
+        alias_version(remote, "flight_delay")

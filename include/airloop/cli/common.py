@@ -51,6 +51,15 @@ ProfileOpt = Annotated[
 DEMO_DAYS = 14  # days served and monitored after the first champion
 
 
+def show_version(value: bool) -> None:
+    """``airloop --version``: the installed version (pyproject.toml's), then exit."""
+    if value:
+        from airloop.core.version import airloop_version
+
+        typer.echo(f"airloop {airloop_version()}")
+        raise typer.Exit()
+
+
 @app.callback()
 def options(
     usecase: Annotated[
@@ -61,6 +70,15 @@ def options(
             " (default: AIRLOOP_USECASE, else flights); may also follow the command",
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print airloop's version and exit",
+            is_eager=True,
+            callback=show_version,
+        ),
+    ] = False,
 ) -> None:
     """The airloop command: one entry point per stage, for shells, notebooks and containers."""
     if usecase:

@@ -56,6 +56,31 @@ def store_config(settings: Settings) -> dict[str, Any]:
     return {"registry": registry, "offline_store": {"type": OFFLINE_STORE}, "online_store": online}
 
 
+def online_store_name(settings: Settings) -> str:
+    """The online store as an operator knows it, for errors and ``/ready``: ``Redis at
+    127.0.0.1:6379`` (the address only: the connection string's options may hold a password),
+    ``SQLite at <path>``."""
+    if settings.feast_online_store == "redis":
+        return f"Redis at {settings.feast_redis_url.split(',')[0]}"
+    return f"SQLite at {settings.online_store_path}"
+
+
+# redis-py waits without end for a Redis that accepts connections and never answers (a stopped
+# process, a host gone without a reset) unless it has socket timeouts, and Feast sets none. The
+# serving API's lookups get these (an operator's own values in the URL win).
+SERVING_REDIS_TIMEOUTS = {"socket_timeout": "2", "socket_connect_timeout": "2"}
+
+
+def bounded_lookups(settings: Settings) -> Settings:
+    """The settings for the serving API: its Redis connection with :data:`SERVING_REDIS_TIMEOUTS`."""
+    if settings.feast_online_store != "redis":
+        return settings
+    url = settings.feast_redis_url
+    given = {part.split("=", 1)[0].strip() for part in url.split(",") if "=" in part}
+    extra = [f"{k}={v}" for k, v in SERVING_REDIS_TIMEOUTS.items() if k not in given]
+    return settings.model_copy(update={"feast_redis_url": ",".join([url, *extra])})
+
+
 def repo_config(settings: Settings, usecase: UseCase) -> Any:
     """Feast's configuration for the use case, from the settings (embedded or production)."""
     from feast.repo_config import RepoConfig

@@ -152,13 +152,36 @@ def gate(
     )
 
 
+# What MLflow answers for a model or an alias that does not exist (any other error: the
+# registry did not answer).
+NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+
+
+class RegistryUnreachable(RuntimeError):
+    """The registry did not answer (as opposed to: it answered that there is no such alias).
+    Never read as "no champion": a gate that did would promote without comparing."""
+
+
 def alias_version(settings: Settings, model_name: str, alias: str = CHAMPION) -> str | None:
-    """The version an alias points at, or None when the model or the alias does not exist."""
-    client = configure(settings)
+    """The version an alias points at, or None when the model or the alias does not exist;
+    :class:`RegistryUnreachable` when the registry does not answer."""
+    from mlflow.exceptions import MlflowException
+
     try:
+        client = configure(settings)
         return str(client.get_model_version_by_alias(model_name, alias).version)
-    except Exception:  # MLflow raises its own error for a missing model or alias
-        return None
+    except MlflowException as exc:
+        if exc.error_code in NOT_FOUND_CODES:
+            return None
+        raise RegistryUnreachable(
+            f"the model registry ({settings.tracking_uri}) did not answer for"
+            f" {model_name}@{alias}: {str(exc).splitlines()[0][:300]}"
+        ) from exc
+    except Exception as exc:  # the store's own errors (a database, a socket)
+        raise RegistryUnreachable(
+            f"the model registry ({settings.tracking_uri}) did not answer for"
+            f" {model_name}@{alias}: {type(exc).__name__}: {exc}"[:400]
+        ) from exc
 
 
 def require_champion(settings: Settings, usecase: UseCase) -> str:

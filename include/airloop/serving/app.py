@@ -19,6 +19,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from airloop.core.provenance import git_commit
+from airloop.core.version import airloop_version
 from airloop.serving.client import serving_token
 from airloop.serving.errors import error_response, install_error_handlers, scoring_message
 from airloop.serving.guard import GuardMiddleware
@@ -39,6 +41,7 @@ from airloop.serving.schema import (
     PREDICT_RESPONSES,
     READY_RESPONSES,
     RELOAD_RESPONSES,
+    HealthAnswer,
     request_model,
 )
 from airloop.settings import Settings, get_settings
@@ -59,9 +62,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        from airloop.features.store import feature_store
+        from airloop.features.store import bounded_lookups, feature_store, online_store_name
 
-        predictor.store = feature_store(settings, usecase)
+        predictor.store = feature_store(bounded_lookups(settings), usecase)
+        predictor.store_name = online_store_name(settings)
         predictor.service = predictor.store.get_feature_service(usecase.feature_service.name)
         predictor.log = PredictionLog(settings.prediction_log_dir(usecase.name))
         holder.start()
@@ -95,9 +99,11 @@ def add_probe_routes(app: FastAPI, predictor: Predictor, settings: Settings) -> 
     holder, metrics = predictor.holder, predictor.metrics
     monitoring_metrics = settings.monitoring_metrics_file(predictor.usecase.name)
 
+    alive = HealthAnswer(status="alive", version=airloop_version(), git_commit=git_commit())
+
     @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "alive"}
+    def health() -> HealthAnswer:
+        return alive
 
     @app.get("/ready", response_model=None, responses=READY_RESPONSES)
     def ready() -> JSONResponse:

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from airloop.registry.models import CHAMPION
+from airloop.registry.models import CHAMPION, RegistryUnreachable, alias_version
 from airloop.registry.tracking import configure
 from airloop.settings import Settings
 
@@ -37,13 +37,6 @@ REGISTRY_CALLS = {
 }
 MAX_BACKOFF_SECONDS = 60.0
 UNREACHABLE = "registry unreachable"
-# What MLflow answers for a model or an alias that does not exist (any other error: the
-# registry did not answer).
-NOT_FOUND_CODES = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
-
-
-class RegistryUnreachable(Exception):
-    """The registry did not answer (as opposed to: it answered that there is no such alias)."""
 
 
 def bound_registry_calls() -> None:
@@ -90,20 +83,8 @@ class ModelHolder:
 
     def target_version(self) -> str | None:
         """The version the alias points at now; None when the model or alias does not exist.
-
-        Unlike ``registry.models.alias_version``, which reads any failure as "no alias", an
-        outage raises :class:`RegistryUnreachable`: the poller backs off and says so."""
-        from mlflow.exceptions import MlflowException
-
-        try:
-            client = configure(self.settings)
-            return str(client.get_model_version_by_alias(self.model_name, self.alias).version)
-        except MlflowException as exc:
-            if exc.error_code in NOT_FOUND_CODES:
-                return None
-            raise RegistryUnreachable(str(exc).split("\n")[0][:300]) from exc
-        except Exception as exc:  # the store's own errors (a database, a socket)
-            raise RegistryUnreachable(f"{type(exc).__name__}: {exc}"[:300]) from exc
+        An outage raises :class:`RegistryUnreachable`: the poller backs off and says so."""
+        return alias_version(self.settings, self.model_name, self.alias)
 
     def load(self, version: str) -> LoadedModel:
         """Load a version and read its input columns (and which are numbers) from its signature."""

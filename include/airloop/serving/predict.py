@@ -39,6 +39,7 @@ class Predictor:
     store: Any = None
     service: Any = None
     log: PredictionLog | None = None
+    store_name: str = "the online store"  # named in a 503 and on /ready (features.store)
     freshness: dict[str, Span] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -68,7 +69,8 @@ class Predictor:
             raise ApiError(
                 503,
                 "ONLINE_STORE_UNAVAILABLE",
-                f"the online store did not answer ({type(exc).__name__}); see /ready",
+                f"the online store ({self.store_name}) did not answer ({type(exc).__name__});"
+                " see /ready",
             ) from exc
 
     def online_store_ok(self) -> str | None:
@@ -76,7 +78,7 @@ class Predictor:
         try:
             self.online_features([dict.fromkeys(self.usecase.entity_keys, "__probe__")])
         except Exception as exc:  # any failure of the store makes the service not ready
-            return f"{type(exc).__name__}: {exc}"
+            return f"{self.store_name}: {type(exc).__name__}: {exc}"
         return None
 
     def predict(self, instances: list[dict[str, Any]], request_id: str | None) -> dict[str, Any]:

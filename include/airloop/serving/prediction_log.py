@@ -35,6 +35,7 @@ class PredictionLog:
         self.put_timeout = put_timeout
         self.dropped = 0
         self.written = 0
+        self._opened: set[Path] = set()  # the files this writer has appended to
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._thread = threading.Thread(
             target=self._run, name="airloop-prediction-log", daemon=True
@@ -77,8 +78,11 @@ class PredictionLog:
             by_file.setdefault(self.path_for(when), []).append(json.dumps(record, default=str))
         for path, lines in by_file.items():
             path.parent.mkdir(parents=True, exist_ok=True)
+            # A torn last line (a writer of this id killed mid-line) stays a line of its own.
+            start = "\n" if path not in self._opened and ends_torn(path) else ""
+            self._opened.add(path)
             with path.open("a", encoding="utf-8") as fh:
-                fh.write("\n".join(lines) + "\n")
+                fh.write(start + "\n".join(lines) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             self.written += len(lines)
@@ -89,13 +93,51 @@ class PredictionLog:
         self._thread.join(timeout)
 
 
+def ends_torn(path: Path) -> bool:
+    """Whether a log file's last line has no line break: a writer stopped in its middle."""
+    try:
+        with path.open("rb") as fh:
+            if fh.seek(0, os.SEEK_END) == 0:
+                return False
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) != b"\n"
+    except FileNotFoundError:
+        return False
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The records of one log file. A line that is not a whole JSON object is skipped and
+    counted in a warning that names the file and the line: a writer killed in the middle of a
+    batch leaves its last line torn (and a writer started again under the same process id, as
+    in a container, appends after it), and one torn line must not hide the others."""
+    records: list[dict[str, Any]] = []
+    torn: list[int] = []
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                torn.append(number)
+    if torn:
+        log.warning(
+            "skipped %d torn line(s) of the prediction log %s (line %s): a writer stopped"
+            " in the middle of a line",
+            len(torn),
+            path,
+            ", ".join(map(str, torn[:10])),
+        )
+    return records
+
+
 def read_log(root: Path) -> list[dict[str, Any]]:
     """Every record under a log root, oldest partition first (for monitoring and tests)."""
-    records = []
-    for path in sorted(root.glob("date=*/hour=*.jsonl")):
-        with path.open(encoding="utf-8") as fh:
-            records += [json.loads(line) for line in fh if line.strip()]
-    return records
+    return [r for path in sorted(root.glob("date=*/hour=*.jsonl")) for r in read_records(path)]
 
 
 def log_days(start: datetime, end: datetime) -> list[datetime]:
@@ -118,14 +160,10 @@ def read_files(paths: list[Path], start: datetime, end: datetime) -> list[dict[s
     lo, hi = start.astimezone(UTC), end.astimezone(UTC)
     records = []
     for path in paths:
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if not line.strip():
-                    continue
-                record = json.loads(line)
-                when = datetime.fromisoformat(record.get("event_time") or record["time"])
-                if lo <= when.astimezone(UTC) < hi:
-                    records.append(record)
+        for record in read_records(path):
+            when = datetime.fromisoformat(record.get("event_time") or record["time"])
+            if lo <= when.astimezone(UTC) < hi:
+                records.append(record)
     return records
 
 

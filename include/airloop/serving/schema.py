@@ -200,6 +200,17 @@ def error(description: str, **extra: Any) -> dict[str, Any]:
     return {"model": ErrorBody, "description": description, **extra}
 
 
+class HealthAnswer(BaseModel):
+    """``/health``: the process answers, and which airloop it runs."""
+
+    status: Literal["alive"]
+    version: str = Field(description="airloop's version (pyproject.toml's, as installed)")
+    git_commit: str = Field(
+        description="the commit the code comes from (with +dirty for local changes; in the"
+        " image, the one it was built from), or unknown"
+    )
+
+
 class ReadyAnswer(BaseModel):
     """``/ready``: whether the service can answer predictions, and what it is waiting for."""
 

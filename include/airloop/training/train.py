@@ -20,6 +20,7 @@ from airloop.core.columns import EVENT_ID, EVENT_TS, LABEL, SCORE
 from airloop.core.files import write_json
 from airloop.core.provenance import git_commit, lock_hash
 from airloop.core.records import Number, Record
+from airloop.core.version import airloop_version
 from airloop.registry.tracking import configure, experiment_id, experiment_name, note_run
 from airloop.settings import Settings
 from airloop.training.dataset import TrainingSet, load_training_set, split_by_time
@@ -180,8 +181,11 @@ def fit(
 
 
 def lineage_tags(lineage: dict[str, Any]) -> dict[str, str]:
-    """Lineage as MLflow tags under the ``airloop.`` prefix, with code and environment added."""
+    """Lineage as MLflow tags under the ``airloop.`` prefix, with code and environment added:
+    airloop's version, the git commit and the lock file's digest (on the run and, through
+    ``register_model``, on the model version)."""
     tags = {f"airloop.{k}": str(v) for k, v in lineage.items() if v is not None}
+    tags.setdefault("airloop.version", airloop_version())
     tags.setdefault("airloop.git_commit", git_commit())
     tags.setdefault("airloop.lock_hash", lock_hash())
     return tags
