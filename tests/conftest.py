@@ -10,7 +10,6 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -55,34 +54,12 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
-def pg_admin_engine() -> Any:
-    """An autocommit engine on this machine's PostgreSQL, to create and drop test databases."""
-    from sqlalchemy import create_engine
-
-    return create_engine(
-        "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres",
-        isolation_level="AUTOCOMMIT",
-        connect_args={"connect_timeout": 5},
-    )
-
-
-def free_redis_dbs(count: int) -> list[int]:
-    """Empty Redis databases (1-15) on 127.0.0.1:6379 for this test run, picked from the pid on."""
-    import redis
-
-    found: list[int] = []
-    for offset in range(15):
-        db = 1 + (os.getpid() + offset) % 15
-        if redis.Redis(host="127.0.0.1", port=6379, db=db).dbsize() == 0:
-            found.append(db)
-        if len(found) == count:
-            return found
-    pytest.fail("not enough empty Redis databases (1-15) on 127.0.0.1:6379 for this run")
-
-
 def require_service(name: str, problem: str) -> None:
-    """A test that needs a service: fails in CI (``CI=true``) naming it, skips elsewhere, never silently."""
-    if os.environ.get("CI", "").lower() == "true":
+    """A test that needs a service: fails in CI (``CI`` set to 1, true or yes) naming it,
+    skips elsewhere, never silently."""
+    from tests.support import in_ci
+
+    if in_ci():
         pytest.fail(f"{name} is required in CI and is not available: {problem}")
     pytest.skip(f"{name} is not available here: {problem}")
 

@@ -36,8 +36,8 @@ def write_served(settings: Any, usecase: Any, rows: pd.DataFrame, version: str) 
     inputs = [c for c in rows.columns if c not in (EVENT_ID, EVENT_TS, LABEL, SCORE)]
     writer = PredictionLog(settings.prediction_log_dir(usecase.name))
     now = datetime.now(UTC).isoformat()
-    for i, row in enumerate(rows.to_dict("records")):
-        writer.append(
+    writer.append_many(
+        [
             {
                 "request_id": f"test-{i}",
                 "index": 0,
@@ -50,7 +50,9 @@ def write_served(settings: Any, usecase: Any, rows: pd.DataFrame, version: str) 
                 "model_version": version,
                 "score": float(row[SCORE]),
             }
-        )
+            for i, row in enumerate(rows.to_dict("records"))
+        ]
+    )
     writer.close()
 
 

@@ -3,14 +3,14 @@ airloop service from the built image, with the test override (docker/compose.tes
 
 Needs a running Docker engine, docker-compose, the image (`AIRLOOP_IMAGE`, built by
 `make test-docker`), Debian's prometheus, and this machine's PostgreSQL and Redis. Without any
-of them the tier fails in CI (CI=true) and is skipped elsewhere, with the reason.
+of them the tier fails in CI (``CI`` set to 1, true or yes) and is skipped elsewhere, with the
+reason.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -21,7 +21,13 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, free_redis_dbs, pg_admin_engine, require_service
+from tests.conftest import REPO, require_service
+from tests.support import (
+    Databases,
+    throwaway_databases,
+    throwaway_redis_dbs,
+    user_shell,
+)
 
 IMAGE = os.environ.get("AIRLOOP_IMAGE", "airloop:latest")
 PORTS = {
@@ -70,30 +76,29 @@ def engine_ready() -> None:
 @pytest.fixture(scope="session")
 def compose_env(engine_ready, tmp_path_factory) -> Iterator[dict[str, str]]:
     """Variables for docker-compose: this run's databases, Redis DBs, shared folder, secrets."""
-    import redis
-    from sqlalchemy import text
+    with (
+        throwaway_databases("c", ("airflow", "mlflow", "feast")) as pg,
+        throwaway_redis_dbs(2) as (broker_db, online_db),
+        tempfile.TemporaryDirectory(
+            prefix="airloop-compose-shared-", ignore_cleanup_errors=True
+        ) as folder,
+    ):
+        yield compose_variables(pg, broker_db, online_db, Path(folder))
 
-    engine = pg_admin_engine()
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=3).ping()
-    except Exception as exc:  # either server's own error names it
-        require_service("PostgreSQL and Redis on 127.0.0.1", str(exc).splitlines()[0])
-    prefix = f"airloop_c{os.getpid()}_{secrets.token_hex(3)}"
-    names = {role: f"{prefix}_{role}" for role in ("airflow", "mlflow", "feast")}
-    with engine.connect() as conn:
-        for name in names.values():
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    broker_db, online_db = free_redis_dbs(2)
-    shared = Path(tempfile.mkdtemp(prefix="airloop-compose-shared-"))
+
+def compose_variables(
+    pg: Databases, broker_db: int, online_db: int, shared: Path
+) -> dict[str, str]:
+    """The variables docker-compose runs the stack with (the shared folder given to the
+    containers' user)."""
+    names, prefix = pg.names, pg.prefix
     os.chown(shared, CONTAINER_UID, CONTAINER_UID)
     generated = subprocess.run(
         ["python3", str(REPO / "docker" / "new-env.py")], capture_output=True, text=True, check=True
     ).stdout
     secrets_env = dict(line.split("=", 1) for line in generated.splitlines() if "=" in line)
     env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AIRLOOP"))},
+        **user_shell(),
         **secrets_env,
         **PORTS,
         "AIRLOOP_IMAGE": IMAGE,
@@ -110,15 +115,7 @@ def compose_env(engine_ready, tmp_path_factory) -> Iterator[dict[str, str]]:
         "CELERY_BROKER_URL": f"redis://127.0.0.1:6379/{broker_db}",
         "FEAST_REDIS_URL": f"127.0.0.1:6379,db={online_db}",
     }
-    try:
-        yield env
-    finally:
-        with engine.connect() as conn:
-            for name in names.values():
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        for db in (broker_db, online_db):
-            redis.Redis(host="127.0.0.1", port=6379, db=db).flushdb()
-        shutil.rmtree(shared, ignore_errors=True)
+    return env
 
 
 def compose(

@@ -23,6 +23,7 @@ from tests.containers.conftest import (
     settings_for,
 )
 from tests.production.sockets import beyond_loopback, listening
+from tests.support import get_text, prometheus_samples
 from tests.traffic import FIRST_FLIGHT_REQUEST, days, like_the_reference, write_served
 
 pytestmark = pytest.mark.containers
@@ -163,8 +164,11 @@ def test_monitoring_in_the_containers_reaches_the_metrics(stack, settings, clien
             },
             token=settings.serving_token.get_secret_value(),
         )
-    metrics = request_json_text(f"{settings.serving_url}/metrics")
-    assert "airloop_drift_score" in metrics and "airloop_live_metric" in metrics
+    # Samples, not their HELP lines (which the service prints before any figure exists).
+    samples = prometheus_samples(get_text(f"{settings.serving_url}/metrics"))
+    drift = samples.get("airloop_drift_score", [])
+    assert any(labels.get("feature") == "distance" for labels, _ in drift), sorted(samples)
+    assert samples.get("airloop_live_metric"), sorted(samples)
 
 
 def test_the_train_step_ran_in_a_container_and_matches_a_local_run(stack, settings) -> None:
@@ -203,13 +207,6 @@ def test_the_train_step_ran_in_a_container_and_matches_a_local_run(stack, settin
     assert in_container and local.metrics == pytest.approx(in_container, abs=1e-12)
 
 
-def request_json_text(url: str) -> str:
-    import urllib.request
-
-    with urllib.request.urlopen(url, timeout=10) as resp:
-        return resp.read().decode()
-
-
 def dashboard_expressions() -> list[str]:
     dashboard = json.loads(
         (REPO / "docker" / "grafana" / "dashboards" / "airloop.json").read_text()
@@ -225,7 +222,7 @@ def test_every_dashboard_expression_has_data(prometheus) -> None:
         for expr in list(pending):
             query = urllib.parse.urlencode({"query": expr})
             try:
-                answer: Any = json.loads(request_json_text(f"{prometheus}/api/v1/query?{query}"))
+                answer: Any = json.loads(get_text(f"{prometheus}/api/v1/query?{query}"))
             except OSError:
                 break
             if answer["status"] == "success" and answer["data"]["result"]:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+
+from tests.support import AIRLOOP
 
 pytestmark = pytest.mark.integration
 
 
 def test_feast_plan_on_feature_repo(landed) -> None:
-    airloop = str(Path(sys.executable).with_name("airloop"))
-    out = subprocess.run([airloop, "feast", "plan"], capture_output=True, text=True, timeout=300)
+    out = subprocess.run([AIRLOOP, "feast", "plan"], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "No changes to registry" in out.stdout, out.stdout

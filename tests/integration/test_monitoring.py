@@ -113,9 +113,14 @@ def _retrain_events(settings: Any) -> list[dict[str, Any]]:
     ]
 
 
-def test_injected_drift_opens_exactly_one_request_with_its_reason(
-    champion, features, flights, monitor_dag
-):
+REQUEST = "retrain-20130109T0000"  # opened by the interval of 9 January (hysteresis 2)
+
+
+@pytest.fixture(scope="module")
+def drift_requested(champion, features, flights, monitor_dag) -> dict[str, Any]:
+    """Drifted traffic on 8-10 January, monitored through Airflow: what the runs left (the
+    ledger's decisions, the request events they emitted, 9 January's report and figures),
+    read before any test reruns an interval."""
     from airloop.metadata.ledger import FeedbackLedger
 
     for d in (8, 9, 10):
@@ -124,25 +129,44 @@ def test_injected_drift_opens_exactly_one_request_with_its_reason(
         )
         write_served(features, flights, rows, champion["version"])
     before = len(_retrain_events(features))
+    states = []
     for d in (8, 9, 10):
         run = monitor_dag.test(logical_date=day(d + 1))
         assert run.data_interval_start == day(d)
-        states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+        states.append({ti.task_id: str(ti.state) for ti in run.get_task_instances()})
+    root = features.monitoring_root(flights.name)
+    decisions = FeedbackLedger(root).decisions()
+    return {
+        "states": states,
+        "actions": {d["interval_start"][:10]: d["action"] for d in decisions},
+        "last_detail": decisions[-1]["detail"],
+        "events": _retrain_events(features)[before:],
+        "report": (root / "intervals" / "2013-01-09" / "report.html").read_text(),
+        "prom": (root / "metrics.prom").read_text(),
+    }
+
+
+def test_injected_drift_opens_exactly_one_request_with_its_reason(
+    champion, features, flights, drift_requested
+):
+    from airloop.metadata.ledger import FeedbackLedger
+
+    for states in drift_requested["states"]:
         assert states["publish_report"].endswith("success"), states
     root = features.monitoring_root(flights.name)
     ledger = FeedbackLedger(root)
-    actions = {d["interval_start"][:10]: d["action"] for d in ledger.decisions()}
+    actions = drift_requested["actions"]
     # Hysteresis 2: the first breach waits, the second requests, the third finds it still open.
     assert actions["2013-01-08"] == "waiting"
     assert actions["2013-01-09"] == "requested"
     assert actions["2013-01-10"] == "suppressed"
-    assert "still open" in ledger.decisions()[-1]["detail"]
+    assert "still open" in drift_requested["last_detail"]
 
-    events = _retrain_events(features)[before:]
+    events = drift_requested["events"]
     assert len(events) == 1
     extra = events[0]["extra"]
     assert events[0]["dag"] == "monitoring"
-    assert extra["request_id"] == "retrain-20130109T0000"
+    assert extra["request_id"] == REQUEST
     assert extra["interval_end"].startswith("2013-01-10")
     reason = next(r for r in extra["reasons"] if r["check"] == "data_drift")
     drifting = {f["feature"] for f in reason["features"]}
@@ -150,11 +174,10 @@ def test_injected_drift_opens_exactly_one_request_with_its_reason(
     assert all(f["score"] >= f["threshold"] for f in reason["features"])
     assert "carrier" not in drifting  # categorical inputs were not shifted
 
-    report = root / "intervals" / "2013-01-09" / "report.html"
-    page = report.read_text()
+    page = drift_requested["report"]
     assert "Decision: requested" in page and "data drift" in page and "<svg" in page
     assert "<th>target</th>" in page  # the use case's live_target beside the live metric
-    prom = (root / "metrics.prom").read_text()
+    prom = drift_requested["prom"]
     assert 'airloop_drift_score{usecase="flights",feature="distance"' in prom
 
     import mlflow
@@ -164,23 +187,37 @@ def test_injected_drift_opens_exactly_one_request_with_its_reason(
     configure(features)
     runs = mlflow.search_runs(
         experiment_names=["flights/monitoring"],
-        filter_string="tags.`airloop.retrain_request` = 'retrain-20130109T0000'",
+        filter_string=f"tags.`airloop.retrain_request` = '{REQUEST}'",
         output_format="list",
     )
     assert len(runs) == 1
     assert runs[0].data.tags["airloop.model_version"] == champion["version"]
     assert runs[0].data.metrics["drift.distance"] >= 0.25
 
-    closed = ledger.close_request("retrain-20130109T0000", {"result": "promoted"})
+    closed = ledger.close_request(REQUEST, {"result": "promoted"})
     assert closed is not None and closed["status"] == "closed"
 
 
-def test_rerunning_a_monitored_interval_emits_no_second_request(features, flights, monitor_dag):
+def test_rerunning_a_monitored_interval_emits_no_second_request(
+    drift_requested, features, flights, monitor_dag
+):
+    from airloop.metadata.ledger import FeedbackLedger
+
+    ledger = FeedbackLedger(features.monitoring_root(flights.name))
+
+    def emitted() -> list[dict[str, Any]]:
+        return [e for e in _retrain_events(features) if e["extra"]["request_id"] == REQUEST]
+
+    # 9 January's run opened the request and emitted it, once.
+    assert [r["request_id"] for r in ledger.requests()].count(REQUEST) == 1
+    assert len(emitted()) == 1
     before = len(_retrain_events(features))
     run = monitor_dag.test(logical_date=day(10))  # the interval of 9 January again
     states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     assert all(state.endswith("success") for state in states.values()), states
     assert len(_retrain_events(features)) == before
+    assert len(emitted()) == 1
+    assert [r["request_id"] for r in ledger.requests()].count(REQUEST) == 1
 
 
 def test_served_metrics_include_the_monitoring_figures(champion, features, flights):
@@ -208,16 +245,25 @@ def test_monitor_in_process_runs_the_same_stages_without_airflow(champion, featu
     from airloop.cli import app
     from airloop.metadata.ledger import FeedbackLedger
 
+    # A quiet day, then a drifted one: no breach, then the first breach waits (hysteresis 2).
+    # Ten days after the drifted ones above, beyond the drift check's window of seven.
+    quiet = like_the_reference(features, flights, champion["version"], 20, seed=20)
+    write_served(features, flights, quiet, champion["version"])
+    loud = like_the_reference(features, flights, champion["version"], 21, seed=21)
+    write_served(features, flights, drifted(loud, flights), champion["version"])
     before = len(_retrain_events(features))
     result = CliRunner().invoke(
-        app, ["monitor", "--start", "2013-01-11", "--days", "2", "--in-process"]
+        app, ["monitor", "--start", "2013-01-20", "--days", "2", "--in-process"]
     )
     assert result.exit_code == 0, result.output
+    assert "2013-01-20: success, no breach\n" in result.output
+    assert (
+        "2013-01-21: success, waiting (hysteresis: 1 of 2 breaching intervals)\n" in result.output
+    )
     ledger = FeedbackLedger(features.monitoring_root(flights.name))
-    for d in (11, 12):
-        decision = ledger.decision_for(day(d))
-        assert decision is not None
-        assert f"2013-01-{d}: success, {decision['action']}" in result.output
+    decisions = [ledger.decision_for(day(d)) or {} for d in (20, 21)]
+    assert [d.get("action") for d in decisions] == ["no breach", "waiting"]
+    for d in (20, 21):
         folder = features.monitoring_root(flights.name) / "intervals" / f"2013-01-{d}"
         assert (folder / "report.html").exists() and (folder / "drift.json").exists()
     assert len(_retrain_events(features)) == before

@@ -24,6 +24,7 @@ import pytest
 
 from airloop.core.http import answers, request_json
 from tests.conftest import descendants, running
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 PORT = 8396
@@ -57,11 +58,13 @@ def supervise(env: dict[str, str], *components: str, stderr: Any = None) -> subp
 
 
 def wait_answering(url: str, pid: int, what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not answers(url) and time.monotonic() < deadline:
+    """Until ``url`` answers 2xx; fails past ``timeout``, or as soon as its process has ended."""
+
+    def answered() -> bool:
         assert running(pid), f"{what} did not start"
-        time.sleep(0.5)
-    assert answers(url), f"{what} did not answer within {timeout:.0f} s"
+        return answers(url)
+
+    wait_for(answered, f"{what} did not answer at {url}", timeout, interval=0.5)
 
 
 @pytest.mark.parametrize("ending", ["SIGINT", "SIGTERM", "SIGKILL"])
@@ -79,13 +82,8 @@ def test_components_stop_whichever_way_their_supervisor_ends(tmp_path: Path, end
         wait_answering(f"http://127.0.0.1:{PORT}/", pid, "the MLflow UI")
         parent.send_signal(getattr(signal, ending))
         parent.wait(timeout=60)
-        deadline = time.monotonic() + 60
-        while (
-            running(pid) or answers(f"http://127.0.0.1:{PORT}/")
-        ) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not running(pid), f"the MLflow UI outlived its supervisor's {ending}"
-        assert not answers(f"http://127.0.0.1:{PORT}/"), "its worker still answers"
+        wait_for(lambda: not running(pid), f"the MLflow UI outlived its supervisor's {ending}", 60)
+        wait_for(lambda: not answers(f"http://127.0.0.1:{PORT}/"), "its worker still answers", 60)
     finally:
         parent.kill()
         if pid is not None:  # the component's whole session, should the test have failed
@@ -117,9 +115,7 @@ def test_a_killed_serving_api_is_started_again_and_serves(champion, tmp_path: Pa
 
         killed = time.monotonic()
         os.kill(pids["serving"], signal.SIGKILL)
-        while running(pids["serving"]) and time.monotonic() - killed < 10:
-            time.sleep(0.05)
-        assert not running(pids["serving"])
+        wait_for(lambda: not running(pids["serving"]), "the killed service still runs", 10)
         while not answers(ready) and time.monotonic() - killed < RESTART_BUDGET:
             assert parent.poll() is None, f"the supervisor stopped: {said.read_text()}"
             time.sleep(0.25)
@@ -137,10 +133,9 @@ def test_a_killed_serving_api_is_started_again_and_serves(champion, tmp_path: Pa
         below = descendants(parent.pid)
         parent.send_signal(signal.SIGTERM)
         parent.wait(timeout=60)
-        deadline = time.monotonic() + 60
-        while any(running(p) for p in below) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not [p for p in below if running(p)], "the restarted service outlived `up`"
+        wait_for(
+            lambda: not any(running(p) for p in below), "the restarted service outlived `up`", 60
+        )
         assert not answers(ready)
     finally:
         parent.kill()

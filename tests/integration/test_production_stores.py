@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_redis_dbs, require_service
 from tests.integration.conftest import day, last_landed_temp, online_values_for
+from tests.support import throwaway_redis_dbs
 
 pytestmark = pytest.mark.integration
 REDIS = ("127.0.0.1", 6379)
@@ -16,19 +16,13 @@ REDIS = ("127.0.0.1", 6379)
 
 @pytest.fixture(scope="module")
 def redis_settings(tmp_path_factory):
-    import redis
-
-    try:
-        redis.Redis(host=REDIS[0], port=REDIS[1], socket_connect_timeout=3).ping()
-    except redis.exceptions.ConnectionError as exc:
-        require_service("Redis on 127.0.0.1:6379 (the production profile's online store)", str(exc))
-    [db] = free_redis_dbs(1)
-    client = redis.Redis(host=REDIS[0], port=REDIS[1], db=db)
     from airloop.settings import Settings
 
     home: Path = tmp_path_factory.mktemp("redis-home")
-    yield Settings(home=home, feast_online_store="redis", feast_redis_url=f"127.0.0.1:6379,db={db}")
-    client.flushdb()
+    with throwaway_redis_dbs(1) as [db]:  # the production profile's online store
+        yield Settings(
+            home=home, feast_online_store="redis", feast_redis_url=f"127.0.0.1:6379,db={db}"
+        )
 
 
 def test_pipeline_materialises_into_redis(redis_settings, flights) -> None:

@@ -84,15 +84,16 @@ def test_a_season_change_opens_a_request_and_the_retrained_model_meets_the_gate(
     assert first.promotion.promoted, first.promotion
     version = str(first.registered.version)
 
-    for lo, hi in days_from(JUNE, DAYS):
-        to_offline_store(flights, settings, lo, hi)
     # A week of June is served before monitoring starts looking (its window is a week of
-    # predictions), so the request comes with a week of June to retrain on.
+    # predictions), so the request comes with a week of June to retrain on. Each day reaches
+    # the offline store before it is served, as the feature pipeline runs ahead of serving.
     for lo, hi in days_from(JUNE, 7):
+        to_offline_store(flights, settings, lo, hi)
         assert serve(settings, flights, version, lo, hi) > 500
     request = None
     monitored = []
     for lo, hi in days_from(JUNE + timedelta(days=7), DAYS - 7):
+        to_offline_store(flights, settings, lo, hi)
         assert serve(settings, flights, version, lo, hi) > 500
         decided = monitor_interval(lo, hi, {"trigger": "test"}, flights, settings).decision
         monitored.append((lo.date().isoformat(), decided.action))

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 import pandas as pd
 import pytest
 
 from tests.integration.conftest import CHAMPION_WINDOW
+from tests.support import wait_for
 from tests.traffic import FIRST_FLIGHT_REQUEST
 
 pytestmark = pytest.mark.integration
@@ -311,15 +311,10 @@ def test_hot_swap_under_load_and_a_failed_load_keeps_the_old_model(
     for t in threads:
         t.start()
     try:
-        time.sleep(0.5)
+        wait_for(lambda: champion["version"] in versions, "no answer by the old model", 30)
         mlflow_client.set_registered_model_alias("flight_delay", "champion", new.version)
-        deadline = time.monotonic() + 30
-        while (
-            client.get("/ready").json()["model"]["version"] != str(new.version)
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.2)
-        time.sleep(0.5)
+        wait_for(lambda: str(new.version) in versions, "no answer by the new model", 30)
+        assert client.get("/ready").json()["model"]["version"] == str(new.version)
     finally:
         stop.set()
         for t in threads:
@@ -332,11 +327,12 @@ def test_hot_swap_under_load_and_a_failed_load_keeps_the_old_model(
     )
     mlflow_client.set_registered_model_alias("flight_delay", "champion", broken.version)
     try:
-        deadline = time.monotonic() + 30
-        while (
-            client.get("/ready").json()["last_model_error"] is None and time.monotonic() < deadline
-        ):
-            time.sleep(0.2)
+        wait_for(
+            lambda: client.get("/ready").json()["last_model_error"] is not None,
+            f"/ready never named v{broken.version}'s failed load",
+            30,
+            interval=0.2,
+        )
         ready = client.get("/ready").json()
         assert ready["model"]["version"] == str(new.version)
         assert f"v{broken.version} failed" in ready["last_model_error"]
@@ -395,10 +391,7 @@ def live_service(champion, features, flights):
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert server.started
+    wait_for(lambda: server.started, "the service did not start", 60)
     yield f"http://127.0.0.1:{features.serving_port}"
     server.should_exit = True
     thread.join(timeout=30)
@@ -473,8 +466,11 @@ def test_rollback_by_hand_records_who_and_why(champion, features, flights) -> No
     try:
         newer = client.create_model_version("flight_delay", old.source, run_id=old.run_id)
         promote_version(features, flights, str(newer.version))
+        assert alias_version(features, "flight_delay") == str(newer.version)
         done = rollback(features, flights, reason="complaints from ops", who="alice")
-        assert done.to_version == alias_version(features, "flight_delay")
+        # Back to the champion before the promotion: known before the rollback ran.
+        assert (done.from_version, done.to_version) == (str(newer.version), original)
+        assert alias_version(features, "flight_delay") == original
         assert (
             "alice: complaints from ops"
             in client.get_model_version("flight_delay", newer.version).tags["airloop.rolled_back"]
@@ -543,20 +539,25 @@ def test_batch_inference_is_idempotent_and_publishes_an_asset(champion, features
 
 def test_score_in_process_writes_what_the_dag_writes(champion, features, flights) -> None:
     """`airloop score`: the batch stage without Airflow, same file, same rows."""
-    import pandas as pd
     from typer.testing import CliRunner
 
     from airloop.cli import app
     from airloop.serving.batch import predictions_path
-    from tests.integration.conftest import day
+    from tests.integration.conftest import day, load_dag
+
+    path = predictions_path(features, flights, day(7))
+    run = load_dag("batch_inference").test(logical_date=day(8))  # scores [7 Jan, 8 Jan)
+    assert str(run.state) == "success"
+    by_dag = pd.read_parquet(path)
+    path.unlink()  # what follows is written by the command alone
 
     result = CliRunner().invoke(app, ["score", "--start", "2013-01-07", "--days", "1"])
+
     assert result.exit_code == 0, result.output
-    path = predictions_path(features, flights, day(7))
-    assert (
-        f"2013-01-07: {len(pd.read_parquet(path))} rows by v{champion['version']}" in result.output
-    )
-    assert set(pd.read_parquet(path)["model_version"]) == {champion["version"]}
+    by_command = pd.read_parquet(path)
+    assert f"2013-01-07: {len(by_command)} rows by v{champion['version']}" in result.output
+    assert len(by_dag) > 100 and set(by_dag["model_version"]) == {champion["version"]}
+    pd.testing.assert_frame_equal(by_command, by_dag)
 
 
 def test_the_demos_traffic_is_not_refused(live_service, champion, features, flights) -> None:

@@ -6,6 +6,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
@@ -14,6 +15,7 @@ import yaml
 
 from tests.conftest import REPO
 from tests.integration.conftest import day, load_dag, task_states
+from tests.support import AIRLOOP
 
 pytestmark = pytest.mark.integration
 WINDOW = {"window_start": "2013-01-01", "window_end": "2013-01-09"}
@@ -37,9 +39,22 @@ def experiment_run(features):
 
 
 @pytest.fixture(scope="module")
-def training_run(experiment_run, features):
-    # Within the replay (the DAG ends with the data); the window comes from the params.
-    return load_dag("model_training").test(logical_date=day(12), run_conf=WINDOW)
+def training_run(experiment_run, features, flights, mlflow_client) -> Iterator[Any]:
+    """A model_training run with no champion before it, so the gate holds the new version to
+    the use case's floors and ceilings alone, which a model of these eight days clears: the
+    run promotes, whatever other modules of the session left as champion (put back after)."""
+    from airloop.registry.models import CHAMPION, alias_version
+
+    name = flights.training.model_name
+    kept = alias_version(features, name)
+    if kept is not None:
+        mlflow_client.delete_registered_model_alias(name, CHAMPION)
+    try:
+        # Within the replay (the DAG ends with the data); the window comes from the params.
+        yield load_dag("model_training").test(logical_date=day(12), run_conf=WINDOW)
+    finally:
+        if kept is not None:
+            mlflow_client.set_registered_model_alias(name, CHAMPION, kept)
 
 
 def test_experiment_runs_trials_in_parallel_tasks_nested_in_mlflow(
@@ -126,10 +141,10 @@ def test_training_registers_and_promotes_with_lineage(
         "the experiment's proposal was used"
     )
     assert float(tags["airloop.test_roc_auc"]) > 0.5
-    # Aliases: the new version is challenger; it is champion if the gate passed.
+    # Aliases: the new version is challenger and, with no champion to beat, champion.
+    assert tags["airloop.gate"] == "passed"
     assert mlflow_client.get_model_version_by_alias(name, "challenger").version == mv.version
-    if tags["airloop.gate"] == "passed":
-        assert mlflow_client.get_model_version_by_alias(name, "champion").version == mv.version
+    assert mlflow_client.get_model_version_by_alias(name, "champion").version == mv.version
     evaluation = {a.path for a in mlflow_client.list_artifacts(mv.run_id, "evaluation")}
     assert {
         "evaluation/evaluation.json",
@@ -411,9 +426,7 @@ def test_lineage_of_a_trained_model_resolves_and_reports_a_broken_link(
         broken = model_lineage(features, flights, ref).broken()
         assert [(b.kind, b.ref) for b in broken] == [("feature-pipeline run", "2013-01-03")]
         assert "no run record" in (broken[0].problem or "")
-        cli = subprocess.run(
-            [str(REPO / ".venv/bin/airloop"), "lineage", ref], capture_output=True, text=True
-        )
+        cli = subprocess.run([AIRLOOP, "lineage", ref], capture_output=True, text=True)
         assert cli.returncode == 1 and "✗ feature-pipeline run: 2013-01-03" in cli.stdout
     finally:
         store.record_interval({k: v for k, v in kept.items() if k != "recorded_at"})

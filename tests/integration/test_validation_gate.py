@@ -7,7 +7,7 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import pytest
@@ -61,26 +61,76 @@ def _edit_csv(edit: Callable[[pd.DataFrame], pd.DataFrame]) -> Callable[[Path], 
     return apply
 
 
+class Case(NamedTuple):
+    """A corruption of one source's file, and the failure the gate must report for it: its
+    check, column and exact reason, given the pristine file's row count and the landed path."""
+
+    source: str
+    corrupt: Callable[[Path], object]
+    failure: Callable[[int, Path], tuple[str, str | None, str]]
+
+
 CASES = {
-    "null-keys": ("flights", _edit_csv(lambda d: d.assign(carrier=None)), "column 'carrier' has"),
-    "negative-distance": (
+    "null-keys": Case(
+        "flights",
+        _edit_csv(lambda d: d.assign(carrier=None)),
+        lambda rows, _: (
+            "column_values_to_not_be_null",
+            "carrier",
+            f"column 'carrier' has {rows} null values",
+        ),
+    ),
+    "negative-distance": Case(
         "flights",
         _edit_csv(lambda d: d.assign(distance=-d["distance"])),
-        "column 'distance' has",
+        lambda rows, _: (  # the bounds: the use case's distance column
+            "column_values_to_be_between",
+            "distance",
+            f"column 'distance' has {rows} values outside [1.0, 6000.0]",
+        ),
     ),
-    "missing-column": (
+    "missing-column": Case(
         "weather",
         _edit_csv(lambda d: d.drop(columns=["origin"])),
-        "column 'origin' is missing",
+        lambda rows, _: (
+            "column_to_exist",
+            "origin",
+            # The raw weather file's undeclared columns, named as a renamed column's suspects.
+            "column 'origin' is missing; the file has columns the use case does not declare:"
+            " ['day', 'hour', 'month', 'year'] (renamed?): rename it back in the data, or"
+            " declare the new name in usecase.yaml",
+        ),
     ),
-    "wrong-type": (
+    "wrong-type": Case(  # read with the declared type: the value named
         "arrivals",
         _edit_csv(lambda d: d.assign(arr_delay="late")),
-        "values that are not numbers ('late')",  # read with the declared type: the value named
+        lambda rows, _: (
+            "castable",
+            "arr_delay",
+            f"column 'arr_delay' has {rows} values that are not numbers ('late'); declare such"
+            " markers in the column's na_values (read as missing) or replace (read as a number)"
+            " in usecase.yaml, or fix the data",
+        ),
     ),
-    "empty-file": ("flights", lambda p: p.write_bytes(b""), "empty file"),
-    "missing-file": ("weather", lambda p: p.unlink(), "missing file"),
+    "empty-file": Case(
+        "flights",
+        lambda p: p.write_bytes(b""),
+        lambda _, path: ("readable", None, f"empty file: {path} has no content"),
+    ),
+    "missing-file": Case(
+        "weather",
+        lambda p: p.unlink(),
+        lambda _, path: ("landed", None, f"missing file: {path} has not landed"),
+    ),
 }
+
+
+def expected_failure(case: str, landed, flights, pristine: Path) -> dict[str, Any]:
+    """The failure the gate must report for a case, worked out from the pristine file."""
+    source = CASES[case].source
+    rows = len(pd.read_csv(next((pristine / source).iterdir())))
+    check, column, reason = CASES[case].failure(rows, landing_file(landed, flights, source, DAY))
+    return {"source": source, "check": check, "column": column, "reason": reason}
 
 
 # Through Airflow, a failed gate fails the run and skips what follows; one case of a bad value
@@ -105,7 +155,7 @@ def test_corrupted_partition_fails_its_run_and_is_quarantined(
     assert states["validate_partition"] == "failed", states
     assert states["build_offline_features"] == "upstream_failed"
     assert states["materialize_online"] == "upstream_failed"
-    _assert_quarantined(case, landed, flights, before)
+    _assert_quarantined(case, landed, flights, before, history)
 
 
 @pytest.mark.parametrize(
@@ -126,23 +176,23 @@ def test_the_gate_stops_and_quarantines_each_kind_of_corruption(
     start, end = day(DAY), day(DAY + 1)
     with pytest.raises(ValidationFailed):
         validate_partition(start, end, flights, landed)
-    _assert_quarantined(case, landed, flights, before)
+    _assert_quarantined(case, landed, flights, before, history)
 
 
-def _assert_quarantined(case: str, landed, flights, before: dict) -> None:
+def _assert_quarantined(case: str, landed, flights, before: dict, pristine: Path) -> None:
     from airloop.data.intervals import partition_key
     from tests.integration.conftest import day
 
-    source, _, reason = CASES[case]
+    source = CASES[case].source
+    expected = expected_failure(case, landed, flights, pristine)
     qdir = landed.quarantine_dir / flights.name / partition_key(day(DAY))
     if case == "missing-file":  # a late file: refused, nothing moved, so a rerun picks it up
-        _assert_waiting(source, reason, landed, flights, before)
+        _assert_waiting(source, expected, landed, flights, before)
         return
     report = json.loads((qdir / "report.json").read_text())
     assert report["success"] is False
-    assert any(reason in f["reason"] and f["source"] == source for f in report["failures"]), report[
-        "failures"
-    ]
+    found = [{k: f[k] for k in expected} for f in report["failures"]]
+    assert expected in found, found
     for other in flights.partitioned_sources:
         assert not landing_file(landed, flights, other, DAY).exists(), (
             "the partition must leave the landing zone"
@@ -152,7 +202,7 @@ def _assert_quarantined(case: str, landed, flights, before: dict) -> None:
     assert store_snapshot(landed, flights) == before
 
 
-def _assert_waiting(source: str, reason: str, landed, flights, before: dict) -> None:
+def _assert_waiting(source: str, expected: dict[str, Any], landed, flights, before: dict) -> None:
     from airloop.data.intervals import partition_key
     from airloop.quality.gate import validation_report_path
     from tests.integration.conftest import day
@@ -160,8 +210,7 @@ def _assert_waiting(source: str, reason: str, landed, flights, before: dict) -> 
     key = partition_key(day(DAY))
     report = json.loads(validation_report_path(landed, flights.name, key).read_text())
     assert report["success"] is False
-    assert [(f["source"], f["check"]) for f in report["failures"]] == [(source, "landed")]
-    assert reason in report["failures"][0]["reason"]
+    assert [{k: f[k] for k in expected} for f in report["failures"]] == [expected]
     assert not (landed.quarantine_dir / flights.name / key).exists()
     for other in flights.partitioned_sources:
         if other != source:
@@ -170,9 +219,33 @@ def _assert_waiting(source: str, reason: str, landed, flights, before: dict) -> 
 
 
 def test_fixed_partition_passes_after_quarantine(history, feature_dag, landed, flights) -> None:
+    """What a person finds after a quarantine, and does as its message says: the partition's
+    files and report in its quarantine folder, none in the landing zone; the data fixed and
+    landed again, the run cleared. The quarantine folder stays: it is the record."""
+    from airloop.data.intervals import partition_key
+    from airloop.features.offline import partition_file
+    from airloop.features.pipeline import validate_partition
+    from airloop.quality.gate import ValidationFailed
+    from tests.integration.conftest import day
+
     _restore(landed, flights, history)
+    source, corrupt, _ = CASES["negative-distance"]
+    corrupt(landing_file(landed, flights, source, DAY))
+    with pytest.raises(ValidationFailed, match="Fix the data, land it again, then clear this run"):
+        validate_partition(day(DAY), day(DAY + 1), flights, landed)
+    qdir = landed.quarantine_dir / flights.name / partition_key(day(DAY))
+    assert json.loads((qdir / "report.json").read_text())["success"] is False
+    for name in flights.partitioned_sources:
+        assert not landing_file(landed, flights, name, DAY).exists()
+        assert (qdir / name / landing_file(landed, flights, name, DAY).name).exists()
+
+    for name in flights.partitioned_sources:  # fixed, and landed again
+        shutil.copy2(next((history / name).iterdir()), landing_file(landed, flights, name, DAY))
     run = run_interval(feature_dag, DAY)
+
     assert str(run.state) == "success", task_states(run)
+    assert partition_file(landed, flights, "_events", day(DAY)).exists()
+    assert (qdir / "report.json").exists(), "the quarantine's record stays"
 
 
 def test_a_reference_table_is_validated_again_only_when_its_file_changes(

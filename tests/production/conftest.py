@@ -2,10 +2,10 @@
 PostgreSQL and Redis, in databases of its own that are created here and dropped at the end.
 
 Needs PostgreSQL on 127.0.0.1:5432 (a role that may create databases and roles; ``postgres``
-with trust auth here) and Redis on 127.0.0.1:6379. Without them the tier fails in CI (CI=true)
-and is skipped elsewhere, with the reason. The databases belong to a role of this run with a
-password, so the database URLs carry a secret as a deployment's do (test_security.py looks
-for it everywhere the topology writes).
+with trust auth here) and Redis on 127.0.0.1:6379. Without them the tier fails in CI (``CI``
+set to 1, true or yes) and is skipped elsewhere, with the reason. The databases belong to a
+role of this run with a password, so the database URLs carry a secret as a deployment's do
+(test_security.py looks for it everywhere the topology writes).
 """
 
 from __future__ import annotations
@@ -15,23 +15,21 @@ import os
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import (
-    descendants,
-    free_redis_dbs,
-    pg_admin_engine,
-    require_service,
-    running,
+from tests.conftest import descendants, running
+from tests.support import (
+    AIRLOOP,
+    read_until,
+    throwaway_databases,
+    throwaway_redis_dbs,
+    user_shell,
 )
 
-AIRLOOP = str(Path(sys.executable).with_name("airloop"))
 PORTS = {
     "airflow": 8801,
     "worker_logs": 8802,
@@ -40,6 +38,7 @@ PORTS = {
     "mlflow": 8810,
 }
 SECOND_REPLICA_PORT = 8805
+UP_TIMEOUT = 600  # seconds for `airloop up --profile production` to say it is ready
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,43 +50,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def databases() -> Iterator[dict[str, Any]]:
     """Three PostgreSQL databases and two Redis databases of this run, dropped afterwards."""
-    import redis
-    from sqlalchemy import text
-
-    engine = pg_admin_engine()
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # the driver's error says what is wrong
-        require_service("PostgreSQL on 127.0.0.1:5432 (user postgres)", str(exc).splitlines()[0])
-    try:
-        redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=3).ping()
-    except redis.exceptions.ConnectionError as exc:
-        require_service("Redis on 127.0.0.1:6379", str(exc))
-    prefix = f"airloop_t{os.getpid()}_{secrets.token_hex(3)}"
-    names = {role: f"{prefix}_{role}" for role in ("airflow", "mlflow", "feast")}
-    owner, password = f"{prefix}_owner", secrets.token_urlsafe(18)  # [A-Za-z0-9_-] only
-    with engine.connect() as conn:
-        conn.execute(text(f"CREATE ROLE \"{owner}\" LOGIN PASSWORD '{password}'"))
-        for name in names.values():
-            conn.execute(text(f'CREATE DATABASE "{name}" OWNER "{owner}"'))
-    broker_db, online_db = free_redis_dbs(2)
-    try:
+    password = secrets.token_urlsafe(18)  # [A-Za-z0-9_-] only
+    with (
+        throwaway_databases("t", ("airflow", "mlflow", "feast"), password) as pg,
+        throwaway_redis_dbs(2) as (broker_db, online_db),
+    ):
         yield {
-            "names": names,
+            "names": pg.names,
             "broker_db": broker_db,
             "online_db": online_db,
-            "server": f"{owner}:{password}@127.0.0.1:5432",
+            "server": pg.server,
             "password": password,
         }
-    finally:
-        with engine.connect() as conn:
-            for name in names.values():
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'DROP ROLE IF EXISTS "{owner}"'))
-        for db in (broker_db, online_db):
-            redis.Redis(host="127.0.0.1", port=6379, db=db).flushdb()
-        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -123,9 +97,14 @@ def production_env(databases: dict[str, Any], tmp_path_factory) -> dict[str, str
 
 @pytest.fixture(scope="session")
 def user_env(production_env: dict[str, str]) -> dict[str, str]:
-    """A shell with the production variables and nothing of the test session's own."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AIRLOOP"))}
-    return {**base, **production_env}
+    """A shell with the production variables and nothing of the test session's own. A task
+    whose worker died is given up after 30 s without a heartbeat instead of Airflow's 300
+    (test_worker_killed.py waits for it)."""
+    return user_shell(
+        production_env,
+        AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="30",
+        AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="5",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -162,14 +141,15 @@ def stack(
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines = up_output
     assert up.stdout is not None
-    while True:
-        line = up.stdout.readline()
-        lines.append(line)
-        if line.startswith("Ctrl-C") or (not line and up.poll() is not None):
-            break
-    assert "profile:    production" in "".join(lines), "".join(lines)[-4000:]
+    try:
+        up_output += read_until(
+            up.stdout, lambda line: line.startswith("Ctrl-C"), UP_TIMEOUT, "`airloop up`"
+        )
+    except AssertionError:
+        up.kill()  # its components die with it (the kernel tells each when its parent dies)
+        raise
+    assert "profile:    production" in "".join(up_output), "".join(up_output)[-4000:]
     started = descendants(up.pid)
     try:
         yield up

@@ -11,15 +11,16 @@ Once per session, the loop's first steps fill them as the production tier's DAG 
 in this process: three days of flights landed, the feature pipeline over them (offline
 store, Redis), and a champion trained, registered and promoted through the tracking server.
 
-Without PostgreSQL 15's programs or ``redis-server`` the tier fails in CI (CI=true) and is
-skipped elsewhere, naming what is missing.
+Without PostgreSQL 15's programs or ``redis-server`` the tier fails in CI (``CI`` set to 1,
+true or yes) and is skipped elsewhere, naming what is missing.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ from tests.reliability.servers import (
     free_port,
     missing_tools,
 )
+from tests.support import user_shell
 
+ARTIFACT_DISK_MB = 128  # the tracking server's artifact store, a filesystem a test may fill
 FEATURE_DAYS = (1, 2, 3)  # the feature pipeline's intervals: 1-3 January 2013
 TRAINING_WINDOW = ("2013-01-01", "2013-01-04")
 MODEL = "flight_delay"
@@ -80,6 +83,35 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("reliability")
 
 
+@dataclass(frozen=True)
+class ArtifactDisk:
+    """The tracking server's artifact destination; ``problem`` says why it is not a filesystem
+    of its own (then a test cannot fill it)."""
+
+    folder: Path
+    problem: str | None
+
+
+@pytest.fixture(scope="session")
+def artifact_disk(root: Path) -> Iterator[ArtifactDisk]:
+    """The tracking server's artifact destination (``<shared root>/mlflow-artifacts``, where
+    ``airloop tracking-server`` keeps them by default) as a tmpfs of its own, when this process
+    may mount one (root with CAP_SYS_ADMIN), so that a test can fill it as a disk fills."""
+    folder = root / "shared" / "mlflow-artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    mount = ["mount", "-t", "tmpfs", "-o", f"size={ARTIFACT_DISK_MB}m", "tmpfs", str(folder)]
+    try:
+        mounted = subprocess.run(mount, capture_output=True, text=True, check=False)
+        problem = None if mounted.returncode == 0 else (mounted.stderr or mounted.stdout).strip()
+    except FileNotFoundError:
+        problem = "no mount command"
+    try:
+        yield ArtifactDisk(folder, f"mounting a tmpfs failed: {problem}" if problem else None)
+    finally:
+        if problem is None:
+            subprocess.run(["umount", "--lazy", str(folder)], check=False)
+
+
 @pytest.fixture(scope="session")
 def reliability_env(
     cluster: PostgresCluster, online_redis: RedisServer, root: Path
@@ -103,8 +135,7 @@ def reliability_env(
 @pytest.fixture(scope="session")
 def user_env(reliability_env: dict[str, str]) -> dict[str, str]:
     """A shell with those variables and nothing of the test session's own."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AIRLOOP"))}
-    return {**base, **reliability_env}
+    return user_shell(reliability_env)
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +147,9 @@ def settings(reliability_env: dict[str, str]) -> Any:
 
 
 @pytest.fixture(scope="session")
-def tracking_server(user_env: dict[str, str], settings: Any, root: Path) -> Iterator[AirloopServer]:
+def tracking_server(
+    user_env: dict[str, str], settings: Any, root: Path, artifact_disk: ArtifactDisk
+) -> Iterator[AirloopServer]:
     """The MLflow tracking server on the tier's PostgreSQL, as ``airloop up`` runs it."""
     port = int(settings.tracking_uri.rsplit(":", 1)[1])
     server = AirloopServer(

@@ -15,18 +15,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from airloop.core.http import probe
 from tests.conftest import running
+from tests.support import AIRLOOP, wait_for
 
-AIRLOOP = str(Path(sys.executable).with_name("airloop"))
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
@@ -42,18 +39,6 @@ def listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1.0)
         return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-def wait_for(check: Callable[[], Any], what: str, timeout: float, log: Path | None = None) -> float:
-    """Poll ``check`` every 0.1 s until it is true; the seconds it took. Fails naming ``what``
-    (and quoting the log's tail) past ``timeout``."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
-            raise AssertionError(f"{what} after {timeout:.0f} s\n{tail}")
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def stop_group(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 30) -> None:

@@ -573,7 +573,7 @@ def test_the_first_moment_a_row_is_known_is_the_rule_of_known_at(after: str) -> 
     moment) are one boundary rule: on a grid of moments they pick the same rows, those
     arriving exactly at the moment and those a nanosecond after their own time included."""
     from airloop.core.periods import Span
-    from airloop.usecase.feature_views import known_from
+    from airloop.usecase.views import known_from
 
     span = Span.parse(after)
     start = ts("2000-01-31T22:00")

@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 
 from airloop.cli import app
 from airloop.initiation import InitError, InitOptions, init_usecase, profile_data, read_table
-from airloop.initiation.profile import DataProfile, detect_cadence
+from airloop.initiation.records import DataProfile
+from airloop.initiation.times import detect_cadence
 from airloop.usecase import load_usecase
 
 

@@ -15,7 +15,7 @@ import pytest
 from airloop.data.landing import landing_path, read_raw
 from airloop.data.replay import land_window
 from airloop.initiation import InitError, InitOptions, init_usecase
-from airloop.initiation.profile import time_parts
+from airloop.initiation.times import time_parts
 from airloop.quality.expectations import validate_frame
 from airloop.settings import Settings
 from airloop.usecase import UseCase, load_usecase

@@ -3,8 +3,6 @@ parallel trials' links to their MLflow runs, none lost (the metadata store's loc
 
 from __future__ import annotations
 
-import os
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -173,27 +171,14 @@ def any_store(request, tmp_path) -> Iterator[MetadataStore]:
     if request.param == "sqlite":
         yield MetadataStore(Settings(home=tmp_path))
         return
-    import sqlalchemy as sa
+    from tests.support import throwaway_databases
 
-    from tests.conftest import pg_admin_engine, require_service
-
-    admin = pg_admin_engine()
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # the driver's error says what is wrong
-        require_service("PostgreSQL on 127.0.0.1:5432 (user postgres)", str(exc).splitlines()[0])
-    name = f"airloop_locks_{os.getpid()}_{secrets.token_hex(3)}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    try:
-        yield MetadataStore(Settings(home=tmp_path, metadata_db_url=url))
-    finally:
-        _engine(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with throwaway_databases("locks", ["metadata"]) as pg:
+        url = pg.url("metadata")
+        try:
+            yield MetadataStore(Settings(home=tmp_path, metadata_db_url=url))
+        finally:
+            _engine(url).dispose()
 
 
 def test_the_lock_lets_one_holder_at_a_time_change_a_value(any_store: MetadataStore) -> None:

@@ -73,3 +73,38 @@ def test_a_log_whose_last_line_is_whole_gets_no_blank_line(tmp_path: Path) -> No
     write(tmp_path, "host-7", records(2, 2))
     assert path.read_text().count("\n") == 4
     assert [r["event_id"] for r in read_log(tmp_path)] == ["e0", "e1", "e2", "e3"]
+
+
+def test_a_record_written_is_kept_when_its_process_is_killed_at_once(tmp_path: Path) -> None:
+    """What the service answered is in the log: a writer process killed (``kill -9``) the moment
+    its appends returned, before any sync, leaves every record it wrote, whole."""
+    import os
+    import signal
+
+    from airloop.serving.prediction_log import PredictionLog, read_log
+
+    pid = os.fork()
+    if pid == 0:  # the child: a replica that answers 50 requests, then dies without a word
+        try:
+            log = PredictionLog(tmp_path, sync_seconds=3600)
+            for i in range(50):
+                assert log.append_many(records(2 * i, 2)) == 2
+            os.kill(os.getpid(), signal.SIGKILL)
+        finally:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert [r["event_id"] for r in read_log(tmp_path)] == [f"e{i}" for i in range(100)]
+
+
+def test_a_record_that_cannot_be_written_is_counted_and_the_rest_go_on(tmp_path: Path) -> None:
+    from airloop.serving.prediction_log import PredictionLog, read_log
+
+    log = PredictionLog(tmp_path)
+    (tmp_path / f"date={WHEN:%Y-%m-%d}").write_text("a file where a folder should be")
+    assert log.append_many(records(0, 3)) == 0
+    assert (log.dropped, log.written) == (3, 0)
+    log.root = tmp_path / "elsewhere"
+    assert log.append_many(records(3, 2)) == 2
+    log.close()
+    assert [r["event_id"] for r in read_log(log.root)] == ["e3", "e4"]

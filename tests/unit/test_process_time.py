@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from airloop.runtime.services import Services
 from airloop.settings import Settings
+from tests.support import read_until
 
 SPIN = "import time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass\n"
 # A server that works, starts a child that works and ends (waited for), starts another that
-# works and stays, then waits to be stopped.
+# works, says so (on the server's output, which it inherits) and stays, then waits to be stopped.
+STAYING = SPIN.format(seconds=0.3) + "print('worked', flush=True)\ntime.sleep(60)\n"
 SERVER = f"""
 import subprocess, sys, time
 {SPIN.format(seconds=0.3)}
 subprocess.run([sys.executable, "-c", {SPIN.format(seconds=0.3)!r}], check=True)
-subprocess.Popen([sys.executable, "-c", {(SPIN.format(seconds=0.3) + "time.sleep(60)")!r}])
+subprocess.Popen([sys.executable, "-c", {STAYING!r}])
 print("ready", flush=True)
 time.sleep(60)
 """
@@ -30,8 +31,15 @@ def test_a_servers_time_counts_what_it_started_ended_or_running(tmp_path: Path) 
     )
     services.procs["server"] = server
     try:
-        assert server.stdout is not None and server.stdout.readline().strip() == "ready"
-        time.sleep(0.6)  # the running child's work
+        assert server.stdout is not None
+        said: set[str] = set()
+
+        def both_said(line: str) -> bool:
+            said.add(line.strip())
+            return {"ready", "worked"} <= said
+
+        # The server is ready and its running child has done its work: both have said so.
+        read_until(server.stdout, both_said, 30, "the server and its running child")
         spent = services.processor_seconds()["server"]
         assert spent["own"] >= 0.3
         assert spent["started"] >= 0.6  # the ended child and the running one

@@ -14,7 +14,9 @@ from airloop.core.files import write_json
 from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.checks import interval_dir
 from airloop.monitoring.records import Decision, PerformanceCheck, RetrainRequest
-from airloop.monitoring.report import history_frame, prometheus_text, render_report
+from airloop.monitoring.report.history import history_frame
+from airloop.monitoring.report.page import render_report
+from airloop.monitoring.report.prometheus import prometheus_text
 from airloop.settings import Settings
 from airloop.usecase import UseCase
 

@@ -141,3 +141,28 @@ def test_a_registry_that_does_not_answer_is_never_read_as_no_champion(
     remote = settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{port}"})
     with pytest.raises(RegistryUnreachable, match=f"127.0.0.1:{port}.*flight_delay@champion"):
         alias_version(remote, "flight_delay")
+
+
+class AliasFollower(ModelHolder):
+    """A holder whose alias moves along a given list of versions; it records what it loads."""
+
+    def __init__(self, settings: Settings, moves: list[str]) -> None:
+        super().__init__(settings, "flight_delay")
+        self.moves, self.loads = iter(moves), list[str]()
+
+    def target_version(self) -> str | None:
+        return next(self.moves)
+
+    def load(self, version: str) -> LoadedModel:
+        self.loads.append(version)
+        return LoadedModel("flight_delay", version, pyfunc=None, raw=None, input_columns=[])
+
+
+def test_a_rollback_puts_back_the_version_still_loaded(tmp_path) -> None:
+    """The champion and the version before it stay loaded: promoting v2 over v1 and rolling
+    back needs no second download of v1; a version two moves back is loaded again."""
+    holder = AliasFollower(Settings(home=tmp_path), ["1", "2", "1", "3", "2"])
+    for expected in ("1", "2", "1", "3", "2"):
+        assert holder.refresh() is True
+        assert holder.current is not None and holder.current.version == expected
+    assert holder.loads == ["1", "2", "3", "2"]

@@ -17,7 +17,7 @@ from airloop.serving.metrics import Metrics
 from airloop.serving.model import LoadedModel
 from airloop.serving.predict import Predictor, drop_views, refuse_past_events, time_views
 from airloop.usecase import UseCase
-from airloop.usecase.model import ServingSpec
+from airloop.usecase.policies import ServingSpec
 
 D = datetime(2013, 1, 8, tzinfo=UTC)
 SECOND = timedelta(seconds=1)

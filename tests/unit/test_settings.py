@@ -63,7 +63,7 @@ def test_components_get_the_model_thread_limit(monkeypatch, tmp_path: Path) -> N
     """Parallel tasks and the service share the cores: their OpenMP and BLAS loops get
     ``model_threads`` (1 by default), unless the standard variable is set already."""
     from airloop.runtime.airflow_cli import airflow_environ
-    from airloop.settings import THREAD_VARIABLES
+    from airloop.settings.airflow import THREAD_VARIABLES
 
     for name in THREAD_VARIABLES:
         monkeypatch.delenv(name, raising=False)

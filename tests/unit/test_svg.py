@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from airloop.core.svg import Chart, date_ticks, nice_ticks, value_range
-from airloop.monitoring.report import distribution_chart, history_plot
+from airloop.monitoring.report.charts import distribution_chart, history_plot
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from airloop.monitoring.report import render_timeline, timeline_figure
+from airloop.monitoring.report.timeline import render_timeline, timeline_figure
 from airloop.settings import Settings
 from airloop.usecase import UseCase
 
@@ -64,7 +64,7 @@ def test_the_page_and_its_png_are_written_for_an_empty_home(tmp_path: Path, flig
 
 
 def test_the_use_cases_live_target_is_a_line_and_a_count_in_its_direction(flights) -> None:
-    from airloop.monitoring.report import at_target
+    from airloop.monitoring.report.history import at_target
 
     days = history()  # live 0.70, 0.69, ... 0.61
     _, live = timeline_figure(days, [], [], target=0.68).axes

@@ -21,7 +21,8 @@ from airloop.data.replay import land_window
 from airloop.demo.lifecycle import Echo, Lifecycle, LifecycleError
 from airloop.demo.traffic import Traffic
 from airloop.features.offline import read_partitions
-from airloop.monitoring.report import at_target, history_frame, render_timeline
+from airloop.monitoring.report.history import at_target, history_frame
+from airloop.monitoring.report.timeline import render_timeline
 from airloop.runtime.airflow_cli import AirflowError
 from airloop.runtime.api import ApiClient
 from airloop.runtime.services import Services, topology

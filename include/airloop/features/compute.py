@@ -1,6 +1,6 @@
 """airloop's own tables of events and labels, built from an interval's cleaned sources.
 
-Feature views compute their own rows (``airloop.usecase.feature_views``); these tables are
+Feature views compute their own rows (``airloop.usecase.views``); these tables are
 what every use case has: the prediction events with their entity keys, request-time fields and
 calendar features, the outcomes with the moment each became known, and the past rows of the
 sources that feature views read back (``source__<name>``).

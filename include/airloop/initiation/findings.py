@@ -8,21 +8,8 @@ allowed). What makes a use case impossible is an ``InitError`` instead, raised w
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Literal
 
-from airloop.core.records import Record
-
-if TYPE_CHECKING:
-    from airloop.initiation.profile import DataProfile
-
-
-class Finding(Record):
-    """Something a person should know about the data before trusting the proposed use case."""
-
-    kind: str
-    message: str
-    column: str | None = None
-    severity: Literal["info", "warning"] = "warning"
+from airloop.initiation.records import DataProfile, Finding
 
 
 def plain_findings(profile: DataProfile) -> list[Finding]:

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from airloop.core.html import figure_img, html_table
-from airloop.initiation.profile import CADENCES, DataProfile
+from airloop.initiation.records import CADENCES, DataProfile
 
 STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1100px;color:#222}"

@@ -14,7 +14,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from airloop.initiation.profile import Relevance, interval_starts
+from airloop.initiation.records import Relevance
+from airloop.initiation.times import interval_starts
 
 MAX_ROWS = 20_000  # rows scored at most (a sample beyond): mutual information is k-NN based
 MIN_ROWS = 30

@@ -15,12 +15,15 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from airloop.core.html import html_table
 from airloop.data.intervals import as_utc, partition_key
 from airloop.lineage.chain import Link, model_lineage
 from airloop.metadata.ledger import FeedbackLedger
 from airloop.metadata.store import MetadataStore
 from airloop.monitoring.checks import interval_dir
-from airloop.monitoring.report import STYLE, history_frame, history_plot, html_table
+from airloop.monitoring.report.charts import history_plot
+from airloop.monitoring.report.history import history_frame
+from airloop.monitoring.report.page import STYLE
 from airloop.registry.evidence import ModelEvent, history, render_evidence, version_label
 from airloop.registry.models import CHALLENGER, CHAMPION, alias_version
 from airloop.registry.tracking import configure

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,88 @@ def init_tracking(settings: Settings) -> None:
     """Create the tracking store's schema once, at set-up, not in the first process to need it."""
     client = configure(settings)
     client.search_experiments(max_results=1)
+
+
+LOW_SPACE_BYTES = (
+    16 << 20
+)  # less than this free where artifacts go: the likely reason a write failed
+
+
+def artifact_store(settings: Settings) -> Path | None:
+    """The folder where this deployment's MLflow keeps artifacts, when this process can see it:
+    the embedded root, or the tracking server's destination on the shared root (a ``file:`` URI);
+    None for a remote store (``s3://``, ...)."""
+    if settings.mlflow_tracking_uri is None:
+        return Path(settings.mlflow_artifact_root)
+    destination = settings.mlflow_artifacts
+    if destination.startswith("file://"):
+        return Path(destination.removeprefix("file://"))
+    if "://" not in destination:
+        return Path(destination)
+    return None
+
+
+def artifact_store_problem(settings: Settings) -> str | None:
+    """Why artifacts cannot be written where MLflow keeps them, as far as this process can
+    tell: the folder missing, full, or refusing a write. A tracking server answers such a
+    failure with a bare HTTP 500, so the task that saw it says the reason from here."""
+    import os
+    import shutil
+    import tempfile
+
+    folder = artifact_store(settings)
+    if folder is None:
+        return None
+    if not folder.is_dir():
+        return f"the artifact store {folder} does not exist or is not a folder"
+    free = shutil.disk_usage(folder).free
+    if free < LOW_SPACE_BYTES:
+        return f"the artifact store {folder} is full: {free:,} bytes free"
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".airloop-probe-") as probe:
+            probe.write(b"\0" * 4096)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        return f"the artifact store {folder} refuses a write: {exc.strerror or exc}"
+    return None
+
+
+class ArtifactStoreError(OSError):
+    """Artifacts could not be stored; the message says why and what to do."""
+
+
+@contextmanager
+def artifacts_stored(settings: Settings) -> Iterator[None]:
+    """Around writes of artifacts: a failure whose reason this process can see (a full or
+    unwritable store) is raised as :class:`ArtifactStoreError` saying it."""
+    try:
+        yield
+    except Exception as exc:
+        problem = artifact_store_problem(settings)
+        if problem is None:
+            raise
+        raise ArtifactStoreError(
+            f"storing the model's artifacts failed: {problem}. Free space (or fix the folder)"
+            f" and retry the task; MLflow said: {exc}"
+        ) from exc
+
+
+def end_abandoned_runs(settings: Settings, experiment: str, tags: dict[str, str]) -> list[str]:
+    """Runs of an earlier try of this task still marked running: ended as ``KILLED``.
+
+    A try killed with its process (a worker's ``kill -9``, a lost machine) cannot end its MLflow
+    run; Airflow starts the next try only once it has given that one up, so the next try ends
+    it, and no run is left half-open. Returns the runs it ended."""
+    client = configure(settings)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    filters = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+    runs = client.search_runs(
+        [found.experiment_id], filter_string=f"{filters} and attributes.status = 'RUNNING'"
+    )
+    for run in runs:
+        client.set_tag(run.info.run_id, "airloop.ended_by", "the next try of its task")
+        client.set_terminated(run.info.run_id, status="KILLED")
+    return [run.info.run_id for run in runs]

@@ -53,7 +53,7 @@ class Metrics:
         )
         self.log_dropped = Gauge(
             "airloop_prediction_log_dropped",
-            "Prediction log records dropped (buffer full)",
+            "Prediction log records that could not be written (a full or unwritable disk)",
             registry=self.registry,
         )
 

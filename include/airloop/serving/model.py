@@ -9,6 +9,9 @@ does not answer the champion already loaded keeps serving. Each of the poller's 
 bounded (MLflow's client otherwise retries 7 times with exponential backoff and waits up to
 120 s a try: minutes per call, :data:`REGISTRY_CALLS`), and the poller backs off between
 polls that failed, up to :data:`MAX_BACKOFF_SECONDS`.
+
+The version replaced stays loaded (:data:`KEEP_LOADED`): a rollback, which puts it back, swaps
+within one poll instead of waiting for a download.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ REGISTRY_CALLS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
 }
 MAX_BACKOFF_SECONDS = 60.0
+KEEP_LOADED = 2  # the champion and the one before it: what a rollback puts back
 UNREACHABLE = "registry unreachable"
 
 
@@ -77,6 +81,7 @@ class ModelHolder:
         self.failed_loads = 0
         self.failed_polls = 0  # in a row: the registry did not answer
         self._failed_version: str | None = None
+        self._loaded: dict[str, LoadedModel] = {}  # by version, the most recent last
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -127,7 +132,7 @@ class ModelHolder:
             if target == self._failed_version:
                 return False
             try:
-                loaded = self.load(target)
+                loaded = self._loaded.pop(target, None) or self.load(target)
             except Exception as exc:  # keep serving the old model
                 self.failed_loads += 1
                 self._failed_version = target
@@ -137,6 +142,9 @@ class ModelHolder:
                 log.error(self.last_error)
                 return False
             self.current = loaded  # one reference assignment: atomic for readers
+            self._loaded[target] = loaded
+            for version in list(self._loaded)[:-KEEP_LOADED]:
+                del self._loaded[version]
             self.last_error = None
             self._failed_version = None
             log.info("now serving %s v%s", self.model_name, target)

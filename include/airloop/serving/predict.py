@@ -114,6 +114,7 @@ class Predictor:
         now = received.isoformat()
         request_id = request_id or uuid.uuid4().hex
         predictions = []
+        logged: list[dict[str, Any]] = []
         for i in range(len(rows)):
             value = float(scores[i])
             self.metrics.scores.observe(value)
@@ -128,22 +129,23 @@ class Predictor:
             if self.usecase.task == "classification":
                 item["prediction"] = int(value >= 0.5)
             predictions.append(item)
-            if self.log is not None:
-                event_id, event_time = events[i]
-                self.log.append(
-                    {
-                        "request_id": request_id,
-                        "index": i,
-                        "time": now,
-                        "event_id": event_id,
-                        "event_time": event_time.astimezone(UTC).isoformat() if event_time else now,
-                        "entities": entity_rows[i],
-                        "features": {c: json_safe(data[c][i]) for c in model.input_columns},
-                        "model": self.holder.model_name,
-                        "model_version": model.version,
-                        "score": value,
-                    }
-                )
+            event_id, event_time = events[i]
+            logged.append(
+                {
+                    "request_id": request_id,
+                    "index": i,
+                    "time": now,
+                    "event_id": event_id,
+                    "event_time": event_time.astimezone(UTC).isoformat() if event_time else now,
+                    "entities": entity_rows[i],
+                    "features": {c: json_safe(data[c][i]) for c in model.input_columns},
+                    "model": self.holder.model_name,
+                    "model_version": model.version,
+                    "score": value,
+                }
+            )
+        if self.log is not None:  # written before the answer leaves: an answer is a logged one
+            self.log.append_many(logged)
         return {
             "request_id": request_id,
             "model": {"name": self.holder.model_name, "version": model.version},

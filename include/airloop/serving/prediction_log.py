@@ -1,13 +1,15 @@
-"""The prediction log: every prediction appended durably, partitioned by hour, off the hot path.
+"""The prediction log: every prediction appended before its answer is sent, partitioned by hour.
 
 Partitions follow the event's time (``event_time`` when the client sends it, else the time
 served), so monitoring reads a data interval's predictions from that interval's partitions.
 
-Requests put records into a bounded queue; one writer thread appends them as JSON lines to
-``predictions/<use case>/date=YYYY-MM-DD/hour=HH.<writer>.jsonl`` and fsyncs each batch.
-Each process writes its own files (``<writer>`` is its host and process id), so replicas of
-the service on one shared volume never interleave lines. Closing the log drains the queue,
-so a graceful shutdown loses no entry.
+A request's records are appended as JSON lines, in one ``write`` to
+``predictions/<use case>/date=YYYY-MM-DD/hour=HH.<writer>.jsonl``, before the service answers:
+a prediction the caller was given is in the kernel's hands, so a replica killed (``kill -9``)
+right after answering loses none. A background thread fsyncs the files written since its last
+pass every :data:`SYNC_SECONDS`, so a crash of the machine itself loses at most that much.
+Each process writes its own files (``<writer>`` is its host and process id), so replicas of the
+service on one shared volume never interleave lines.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
@@ -23,74 +24,108 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-_STOP = object()
+SYNC_SECONDS = 0.5  # the longest a written prediction waits for its fsync
+OPEN_FILES = 8  # hourly files kept open; older ones are synced and closed
 
 
 class PredictionLog:
-    """A durable, append-only log of predictions, written by one background thread."""
+    """A durable, append-only log of predictions: written on the request's path, synced off it."""
 
-    def __init__(self, root: Path, max_queue: int = 50_000, put_timeout: float = 1.0) -> None:
+    def __init__(self, root: Path, sync_seconds: float = SYNC_SECONDS) -> None:
         self.root = root
         self.writer = f"{socket.gethostname()}-{os.getpid()}"
-        self.put_timeout = put_timeout
-        self.dropped = 0
+        self.sync_seconds = sync_seconds
+        self.dropped = 0  # records that could not be written (a full or unwritable disk)
         self.written = 0
-        self._opened: set[Path] = set()  # the files this writer has appended to
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._lock = threading.Lock()
+        self._files: dict[Path, int] = {}  # open descriptors, oldest first
+        self._unsynced: set[int] = set()
+        self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._run, name="airloop-prediction-log", daemon=True
+            target=self._sync_loop, name="airloop-prediction-log", daemon=True
         )
         self._thread.start()
 
     def append(self, record: dict[str, Any]) -> bool:
-        """Queue a record; waits briefly when the buffer is full, then counts it as dropped."""
-        try:
-            self._queue.put(record, timeout=self.put_timeout)
-            return True
-        except queue.Full:
-            self.dropped += 1
-            return False
+        """Write one record; whether it was written."""
+        return self.append_many([record]) == 1
+
+    def append_many(self, records: list[dict[str, Any]]) -> int:
+        """Write a request's records, one ``write`` per hourly file, before returning: the number
+        written. A record that cannot be written (disk full, unwritable volume) is counted as
+        dropped and logged; the prediction itself still stands."""
+        by_file: dict[Path, list[str]] = {}
+        for record in records:
+            when = datetime.fromisoformat(record.get("event_time") or record["time"])
+            by_file.setdefault(self.path_for(when.astimezone(UTC)), []).append(
+                json.dumps(record, default=str)
+            )
+        written = 0
+        with self._lock:
+            for path, lines in by_file.items():
+                try:
+                    fd = self._descriptor(path)
+                    data = ("\n".join(lines) + "\n").encode()
+                    while data:  # a regular file takes it in one write; a short one goes on
+                        data = data[os.write(fd, data) :]
+                except OSError as exc:
+                    self.dropped += len(lines)
+                    log.error("the prediction log could not write %s: %s", path, exc)
+                    continue
+                self._unsynced.add(fd)
+                written += len(lines)
+        self.written += written
+        return written
 
     def path_for(self, when: datetime) -> Path:
         """The hourly partition a record of that event time goes to."""
         return self.root / f"date={when:%Y-%m-%d}" / f"hour={when:%H}.{self.writer}.jsonl"
 
-    def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch = [self._queue.get()]
-            while len(batch) < 1000:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            if any(item is _STOP for item in batch):
-                stopping = True
-                batch = [item for item in batch if item is not _STOP]
-            self._write(batch)
+    def _descriptor(self, path: Path) -> int:
+        """The open descriptor of an hourly file (the caller holds the lock). A file this writer
+        id finds torn (a writer of the same id killed mid-line, as a container's restarted
+        process can be) gets a line break first, so the torn line stays a line of its own."""
+        if path in self._files:
+            return self._files[path]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torn = ends_torn(path)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if torn:
+            os.write(fd, b"\n")
+        self._files[path] = fd
+        while len(self._files) > OPEN_FILES:
+            oldest = next(iter(self._files))
+            self._close(self._files.pop(oldest))
+        return fd
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
-        by_file: dict[Path, list[str]] = {}
-        for record in batch:
-            when = datetime.fromisoformat(record.get("event_time") or record["time"]).astimezone(
-                UTC
-            )
-            by_file.setdefault(self.path_for(when), []).append(json.dumps(record, default=str))
-        for path, lines in by_file.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # A torn last line (a writer of this id killed mid-line) stays a line of its own.
-            start = "\n" if path not in self._opened and ends_torn(path) else ""
-            self._opened.add(path)
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(start + "\n".join(lines) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            self.written += len(lines)
+    def _close(self, fd: int) -> None:
+        self._unsynced.discard(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def sync(self) -> None:
+        """fsync every file written since the last pass."""
+        with self._lock:
+            pending, self._unsynced = self._unsynced, set()
+        for fd in pending:
+            try:
+                os.fsync(fd)
+            except OSError as exc:  # closed meanwhile (already synced), or the disk failed
+                log.debug("prediction log fsync of descriptor %d: %s", fd, exc)
+
+    def _sync_loop(self) -> None:
+        while not self._stop.wait(self.sync_seconds):
+            self.sync()
 
     def close(self, timeout: float = 30.0) -> None:
-        """Write everything queued so far, then stop the writer."""
-        self._queue.put(_STOP)
+        """Sync and close every file, then stop the syncing thread."""
+        self._stop.set()
         self._thread.join(timeout)
+        with self._lock:
+            while self._files:
+                self._close(self._files.popitem()[1])
 
 
 def ends_torn(path: Path) -> bool:

@@ -11,7 +11,7 @@ from airloop.core.records import Number, Record
 from airloop.quality.expectations import columns_present, run_expectations
 from airloop.training.dataset import TrainingDataError
 from airloop.usecase import UseCase
-from airloop.usecase.feature_views import Bounds
+from airloop.usecase.views import Bounds
 
 
 class TrainingSetCheck(Record):

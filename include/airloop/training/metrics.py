@@ -6,6 +6,7 @@ module computes them on labels and scores.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -93,3 +94,27 @@ def calibration(y: Any, score: Any, bins: int = 10) -> Calibration:
         )
         ece += mask.mean() * abs(mean_score - rate)
     return Calibration(ece=float(ece), table=table)
+
+
+def calibration_plot(cal: Calibration, path: Path) -> None:
+    """The reliability diagram of a calibration table, as a PNG at ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame([b.model_dump() for b in cal.table])
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
+    ax.plot(
+        table["mean_score"],
+        table["observed_rate"],
+        marker="o",
+        label=f"model (ECE {cal.ece or 0:.3f})",
+    )
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed rate")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)

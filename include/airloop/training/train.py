@@ -21,13 +21,21 @@ from airloop.core.files import write_json
 from airloop.core.provenance import git_commit, lock_hash
 from airloop.core.records import Number, Record
 from airloop.core.version import airloop_version
-from airloop.registry.tracking import configure, experiment_id, experiment_name, note_run
+from airloop.registry.tracking import (
+    artifacts_stored,
+    configure,
+    end_abandoned_runs,
+    experiment_id,
+    experiment_name,
+    note_run,
+)
 from airloop.settings import Settings
 from airloop.training.dataset import TrainingSet, load_training_set, split_by_time
 from airloop.training.metrics import (
     Calibration,
     SliceMetrics,
     calibration,
+    calibration_plot,
     compute_metrics,
     slice_metrics,
 )
@@ -340,6 +348,10 @@ def train_and_log(
         if previous is not None:
             log.info("reusing MLflow run %s of an earlier try of this task", previous.info.run_id)
             return _trained(note_run(previous.info.run_id), cfg, previous.data.metrics)
+        for ended in end_abandoned_runs(
+            settings, experiment, {**identity, "airloop.stage": "train"}
+        ):
+            log.warning("ended MLflow run %s, left running by a try that was killed", ended)
     frame = load_training_set(training_set.uri)
     refit = log_the_model and usecase.training.refit
     candidates = usecase.training.candidates if log_the_model else None  # a trial is one config
@@ -373,8 +385,9 @@ def train_and_log(
         validation = {f"val_{k}": v for k, v in fitted.validation_metrics.items()}
         mlflow.log_metrics({k: v for k, v in validation.items() if v is not None})
         if log_the_model:
-            log_model(fitted)
-            log_reference(fitted, usecase, frame)
+            with artifacts_stored(settings):  # a failure says why, and the run ends FAILED
+                log_model(fitted)
+                log_reference(fitted, usecase, frame)
     return _trained(run.info.run_id, cfg, validation)
 
 
@@ -468,28 +481,5 @@ def _log_evaluation(settings: Settings, run_id: str, evaluation: Evaluation) -> 
             client.log_artifact(run_id, str(slices), artifact_path="evaluation")
         if evaluation.calibration:
             plot = Path(tmp) / "calibration.png"
-            _calibration_plot(evaluation.calibration, plot)
+            calibration_plot(evaluation.calibration, plot)
             client.log_artifact(run_id, str(plot), artifact_path="evaluation")
-
-
-def _calibration_plot(cal: Calibration, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    table = pd.DataFrame([b.model_dump() for b in cal.table])
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect")
-    ax.plot(
-        table["mean_score"],
-        table["observed_rate"],
-        marker="o",
-        label=f"model (ECE {cal.ece or 0:.3f})",
-    )
-    ax.set_xlabel("predicted probability")
-    ax.set_ylabel("observed rate")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)

@@ -1,8 +1,10 @@
 """The user's use case: one validated YAML file, the only place the engine learns about data.
 
-``base`` holds what every part shares, ``sources`` the raw data and its rules,
-``feature_views`` the kinds of feature view (one class each), ``model`` the whole use case and
-how it is found and loaded.
+``base`` holds what every part shares, ``sources`` the raw data and its rules, ``events`` the
+prediction events, their label and the entities, ``views`` the kinds of feature view (one
+module each), ``policies`` training, gates, monitoring, serving and replay, ``model`` the whole
+use case and how it is found and loaded; ``active`` the use cases one Airflow runs, and
+``run_params`` the checks of a manual run's parameters.
 """
 
 from airloop.usecase.active import (
@@ -13,7 +15,31 @@ from airloop.usecase.active import (
     usecase_of_dag,
 )
 from airloop.usecase.base import Duration, UseCaseError, window_suffix
-from airloop.usecase.feature_views import (
+from airloop.usecase.events import EntitySpec, EventsSpec, LabelSpec
+from airloop.usecase.model import (
+    FeatureServiceSpec,
+    UseCase,
+    load_usecase,
+    resolve_usecase_path,
+)
+from airloop.usecase.policies import (
+    Candidate,
+    GateSpec,
+    MonitoringSpec,
+    ReplaySourceSpec,
+    ReplaySpec,
+    RetrainingSpec,
+    TrainingSpec,
+)
+from airloop.usecase.sources import (
+    ColumnSpec,
+    ConcatColumn,
+    DateFromColumn,
+    DerivedColumn,
+    ExprColumn,
+    SourceSpec,
+)
+from airloop.usecase.views import (
     AggregateSpec,
     AggregateView,
     FeatureSpec,
@@ -29,30 +55,6 @@ from airloop.usecase.feature_views import (
     ViewInputs,
     known_at,
     source_table,
-)
-from airloop.usecase.model import (
-    Candidate,
-    EntitySpec,
-    EventsSpec,
-    FeatureServiceSpec,
-    GateSpec,
-    LabelSpec,
-    MonitoringSpec,
-    ReplaySourceSpec,
-    ReplaySpec,
-    RetrainingSpec,
-    TrainingSpec,
-    UseCase,
-    load_usecase,
-    resolve_usecase_path,
-)
-from airloop.usecase.sources import (
-    ColumnSpec,
-    ConcatColumn,
-    DateFromColumn,
-    DerivedColumn,
-    ExprColumn,
-    SourceSpec,
 )
 
 __all__ = [

@@ -1,0 +1,110 @@
+"""A Celery worker killed (``kill -9``, with every process it started) while it runs
+``train_model``, on the production topology of this tier.
+
+Nobody is left to report the task's end: Airflow finds the task instance's heartbeat gone
+(``[scheduler] task_instance_heartbeat_timeout``, shortened for this tier), fails that try and
+runs the next one on a live worker; ``airloop up`` starts the killed worker again. Then the
+whole history: the DAG run succeeded, the run made exactly one model version, with its
+lineage, the killed try's MLflow run was ended by the next try (never left running), and the
+champion alias points at a version of the model.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import descendants, running
+from tests.support import wait_for
+
+pytestmark = pytest.mark.production
+WINDOW = {"window_start": "2013-01-01", "window_end": "2013-01-04"}
+CATCH_SECONDS = 600  # for train_model to be seen running
+
+
+def parent(pid: int) -> int:
+    """A process's parent (Linux /proc)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def worker_of(stack_pid: int, task_pid: int) -> set[int]:
+    """The component of ``airloop up`` that runs a task's process: the Celery worker (a child
+    of ``airloop up``) above it, and every process that worker started."""
+    pid = task_pid
+    while parent(pid) != stack_pid:
+        pid = parent(pid)
+        assert pid > 1, f"process {task_pid} does not run under airloop up ({stack_pid})"
+    return {pid} | descendants(pid)
+
+
+def test_a_worker_killed_during_train_model_is_survived_with_one_version(
+    stack: Any, settings: Any
+) -> None:
+    from airloop.registry.tracking import configure
+    from airloop.runtime.api import ApiClient
+
+    client = ApiClient(settings)
+    run = client.trigger("model_training", WINDOW, note="production tier: a worker killed")
+    run_id = run["dag_run_id"]
+
+    def train_model() -> dict[str, Any]:
+        tis = client._request(
+            "GET", f"/api/v2/dags/model_training/dagRuns/{run_id}/taskInstances?limit=100"
+        )["task_instances"]
+        return next(ti for ti in tis if ti["task_id"] == "train_model")
+
+    deadline = time.monotonic() + CATCH_SECONDS
+    caught = train_model()
+    while not (caught["state"] == "running" and caught["hostname"]):
+        assert caught["state"] in (None, "scheduled", "queued", "running"), caught
+        assert time.monotonic() < deadline, f"train_model never seen running: {caught}"
+        time.sleep(0.1)
+        caught = train_model()
+    hostname = caught["hostname"].split(".")[0]
+    doomed = worker_of(stack.pid, caught["pid"])
+    for pid in doomed:
+        os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_for(lambda: not any(running(p) for p in doomed), f"{hostname} still running", 30)
+
+    finished = client.wait_for_run("model_training", run_id, timeout=600)
+    recovered = time.monotonic() - killed_at
+    assert finished["state"] == "success", client.failed_tasks("model_training", run_id)
+    retried = train_model()
+    assert retried["state"] == "success" and retried["try_number"] == 2, retried
+
+    # Exactly one version for the run, with its lineage; the killed try's MLflow run ended.
+    mlflow = configure(settings)
+    versions = mlflow.search_model_versions(
+        f"name = 'flight_delay' and tags.`airloop.run_id` = '{run_id}'"
+    )
+    assert len(versions) == 1, [v.version for v in versions]
+    [version] = versions
+    assert version.tags["airloop.training_set_digest"] and version.tags["airloop.feature_views"]
+    experiment = mlflow.get_experiment_by_name("flights/training")
+    runs = mlflow.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`airloop.run_id` = '{run_id}' and tags.`airloop.stage` = 'train'",
+    )
+    statuses = sorted(r.info.status for r in runs)
+    assert statuses in (["FINISHED"], ["FINISHED", "KILLED"]), statuses
+    assert all(
+        r.data.tags.get("airloop.ended_by") == "the next try of its task"
+        for r in runs
+        if r.info.status == "KILLED"
+    )
+    champion = mlflow.get_model_version_by_alias("flight_delay", "champion")
+    assert mlflow.get_model_version("flight_delay", champion.version).status == "READY"
+    # airloop up started the killed worker again, under the same name.
+    names = [Path(f"/proc/{p}/cmdline").read_bytes() for p in descendants(stack.pid) if running(p)]
+    assert any(hostname.encode() in name for name in names), f"{hostname} was not started again"
+    print(
+        f"\n{hostname} killed with {len(doomed)} processes while running train_model: the run"
+        f" succeeded {recovered:.0f} s later (try 2 on {retried['hostname'].split('.')[0]}),"
+        f" one version (v{version.version}), MLflow runs of the task: {statuses}"
+    )
