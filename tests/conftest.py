@@ -89,7 +89,7 @@ def airflow_db(settings: Settings) -> Iterator[Settings]:
 def second_usecase(tmp_path_factory) -> Path:
     """A second use case (monthly, a regression per region), written by airloop init."""
     from airloop.initiation import InitOptions, init_usecase
-    from tests.unit.test_init import monthly_panel
+    from tests.builders import monthly_panel
 
     folder = tmp_path_factory.mktemp("second")
     data = folder / "panel.csv"

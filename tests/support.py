@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -223,3 +224,12 @@ def throwaway_redis_dbs(count: int) -> Iterator[list[int]]:
     finally:
         for db in dbs:
             redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db).flushdb()
+
+
+@contextmanager
+def hanging_server() -> Iterator[int]:
+    """A loopback port that completes connections (the kernel's backlog) and never answers."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        yield int(server.getsockname()[1])

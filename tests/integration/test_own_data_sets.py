@@ -15,7 +15,7 @@ from airloop.cli import app
 from airloop.initiation.selfcheck import own_file_failures
 from airloop.usecase import load_usecase
 from benchmarks.owndata import SMALL, data_set
-from tests.unit.test_init_own_data import replay_through_the_gate
+from tests.builders import replay_through_the_gate
 
 pytestmark = pytest.mark.integration
 

@@ -205,8 +205,8 @@ def test_a_hanging_registry_slows_no_request_and_the_champion_keeps_serving(
 
     from airloop.registry.tracking import configure
     from airloop.serving.app import create_app
+    from tests.support import hanging_server
     from tests.traffic import FIRST_FLIGHT_REQUEST
-    from tests.unit.test_serving_registry import hanging_server
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")  # each poll hangs 2 tries x 2 s
     app = create_app(features, flights, poll_seconds=0.05)

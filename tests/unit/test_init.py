@@ -18,26 +18,7 @@ from airloop.initiation import InitError, InitOptions, init_usecase, profile_dat
 from airloop.initiation.records import DataProfile
 from airloop.initiation.times import detect_cadence
 from airloop.usecase import load_usecase
-
-
-def monthly_panel(regions: int = 3, months: int = 36, seed: int = 0) -> pd.DataFrame:
-    """Sales and a price per region and month: the shape of txhousing, small."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for r in range(regions):
-        for m in range(months):
-            price = 100 + 10 * r + m + rng.normal(0, 3)
-            rows.append(
-                {
-                    "region": f"r{r}",
-                    "year": 2000 + m // 12,
-                    "month": m % 12 + 1,
-                    "sales": int(rng.integers(20, 80)),
-                    "kind": ["house", "flat"][int(rng.integers(0, 2))],
-                    "price": round(price, 1),
-                }
-            )
-    return pd.DataFrame(rows)
+from tests.builders import monthly_panel
 
 
 def event_log(freq: str, periods: int = 120, entities: int = 3) -> pd.DataFrame:

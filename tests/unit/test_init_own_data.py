@@ -12,13 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from airloop.data.landing import landing_path, read_raw
-from airloop.data.replay import land_window
 from airloop.initiation import InitError, InitOptions, init_usecase
 from airloop.initiation.times import time_parts
-from airloop.quality.expectations import validate_frame
-from airloop.settings import Settings
 from airloop.usecase import UseCase, load_usecase
+from tests.builders import replay_through_the_gate
 
 
 def daily_panel(days: int = 120, seed: int = 0) -> pd.DataFrame:
@@ -64,25 +61,6 @@ def init(tmp_path: Path, df: pd.DataFrame, **kw: Any) -> UseCase:
     }
     init_usecase(InitOptions(**{**args, **kw}))
     return load_usecase(str(tmp_path / "case"))
-
-
-def replay_through_the_gate(
-    usecase: UseCase, home: Path, intervals: int | None = None
-) -> list[str]:
-    """Land the file partition by partition (its first ``intervals``, or all), then read and
-    validate each as the pipeline does: the reasons the gate would give, per partition."""
-    assert usecase.replay is not None
-    settings = Settings(home=home)
-    window = usecase.cadence.intervals(usecase.replay.start, usecase.replay.end)[:intervals]
-    land_window(usecase, settings, window[0][0], window[-1][1])
-    name = usecase.events.source
-    spec = usecase.sources[name]
-    reasons = []
-    for lo, _ in window:
-        frame, problems = read_raw(landing_path(settings, usecase, name, lo), spec)
-        failures, _ = validate_frame(frame, spec, name, lo)
-        reasons += [p.reason for p in problems] + [f.reason for f in failures]
-    return reasons
 
 
 def test_a_numeric_column_with_a_text_marker_stays_a_number(tmp_path: Path) -> None:

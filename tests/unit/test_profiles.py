@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from airloop.settings import Settings, SettingsError, get_settings
+from tests.builders import production
 
 REQUIRED = (
     "AIRLOOP_AIRFLOW_DB_URL",
@@ -26,27 +26,6 @@ REQUIRED = (
     "AIRLOOP_AIRFLOW_ADMIN_PASSWORD",
     "AIRLOOP_SERVING_TOKEN",
 )
-
-
-def production(tmp_path: Path, **changes: object) -> dict[str, object]:
-    values: dict[str, object] = {
-        "profile": "production",
-        "home": tmp_path / "home",
-        "shared_root": tmp_path / "shared",
-        "airflow_db_url": "postgresql+psycopg2://u@db:5432/airflow",
-        "celery_broker_url": "redis://redis:6379/0",
-        "celery_result_backend": "db+postgresql://u@db:5432/airflow",
-        "mlflow_tracking_uri": "http://mlflow:5000",
-        "feast_registry_url": "postgresql+psycopg2://u@db:5432/feast",
-        "feast_online_store": "redis",
-        "feast_redis_url": "redis:6379,db=1",
-        "airflow_fernet_key": base64.urlsafe_b64encode(b"k" * 32).decode(),
-        "airflow_secret_key": "s" * 32,
-        "airflow_jwt_secret": "j" * 64,
-        "airflow_admin_password": "p" * 16,
-        "serving_token": "t" * 24,
-    }
-    return {**values, **changes}
 
 
 def test_production_names_every_missing_variable(tmp_path: Path) -> None:

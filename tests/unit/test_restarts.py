@@ -13,7 +13,7 @@ from airloop.cli import NEXT_STEP_COMPONENT, NEXT_STEP_SERVICE, next_step
 from airloop.runtime.airflow_cli import AirflowError, ComponentDied
 from airloop.runtime.services import MAX_RESTARTS, RESTART_WINDOW_SECONDS, Services, topology
 from airloop.settings import Settings
-from tests.unit.test_profiles import production
+from tests.builders import production
 
 # Each start leaves a mark, then dies at once (a scheduler on "database is locked") or lives.
 COMPONENT = """

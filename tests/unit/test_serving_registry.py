@@ -9,7 +9,6 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 
@@ -21,6 +20,7 @@ from airloop.serving.model import (
     bound_registry_calls,
 )
 from airloop.settings import Settings
+from tests.support import hanging_server
 
 
 def closed_port() -> int:
@@ -28,15 +28,6 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@contextmanager
-def hanging_server() -> Iterator[int]:
-    """A loopback port that completes connections (the kernel's backlog) and never answers."""
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen(16)
-        yield int(server.getsockname()[1])
 
 
 @pytest.fixture
