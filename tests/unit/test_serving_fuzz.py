@@ -24,7 +24,7 @@ from pydantic import BaseModel, ValidationError
 from airloop.serving import guard
 from airloop.serving.schema import request_model
 from airloop.usecase import UseCase
-from tests.unit.test_serving_units import AUTH, FLIGHT, TOKEN, serving_app
+from tests.serving_app import AUTH, FLIGHT, TOKEN, serving_app
 
 MARKER = "zz-echo-zz"
 DATE_TIMES = [

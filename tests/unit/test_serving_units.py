@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,27 +14,14 @@ from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ValidationError
 
-from airloop.serving.errors import install_error_handlers, scoring_message, validation_problems
-from airloop.serving.guard import MAX_BODY_BYTES, GuardMiddleware
+from airloop.serving.errors import scoring_message, validation_problems
+from airloop.serving.guard import MAX_BODY_BYTES
 from airloop.serving.metrics import Metrics
 from airloop.serving.model import LoadedModel
 from airloop.serving.predict import expire_stale, feature_times, input_columns
 from airloop.serving.schema import MAX_BATCH, request_model
 from airloop.usecase import UseCase
-
-TOKEN = "s3cret-token"
-AUTH = {"authorization": f"Bearer {TOKEN}"}
-FLIGHT: dict[str, Any] = {
-    "origin": "JFK",
-    "carrier": "AA",
-    "route": "JFK-LAX",
-    "service": "AA_1_JFK",
-    "dest": "LAX",
-    "tailnum": "N12345",
-    "distance": 2475.0,
-    "hour": 9,
-    "month": 3,
-}
+from tests.serving_app import AUTH, FLIGHT, TOKEN, serving_app, with_body
 
 
 def instance(**changes: Any) -> dict[str, Any]:
@@ -53,52 +39,6 @@ def refusals(body_model: type[BaseModel], body: dict[str, Any]) -> list[tuple[st
 @pytest.fixture(scope="module")
 def body_model(flights: UseCase) -> type[BaseModel]:
     return request_model(flights)
-
-
-def with_body(route: Callable[..., Any], body_model: type[BaseModel]) -> Callable[..., Any]:
-    """The route with its ``body`` typed by the model (annotations here are strings, see PEP 563)."""
-    route.__annotations__["body"] = body_model
-    return route
-
-
-def serving_app(
-    body_model: type[BaseModel], token: str | None = TOKEN
-) -> tuple[TestClient, Metrics, list[int]]:
-    """A tiny app wired like the service: error handlers, the guard, an echoing predict route.
-
-    Returns the client, the metrics and a list holding the batch size of each request the
-    predict route actually received.
-    """
-    app = FastAPI()
-    install_error_handlers(app)
-    metrics = Metrics()
-    received: list[int] = []
-
-    def predict(body: Any) -> dict[str, Any]:
-        received.append(len(body.instances))
-        return {"instances": len(body.instances)}
-
-    app.post("/v1/predict")(with_body(predict, body_model))
-
-    @app.post("/admin/reload")
-    def reload() -> dict[str, str]:
-        return {"reloaded": "yes"}
-
-    @app.get("/health")
-    def health() -> dict[str, str]:
-        return {"status": "alive"}
-
-    @app.get("/boom")
-    def boom() -> dict[str, str]:
-        raise RuntimeError("a bug")
-
-    @app.post("/echo-size")
-    async def echo_size(request: Request) -> dict[str, int]:
-        return {"bytes": len(await request.body())}
-
-    paths = [getattr(route, "path", "") for route in app.routes]
-    app.add_middleware(GuardMiddleware, metrics=metrics, token=token, paths=paths)
-    return TestClient(app, raise_server_exceptions=False), metrics, received
 
 
 @pytest.fixture

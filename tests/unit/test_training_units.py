@@ -289,7 +289,7 @@ def test_calibration_maps_scores_to_observed_rates_on_held_out_rows(method: str)
 
 def test_calibration_is_refused_for_a_regression(tmp_path) -> None:
     from airloop.usecase import UseCaseError, load_usecase
-    from tests.unit.test_feature_language import sales_raw, write_usecase
+    from tests.sales_usecase import sales_raw, write_usecase
 
     raw = sales_raw()
     raw["training"]["calibration"] = "isotonic"
@@ -317,7 +317,7 @@ def test_refit_learns_the_validation_slice_and_leaves_the_test_slice_unseen(flig
 
 def test_refit_and_calibration_cannot_share_the_validation_slice(tmp_path) -> None:
     from airloop.usecase import UseCaseError, load_usecase
-    from tests.unit.test_feature_language import sales_raw, write_usecase
+    from tests.sales_usecase import sales_raw, write_usecase
 
     raw = sales_raw()
     raw["training"].update({"refit": True, "calibration": "sigmoid"})
@@ -434,7 +434,7 @@ def test_relative_to_follows_a_trend_the_trees_alone_cannot() -> None:
 
 def test_relative_to_is_a_model_input_of_a_regression(tmp_path) -> None:
     from airloop.usecase import UseCaseError, load_usecase
-    from tests.unit.test_feature_language import sales_raw, write_usecase
+    from tests.sales_usecase import sales_raw, write_usecase
 
     raw = sales_raw()
     raw["training"]["relative_to"] = "no_such_input"
