@@ -81,6 +81,8 @@ docs-reference: $(STAMP)
 # untraced: coverage's tracer made the in-process Airflow, MLflow and sklearn work of the
 # integration tier 75% slower (104 s → 183 s for its training tests), and the e2e tier's
 # subprocesses were never traced. The container and production tiers are their own targets.
+# Below COVERAGE_FLOOR per cent the fast tiers fail (80 % on 7 December: a floor, not a goal).
+COVERAGE_FLOOR ?= 78
 #
 # The e2e tier (the demo and `airloop up` as subprocesses, about 1.3 cores) runs beside the
 # others (one core each, in process): on 2 cores the whole takes about two thirds of the time
@@ -91,7 +93,7 @@ test: $(STAMP) browser
 	@echo "the e2e tier runs beside the others; its report follows theirs (test-artifacts/e2e.log)"
 	@$(BIN)/pytest -q -p no:cacheprovider --durations=10 tests/e2e >test-artifacts/e2e.log 2>&1 & \
 	e2e=$$!; \
-	$(BIN)/pytest -q --cov=airloop --cov-report=term:skip-covered tests/dags tests/unit; fast=$$?; \
+	$(BIN)/pytest -q --cov=airloop --cov-report=term:skip-covered --cov-fail-under=$(COVERAGE_FLOOR) tests/dags tests/unit; fast=$$?; \
 	$(BIN)/pytest -q --durations=25 tests/integration; integration=$$?; \
 	wait $$e2e; ended=$$?; \
 	echo "---- the e2e tier (tests/e2e) ----"; cat test-artifacts/e2e.log; \
