@@ -219,8 +219,11 @@ def test_an_input_missing_by_nature_may_be_missing_more_often(flights) -> None:
     frame.loc[: int(n * 0.7), sparse] = None  # over the default share, under its own
     check_training_set(flights, frame, [sparse, "carrier_delays__share_1d"])
     frame.loc[: int(n * 0.7), "carrier_delays__share_1d"] = None
-    with pytest.raises(TrainingDataError, match="carrier_delays__share_1d' has 421 null"):
+    with pytest.raises(TrainingDataError, match="carrier_delays__share_1d' has 421 null") as e:
         check_training_set(flights, frame, [sparse, "carrier_delays__share_1d"])
+    # What to do about it: a longer window, or a larger share for the column.
+    assert "1 input(s) missing on too many of the 600 rows: a lag or a window" in str(e.value)
+    assert "training.max_null_shares in usecase.yaml" in str(e.value)
 
 
 def test_a_relative_margin_scales_with_the_champions_metric(flights) -> None:

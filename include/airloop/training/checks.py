@@ -67,9 +67,29 @@ def check_training_set(
     )
     if failures:
         reasons = "; ".join(f.reason for f in failures)
-        raise TrainingDataError(f"the training set failed validation: {reasons}")
+        raise TrainingDataError(
+            f"the training set failed validation: {reasons}{_null_hint(failures, len(frame))}"
+        )
     return TrainingSetCheck(
         success=True,
         rows=len(frame),
         positive_rate=float(frame[LABEL].mean()) if usecase.task == "classification" else None,
+    )
+
+
+def _null_hint(failures: list[Any], rows: int) -> str:
+    """What to do when features are missing on too many rows: most often a lag or a window that
+    reaches further back than the data before the training window."""
+    empty = [
+        f.column
+        for f in failures
+        if f.check == "column_values_to_not_be_null" and f.column != LABEL
+    ]
+    if not empty:
+        return ""
+    return (
+        f". {len(empty)} input(s) missing on too many of the {rows} rows: a lag or a window that"
+        " reaches back before the first interval with data leaves its feature empty on the first"
+        " rows; train on a longer window (a later end, or more intervals before it), or allow"
+        " more missing values for these columns with training.max_null_shares in usecase.yaml"
     )
