@@ -1,7 +1,7 @@
 """``airloop init`` on public tables nobody here wrote (benchmarks/owndata.py's small ones, shipped
 in a dev dependency): the proposal holds for the file it was built from, as a whole and
 partition by partition as the pipeline reads them. ``make bench-own-data`` runs the loop on
-all of them; tests/e2e/test_public_table.py on one."""
+all of them; tests/e2e/test_own_data.py runs it on the Texas housing table."""
 
 from __future__ import annotations
 
