@@ -17,6 +17,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -166,3 +167,39 @@ def stack(
         for pid in left:
             os.kill(pid, signal.SIGKILL)
         assert not left, f"processes of the topology left after SIGKILL: {left}"
+
+
+FIRST_DAYS = 3  # the feature pipeline's intervals before the first champion
+FIRST_WINDOW = {"window_start": "2013-01-01", "window_end": f"2013-01-{FIRST_DAYS + 1:02d}"}
+
+
+@pytest.fixture(scope="session")
+def client(stack: subprocess.Popen[str], settings: Any) -> Any:
+    """Airflow's REST API of the running topology, as airloop's commands call it."""
+    from airloop.runtime.api import ApiClient
+
+    return ApiClient(settings)
+
+
+@pytest.fixture(scope="session")
+def features_ran(client: Any) -> list[dict[str, Any]]:
+    """The feature pipeline over the first days, queued as a backfill does; the finished runs."""
+    runs = client.queue_intervals(
+        "feature_pipeline",
+        [
+            (datetime(2013, 1, d, tzinfo=UTC), datetime(2013, 1, d + 1, tzinfo=UTC))
+            for d in range(1, FIRST_DAYS + 1)
+        ],
+        "production tier",
+    )
+    return [client.wait_for_run("feature_pipeline", r["dag_run_id"], timeout=600) for r in runs]
+
+
+@pytest.fixture(scope="session")
+def first_training(client: Any, features_ran: list[dict[str, Any]]) -> dict[str, Any]:
+    """model_training over the first days (the first champion); the finished run."""
+    assert [r["state"] for r in features_ran] == ["success"] * FIRST_DAYS, features_ran
+    run = client.trigger("model_training", FIRST_WINDOW)
+    finished: dict[str, Any] = client.wait_for_run("model_training", run["dag_run_id"], timeout=600)
+    assert finished["state"] == "success", client.failed_tasks("model_training", run["dag_run_id"])
+    return finished

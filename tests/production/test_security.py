@@ -22,7 +22,6 @@ import pytest
 from tests.conftest import descendants
 from tests.production.conftest import PORTS
 from tests.production.sockets import beyond_loopback, listening
-from tests.traffic import days
 
 pytestmark = pytest.mark.production
 
@@ -84,20 +83,8 @@ def secret_values(production_env: dict[str, str], databases: dict[str, Any]) -> 
 
 
 @pytest.fixture(scope="module")
-def loop_ran(stack, settings) -> Any:
-    """The loop has run on the topology: the tier's own runs when it ran first, else three
-    feature intervals and a training run started here."""
-    from airloop.runtime.api import ApiClient
-
-    client = ApiClient(settings)
-    if not any(r["state"] == "success" for r in client.dag_runs("model_training")):
-        runs = client.queue_intervals("feature_pipeline", days(1, 2, 3), "security")
-        for run in runs:
-            client.wait_for_run("feature_pipeline", run["dag_run_id"], timeout=600)
-        window = {"window_start": "2013-01-01", "window_end": "2013-01-04"}
-        run = client.trigger("model_training", window)
-        done = client.wait_for_run("model_training", run["dag_run_id"], timeout=600)
-        assert done["state"] == "success", client.failed_tasks("model_training", run["dag_run_id"])
+def loop_ran(client: Any, first_training: dict[str, Any]) -> Any:
+    """The loop has run on the topology: feature intervals and a training run."""
     return client
 
 

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from tests.conftest import descendants, running
+from tests.production.conftest import FIRST_WINDOW
 from tests.support import wait_for
 
 pytestmark = pytest.mark.production
-WINDOW = {"window_start": "2013-01-01", "window_end": "2013-01-04"}
 CATCH_SECONDS = 600  # for train_model to be seen running
 
 
@@ -43,13 +43,11 @@ def worker_of(stack_pid: int, task_pid: int) -> set[int]:
 
 
 def test_a_worker_killed_during_train_model_is_survived_with_one_version(
-    stack: Any, settings: Any
+    stack: Any, client: Any, first_training: dict[str, Any], settings: Any
 ) -> None:
     from airloop.registry.tracking import configure
-    from airloop.runtime.api import ApiClient
 
-    client = ApiClient(settings)
-    run = client.trigger("model_training", WINDOW, note="production tier: a worker killed")
+    run = client.trigger("model_training", FIRST_WINDOW, note="production tier: a worker killed")
     run_id = run["dag_run_id"]
 
     def train_model() -> dict[str, Any]:
