@@ -104,6 +104,20 @@ def test_nothing_in_the_containers_listens_beyond_loopback(stack) -> None:
     assert not exposed, "listening beyond loopback:\n" + "\n".join(f"  {s}" for s in exposed)
 
 
+def failed_logs(client: Any, dag_id: str, run_id: str) -> str:
+    """Each failed task of a run with the end of its last try's log: why, not only which (the
+    tier drops the containers' logs with its shared folder)."""
+    parts = []
+    for ti in client.failed_tasks(dag_id, run_id):
+        try:
+            events = client.task_log(dag_id, run_id, ti["task_id"], ti["try_number"])["content"]
+            tail = "\n".join(str(e.get("event", e)) for e in events[-30:])
+        except Exception as exc:  # the log itself unreadable: say so, keep the others
+            tail = f"(its log could not be read: {exc})"
+        parts.append(f"{ti['task_id']} (try {ti['try_number']}):\n{tail}")
+    return "\n\n".join(parts) or f"{dag_id} {run_id} failed with no failed task"
+
+
 def test_features_training_and_serving_run_in_the_containers(stack, settings, client) -> None:
     from airloop.core.http import request_json
     from airloop.data.replay import land_window
@@ -119,7 +133,7 @@ def test_features_training_and_serving_run_in_the_containers(stack, settings, cl
         "model_training", {"window_start": "2013-01-01", "window_end": "2013-01-03"}
     )
     done = client.wait_for_run("model_training", training["dag_run_id"], timeout=900)
-    assert done["state"] == "success", client.failed_tasks("model_training", training["dag_run_id"])
+    assert done["state"] == "success", failed_logs(client, "model_training", training["dag_run_id"])
     stack["training_run"] = training["dag_run_id"]
     body = {"instances": [FIRST_FLIGHT_REQUEST]}
     answer = request_json(
