@@ -51,9 +51,7 @@ def test_a_worker_killed_during_train_model_is_survived_with_one_version(
     run_id = run["dag_run_id"]
 
     def train_model() -> dict[str, Any]:
-        tis = client._request(
-            "GET", f"/api/v2/dags/model_training/dagRuns/{run_id}/taskInstances?limit=100"
-        )["task_instances"]
+        tis = client.task_instances("model_training", run_id)
         return next(ti for ti in tis if ti["task_id"] == "train_model")
 
     deadline = time.monotonic() + CATCH_SECONDS

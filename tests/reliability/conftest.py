@@ -102,11 +102,14 @@ def artifact_disk(root: Path) -> Iterator[ArtifactDisk]:
     mount = ["mount", "-t", "tmpfs", "-o", f"size={ARTIFACT_DISK_MB}m", "tmpfs", str(folder)]
     try:
         mounted = subprocess.run(mount, capture_output=True, text=True, check=False)
-        problem = None if mounted.returncode == 0 else (mounted.stderr or mounted.stdout).strip()
+        problem = None
+        if mounted.returncode != 0:
+            said = (mounted.stderr or mounted.stdout).strip() or f"exit {mounted.returncode}"
+            problem = f"mounting a tmpfs failed: {said}"
     except FileNotFoundError:
         problem = "no mount command"
     try:
-        yield ArtifactDisk(folder, f"mounting a tmpfs failed: {problem}" if problem else None)
+        yield ArtifactDisk(folder, problem)
     finally:
         if problem is None:
             subprocess.run(["umount", "--lazy", str(folder)], check=False)

@@ -6,7 +6,6 @@ import json
 import re
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -27,18 +26,6 @@ COMMANDS = {
 def flat(text: str) -> str:
     """Output without Rich's box drawing and line wrapping, for matching messages."""
     return " ".join(re.sub(r"[│╭╮╰╯─]", " ", text).split())
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A fresh airloop home that commands find through the environment (not created yet)."""
-    path = tmp_path / "home"
-    monkeypatch.setenv("AIRLOOP_HOME", str(path))
-    monkeypatch.setenv("AIRLOOP_USECASE", "flights")
-    monkeypatch.delenv("AIRLOOP_REPLAY_END", raising=False)
-    get_settings.cache_clear()
-    yield path
-    get_settings.cache_clear()
 
 
 @pytest.fixture

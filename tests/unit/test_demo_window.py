@@ -5,7 +5,6 @@ that stops it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from itertools import pairwise
 from pathlib import Path
@@ -19,7 +18,6 @@ from airloop.cli import app
 from airloop.cli.stack import demo_window
 from airloop.core.periods import Interval
 from airloop.demo.main import DemoStopped, DemoWindow
-from airloop.settings import get_settings
 from airloop.usecase import UseCase
 
 
@@ -136,17 +134,6 @@ def test_a_window_without_monitored_intervals_ends_where_training_does() -> None
 
 
 # -- the command ------------------------------------------------------------------------------
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    path = tmp_path / "home"
-    monkeypatch.setenv("AIRLOOP_HOME", str(path))
-    monkeypatch.setenv("AIRLOOP_USECASE", "flights")
-    monkeypatch.delenv("AIRLOOP_REPLAY_END", raising=False)
-    get_settings.cache_clear()
-    yield path
-    get_settings.cache_clear()
-
-
 @pytest.fixture
 def stopped(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """What ``run_demo`` was asked to replay; the replay then stops as a failed run stops it."""

@@ -468,13 +468,18 @@ class ApiClient:
             )
         return stopped
 
-    def failed_tasks(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-        """The task instances of a run that failed."""
-        out = self._request(
-            "GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?state=failed"
-        )
+    def task_instances(
+        self, dag_id: str, run_id: str, state: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The task instances of a run (those in ``state``, if given)."""
+        query = f"?state={state}" if state else "?limit=1000"
+        out = self._request("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances{query}")
         tasks: list[dict[str, Any]] = out["task_instances"]
         return tasks
+
+    def failed_tasks(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The task instances of a run that failed."""
+        return self.task_instances(dag_id, run_id, "failed")
 
 
 def api_time(moment: datetime) -> str:

@@ -74,7 +74,7 @@ class PredictionLog:
                     continue
                 self._unsynced.add(fd)
                 written += len(lines)
-        self.written += written
+            self.written += written
         return written
 
     def path_for(self, when: datetime) -> Path:
