@@ -16,6 +16,7 @@ import warnings
 import typer
 
 from airloop.cli import (  # noqa: F401  (register)
+    ci,
     data,
     init,
     lineage,

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
-import subprocess  # nosec B404 # git, by its full path, with argument lists
 import sys
 import tomllib
 from pathlib import Path
+
+from airloop.core.git import GitError, git
 
 VERSION = re.compile(r"\d+\.\d+\.\d+")
 # A CHANGELOG entry's heading: "## [0.2.0] - 2026-12-07", "## 0.2.0", "## v0.2.0 (...)".
@@ -41,15 +41,10 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 
 def _git(root: Path, *args: str) -> str:
-    git = shutil.which("git")
-    if git is None:
-        raise ReleaseRefused("git is not installed: a release is a tag in a git checkout")
-    done = subprocess.run(  # nosec B603 # git's own arguments, no shell
-        [git, "-C", str(root), *args], capture_output=True, text=True, check=False
-    )
-    if done.returncode != 0:
-        raise ReleaseRefused(f"git {' '.join(args)} failed in {root}: {done.stderr.strip()}")
-    return done.stdout
+    try:
+        return git(root, *args)
+    except GitError as exc:
+        raise ReleaseRefused(str(exc)) from None
 
 
 def released_versions(root: Path) -> list[tuple[int, ...]]:

@@ -370,8 +370,12 @@ def describe_champion(settings: Settings, usecase: UseCase) -> dict[str, Any] | 
     }
 
 
-def feature_view_versions(settings: Settings, usecase: UseCase) -> str:
-    """Each service view's definition digest, so a version pins the features it was trained on."""
+def feature_view_versions(settings: Settings, usecase: UseCase, located: bool = True) -> str:
+    """Each service view's definition digest, so a version pins the features it was trained on.
+
+    ``located=False`` leaves out where the view's offline files are (the home's path), so two
+    homes' definitions compare equal when only their locations differ (``airloop ci``).
+    """
     from airloop.features.store import feature_store
 
     store = feature_store(settings, usecase)
@@ -381,6 +385,8 @@ def feature_view_versions(settings: Settings, usecase: UseCase) -> str:
         # The definition only: not when it was (re)applied, nor Feast's own version counter.
         spec.batch_source.ClearField("meta")
         spec.ClearField("version")
+        if not located:
+            spec.batch_source.file_options.ClearField("uri")
         versions[view.name] = hashlib.sha256(
             spec.SerializeToString(deterministic=True)
         ).hexdigest()[:12]
