@@ -109,3 +109,26 @@ def test_dropping_the_strongest_view_is_refused_with_the_rule_named(restored, wo
     assert sorted(p for p in work.glob("base-*") if p.name != "base-usecase") == [
         p for p in base_homes if p.name != "base-usecase"
     ]
+
+
+def test_against_the_champion_registered_in_a_home_in_use(restored, work, champion, features):
+    """--registered: the session home's champion, on rows from its offline store; the
+    candidate built from its landing zone; the home's registry and aliases left as they were."""
+    from airloop.registry.tracking import configure
+
+    root, folder = restored
+    client = configure(features)
+    before = {(v.version, tuple(v.aliases)) for v in client.search_model_versions()}
+
+    result = run_ci(
+        str(folder / "usecase.yaml"), "main", work, intervals=4, checkout=root, registered=features
+    )
+
+    assert result.base_home == str(features.home)
+    assert result.comparison.champion_version == champion["version"]
+    # The window ends where the home's offline store does (its features ran 1-8 January).
+    assert (result.window.start[:10], result.window.end[:10]) == ("2013-01-05", "2013-01-09")
+    assert result.comparison.rows > 100 and result.comparison.champion is not None
+    assert not result.contract.changes and not result.contract.problems
+    client = configure(features)
+    assert {(v.version, tuple(v.aliases)) for v in client.search_model_versions()} == before

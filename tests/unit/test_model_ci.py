@@ -203,3 +203,29 @@ def test_skip_unaffected_exits_at_once_when_only_docs_changed(repo, home, monkey
     assert "nothing that can change the model changed against main; skipped" in answer.output
     assert "skipped" in summary.read_text()
     assert not home.exists()  # no home, no training: nothing was done
+
+
+def test_a_home_in_use_bounds_the_window_by_what_it_holds():
+    flights = load_usecase("flights")
+    held = (datetime(2013, 1, 1, tzinfo=UTC), datetime(2013, 1, 9, tzinfo=UTC))
+    window = ci_window(flights, None, None, None, held)  # 21 days asked, 8 held
+    assert (window.start[:10], window.end[:10], window.intervals) == (
+        "2013-01-01",
+        "2013-01-09",
+        8,
+    )
+
+
+def test_the_landing_zone_is_linked_file_by_file_without_airloops_records(tmp_path):
+    from airloop.data.landing import link_landing_zone
+
+    source, target = tmp_path / "in-use", tmp_path / "candidate"
+    (source / "flights").mkdir(parents=True)
+    (source / "flights" / "2013-01-01.csv").write_text("a\n1\n")
+    (source / "_used").mkdir()
+    (source / "_used" / "2013-01-01.json").write_text("{}")
+
+    assert link_landing_zone(source, target) == 1
+    linked = target / "flights" / "2013-01-01.csv"
+    assert linked.read_text() == "a\n1\n" and linked.stat().st_nlink == 2  # a link, not a copy
+    assert not (target / "_used").exists()

@@ -18,13 +18,18 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
+from airloop.core.columns import EVENTS_TABLE
 from airloop.core.errors import PermanentError
 from airloop.core.files import read_json, write_json
 from airloop.core.paths import PACKAGE_DIR
 from airloop.core.periods import to_utc
 from airloop.core.provenance import lock_hash
 from airloop.core.records import Record
+from airloop.data.landing import link_landing_zone
 from airloop.data.replay import land_window
+from airloop.features.offline import table_dir
 from airloop.features.pipeline import run_interval
 from airloop.features.store import apply_definitions
 from airloop.settings import Settings
@@ -50,10 +55,16 @@ class CiWindow(Record):
 
 
 def ci_window(
-    usecase: UseCase, start: datetime | None, end: datetime | None, count: int | None
+    usecase: UseCase,
+    start: datetime | None,
+    end: datetime | None,
+    count: int | None,
+    held: tuple[datetime, datetime] | None = None,
 ) -> CiWindow:
     """The recent window: ``count`` intervals (default: the first champion's window,
-    ``replay.first_window``) ending at ``end`` (default: the replay's end); or [start, end)."""
+    ``replay.first_window``) ending at ``end`` (default: the end of what a home in use holds,
+    ``held``, else the replay's end); or [start, end). Never before what ``held`` begins with."""
+    end = end or (held[1] if held else None)
     if usecase.replay is None and end is None:
         raise PermanentError(
             f"use case {usecase.name!r} has no replay section to seed a home from: give the"
@@ -69,6 +80,8 @@ def ci_window(
             lo = cadence.floor(lo - cadence.step)
     else:
         lo = cadence.floor(hi - usecase.first_window)
+    if held is not None and start is None:
+        lo = max(lo, held[0])
     intervals = cadence.intervals(lo, hi)
     if not intervals:
         raise PermanentError(f"the CI window [{lo:%Y-%m-%d}, {hi:%Y-%m-%d}) holds no interval")
@@ -96,14 +109,34 @@ def home_settings(home: Path, usecase_ref: str) -> Settings:
         return Settings(profile="embedded", home=home, usecase=usecase_ref)
 
 
-def seed_home(settings: Settings, usecase: UseCase, window: CiWindow) -> None:
-    """Register the use case's definitions, land the window's raw data and run the feature
-    pipeline on each of its intervals, in this process (as ``airloop land`` and ``run`` do)."""
+def seed_home(
+    settings: Settings, usecase: UseCase, window: CiWindow, landed: Path | None = None
+) -> None:
+    """Register the use case's definitions, land the window's raw data (replayed, or linked
+    from the landing zone ``landed`` of a home in use) and run the feature pipeline on each of
+    its intervals, in this process (as ``airloop land`` and ``run`` do)."""
     lo, hi = window.bounds
     apply_definitions(settings, usecase)
-    land_window(usecase, settings, lo, hi)
+    if landed is not None:
+        if not link_landing_zone(landed, settings.landing_root(usecase.name)):
+            raise PermanentError(f"no landed files in {landed} to build the candidate from")
+    else:
+        land_window(usecase, settings, lo, hi)
     for start, end in usecase.cadence.intervals(lo, hi):
         run_interval(start, end, usecase, settings)
+
+
+def held_span(settings: Settings, usecase: UseCase) -> tuple[datetime, datetime]:
+    """[the first interval's start, the last one's end] of the events a home's offline store
+    holds; an error that says what to run when it holds none."""
+    starts = sorted(p.stem for p in table_dir(settings, usecase, EVENTS_TABLE).glob("*.parquet"))
+    if not starts:
+        raise PermanentError(
+            f"the offline store of {settings.home} holds no events of {usecase.name!r}: run the"
+            " feature pipeline there first, or drop --registered"
+        )
+    first, last = (pd.Timestamp(s, tz="UTC").to_pydatetime() for s in (starts[0], starts[-1]))
+    return first, usecase.cadence.next_start(last)
 
 
 def engine_digest() -> str:

@@ -25,17 +25,19 @@ from airloop.ci.homes import (
     candidate_folder,
     ci_window,
     fresh_home,
+    held_span,
     home_settings,
     keep_base,
     kept_base,
     prune_bases,
     seed_home,
 )
+from airloop.core.errors import PermanentError
 from airloop.core.records import Record
-from airloop.registry.models import CHAMPION, feature_view_versions
+from airloop.registry.models import CHAMPION, alias_version, feature_view_versions
 from airloop.registry.tracking import configure
 from airloop.settings import Settings
-from airloop.training.dataset import TrainingSet
+from airloop.training.dataset import TrainingSet, retrieve_training_set
 from airloop.training.pipeline import run_training
 from airloop.usecase import UseCase, load_usecase
 
@@ -72,11 +74,15 @@ class CiResult(Record):
 
 
 def trained_side(
-    settings: Settings, usecase: UseCase, window: CiWindow, role: str
+    settings: Settings,
+    usecase: UseCase,
+    window: CiWindow,
+    role: str,
+    landed: Path | None = None,
 ) -> tuple[str, TrainingSet]:
     """Seed a home and run the training pipeline (D) in it; its version serves as champion
     there (set by hand when the use case's absolute rule refused it: the check judges it)."""
-    seed_home(settings, usecase, window)
+    seed_home(settings, usecase, window, landed)
     run = run_training(
         window.start, window.end, None, {"trigger": "airloop ci", "role": role}, usecase, settings
     )
@@ -103,6 +109,21 @@ def base_side(work: Path, folder: Path, usecase: UseCase, window: CiWindow) -> B
     side = BaseSide(home=str(home), champion_version=version, training_set=training_set)
     keep_base(side)
     return side
+
+
+def registered_side(settings: Settings, usecase: UseCase, window: CiWindow) -> BaseSide:
+    """The champion registered in a home in use (its settings: AIRLOOP_HOME, or the production
+    profile's servers), with the window's rows from that home's offline store."""
+    name = usecase.training.model_name
+    version = alias_version(settings, name)
+    if version is None:
+        raise PermanentError(
+            f"no champion of {name!r} is registered in {settings.tracking_uri}: train one there"
+            " first (the model_training DAG, or airloop train), or drop --registered"
+        )
+    lo, hi = window.bounds
+    rows = retrieve_training_set(settings, usecase, lo, hi)
+    return BaseSide(home=str(settings.home), champion_version=version, training_set=rows)
 
 
 def view_changes(
@@ -145,9 +166,16 @@ def run_ci(
     intervals: int | None = None,
     contract_change: str | None = None,
     checkout: Path | None = None,
+    registered: Settings | None = None,
 ) -> CiResult:
     """The whole check; the caller writes the reports and turns :attr:`CiResult.passed` into
-    the exit code."""
+    the exit code.
+
+    With ``registered`` (the settings of a home in use), the champion is the one registered
+    there and its rows come from that home's offline store; the candidate's home is built
+    from that home's landing zone over the same window. Without, both sides are trained in
+    homes of their own from the use case's replay.
+    """
     candidate_uc = load_usecase(usecase_ref)
     working = candidate_uc.folder
     if working is None:  # load_usecase sets it for every use case read from a file
@@ -155,7 +183,8 @@ def run_ci(
     root = checkout_root(checkout or Path.cwd())
     relative = relative_folder(root, working)
     changes = changed_files(root, base, relative)
-    window = ci_window(candidate_uc, start, end, intervals)
+    held = held_span(registered, candidate_uc) if registered is not None else None
+    window = ci_window(candidate_uc, start, end, intervals, held)
     work.mkdir(parents=True, exist_ok=True)
     base_folder = (
         base_usecase_folder(root, changes.merge_base, relative, work / "base-usecase")
@@ -163,14 +192,22 @@ def run_ci(
         else working  # a use case outside the checkout: only the engine can have changed
     )
     base_uc = load_usecase(str(base_folder / "usecase.yaml")) if base_folder else None
-    kept = base_side(work, base_folder, base_uc, window) if base_folder and base_uc else None
+    base_settings: Settings | None = None
+    kept: BaseSide | None = None
+    if registered is not None:
+        # What the home in use runs is described by the base (else by the change itself).
+        base_uc = base_uc or candidate_uc
+        base_settings = registered
+        kept = registered_side(registered, base_uc, window)
+    elif base_folder is not None and base_uc is not None:
+        kept = base_side(work, base_folder, base_uc, window)
+        base_settings = home_settings(Path(kept.home), str(base_folder / "usecase.yaml"))
     candidate_home = candidate_folder(work)
     settings = home_settings(candidate_home, str(working / "usecase.yaml"))
-    version, candidate_set = trained_side(settings, candidate_uc, window, "candidate")
+    landed = registered.landing_root(candidate_uc.name) if registered is not None else None
+    version, candidate_set = trained_side(settings, candidate_uc, window, "candidate", landed)
     champion = None
-    base_settings = None
-    if kept is not None and base_uc is not None:
-        base_settings = home_settings(Path(kept.home), str(base_folder / "usecase.yaml"))  # type: ignore[operator]
+    if kept is not None and base_uc is not None and base_settings is not None:
         champion = load_scorer(
             base_settings, f"models:/{base_uc.training.model_name}/{kept.champion_version}"
         )

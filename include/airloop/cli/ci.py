@@ -34,6 +34,14 @@ def ci(
         str | None,
         typer.Option(help="Why this change breaks the serving contract on purpose (recorded)"),
     ] = None,
+    registered: Annotated[
+        bool,
+        typer.Option(
+            help="Compare with the champion registered in the stores of AIRLOOP_HOME (or the"
+            " production profile's), on rows of its offline store; the candidate is built from"
+            " its landing zone. Default: the base trains its own champion from the replay"
+        ),
+    ] = False,
     skip_unaffected: Annotated[
         bool,
         typer.Option(
@@ -65,6 +73,7 @@ def ci(
         moment(end, "--end") if end else None,
         intervals,
         contract_change,
+        registered=settings if registered else None,
     )
     result = result.model_copy(
         update={"reports": write_reports(result, report or folder / "report")}

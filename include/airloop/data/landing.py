@@ -172,10 +172,31 @@ def record_used(
 
 def _link_or_copy(source: Path, target: Path) -> None:
     target.unlink()
+    link_or_copy(source, target)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source`` (no bytes copied), or a copy where the file
+    system cannot link."""
     try:
         os.link(source, target)
     except OSError:  # another file system, or one without hard links
         shutil.copyfile(source, target)
+
+
+def link_landing_zone(source: Path, target: Path) -> int:
+    """Every landed file under ``source`` at the same place under ``target`` (airloop's own
+    records, ``_used``, left out): another home replays the same raw files, and writes only
+    its own. Returns the number of files."""
+    count = 0
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if not path.is_file() or relative.parts[0].startswith("_"):
+            continue
+        (target / relative).parent.mkdir(parents=True, exist_ok=True)
+        link_or_copy(path, target / relative)
+        count += 1
+    return count
 
 
 @dataclass(frozen=True)
