@@ -19,7 +19,7 @@ from airloop.settings import get_settings
 COMMANDS = {
     "init", "setup", "land", "run", "backfill", "experiment", "train", "evaluate", "serve", "rollback",
     "score", "monitor", "demo", "status", "up", "doctor", "airflow", "feast", "worker",
-    "tracking-server", "stage", "lineage", "history", "ci",
+    "tracking-server", "stage", "lineage", "history", "ci", "check",
 }  # fmt: skip
 
 

@@ -7,21 +7,23 @@ from typing import Annotated
 
 import typer
 
-from airloop.cli.common import app
+from airloop.cli.common import app, context
 
 
 @app.command()
 def init(
     name: Annotated[str, typer.Argument(help="The use case's name: lowercase, digits and '_'")],
-    data: Annotated[Path, typer.Option(help="The data: a CSV (optionally compressed) or parquet")],
+    data: Annotated[
+        Path | None, typer.Option(help="The data: a CSV (optionally compressed) or parquet")
+    ] = None,
     entity: Annotated[
-        str, typer.Option(help="What features are kept per: a column, or several as A,B")
-    ],
+        str | None, typer.Option(help="What features are kept per: a column, or several as A,B")
+    ] = None,
     timestamp: Annotated[
-        str,
+        str | None,
         typer.Option(help="When each row happened: a column, or year+month[+day[+hour]] columns"),
-    ],
-    target: Annotated[str, typer.Option(help="The column to predict")],
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="The column to predict")] = None,
     task: Annotated[
         str | None,
         typer.Option(help="classification or regression (default: from the target's values)"),
@@ -48,13 +50,44 @@ def init(
         bool,
         typer.Option(help="Overwrite the generated files of an existing folder (others stay)"),
     ] = False,
+    ci: Annotated[
+        bool,
+        typer.Option(
+            "--ci",
+            help="Also write the use case's pipeline for its repository: a GitHub Actions"
+            " workflow (check, airloop ci, deploy) and a Dockerfile; alone, for an existing"
+            " folder",
+        ),
+    ] = False,
 ) -> None:
     """Profile the data and write a use case for it: usecase.yaml, transforms.py, README.md,
-    profile.html and profile.json. Nothing is written when the data cannot make a use case."""
+    profile.html and profile.json. Nothing is written when the data cannot make a use case.
+    With --ci, the pipeline of its repository too (with no --data: for an existing folder)."""
     from airloop.initiation import InitError, InitOptions, display_path, init_usecase
 
     if task not in (None, "classification", "regression"):
         raise InitError(f"--task {task!r}: choose classification or regression")
+    folder = into or Path(name)
+    if ci and data is None:
+        write_pipeline(name, folder)
+        return
+    missing = [
+        option
+        for option, value in (
+            ("--data", data),
+            ("--entity", entity),
+            ("--timestamp", timestamp),
+            ("--target", target),
+        )
+        if value is None
+    ]
+    if missing:
+        raise typer.BadParameter(
+            f"missing {', '.join(missing)}: airloop init profiles a table into a use case"
+            " (or, with --ci alone, writes the pipeline of an existing use-case folder)"
+        )
+    assert data is not None and entity is not None  # nosec B101 # for mypy: checked above
+    assert timestamp is not None and target is not None  # nosec B101
     result = init_usecase(
         InitOptions(
             name=name,
@@ -86,3 +119,44 @@ def init(
     typer.echo("next:")
     typer.echo(f"  read {shown}/profile.html, and edit {shown}/usecase.yaml if needed")
     typer.echo(f"  airloop demo --usecase {shown}")
+    if ci:
+        write_pipeline(name, result.folder)
+
+
+def write_pipeline(name: str, folder: Path) -> None:
+    """The use case's workflow and Dockerfile (airloop.initiation.workflow), and what to set."""
+    from airloop.core.version import airloop_version
+    from airloop.initiation import InitError
+    from airloop.initiation.workflow import write_workflow
+
+    if not (folder / "usecase.yaml").is_file():
+        raise InitError(
+            f"{folder} holds no usecase.yaml: give the use case's folder (--into), or --data"
+            " and the other options to write one first"
+        )
+    for path in write_workflow(name, folder, airloop_version()):
+        typer.echo(f"wrote {path}")
+    typer.echo(
+        "set, in the repository's settings: the variable AIRLOOP_IMAGE (your airloop image),"
+        " AIRLOOP_DEPLOY (image or folder) and, for image, AIRLOOP_REGISTRY and the secrets"
+        " REGISTRY_USER and REGISTRY_PASSWORD; for folder, AIRLOOP_USECASE_DIR"
+        " (docs/guides/model-ci.md)"
+    )
+
+
+@app.command()
+def check() -> None:
+    """Validate the use case: its file, and its Feast definitions applied to a scratch
+    registry; exit 1 with the problems named when either fails."""
+    import tempfile
+
+    from airloop.ci.homes import home_settings
+    from airloop.features.store import apply_definitions
+
+    settings, uc = context()
+    with tempfile.TemporaryDirectory(prefix="airloop-check-") as tmp:
+        apply_definitions(home_settings(Path(tmp), settings.usecase), uc)
+    typer.echo(
+        f"use case {uc.name!r} is valid: {len(uc.sources)} sources,"
+        f" {len(uc.feature_views)} feature views, {len(uc.model_inputs)} model inputs"
+    )
