@@ -89,3 +89,30 @@ def test_killed_connections_and_a_restarted_cluster_leave_one_of_everything(
         f" {len(failures) + 1} tries ({failures or 'none failed'}), {took:.0f} s in all;"
         f" one version (v{version}), one MLflow run, one decision"
     )
+
+
+def test_the_feast_sql_registry_reconnects_after_postgresql_restarts(
+    cluster: PostgresCluster, settings: Any, flights: Any, tmp_path: Any
+) -> None:
+    """Production's Feast registry is SQL on PostgreSQL: a long-lived process (a worker, the
+    service) that read it before a restart reads it again after, at the first try."""
+    from airloop.features.store import apply_definitions, feature_store
+
+    cluster.sql("CREATE DATABASE feast_registry")
+    registry = settings.model_copy(
+        update={
+            "feast_registry_url": cluster.url("feast_registry", "postgresql+psycopg2"),
+            "feast_online_store": "sqlite",
+            "home": tmp_path,
+        }
+    )
+    store = apply_definitions(registry, flights)
+    view = flights.feature_views[0].name
+    assert store.registry.get_feature_view(view, flights.name, allow_cache=False).name == view
+
+    cluster.stop()  # every session ended: the pool's connection is dead
+    cluster.start()
+
+    assert store.registry.get_feature_view(view, flights.name, allow_cache=False).name == view
+    again = feature_store(registry, flights)  # a new store in the same process, as a task makes
+    assert again.get_feature_view(view).name == view

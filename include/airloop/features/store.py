@@ -52,6 +52,9 @@ def store_config(settings: Settings) -> dict[str, Any]:
             "registry_type": "sql",
             "path": settings.feast_registry_url,
             "cache_ttl_seconds": 60,
+            # A pooled connection is tested before use: after PostgreSQL restarts, a process's
+            # next registry read reconnects instead of failing once on a dead connection.
+            "sqlalchemy_config_kwargs": {"echo": False, "pool_pre_ping": True},
         }
     return {"registry": registry, "offline_store": {"type": OFFLINE_STORE}, "online_store": online}
 
