@@ -17,6 +17,7 @@ import pandas as pd
 
 from airloop.core.periods import Span
 from airloop.core.records import json_safe
+from airloop.serving.breaker import Breaker, BreakerOpen
 from airloop.serving.errors import ApiError
 from airloop.serving.freshness import freshness_by_view, is_stale
 from airloop.serving.metrics import Metrics
@@ -40,6 +41,7 @@ class Predictor:
     service: Any = None
     log: PredictionLog | None = None
     store_name: str = "the online store"  # named in a 503 and on /ready (features.store)
+    breaker: Breaker = field(default_factory=Breaker)  # fail fast while the store is down
     freshness: dict[str, Span] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -62,9 +64,16 @@ class Predictor:
 
     def lookup_features(self, entity_rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         """:meth:`online_features` for a prediction: a store that fails is a 503 naming it,
-        not a 500 (``/ready`` says the same)."""
+        not a 500 (``/ready`` says the same); while it is known down (the :class:`Breaker`),
+        the 503 comes at once instead of after the client's timeouts."""
         try:
-            return self.online_features(entity_rows)
+            return self.breaker.call(lambda: self.online_features(entity_rows))
+        except BreakerOpen as exc:
+            raise ApiError(
+                503,
+                "ONLINE_STORE_UNAVAILABLE",
+                f"the online store ({self.store_name}) is down: {exc}; see /ready",
+            ) from None
         except Exception as exc:  # whatever the store's client raises
             raise ApiError(
                 503,
@@ -75,8 +84,9 @@ class Predictor:
 
     def online_store_ok(self) -> str | None:
         """None when the online store answers a lookup; else what went wrong."""
+        probe = [dict.fromkeys(self.usecase.entity_keys, "__probe__")]
         try:
-            self.online_features([dict.fromkeys(self.usecase.entity_keys, "__probe__")])
+            self.breaker.call(lambda: self.online_features(probe))
         except Exception as exc:  # any failure of the store makes the service not ready
             return f"{self.store_name}: {type(exc).__name__}: {exc}"
         return None
