@@ -75,3 +75,26 @@ def test_while_one_caller_tries_the_store_again_the_others_fail_fast():
     release.set()
     probe.join(10)
     assert results == ["answered"] and not breaker.is_open
+
+
+def test_a_failure_that_is_not_an_outage_leaves_the_breaker_closed():
+    breaker = Breaker(retry_seconds=5.0, clock=Clock())
+
+    def refused() -> None:
+        raise ValueError("a value the store cannot take")
+
+    with pytest.raises(ValueError):
+        breaker.call(refused)
+    assert not breaker.is_open
+    assert breaker.call(lambda: "answered") == "answered"
+
+
+def test_the_serving_api_trips_on_redis_outages():
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from airloop.serving.predict import store_outages
+
+    outages = store_outages()
+    assert issubclass(RedisTimeoutError, outages) and issubclass(RedisConnectionError, outages)
+    assert not issubclass(ValueError, outages)

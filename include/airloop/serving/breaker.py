@@ -35,6 +35,9 @@ class Breaker:
 
     retry_seconds: float = RETRY_SECONDS
     clock: Callable[[], float] = time.monotonic
+    # What says the dependency is down (its client's connection and timeout errors); any other
+    # failure (a value it refused, say) is the caller's and leaves the breaker closed.
+    trips: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
     _failed_at: float | None = None
     _error: str = ""
     _probing: bool = False
@@ -56,10 +59,14 @@ class Breaker:
                 self._probing = True  # this caller tries it; the others are refused meanwhile
         try:
             result = function()
-        except Exception as exc:
+        except self.trips as exc:
             with self._lock:
                 self._failed_at, self._probing = self.clock(), False
                 self._error = f"{type(exc).__name__}: {exc}"
+            raise
+        except BaseException:
+            with self._lock:
+                self._probing = False  # not an outage: the breaker stays as it was
             raise
         with self._lock:
             self._failed_at, self._probing, self._error = None, False, ""

@@ -41,7 +41,7 @@ class Predictor:
     service: Any = None
     log: PredictionLog | None = None
     store_name: str = "the online store"  # named in a 503 and on /ready (features.store)
-    breaker: Breaker = field(default_factory=Breaker)  # fail fast while the store is down
+    breaker: Breaker = field(default_factory=lambda: Breaker(trips=store_outages()))
     freshness: dict[str, Span] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -161,6 +161,15 @@ class Predictor:
             "model": {"name": self.holder.model_name, "version": model.version},
             "predictions": predictions,
         }
+
+
+def store_outages() -> tuple[type[BaseException], ...]:
+    """The errors that say the online store is down: Redis' connection and timeout errors and
+    Python's own (SQLite's missing table or bad value is not an outage)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (ConnectionError, TimeoutError, RedisConnectionError, RedisTimeoutError)
 
 
 def add_calendar(usecase: UseCase, rows: list[dict[str, Any]], times: list[datetime]) -> None:
