@@ -147,6 +147,9 @@ def test_monitoring_feeds_model_training_through_the_retrain_asset(dagbag) -> No
     assert type(training.timetable).__name__ == "AssetOrTimeSchedule"
     assert "airloop://flights/retrain-request" in str(training.timetable.asset_condition)
     assert monitoring.max_active_runs == 1
+    # Two training runs of one use case at once (a schedule and a request, or two people):
+    # the scheduler starts the second when the first ends, so they never race on the aliases.
+    assert training.max_active_runs == 1
     close = training.get_task("close_retrain_request")
     assert close.trigger_rule == "all_done"
     assert close.upstream_task_ids == {"deploy_model"}
