@@ -15,6 +15,8 @@ def test_defaults_are_embedded(tmp_path: Path) -> None:
     assert s.tracking_uri.startswith("sqlite:///")
     assert s.feast_online_store == "sqlite"
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    # A restarted scheduler adopts a dead one's task instances within a minute, not five.
+    assert float(env["AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL"]) <= 60
     assert (
         env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
         == f"http://127.0.0.1:{s.airflow_port}/execution/"
