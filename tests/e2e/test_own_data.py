@@ -202,6 +202,41 @@ def test_flights_runs_beside_it_in_one_airflow(
     assert sorted(p.name for p in (home / "landing").iterdir()) == ["flights", "txhousing"]
 
 
+def test_a_neutral_change_to_a_transform_passes_airloop_ci_in_the_users_repository(
+    initialised: subprocess.CompletedProcess[str], workdir: Path, user_env: dict[str, str]
+) -> None:
+    """docs/guides/model-ci.md on the user's own table: the use case committed in a repository
+    of its own with the pipeline `airloop init --ci` writes, a variable renamed in its
+    transform, then `airloop ci --base main` as the pull request's job runs it."""
+    import shutil
+
+    assert initialised.returncode == 0
+    repo = workdir / "repository"
+    shutil.copytree(workdir / "txhousing", repo / "txhousing")
+    wrote = airloop(["init", "txhousing", "--ci", "--into", "txhousing"], user_env, repo)
+    assert wrote.returncode == 0, wrote.stdout + wrote.stderr
+    assert (repo / ".github" / "workflows" / "airloop-txhousing.yml").is_file()
+    git = ["git", "-c", "user.email=ci@example.org", "-c", "user.name=ci"]
+    for step in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "the use case"]):
+        subprocess.run([*git, *step], cwd=repo, check=True)
+    transforms = repo / "txhousing" / "transforms.py"
+    assert "slope" in transforms.read_text()
+    transforms.write_text(transforms.read_text().replace("slope", "trend_slope"))
+
+    checked = airloop(
+        ["--usecase", "txhousing", "ci", "--base", "main", "--work", str(workdir / "ci")],
+        user_env,
+        repo,
+    )
+
+    assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
+    report = (workdir / "ci" / "report" / "report.md").read_text()
+    assert "## airloop ci: `txhousing` — passed" in report
+    assert "- transforms: `txhousing/transforms.py`" in report
+    assert "| r2 |" in report and "+0.0000 |" in report
+    assert "Unchanged for callers" in report
+
+
 def txhousing_state(home: Path, env: dict[str, str], workdir: Path) -> dict[str, object]:
     """What flights beside it must leave alone: txhousing's runs, champion and stored files."""
     status = json.loads(

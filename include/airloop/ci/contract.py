@@ -107,7 +107,7 @@ def try_service(
     (online features from the home's online store), and ``/invocations`` on held-out rows
     against the same rows scored in-process (the batch path)."""
     with warnings.catch_warnings():  # starlette would rather use httpx2; httpx serves here
-        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore")
         from starlette.testclient import TestClient
 
     from airloop.serving.app import create_app

@@ -209,7 +209,7 @@ def candidate_folder(work: Path) -> Path:
 
 def prune_bases(work: Path, keep: str) -> None:
     """Remove base homes of other keys: one is kept per work folder."""
-    for old in work.glob("base-*"):
+    for old in work.glob("base-" + "[0-9a-f]" * len(keep)):
         if old.name != f"base-{keep}":
             log.info("removing the base home %s (another use case, window or engine)", old)
             shutil.rmtree(old, ignore_errors=True)

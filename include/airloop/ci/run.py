@@ -187,7 +187,7 @@ def run_ci(
     window = ci_window(candidate_uc, start, end, intervals, held)
     work.mkdir(parents=True, exist_ok=True)
     base_folder = (
-        base_usecase_folder(root, changes.merge_base, relative, work / "base-usecase")
+        base_usecase_folder(root, changes.merge_base, relative, work / "usecase-at-base")
         if relative is not None
         else working  # a use case outside the checkout: only the engine can have changed
     )
