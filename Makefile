@@ -29,6 +29,7 @@ help:
 	@echo "make bench-retraining  after make year: retraining schedules replayed offline on its stores"
 	@echo "make bench-features  candidate inputs for the year's model, screened offline from the raw files"
 	@echo "make bench-own-data  airloop init and the loop on six public tables: champion vs a plain baseline"
+	@echo "make bench-scale  the flights data x1, x10, x100: each stage's time, processor time and memory as the data grows"
 	@echo "make image   the airloop image (BASE_IMAGE=... to build from another base)"
 	@echo "make test-docker  docker-compose.yml on a real Docker engine (installs and starts one as root)"
 
@@ -205,10 +206,18 @@ bench-own-data: $(STAMP)
 	$(UV) sync --frozen --compile-bytecode --group bench-data
 	$(BIN)/python benchmarks/own_data.py $(if $(ONLY),--only $(ONLY))
 
+# The flights data copied x1, x10 and x100 with distinct entity keys (benchmarks/scale_data.py,
+# cached in benchmarks/.cache/scale), each stage in-process in a fresh process per group
+# (benchmarks/scale.py); about 20 minutes on 2 cores, x100 more than half. SCALES="1 10"
+# DAYS=2 for less; FEATURES_ONLY_FROM=100 runs only the landing and the feature pipeline from
+# that scale on.
+bench-scale: $(STAMP)
+	$(BIN)/python -m benchmarks.scale $(if $(SCALES),--scales $(SCALES)) $(if $(DAYS),--days $(DAYS)) $(if $(FEATURES_ONLY_FROM),--features-only-from $(FEATURES_ONLY_FROM))
+
 lock:
 	$(UV) lock
 
 clean:
 	rm -rf .airloop
 
-.PHONY: help setup venv demo up lint parse test test-production browser bench bench-scaling bench-loop year bench-retraining bench-features bench-own-data image docker-engine test-docker lock clean
+.PHONY: help setup venv demo up lint parse test test-production browser bench bench-scaling bench-loop year bench-retraining bench-features bench-own-data bench-scale image docker-engine test-docker lock clean
