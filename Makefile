@@ -31,7 +31,7 @@ help:
 	@echo "make bench-own-data  airloop init and the loop on six public tables: champion vs a plain baseline"
 	@echo "make bench-scale  the flights data x1, x10, x100: each stage's time, processor time and memory as the data grows"
 	@echo "make image   the airloop image (BASE_IMAGE=... to build from another base)"
-	@echo "make test-docker  docker-compose.yml on a real Docker engine (installs and starts one as root)"
+	@echo "make test-docker  the image released through a registry on loopback, docker-compose.yml run from it"
 
 .tools/bin/uv:
 	python3 -m venv .tools
@@ -132,19 +132,22 @@ image:
 		-t $(IMAGE) .
 
 # Docker's engine from Debian's packages (as root), started without a bridge network: every
-# container uses the host's network, so nothing but loopback is addressed.
+# container uses the host's network, so nothing but loopback is addressed. docker-registry is
+# installed for the container tier, which starts one of its own (the package starts none here).
 docker-engine:
 	@command -v dockerd >/dev/null && command -v docker-compose >/dev/null && command -v debootstrap >/dev/null \
-		&& command -v prometheus >/dev/null || { apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose debootstrap prometheus >/dev/null; }
+		&& command -v prometheus >/dev/null && command -v docker-registry >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-compose debootstrap prometheus \
+		docker-registry >/dev/null; }
 	@docker info >/dev/null 2>&1 || { (dockerd --bridge=none --iptables=false --ip-masq=false >/tmp/airloop-dockerd.log 2>&1 &); \
 		for i in $$(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; docker info >/dev/null; }
 
-# The container tier: a local base image from Debian's packages (no registry here), the
-# image on it, then docker-compose.yml brought up with the test override.
+# The container tier: a local base image from Debian's packages (no registry can be pulled
+# from here); then the tier releases the image itself (`make release` in a clone of this working
+# tree, pushed to a docker-registry of its own on 127.0.0.1, removed, pulled back by digest) and
+# brings docker-compose.yml up from that digest with the test override.
 test-docker: $(STAMP) docker-engine
 	docker/build-base.sh airloop-base:bookworm
-	$(MAKE) --no-print-directory image BASE_IMAGE=airloop-base:bookworm
 	$(BIN)/pytest -q -p no:cacheprovider tests/containers
 
 # A release, VERSION=x.y.z (docs/guides/development.md#releases). First the checks of

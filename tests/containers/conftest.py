@@ -1,10 +1,14 @@
 """The container tier (`make test-docker`): docker-compose.yml on a real Docker engine, every
-airloop service from the built image, with the test override (docker/compose.test.yml).
+airloop service from the released image, with the test override (docker/compose.test.yml).
 
-Needs a running Docker engine, docker-compose, the image (`AIRLOOP_IMAGE`, built by
-`make test-docker`), Debian's prometheus, and this machine's PostgreSQL and Redis. Without any
-of them the tier fails in CI (``CI`` set to 1, true or yes) and is skipped elsewhere, with the
-reason.
+The image is released first (tests/containers/release.py): ``make release`` in a clone of this
+working tree pushes it to Debian's docker-registry on a free port of 127.0.0.1, the local image
+is removed and pulled back by digest, and the stack runs from that digest.
+
+Needs a running Docker engine, docker-compose, Debian's docker-registry and prometheus, the
+base image (`airloop-base:bookworm`, built by `make test-docker`, or the one
+``AIRLOOP_BASE_IMAGE`` names), and this machine's PostgreSQL and Redis. Without any of them
+the tier fails in CI (``CI`` set to 1, true or yes) and is skipped elsewhere, with the reason.
 """
 
 from __future__ import annotations
@@ -22,6 +26,18 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO, require_service
+from tests.containers.release import (
+    BASE_IMAGE,
+    LOCAL_BASE_IMAGE,
+    Registry,
+    RegistryUnavailable,
+    Released,
+    docker,
+    insecure_loopback_refused,
+    release_through,
+    start_registry,
+)
+from tests.reliability.servers import stop_group
 from tests.support import (
     Databases,
     throwaway_databases,
@@ -29,7 +45,6 @@ from tests.support import (
     user_shell,
 )
 
-IMAGE = os.environ.get("AIRLOOP_IMAGE", "airloop:latest")
 PORTS = {
     "AIRFLOW_PORT": "8901",
     "AIRFLOW_WORKER_LOG_PORT": "8902",
@@ -39,6 +54,9 @@ PORTS = {
 }
 PROMETHEUS_PORT = 8920
 CONTAINER_UID = 50000  # the image's airloop user
+# Per test, set-up included: the session's first test also waits for the release (the image
+# built from scratch, pushed, pulled) and the stack to come up healthy.
+TIER_TIMEOUT = 2400
 
 # The long-running services of the airloop image (airflow-init has exited by the time they run).
 AIRLOOP_SERVICES = (
@@ -60,7 +78,7 @@ def _run(
 
 @pytest.fixture(scope="session")
 def engine_ready() -> None:
-    """Docker, docker-compose, the image and Debian's prometheus are there."""
+    """Docker, docker-compose, Debian's prometheus and the base image are there."""
     for tool in ("docker", "docker-compose", "prometheus"):
         if shutil.which(tool) is None:
             require_service(
@@ -69,12 +87,52 @@ def engine_ready() -> None:
     info = _run("docker", "info", timeout=30)
     if info.returncode != 0:
         require_service("a Docker engine", info.stderr.strip().splitlines()[-1][:300])
-    if _run("docker", "image", "inspect", IMAGE, timeout=30).returncode != 0:
-        require_service(f"the image {IMAGE}", "not built (make test-docker builds it)")
+    local_base = BASE_IMAGE == LOCAL_BASE_IMAGE
+    if local_base and _run("docker", "image", "inspect", BASE_IMAGE, timeout=30).returncode != 0:
+        require_service(f"the base image {BASE_IMAGE}", "not built (make test-docker builds it)")
 
 
 @pytest.fixture(scope="session")
-def compose_env(engine_ready, tmp_path_factory) -> Iterator[dict[str, str]]:
+def registry(engine_ready) -> Iterator[Registry]:
+    """Debian's docker-registry on a free port of 127.0.0.1, storage in a folder of its own;
+    stopped, and its folder removed, at the end of the session."""
+    refused = insecure_loopback_refused()
+    if refused:
+        require_service("a Docker engine accepting plain HTTP from 127.0.0.1", refused)
+    folder = Path(tempfile.mkdtemp(prefix="airloop-registry-"))
+    try:
+        try:
+            started = start_registry(folder)
+        except RegistryUnavailable as exc:
+            require_service("Debian's docker-registry on 127.0.0.1", str(exc))
+        try:
+            yield started
+        finally:
+            stop_group(started.process)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def released(registry: Registry, pytestconfig) -> Iterator[Released]:
+    """``make release`` of this working tree (in a clone) pushed to the registry, the local
+    image removed and pulled back by digest (said in the tier's report); the pulled image
+    removed at the end."""
+    with tempfile.TemporaryDirectory(prefix="airloop-release-") as folder:
+        image = release_through(registry.address, Path(folder) / "airloop")
+    reporter = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\n{image}")
+    try:
+        yield image
+    finally:
+        docker("rmi", image.reference, timeout=300)  # whatever still uses it keeps it
+
+
+@pytest.fixture(scope="session")
+def compose_env(released: Released) -> Iterator[dict[str, str]]:
     """Variables for docker-compose: this run's databases, Redis DBs, shared folder, secrets."""
     with (
         throwaway_databases("c", ("airflow", "mlflow", "feast")) as pg,
@@ -83,14 +141,14 @@ def compose_env(engine_ready, tmp_path_factory) -> Iterator[dict[str, str]]:
             prefix="airloop-compose-shared-", ignore_cleanup_errors=True
         ) as folder,
     ):
-        yield compose_variables(pg, broker_db, online_db, Path(folder))
+        yield compose_variables(released.reference, pg, broker_db, online_db, Path(folder))
 
 
 def compose_variables(
-    pg: Databases, broker_db: int, online_db: int, shared: Path
+    image: str, pg: Databases, broker_db: int, online_db: int, shared: Path
 ) -> dict[str, str]:
-    """The variables docker-compose runs the stack with (the shared folder given to the
-    containers' user)."""
+    """The variables docker-compose runs the stack with: every airloop service, and the train
+    step's container, from ``image`` (the shared folder given to the containers' user)."""
     names, prefix = pg.names, pg.prefix
     os.chown(shared, CONTAINER_UID, CONTAINER_UID)
     generated = subprocess.run(
@@ -101,10 +159,10 @@ def compose_variables(
         **user_shell(),
         **secrets_env,
         **PORTS,
-        "AIRLOOP_IMAGE": IMAGE,
+        "AIRLOOP_IMAGE": image,
         "AIRLOOP_TEST_SHARED": str(shared),
         # The train step and batch scoring in the image, through the Docker provider.
-        "TRAINING_IMAGE": IMAGE,
+        "TRAINING_IMAGE": image,
         "CONTAINER_SHARED_SOURCE": str(shared),
         "DOCKER_GID": str(os.stat("/var/run/docker.sock").st_gid),
         "COMPOSE_PROJECT_NAME": prefix.replace("_", "-"),

@@ -17,6 +17,7 @@ from tests.conftest import REPO, descendants
 from tests.containers.conftest import (
     AIRLOOP_SERVICES,
     CONTAINER_UID,
+    TIER_TIMEOUT,
     _run,
     compose,
     give_to_containers,
@@ -26,7 +27,7 @@ from tests.production.sockets import beyond_loopback, listening
 from tests.support import get_text, prometheus_samples
 from tests.traffic import FIRST_FLIGHT_REQUEST, days, like_the_reference, write_served
 
-pytestmark = pytest.mark.containers
+pytestmark = [pytest.mark.containers, pytest.mark.timeout(TIER_TIMEOUT)]
 
 
 @pytest.fixture(scope="module")
