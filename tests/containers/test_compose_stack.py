@@ -5,7 +5,6 @@ Prometheus."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.parse
 from datetime import date
 from pathlib import Path
@@ -119,8 +118,9 @@ def failed_logs(client: Any, dag_id: str, run_id: str) -> str:
     return "\n\n".join(parts) or f"{dag_id} {run_id} failed with no failed task"
 
 
-def test_features_training_and_serving_run_in_the_containers(stack, settings, client) -> None:
-    from airloop.core.http import request_json
+@pytest.fixture(scope="module")
+def features_ran(stack, settings, client) -> None:
+    """The feature pipeline in the containers for 1 and 2 January (landed from this process)."""
     from airloop.data.replay import land_window
     from airloop.usecase import load_usecase
 
@@ -130,25 +130,34 @@ def test_features_training_and_serving_run_in_the_containers(stack, settings, cl
     runs = client.queue_intervals("feature_pipeline", days(1, 2), "test")
     states = [client.wait_for_run("feature_pipeline", r["dag_run_id"], timeout=600) for r in runs]
     assert [s["state"] for s in states] == ["success", "success"]
+
+
+@pytest.fixture(scope="module")
+def trained(features_ran, client) -> str:
+    """A model_training run in the containers on those days (version 1, the champion): its id."""
     training = client.trigger(
         "model_training", {"window_start": "2013-01-01", "window_end": "2013-01-03"}
     )
     done = client.wait_for_run("model_training", training["dag_run_id"], timeout=900)
     assert done["state"] == "success", failed_logs(client, "model_training", training["dag_run_id"])
-    stack["training_run"] = training["dag_run_id"]
-    body = {"instances": [FIRST_FLIGHT_REQUEST]}
-    answer = request_json(
+    return str(training["dag_run_id"])
+
+
+def predict(settings, instance: dict[str, Any]) -> dict[str, Any]:
+    from airloop.core.http import request_json
+
+    return request_json(  # type: ignore[no-any-return]
         "POST",
         f"{settings.serving_url}/v1/predict",
-        body,
+        {"instances": [instance]},
         token=settings.serving_token.get_secret_value(),
     )
-    assert answer["model"] == {"name": "flight_delay", "version": "1"}
-    assert 0.0 <= answer["predictions"][0]["score"] <= 1.0
 
 
-def test_monitoring_in_the_containers_reaches_the_metrics(stack, settings, client) -> None:
-    from airloop.core.http import request_json
+@pytest.fixture(scope="module")
+def monitored(trained, settings, client) -> None:
+    """The monitoring DAG in the containers on served predictions of 2 January, and a few
+    predictions of the service's own, so its request metrics have a rate."""
     from airloop.usecase import load_usecase
 
     flights = load_usecase("flights")
@@ -158,27 +167,17 @@ def test_monitoring_in_the_containers_reaches_the_metrics(stack, settings, clien
     [run] = client.queue_intervals("monitoring", days(2), "test")
     done = client.wait_for_run("monitoring", run["dag_run_id"], timeout=600)
     assert done["state"] == "success", client.failed_tasks("monitoring", run["dag_run_id"])
-    for _ in range(10):  # a few predictions, so request metrics have a rate
-        request_json(
-            "POST",
-            f"{settings.serving_url}/v1/predict",
-            {
-                "instances": [
-                    {
-                        "carrier": "AA",
-                        "origin": "JFK",
-                        "route": "JFK-LAX",
-                        "service": "AA_1_JFK",
-                        "dest": "LAX",
-                        "tailnum": None,
-                        "distance": 2475,
-                        "hour": 9,
-                        "month": 1,
-                    }
-                ]
-            },
-            token=settings.serving_token.get_secret_value(),
-        )
+    for _ in range(10):
+        predict(settings, {**FIRST_FLIGHT_REQUEST, "tailnum": None})
+
+
+def test_features_training_and_serving_run_in_the_containers(trained, settings) -> None:
+    answer = predict(settings, FIRST_FLIGHT_REQUEST)
+    assert answer["model"] == {"name": "flight_delay", "version": "1"}
+    assert 0.0 <= answer["predictions"][0]["score"] <= 1.0
+
+
+def test_monitoring_in_the_containers_reaches_the_metrics(monitored, settings) -> None:
     # Samples, not their HELP lines (which the service prints before any figure exists).
     samples = prometheus_samples(get_text(f"{settings.serving_url}/metrics"))
     drift = samples.get("airloop_drift_score", [])
@@ -186,7 +185,7 @@ def test_monitoring_in_the_containers_reaches_the_metrics(stack, settings, clien
     assert samples.get("airloop_live_metric"), sorted(samples)
 
 
-def test_the_train_step_ran_in_a_container_and_matches_a_local_run(stack, settings) -> None:
+def test_the_train_step_ran_in_a_container_and_matches_a_local_run(trained, settings) -> None:
     """P3: the same window and configuration, in a container and in this process, give the
     same training set digest and the same metrics."""
     from sqlalchemy import create_engine, text
@@ -203,14 +202,14 @@ def test_the_train_step_ran_in_a_container_and_matches_a_local_run(stack, settin
                 "SELECT operator FROM task_instance WHERE dag_id = 'model_training'"
                 " AND task_id = 'train_model' AND run_id = :run"
             ),
-            {"run": stack["training_run"]},
+            {"run": trained},
         ).scalar_one()
     engine.dispose()
     assert operator == "StageInContainer"
     client = configure(settings)
     [container_run] = client.search_runs(
         [experiment_id(settings, experiment_name("flights", "training"))],
-        filter_string=f"tags.`airloop.run_id` = '{stack['training_run']}'",
+        filter_string=f"tags.`airloop.run_id` = '{trained}'",
     )
     flights = load_usecase("flights")
     window = {"window_start": "2013-01-01", "window_end": "2013-01-03"}
@@ -229,18 +228,26 @@ def dashboard_expressions() -> list[str]:
     return [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
 
 
-def test_every_dashboard_expression_has_data(prometheus) -> None:
+def test_every_dashboard_expression_has_data(monitored, prometheus) -> None:
+    from airloop.core.polling import WaitTimeout, wait_until
+
     pending = dashboard_expressions()
     assert len(pending) >= 8
-    deadline = time.monotonic() + 120
-    while pending and time.monotonic() < deadline:
+
+    def all_answered() -> bool:
         for expr in list(pending):
             query = urllib.parse.urlencode({"query": expr})
             try:
                 answer: Any = json.loads(get_text(f"{prometheus}/api/v1/query?{query}"))
             except OSError:
-                break
+                return False  # prometheus not up yet
             if answer["status"] == "success" and answer["data"]["result"]:
                 pending.remove(expr)
-        time.sleep(3)
-    assert not pending, f"expressions without data: {pending}"
+        return not pending
+
+    try:
+        wait_until(
+            all_answered, timeout=120, what="data for every dashboard expression", interval=3
+        )
+    except WaitTimeout:
+        pytest.fail(f"expressions without data: {pending}")
