@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from airloop.core.errors import PermanentError
-from airloop.core.git import GitError, git, git_bytes
+from airloop.core.git import GitError, git, git_bytes, toplevel
 from airloop.core.records import Record
 
 ENVIRONMENT_FILES = ("uv.lock", "pyproject.toml")
@@ -36,13 +36,13 @@ class Changes(Record):
 
 def checkout_root(path: Path) -> Path:
     """The top of the git checkout holding ``path``."""
-    try:
-        return Path(git(path, "rev-parse", "--show-toplevel").strip())
-    except GitError as exc:
+    root = toplevel(path)
+    if root is None:
         raise CiSetupError(
-            f"{path} is not in a git checkout ({exc}): airloop ci compares a change with its base"
+            f"{path} is not in a git checkout: airloop ci compares a change with its base"
             " ref, so run it in the repository that holds the use case"
-        ) from None
+        )
+    return root
 
 
 def resolve_base(root: Path, base: str) -> str:

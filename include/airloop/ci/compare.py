@@ -138,13 +138,13 @@ def slice_moves(
 def compare(
     usecase: UseCase,
     candidate: Scorer,
-    candidate_set: TrainingSet,
+    rows: pd.DataFrame,
     champion: Scorer | None,
-    champion_set: TrainingSet,
+    theirs_rows: pd.DataFrame,
     champion_version: str | None,
 ) -> Comparison:
-    """Score both on the same held-out rows and let the use case's gate decide."""
-    theirs_rows, rows = held_out_rows(usecase, champion_set, candidate_set)
+    """Score both on the same held-out rows (:func:`held_out_rows`: the champion's, and the
+    candidate's of the same events) and let the use case's gate decide."""
     names = usecase.metrics
     mine = candidate.scores(usecase.task, rows)
     measured = compute_metrics(names, usecase.task, rows[LABEL], mine)

@@ -213,15 +213,15 @@ def run_ci(
         )
     candidate = load_scorer(settings, f"models:/{candidate_uc.training.model_name}/{version}")
     champion_set = kept.training_set if kept is not None else candidate_set
+    theirs_rows, rows = held_out_rows(candidate_uc, champion_set, candidate_set)
     comparison = compare(
         candidate_uc,
         candidate,
-        candidate_set,
+        rows,
         champion,
-        champion_set,
+        theirs_rows,
         kept.champion_version if kept is not None else None,
     )
-    _, rows = held_out_rows(candidate_uc, champion_set, candidate_set)
     contract = check_contract(
         settings, base_uc, candidate_uc, champion, candidate, rows, contract_change
     )

@@ -31,3 +31,11 @@ def git_bytes(root: Path, *args: str) -> bytes:
             f"git {' '.join(args)} failed in {root}: {done.stderr.decode(errors='replace').strip()}"
         )
     return done.stdout
+
+
+def toplevel(path: Path) -> Path | None:
+    """The top of the git checkout holding ``path``; None outside one (or without git)."""
+    try:
+        return Path(git(path, "rev-parse", "--show-toplevel").strip())
+    except GitError:
+        return None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from airloop.core.files import write_text
-from airloop.core.git import GitError, git
+from airloop.core.git import toplevel
 
 # actions/checkout, pinned by commit as airloop's own workflow pins it.
 CHECKOUT = "actions/checkout@08c6903cd8c0fde910a37f88322edcfb5dd907a8 # v5.0.0"
@@ -139,10 +139,7 @@ ENV AIRLOOP_USECASE={image_home}/{name}/usecase.yaml
 def repository_root(folder: Path) -> Path:
     """The top of the git checkout holding ``folder``; the folder's parent outside one (the
     workflow goes where the repository's top will be)."""
-    try:
-        return Path(git(folder, "rev-parse", "--show-toplevel").strip())
-    except GitError:
-        return folder.resolve().parent
+    return toplevel(folder) or folder.resolve().parent
 
 
 def render_workflow(name: str, folder: str, version: str) -> str:
