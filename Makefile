@@ -184,7 +184,7 @@ bench: $(STAMP)
 
 # Needs PostgreSQL and Redis on 127.0.0.1 (makes and drops databases of its own); ~30 minutes.
 bench-scaling: $(STAMP)
-	$(BIN)/python benchmarks/scaling.py
+	$(BIN)/python benchmarks/scaling.py $(PARTS)
 
 # The loop as `airloop demo` runs it, in a home of its own: the phases the run measured, the
 # Airflow runs' wall time against their tasks', the stores at the start and the end.

@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,62 @@ def workers(count: int) -> dict[str, Any]:
     return result
 
 
+def workers_at_scale(count: int, scale: int, days: int, concurrency: int) -> dict[str, Any]:
+    """The feature pipeline backfilled over ``days`` intervals of the flights data xN
+    (benchmarks/scale_data.py) on ``count`` workers of ``concurrency`` slots each: its wall
+    time, and each task's time from Airflow's own records."""
+    from scale_data import prepare
+
+    say(f"x{scale}, {days} day(s): {count} Celery worker(s) of concurrency {concurrency} ...")
+    usecase = prepare(scale, date(2013, 1, 1), days)
+    with production_env(f"x{scale}w{count}", workers=count) as env:
+        env["AIRLOOP_USECASE"] = str(usecase)
+        env["AIRLOOP_CELERY_CONCURRENCY"] = str(concurrency)
+        window = ["--start", "2013-01-01", "--days", str(days)]
+        timed([AIRLOOP, "land", *window], env)
+        with topology(env):
+            seconds = timed([AIRLOOP, "backfill", *window], env)
+        return {
+            "workers": count,
+            "concurrency": concurrency,
+            "backfill_seconds": round(seconds, 1),
+            "tasks": task_breakdown(env["AIRLOOP_AIRFLOW_DB_URL"], "feature_pipeline"),
+        }
+
+
+def task_breakdown(db_url: str, dag_id: str) -> dict[str, Any]:
+    """Each task of the DAG's runs (a mapped task by its map index): mean seconds; and the
+    runs' wall time against the time the tasks of one run take end to end if the mapped
+    ones run side by side (the critical path) or one after another (their sum)."""
+    import pandas as pd
+    from sqlalchemy import create_engine
+
+    engine = create_engine(db_url)
+    tasks = pd.read_sql(
+        "SELECT run_id, task_id, map_index, duration FROM task_instance"
+        f" WHERE dag_id = '{dag_id}' AND state = 'success'",
+        engine,
+    )
+    runs = pd.read_sql(
+        f"SELECT run_id, start_date, end_date FROM dag_run WHERE dag_id = '{dag_id}'", engine
+    )
+    engine.dispose()
+    tasks["name"] = tasks["task_id"] + tasks["map_index"].map(lambda i: f"[{i}]" if i >= 0 else "")
+    per_run = tasks.groupby(["run_id", "task_id"])["duration"]
+    wall = (
+        pd.to_datetime(runs["end_date"]) - pd.to_datetime(runs["start_date"])
+    ).dt.total_seconds()
+    return {
+        "mean_seconds": {
+            str(name): round(float(group.mean()), 2) for name, group in tasks.groupby("name")
+        },
+        "runs": len(runs),
+        "run_wall_seconds": round(float(wall.sum()), 1),
+        "in_tasks_seconds": round(float(tasks["duration"].sum()), 1),
+        "critical_path_seconds": round(float(per_run.max().groupby("run_id").sum().sum()), 1),
+    }
+
+
 def replicas(env: dict[str, str]) -> dict[str, Any]:
     """/v1/predict at concurrency 4 and 8: all on one replica, then spread over two."""
     from airloop.core.http import answers
@@ -242,6 +299,7 @@ def write(results: dict[str, Any]) -> None:
             lines.append(
                 f"| {name} | {part['seconds']} | {dag_id} | {d['runs']} | {d['tasks']} | {d['run_seconds']} | {d['task_seconds']} |"
             )
+    lines += at_scale_lines(results.get("workers_at_scale"))
     w1, w2 = results["workers"]["1"], results["workers"]["2"]
     lines += [
         "",
@@ -266,16 +324,71 @@ def write(results: dict[str, Any]) -> None:
     say("\n".join(lines))
 
 
+def at_scale_lines(found: dict[str, Any] | None) -> list[str]:
+    """The table of one worker against two on the scaled data, if it was measured."""
+    if not found:
+        return []
+    one, two = found["1"], found["2"]
+    lines = [
+        "",
+        f"**One Celery worker against two on the flights data x{found['scale']}** "
+        f"(`make bench-scaling PARTS=workers-at-scale`, {found['days']} daily intervals of "
+        f"{found['flights_per_day']} flights on average, each worker running "
+        f"{one['concurrency']} task at a time; measured {found['measured']}, reference "
+        f"{found['reference_seconds']} s, load average {found['load_before']} before)",
+        "",
+        "| workers | backfill s | runs' wall s | in tasks s | critical path s |"
+        + "".join(f" {name} s |" for name in one["tasks"]["mean_seconds"]),
+        "|---|---|---|---|---|" + "---|" * len(one["tasks"]["mean_seconds"]),
+    ]
+    for each in (one, two):
+        t = each["tasks"]
+        lines.append(
+            f"| {each['workers']} | {each['backfill_seconds']} | {t['run_wall_seconds']} |"
+            f" {t['in_tasks_seconds']} | {t['critical_path_seconds']} |"
+            + "".join(
+                f" {t['mean_seconds'].get(name, '-')} |" for name in one["tasks"]["mean_seconds"]
+            )
+        )
+    ratio = two["backfill_seconds"] / one["backfill_seconds"]
+    lines += ["", f"Two workers took {ratio:.2f}x the time of one."]
+    return lines
+
+
 def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("parts", nargs="*", default=["demo", "workers"])
+    parser.add_argument("--scale", type=int, default=10, help="workers-at-scale: the copies")
+    parser.add_argument("--days", type=int, default=3, help="workers-at-scale: the intervals")
+    args = parser.parse_args()
     results: dict[str, Any] = {"cores": os.cpu_count()}
-    only = set(sys.argv[1:]) or {"demo", "workers"}
     previous = ROOT / "results" / "scaling.json"
     if previous.exists():
         results = {**json.loads(previous.read_text()), **results}
-    if "demo" in only:
+    if "demo" in args.parts:
         results["demo"] = {"embedded": demo("embedded"), "production": demo("production")}
-    if "workers" in only:
+    if "workers" in args.parts:
         results["workers"] = {"1": workers(1), "2": workers(2)}
+    if "workers-at-scale" in args.parts:
+        import pandas as pd
+        from loop import reference_seconds
+        from scale_data import prepare
+
+        folder = prepare(args.scale, date(2013, 1, 1), args.days).parent
+        flights = pd.read_parquet(folder / "flights.parquet", columns=["flight"])
+        measured = {
+            "scale": args.scale,
+            "days": args.days,
+            "flights_per_day": round(len(flights) / args.days),
+            "measured": datetime.now(UTC).isoformat(timespec="seconds"),
+            "reference_seconds": reference_seconds(),
+            "load_before": [round(x, 2) for x in os.getloadavg()],
+        }
+        measured["1"] = workers_at_scale(1, args.scale, args.days, concurrency=1)
+        measured["2"] = workers_at_scale(2, args.scale, args.days, concurrency=1)
+        results["workers_at_scale"] = measured
     write(results)
 
 

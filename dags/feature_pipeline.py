@@ -8,8 +8,10 @@ Per data interval of the active use case (`AIRLOOP_USECASE`, default: NYC flight
    partition with a JSON report and Data Docs, and nothing downstream is written;
 2. **build_offline_features**: clean, transform, compute point-in-time correct features and
    publish them as this interval's partitions of the Feast offline store (overwrite);
-3. **materialize_online**: load the interval's window into the Feast online store (one writer
-   at a time: the pool `airloop_online_store`).
+3. **materialize_online**: load the interval's window into the Feast online store, the feature
+   views dealt to as many mapped tasks as the stores allow writers (the pool
+   `airloop_online_store`: one with SQLite, `AIRLOOP_ONLINE_STORE_WRITERS`, default two, with
+   Redis and the SQL registry).
 
 Reruns and backfills are idempotent: `airloop backfill --start 2013-01-01 --end 2013-01-15`.
 """

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from airloop.usecase.model import load_usecase
 from tests.conftest import REPO
 
 DAG_FILES = sorted((REPO / "dags").glob("*.py"))
@@ -131,7 +132,41 @@ def test_feature_pipeline_shape(dagbag) -> None:
     for upstream, downstream in itertools.pairwise(order):
         assert downstream in dag.get_task(upstream).downstream_task_ids
     assert dag.max_active_runs == 1
-    assert dag.get_task("materialize_online").pool == "airloop_online_store"
+    materialize = dag.get_task("materialize_online")
+    assert materialize.pool == "airloop_online_store"
+    # Embedded (SQLite, the registry file): one writer, so one task writes every view.
+    views = [v.name for v in load_usecase("flights").feature_views]
+    assert materialize.op_kwargs_expand_input.value == {"views": [views]}
+
+
+def test_feature_pipeline_writes_the_online_store_from_as_many_tasks_as_writers(
+    monkeypatch,
+) -> None:
+    """With Redis and the SQL registry, the views are dealt to the writers' tasks, each view
+    once; with SQLite, more than one writer is refused by name."""
+    from airloop.orchestration.feature_pipeline import build_feature_pipeline
+    from airloop.settings import SettingsError, get_settings
+
+    usecase = load_usecase("flights")
+    views = [v.name for v in usecase.feature_views]
+    monkeypatch.setenv("AIRLOOP_FEAST_ONLINE_STORE", "redis")
+    monkeypatch.setenv("AIRLOOP_FEAST_REGISTRY_URL", "postgresql+psycopg2://u@127.0.0.1/r")
+    get_settings.cache_clear()
+    try:
+        for writers, groups in (("2", 2), ("3", 3), ("99", len(views))):
+            monkeypatch.setenv("AIRLOOP_ONLINE_STORE_WRITERS", writers)
+            get_settings.cache_clear()
+            dag = build_feature_pipeline(usecase, "flights")
+            dealt = dag.get_task("materialize_online").op_kwargs_expand_input.value["views"]
+            assert len(dealt) == groups
+            assert sorted(v for group in dealt for v in group) == sorted(views)
+        monkeypatch.setenv("AIRLOOP_FEAST_ONLINE_STORE", "sqlite")
+        monkeypatch.setenv("AIRLOOP_ONLINE_STORE_WRITERS", "2")
+        get_settings.cache_clear()
+        with pytest.raises(SettingsError, match="AIRLOOP_ONLINE_STORE_WRITERS"):
+            get_settings()
+    finally:
+        get_settings.cache_clear()
 
 
 def test_monitoring_feeds_model_training_through_the_retrain_asset(dagbag) -> None:

@@ -247,12 +247,16 @@ def test_an_events_queue_holds_only_departures_before_its_own_time(features, fli
     assert waiting > 0  # some flights of the day found others still at the gate
 
 
-def test_materialising_an_interval_writes_what_feasts_materialize_writes(features, flights) -> None:
+def test_materialising_an_interval_writes_what_feasts_materialize_writes(
+    features, flights, monkeypatch
+) -> None:
     """airloop reads a window's rows from the partitions that hold it (Feast's offline query
     reads every partition, slower as the store grows): the online store must end up the same,
-    row for row, including the window stretched to the watermark of a later run."""
+    row for row, including the window stretched to the watermark of a later run; and so when
+    the views are written in two groups (the DAG's writers) and in slices of a few rows."""
+    from airloop.features import store as feast_store
     from airloop.features.offline import read_partitions
-    from airloop.features.store import feature_store, materialize_interval
+    from airloop.features.store import feature_store, materialize_interval, materialized_until
 
     store = feature_store(features, flights)
     lookups = {}
@@ -280,6 +284,19 @@ def test_materialising_an_interval_writes_what_feasts_materialize_writes(feature
         done = materialize_interval(features, flights, day(4), day(5))  # to the watermark
         assert done.end == day(9).isoformat()
         assert online() == feasts
+
+        store.materialize(start_date=day(1), end_date=before)
+        monkeypatch.setattr(feast_store, "ONLINE_WRITE_ROWS", 7)
+        views = [v.name for v in flights.feature_views]
+        for group in (views[0::2], views[1::2]):
+            done = materialize_interval(features, flights, day(4), day(5), group)
+            assert (done.feature_views, done.end) == (group, day(9).isoformat())
+        assert online() == feasts
+        # Every view's window is in the registry, not only the last one written.
+        fresh = feature_store(features, flights)
+        assert {v: materialized_until(fresh, [v]) for v in views} == dict.fromkeys(views, day(9))
+        with pytest.raises(ValueError, match="has no feature view no_such_view"):
+            materialize_interval(features, flights, day(4), day(5), ["no_such_view"])
     finally:
         store.materialize(start_date=day(1), end_date=day(9))
 

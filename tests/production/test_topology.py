@@ -42,8 +42,35 @@ def test_doctor_passes_on_the_running_topology(stack, user_env) -> None:
     assert "the api-server signs with this environment's JWT secret" in out.stdout
 
 
-def test_feature_pipeline_runs_on_the_celery_workers(features_ran) -> None:
+def test_feature_pipeline_runs_on_the_celery_workers(features_ran, settings) -> None:
+    """Each interval's feature views written to Redis by two mapped tasks (the default
+    writers with the SQL registry), each view's window recorded in that registry."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import create_engine, text
+
+    from airloop.features.store import feature_store, materialized_until
+
     assert [r["state"] for r in features_ran] == ["success"] * FIRST_DAYS
+    engine = create_engine(settings.airflow_db_conn)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT run_id, map_index, state, pool FROM task_instance"
+                " WHERE dag_id = 'feature_pipeline' AND task_id = 'materialize_online'"
+            )
+        ).fetchall()
+    engine.dispose()
+    by_run: dict[str, list[tuple[int, str, str]]] = {}
+    for run_id, index, state, pool in rows:
+        by_run.setdefault(run_id, []).append((index, state, pool))
+    ran = {r["dag_run_id"] for r in features_ran}
+    both = [(0, "success", "airloop_online_store"), (1, "success", "airloop_online_store")]
+    assert {run: sorted(tis) for run, tis in by_run.items() if run in ran} == {r: both for r in ran}
+    store = feature_store(settings, _flights())
+    last = datetime(2013, 1, FIRST_DAYS + 1, tzinfo=UTC)
+    views = [v.name for v in _flights().feature_views]
+    assert {v: materialized_until(store, [v]) for v in views} == dict.fromkeys(views, last)
 
 
 def test_training_registers_a_champion_with_lineage_on_the_tracking_server(

@@ -340,10 +340,12 @@ def materialize_online(
     end: datetime,
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
+    views: list[str] | None = None,
 ) -> Materialized:
-    """Load the interval's feature rows into the online store (never rolling it back)."""
+    """Load the interval's feature rows into the online store (never rolling it back), for
+    every feature view or only these (the DAG's writers each take a group of them)."""
     uc, st = resolve(usecase, settings)
-    return materialize_interval(st, uc, start, end)
+    return materialize_interval(st, uc, start, end, views)
 
 
 def run_interval(

@@ -48,26 +48,42 @@ def build_offline_features(
     return run_stage(stage, start, end, Validated.from_dict(validated), usecase, run=run_lineage())
 
 
-# One writer at a time: the online store and the registry's watermark are shared.
-@task(pool=ONLINE_STORE_POOL)
+# The pool's slots are the writers the stores allow at once (Settings.online_writers): one with
+# SQLite and the registry file, more with Redis and the SQL registry.
+@task(pool=ONLINE_STORE_POOL, map_index_template="{{ feature_views }}")
 def materialize_online(
+    views: list[str],
     usecase: str,
     data_interval_start: datetime | None = None,
     data_interval_end: datetime | None = None,
 ) -> dict[str, Any]:
-    """Load the interval's window into the Feast online store."""
+    """Load the interval's window of these feature views into the Feast online store."""
+    from airflow.sdk import get_current_context
+
     from airloop.features.pipeline import materialize_online as stage
 
+    get_current_context()["feature_views"] = ", ".join(views)  # type: ignore[typeddict-unknown-key]
     start, end = data_interval(data_interval_start, data_interval_end)
-    return run_stage(stage, start, end, usecase)
+    return run_stage(stage, start, end, usecase, views=views)
+
+
+def writer_groups(views: list[str], writers: int) -> list[list[str]]:
+    """The feature views dealt in turn to at most ``writers`` groups, one task each.
+
+    Dealt in the use case's order, not balanced by size: the views' costs are known only once
+    they run, and a view's cost follows its rows, which the order does not tell.
+    """
+    count = max(1, min(writers, len(views)))
+    return [views[i::count] for i in range(count)]
 
 
 def build_feature_pipeline(usecase: UseCase, ref: str, doc_md: str | None = None) -> DAG:
     """The DAG ``feature_pipeline``: one run per data interval, one interval at a time."""
     start, end = schedule_bounds(usecase)
+    settings = get_settings()
 
     @dag(
-        dag_id=dag_id("feature_pipeline", usecase, get_settings()),
+        dag_id=dag_id("feature_pipeline", usecase, settings),
         description=f"Raw {usecase.name} data per interval → validation gate → features → Feast",
         doc_md=doc_md,
         # Data intervals, not trigger times: each run owns [start, end) of the source's data.
@@ -80,6 +96,8 @@ def build_feature_pipeline(usecase: UseCase, ref: str, doc_md: str | None = None
     )
     def feature_pipeline() -> None:
         validated: Any = validate_partition(usecase=ref)
-        build_offline_features(validated, usecase=ref) >> materialize_online(usecase=ref)
+        groups = writer_groups([v.name for v in usecase.feature_views], settings.online_writers)
+        published = build_offline_features(validated, usecase=ref)
+        published >> materialize_online.partial(usecase=ref).expand(views=groups)
 
     return feature_pipeline()

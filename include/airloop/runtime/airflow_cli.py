@@ -49,7 +49,7 @@ def run_airflow_cli(
     return proc
 
 
-ONLINE_STORE_POOL = "airloop_online_store"  # one writer at a time: the online store's pool
+ONLINE_STORE_POOL = "airloop_online_store"  # the online store's writers (Settings.online_writers)
 
 
 def prepare_airflow_home(settings: Settings) -> None:
@@ -67,6 +67,7 @@ def migrate_db(settings: Settings) -> None:
     """Create or upgrade Airflow's metadata DB, and the pool online-store writers share."""
     prepare_airflow_home(settings)
     run_airflow_cli(settings, ["db", "migrate"])
+    slots = str(settings.online_writers)
     run_airflow_cli(
-        settings, ["pools", "set", ONLINE_STORE_POOL, "1", "Writers to the Feast online store"]
+        settings, ["pools", "set", ONLINE_STORE_POOL, slots, "Writers to the Feast online store"]
     )

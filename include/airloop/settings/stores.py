@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from airloop.settings.base import SettingsBase
 
@@ -21,6 +21,11 @@ class Stores(SettingsBase):
     feast_online_store: Literal["sqlite", "redis"] = "sqlite"
     feast_redis_url: str = "127.0.0.1:6379"
     feast_registry_url: str | None = None
+    # Tasks that may write the online store at once: the pool `airloop_online_store`, and how
+    # many groups of feature views an interval's materialisation is split into. Default: one
+    # with SQLite or the registry file (each takes one writer), two with Redis and the SQL
+    # registry (each view its own fields and its own registry row).
+    online_store_writers: int | None = Field(default=None, ge=1)
 
     mlflow_ui_port: int = 8500
     # MLflow: SQLite backend and local artifacts unless a tracking server is given.
@@ -28,6 +33,31 @@ class Stores(SettingsBase):
     # The tracking server `airloop up --profile production` runs: its store and artifacts.
     mlflow_backend_store_uri: SecretStr | None = None
     mlflow_artifacts_destination: str | None = None  # default: <shared root>/mlflow-artifacts
+
+    @model_validator(mode="after")
+    def _check_online_writers(self) -> Stores:
+        if (self.online_store_writers or 1) > 1 and not self.concurrent_online_writes:
+            raise ValueError(
+                "AIRLOOP_ONLINE_STORE_WRITERS: more than one writer needs the Redis online store "
+                "(AIRLOOP_FEAST_ONLINE_STORE=redis) and Feast's SQL registry "
+                "(AIRLOOP_FEAST_REGISTRY_URL): SQLite and the registry file take one writer at a time"
+            )
+        return self
+
+    @property
+    def concurrent_online_writes(self) -> bool:
+        """Whether tasks may write the online store side by side: Redis keeps each view's
+        values and timestamps in fields of their own, and the SQL registry each view's
+        materialisation record in a row of its own."""
+        registry = self.feast_registry_url or ""
+        return self.feast_online_store == "redis" and "://" in registry
+
+    @property
+    def online_writers(self) -> int:
+        """The online store's writers at once (:attr:`online_store_writers`, else by store)."""
+        if self.online_store_writers is not None:
+            return self.online_store_writers
+        return 2 if self.concurrent_online_writes else 1
 
     @property
     def feast_dir(self) -> Path:
