@@ -1,5 +1,6 @@
-"""Every component of `airloop up` that dies is started again, a few times, named as a person
-knows it; past its restarts the command stops, saying which component and where its log is."""
+"""Every component of `airloop up` that dies is started again, after a delay that grows while
+it keeps dying, named as a person knows it; past its restarts the command stops, saying which
+component and where its log is."""
 
 from __future__ import annotations
 
@@ -11,7 +12,13 @@ import pytest
 
 from airloop.cli import NEXT_STEP_COMPONENT, NEXT_STEP_SERVICE, next_step
 from airloop.runtime.airflow_cli import AirflowError, ComponentDied
-from airloop.runtime.services import MAX_RESTARTS, RESTART_WINDOW_SECONDS, Services, topology
+from airloop.runtime.services import (
+    MAX_RESTARTS,
+    RESTART_BACKOFF_SECONDS,
+    RESTART_WINDOW_SECONDS,
+    Services,
+    topology,
+)
 from airloop.settings import Settings
 from tests.builders import production
 
@@ -52,7 +59,10 @@ class Scripted(Services):
 
 
 def scripted(tmp_path: Path, components: tuple[str, ...], deaths: int) -> Scripted:
+    """Components that die ``deaths`` times, started again at once (no back-off delay: the
+    delays have a test of their own)."""
     services = Scripted(Settings(home=tmp_path / "home"), components=components)
+    services.backoff_seconds = 0.0
     services.deaths = deaths
     services.settings.home.mkdir(parents=True)
     return services
@@ -94,7 +104,10 @@ def test_every_component_that_dies_is_started_again_and_named_in_its_log(tmp_pat
         assert services.restarts == dict.fromkeys(NAMED, 1)
         for name, label in NAMED.items():
             logged = services.log_file(name).read_text()
-            assert f"airloop: {label} exited with code 1; starting it again (1 of 3" in logged
+            assert (
+                f"airloop: {label} exited with code 1; starting it again (1 of {MAX_RESTARTS}"
+                in logged
+            )
 
 
 def test_a_killed_serving_api_is_started_again(tmp_path: Path) -> None:
@@ -110,7 +123,10 @@ def test_a_killed_serving_api_is_started_again(tmp_path: Path) -> None:
         assert services.procs["serving"].poll() is None
         assert services.procs["scheduler"].pid == scheduler  # the rest untouched
         logged = services.log_file("serving").read_text()
-        assert "the serving API (serving) exited with code -9; starting it again (1 of 3" in logged
+        assert (
+            f"the serving API (serving) exited with code -9; starting it again (1 of {MAX_RESTARTS}"
+            in logged
+        )
 
 
 def test_a_scheduler_that_dies_twice_lives_on_its_third_start(tmp_path: Path) -> None:
@@ -125,7 +141,7 @@ def test_a_scheduler_that_dies_twice_lives_on_its_third_start(tmp_path: Path) ->
         assert services.restarts == {"scheduler": 2}
         logged = services.log_file("scheduler").read_text()
         assert (
-            "scheduler exited with code 1; starting it again (2 of 3 restarts in 10 minutes)"
+            f"scheduler exited with code 1; starting it again (2 of {MAX_RESTARTS} restarts in 10"
             in logged
         )
 
@@ -147,8 +163,35 @@ def test_restarts_older_than_the_window_are_given_back(tmp_path: Path) -> None:
         assert services.restarts == {"scheduler": MAX_RESTARTS + 2}  # all, for the profile
         assert services.recent_restarts("scheduler") == 1
         logged = services.log_file("scheduler").read_text()
-        assert "starting it again (2 of 3 restarts in 10 minutes)" in logged
-        assert "(3 of 3" not in logged
+        assert f"starting it again (2 of {MAX_RESTARTS} restarts in 10 minutes)" in logged
+        assert f"(3 of {MAX_RESTARTS}" not in logged
+
+
+def test_a_component_dying_over_and_over_waits_longer_each_time(tmp_path: Path) -> None:
+    """A database away for a while ends the scheduler at every start: it is started again at
+    once, then after 2, 4, 8 s ... (at most a minute), so a few restarts span a long outage."""
+    now = [1000.0]
+    services = scripted(tmp_path, ("scheduler",), deaths=4)
+    services.backoff_seconds = RESTART_BACKOFF_SECONDS
+    services.clock = lambda: now[0]
+    with services:
+        for death, delay in enumerate([0, 2, 4, 8]):
+            dead(services, "scheduler")
+            if delay:
+                services.check_alive()  # seen dead: its delay begins
+                now[0] += delay - 0.5
+                services.check_alive()
+                assert services.procs["scheduler"].poll() is not None  # still waiting
+                now[0] += 0.5
+            services.check_alive()
+            started(services, "scheduler", death + 2)
+        services.check_alive()
+        assert services.procs["scheduler"].poll() is None  # the fifth start lives
+        assert services.restarts == {"scheduler": 4}
+        logged = services.log_file("scheduler").read_text()
+        assert f"starting it again after 8 s (4 of {MAX_RESTARTS} restarts" in logged
+    delays = [services.restart_delay(n) for n in range(9)]
+    assert delays == [0, 2, 4, 8, 16, 32, 60, 60, 60]
 
 
 @pytest.mark.parametrize("name", ["serving", "scheduler"])
@@ -158,7 +201,8 @@ def test_past_its_restarts_a_component_stops_up_naming_it(tmp_path: Path, name: 
         services.watch(interval=0.05)  # `airloop up`'s loop
     message = str(stopped.value)
     assert message.startswith(
-        f"{NAMED[name]} exited with code 1 after 3 restarts in 10 minutes (at most 3)"
+        f"{NAMED[name]} exited with code 1 after {MAX_RESTARTS} restarts in 10 minutes"
+        f" (at most {MAX_RESTARTS})"
     )
     assert str(services.log_file(name)) in message
     assert services.restarts == {name: MAX_RESTARTS}

@@ -41,13 +41,19 @@ COMPONENTS_RUN = ("api-server", "scheduler", "dag-processor", "serving")
 # metadata database, the serving API's champion in the registry, the MLflow servers in the
 # tracking store, a Celery worker's tasks in the broker and Airflow's database (Airflow
 # retries a task whose worker died). So one that dies (SQLite's "database is locked" has ended a
-# scheduler in a long replay; a kill -9 of the serving API) is started again at the
-# supervisor's next check, as compose's `restart: unless-stopped` does, up to MAX_RESTARTS
-# times each within RESTART_WINDOW_SECONDS (systemd's StartLimitBurst in StartLimitIntervalSec);
-# past them the command stops and says which component, with its log's tail. A component that
-# has not died for a window has its restarts back: a stack up for weeks survives a death a day.
-MAX_RESTARTS = 3
+# scheduler in a long replay; a kill -9 of the serving API; PostgreSQL ending its connections)
+# is started again, as compose's `restart: unless-stopped` does: at once the first time, then
+# after a delay that doubles from RESTART_BACKOFF_SECONDS to at most RESTART_BACKOFF_MAX_SECONDS
+# (systemd's RestartSec, RestartSteps and RestartMaxDelaySec), so a database that is away for
+# a while is waited for rather than hammered; up to MAX_RESTARTS times each within
+# RESTART_WINDOW_SECONDS (systemd's StartLimitBurst in StartLimitIntervalSec: about five
+# minutes of a component dying over and over); past them the command stops and says which
+# component, with its log's tail. A component that has not died for a window has its restarts
+# back: a stack up for weeks survives a death a day.
+MAX_RESTARTS = 10
 RESTART_WINDOW_SECONDS = 600.0
+RESTART_BACKOFF_SECONDS = 2.0
+RESTART_BACKOFF_MAX_SECONDS = 60.0
 WATCH_SECONDS = 2.0  # between two checks of `airloop up`'s supervisor
 _PR_SET_PDEATHSIG = 1
 # Airflow's log servers (a Celery worker's, the triggerer's, a LocalExecutor scheduler's) bind
@@ -142,6 +148,15 @@ class Services:
     env: dict[str, str] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
     restarted_at: dict[str, list[float]] = field(default_factory=dict)  # within the window
+    backoff_seconds: float = RESTART_BACKOFF_SECONDS
+    dead_since: dict[str, float] = field(default_factory=dict)  # seen dead, not started again
+
+    def restart_delay(self, recent: int) -> float:
+        """How long a component that died waits before its next start, after ``recent``
+        restarts within the window: none the first time, then doubling to the cap."""
+        if recent == 0:
+            return 0.0
+        return min(RESTART_BACKOFF_MAX_SECONDS, self.backoff_seconds * 2 ** (recent - 1))
 
     def recent_restarts(self, name: str) -> int:
         """The component's restarts within the last ``RESTART_WINDOW_SECONDS``: its budget used."""
@@ -214,15 +229,18 @@ class Services:
         return [airflow_bin(), name, *(["--skip-serve-logs"] if name in SERVES_LOGS else [])]
 
     def check_alive(self) -> None:
-        """Start again any component that has exited, ``MAX_RESTARTS`` times each within
-        ``RESTART_WINDOW_SECONDS`` (noted in its log and logged); raise, naming it, with the
-        tail of its log, past them."""
+        """Start again any component that has exited, once its delay has passed
+        (:meth:`restart_delay`), ``MAX_RESTARTS`` times each within ``RESTART_WINDOW_SECONDS``
+        (noted in its log and logged); raise, naming it, with the tail of its log, past them."""
         for name, proc in list(self.procs.items()):
             if proc.poll() is None:
                 continue
             recent = self.recent_restarts(name)
             if recent < MAX_RESTARTS:
-                self.restart(name, proc.returncode)
+                died = self.dead_since.setdefault(name, self.clock())
+                if self.clock() - died >= self.restart_delay(recent):
+                    del self.dead_since[name]
+                    self.restart(name, proc.returncode, waited=self.clock() - died)
                 continue
             log_file = self.log_file(name)
             tail = log_file.read_text(errors="replace")[-1500:] if log_file.exists() else ""
@@ -239,7 +257,7 @@ class Services:
             self.check_alive()
             time.sleep(interval)
 
-    def restart(self, name: str, code: int) -> None:
+    def restart(self, name: str, code: int, waited: float = 0.0) -> None:
         """End what is left of the component's process group (an executor's workers, a
         server's), then start it again."""
         old = self.procs[name]
@@ -251,8 +269,9 @@ class Services:
             time.sleep(0.05)
         self.restarts[name] = self.restarts.get(name, 0) + 1
         self.restarted_at.setdefault(name, []).append(self.clock())
+        after = f" after {waited:.0f} s" if waited >= 1 else ""
         note = (
-            f"airloop: {describe(name)} exited with code {code}; starting it again"
+            f"airloop: {describe(name)} exited with code {code}; starting it again{after}"
             f" ({self.recent_restarts(name)} of {MAX_RESTARTS} restarts"
             f" in {RESTART_WINDOW_SECONDS / 60:.0f} minutes)"
         )
