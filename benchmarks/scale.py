@@ -15,6 +15,27 @@ runs in a process of its own):
   ``/v1/predict`` requests (p50, p99), then the last day's events in batches of 200;
 - ``monitoring``: ``monitor_interval`` of the last day (checks, decision, report).
 
+The anchors (group ``anchors``, on by default): what a user would run instead, on the same
+data, in the same home and on the same machine, each in a fresh process as the stages are, in a
+Feast repository of their own (``anchor-feast/`` in the home: a registry, the same definitions
+over the same Parquet partitions, Feast's stock ``duckdb`` offline store and a SQLite online
+store of its own; airloop's registry and stores are not touched):
+
+- ``anchor-materialize``, after each day's feature pipeline (so it finds the partitions
+  airloop's ``materialize online`` found): Feast's ``FeatureStore.materialize(start, end)``
+  of every view over the day, into the anchor's online store, against ``materialize online``;
+- ``anchor-training-set``: the same entity rows (the window's events with the labels known by
+  its end, read as ``build training set`` reads them) joined by Feast's stock DuckDB
+  ``get_historical_features`` with the same feature service, to a DataFrame, against
+  ``build training set``;
+- ``anchor-serving``, after monitoring (its requests are logged): ``airloop serve``,
+  ``mlflow models serve`` of the same champion and ``feast serve`` of the anchor's repository,
+  on loopback ports, one worker each (``benchmarks/serving.py``'s ``start`` and ``wait``,
+  ``benchmarks/load.py``'s client and ``measure``): one-row ``/v1/predict`` over HTTP, against
+  a Feast SDK lookup in the client (the anchor's online store, filled by Feast's materialize)
+  then ``/invocations`` of ``mlflow models serve`` (the anchor), and against ``feast serve``
+  then ``mlflow models serve`` (two hops), the same requests in the same order for each.
+
 Per stage: wall time and processor time of the stage alone (imports excluded), and the process's
 peak resident memory during it (``VmHWM``, reset before each stage through
 ``/proc/self/clear_refs``), with the memory before it. How each stage grows is the log-log
@@ -54,6 +75,28 @@ HOMES = ROOT / ".cache" / "scale" / "homes"
 FIRST = date(2013, 1, 1)
 STEP_TIMEOUT = 20 * 60  # no group of stages may run longer (the machine is shared)
 LATENCY_REQUESTS = 300
+ANCHOR_REPO = "anchor-feast"  # in the home: the anchors' Feast repository
+ANCHOR_PORTS = {"airloop": 8631, "mlflow": 8632, "feast": 8633}  # loopback only
+# airloop's stage, the anchor's stage and what the anchor is (scale.md's comparison table).
+ANCHORS = (
+    (
+        "materialize online",
+        "anchor: Feast materialize",
+        "Feast's `FeatureStore.materialize(start, end)` of every view over the day, stock"
+        " DuckDB offline store, into a SQLite online store of its own",
+    ),
+    (
+        "build training set",
+        "anchor: Feast get_historical_features",
+        "the same entity rows, Feast's stock DuckDB `get_historical_features` with the same"
+        " feature service, `.to_df()`",
+    ),
+    (
+        "/v1/predict over HTTP, one row",
+        "anchor: Feast lookup + mlflow models serve, one row",
+        "a Feast SDK online lookup in the client, then `/invocations` of `mlflow models serve`",
+    ),
+)
 
 
 def say(text: str) -> None:
@@ -176,6 +219,12 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
         made.update(training(args, usecase, settings, meter))
     elif args.child == "serving":
         made.update(serving(args, usecase, settings, meter))
+    elif args.child == "anchor-materialize":
+        anchor_materialize(args, usecase, settings, meter)
+    elif args.child == "anchor-training-set":
+        made.update(anchor_training_set(args, usecase, settings, meter))
+    elif args.child == "anchor-serving":
+        made.update(anchor_serving(args, usecase, settings, meter))
     elif args.child == "monitoring":
         from airloop.monitoring.pipeline import monitor_interval
 
@@ -288,6 +337,306 @@ def serving(args: argparse.Namespace, usecase: Any, settings: Any, meter: Meter)
     return made
 
 
+# -- the anchors: what a user would run instead, on the same data ---------------------------------
+
+
+def anchor_config(settings: Any, usecase: Any) -> Any:
+    """The anchors' Feast repository in the home: a registry and a SQLite online store of its
+    own, Feast's stock DuckDB offline store; the use case's project name."""
+    from feast.repo_config import RepoConfig
+
+    repo = Path(settings.home) / ANCHOR_REPO
+    repo.mkdir(parents=True, exist_ok=True)
+    return RepoConfig(
+        project=usecase.name,
+        provider="local",
+        entity_key_serialization_version=3,
+        repo_path=str(repo),
+        registry=str(repo / "registry.db"),
+        offline_store={"type": "duckdb"},
+        online_store={"type": "sqlite", "path": str(repo / "online.db")},
+    )
+
+
+def anchor_yaml(config: Any) -> str:
+    """``feature_store.yaml`` for ``feast serve`` of the anchors' repository."""
+    import yaml
+
+    return yaml.safe_dump(
+        {
+            "project": config.project,
+            "provider": "local",
+            "registry": config.registry.path,
+            "offline_store": {"type": "duckdb"},
+            "online_store": {"type": "sqlite", "path": config.online_store.path},
+            "entity_key_serialization_version": 3,
+        },
+        sort_keys=False,
+    )
+
+
+def anchor_materialize(args: argparse.Namespace, usecase: Any, settings: Any, meter: Meter) -> None:
+    """Feast's own materialisation of the day (the first day: a fresh repository first)."""
+    import shutil
+
+    from feast import FeatureStore
+
+    from airloop.features.store import definitions
+
+    repo = Path(settings.home) / ANCHOR_REPO
+    if args.day == 0:
+
+        def set_up() -> None:
+            if repo.exists():
+                shutil.rmtree(repo)
+            config = anchor_config(settings, usecase)
+            objects = [o for group in definitions(settings, usecase).values() for o in group]
+            FeatureStore(config=config).apply(objects)
+            (repo / "feature_store.yaml").write_text(anchor_yaml(config))
+
+        meter.run("anchor: set up its Feast repository", set_up)
+    lo, hi = day_bounds(args.day)
+    names = [view.name for view in usecase.feature_views]
+    meter.run(
+        "anchor: Feast materialize",
+        lambda: FeatureStore(config=anchor_config(settings, usecase)).materialize(
+            lo, hi, feature_views=names
+        ),
+    )
+
+
+def anchor_training_set(
+    args: argparse.Namespace, usecase: Any, settings: Any, meter: Meter
+) -> dict[str, Any]:
+    """Feast's stock DuckDB point-in-time join of the entity rows ``build training set`` joins
+    (its events and labels read as it reads them), with the same feature service."""
+    import pandas as pd
+    from feast import FeatureStore
+
+    from airloop.core.columns import AVAILABLE_AT, EVENT_ID, EVENTS_TABLE, LABEL, LABELS_TABLE
+    from airloop.features.offline import read_partitions
+
+    lo, _ = day_bounds(0)
+    _, hi = day_bounds(args.days - 1)
+
+    def join() -> Any:
+        store = FeatureStore(config=anchor_config(settings, usecase))
+        events = read_partitions(settings, usecase, EVENTS_TABLE, lo, hi)
+        labels = read_partitions(settings, usecase, LABELS_TABLE, lo, hi)
+        labels = labels[labels[AVAILABLE_AT] <= pd.Timestamp(hi)][[EVENT_ID, LABEL]]
+        entity_rows = events.merge(labels, on=EVENT_ID, how="inner")
+        return store.get_historical_features(
+            entity_df=entity_rows,
+            features=store.get_feature_service(usecase.feature_service.name),
+            full_feature_names=True,
+        ).to_df()
+
+    frame = meter.run("anchor: Feast get_historical_features", join, len)
+    return {"training_rows": len(frame)}
+
+
+def process_tree(pid: int) -> list[Any]:
+    import psutil
+
+    with contextlib.suppress(psutil.Error):
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    return []
+
+
+def tree_cpu(pids: list[int]) -> float:
+    """Processor seconds of these processes and their children so far."""
+    total = 0.0
+    for pid in pids:
+        for proc in process_tree(pid):
+            with contextlib.suppress(Exception):
+                times = proc.cpu_times()
+                total += times.user + times.system
+    return total
+
+
+def tree_memory(pids: list[int], field: str, reset: bool = False) -> float:
+    """The sum of ``field`` (VmRSS, VmHWM) over these processes and their children, in MB;
+    ``reset``: their peaks (VmHWM) set to their resident sets first."""
+    total = 0
+    for pid in pids:
+        for proc in process_tree(pid):
+            with contextlib.suppress(OSError):
+                if reset:
+                    Path(f"/proc/{proc.pid}/clear_refs").write_text("5")
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                found = re.search(rf"^{field}:\s+(\d+) kB", status, re.M)
+                total += int(found.group(1)) if found else 0
+    return total / 1024
+
+
+def port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def anchor_serving(
+    args: argparse.Namespace, usecase: Any, settings: Any, meter: Meter
+) -> dict[str, Any]:
+    """One-row requests over loopback HTTP: airloop's ``/v1/predict``, against a Feast lookup
+    then ``mlflow models serve`` (the anchor), and ``feast serve`` then ``mlflow models
+    serve``; the same requests in the same order, one at a time. Each path's figures: the
+    client's and its servers' processor time, and the peak resident sets of all of them."""
+    os.environ.setdefault("BENCH_REQUESTS", str(LATENCY_REQUESTS))  # read by load.py
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))  # serving.py imports load.py by its own name
+    import numpy as np
+    import pandas as pd
+    from feast import FeatureStore
+    from load import WARMUP, Client, measure  # type: ignore[import-not-found]
+    from mlflow.models import get_model_info
+
+    from airloop.core.columns import EVENT_TS, EVENTS_TABLE
+    from airloop.demo.traffic import instances_for
+    from airloop.features.offline import read_partitions
+    from airloop.registry.tracking import configure
+    from airloop.serving.predict import MISSING_KEY, add_calendar
+    from airloop.serving.schema import EVENT_ID_FIELD, EVENT_TIME_FIELD
+    from airloop.training.models import model_inputs
+    from benchmarks.serving import start, wait
+
+    busy = [port for port in ANCHOR_PORTS.values() if not port_free(port)]
+    if busy:
+        raise SystemExit(f"loopback port(s) {busy} in use: the anchors' servers need them")
+    lo, hi = day_bounds(args.days - 1)
+    events = read_partitions(settings, usecase, EVENTS_TABLE, lo, hi)
+    if events is None:
+        raise SystemExit(f"no events for {lo:%Y-%m-%d}: run the feature pipeline first")
+    instances = instances_for(usecase, events.sort_values(EVENT_TS))
+    picks = [int(i) for i in np.random.default_rng(0).choice(len(instances), LATENCY_REQUESTS)]
+    config = anchor_config(settings, usecase)
+    repo = Path(config.repo_path)
+    store = FeatureStore(config=config)
+    service = store.get_feature_service(usecase.feature_service.name)
+    configure(settings)
+    model_uri = f"models:/{usecase.training.model_name}@champion"
+    columns = get_model_info(model_uri).signature.inputs.input_names()
+
+    def turns() -> Any:
+        """The picked instances in turn (the warm-up's first, then the measured ones)."""
+        return itertools.cycle(instances[i] for i in picks)
+
+    def airloop_call() -> Any:
+        client, order = Client(ANCHOR_PORTS["airloop"]), turns()
+        return lambda: client.post("/v1/predict", json.dumps({"instances": [next(order)]}).encode())
+
+    def entity(instance: dict[str, Any]) -> dict[str, Any]:
+        """The instance's entity keys; a missing one (a flight without its aircraft) as a key
+        that finds nothing, which Feast needs and airloop's lookup does too."""
+        return {k: MISSING_KEY if instance[k] is None else instance[k] for k in usecase.entity_keys}
+
+    def anchor_row(instance: dict[str, Any], online: dict[str, Any]) -> bytes:
+        """The model's input row (request fields, their calendar columns, the features) as
+        ``mlflow models serve`` reads it."""
+        row = {k: v for k, v in instance.items() if k not in (EVENT_ID_FIELD, EVENT_TIME_FIELD)}
+        add_calendar(usecase, [row], [instance[EVENT_TIME_FIELD]])
+        frame = model_inputs(pd.DataFrame([{**online, **row}]), columns)
+        split = json.loads(frame.to_json(orient="split", index=False))
+        return json.dumps({"dataframe_split": split}).encode()
+
+    def sdk_call() -> Any:
+        client, order = Client(ANCHOR_PORTS["mlflow"]), turns()
+
+        def call() -> None:
+            instance = next(order)
+            got = store.get_online_features(
+                features=service, entity_rows=[entity(instance)], full_feature_names=True
+            ).to_dict()
+            client.post("/invocations", anchor_row(instance, {k: v[0] for k, v in got.items()}))
+
+        return call
+
+    def two_hop_call() -> Any:
+        feast_client, client, order = (
+            Client(ANCHOR_PORTS["feast"]),
+            Client(ANCHOR_PORTS["mlflow"]),
+            turns(),
+        )
+
+        def call() -> None:
+            instance = next(order)
+            body = {
+                "feature_service": usecase.feature_service.name,
+                "entities": {k: [v] for k, v in entity(instance).items()},
+                "full_feature_names": True,
+            }
+            got = json.loads(feast_client.post("/get-online-features", json.dumps(body).encode()))
+            names = got["metadata"]["feature_names"]
+            values = {n: r["values"][0] for n, r in zip(names, got["results"], strict=True)}
+            client.post("/invocations", anchor_row(instance, values))
+
+        return call
+
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        **settings.environment(),
+        **settings.thread_env(),
+        "MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "MLFLOW_REGISTRY_URI": settings.tracking_uri,
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",  # mlflow execs uvicorn from PATH
+    }
+    servers = {
+        "airloop": [str(bin_dir / "airloop"), "serve", "--port", str(ANCHOR_PORTS["airloop"]),
+                    "--poll", "3600"],
+        "mlflow": [str(bin_dir / "mlflow"), "models", "serve", "-m", model_uri,
+                   "--env-manager", "local", "-p", str(ANCHOR_PORTS["mlflow"]), "-w", "1"],
+        "feast": [str(bin_dir / "feast"), "--chdir", str(repo), "serve",
+                  "-p", str(ANCHOR_PORTS["feast"]), "-w", "1", "--max-requests", "0",
+                  "--no-access-log"],
+    }  # fmt: skip
+    procs = {name: start(cmd, env, f"scale-anchor-{name}.log") for name, cmd in servers.items()}
+    made: dict[str, Any] = {
+        "online_store_mb": round(settings.online_store_path.stat().st_size / 2**20, 1),
+        "anchor_online_store_mb": round((repo / "online.db").stat().st_size / 2**20, 1),
+        "requests": LATENCY_REQUESTS,
+        "calls": LATENCY_REQUESTS + WARMUP,  # the warm-up's are in each path's time too
+    }
+    try:
+        wait(f"http://127.0.0.1:{ANCHOR_PORTS['airloop']}/ready", timeout=300)
+        wait(f"http://127.0.0.1:{ANCHOR_PORTS['mlflow']}/ping", timeout=300)
+        wait(f"http://127.0.0.1:{ANCHOR_PORTS['feast']}/health", timeout=300)
+        paths = (
+            ("/v1/predict over HTTP, one row", airloop_call, ["airloop"]),
+            ("anchor: Feast lookup + mlflow models serve, one row", sdk_call, ["mlflow"]),
+            ("anchor: feast serve + mlflow models serve, one row", two_hop_call,
+             ["feast", "mlflow"]),
+        )  # fmt: skip
+        for name, factory, used in paths:
+            pids = [procs[u].pid for u in used]
+            before_mb = tree_memory(pids, "VmRSS", reset=True)
+            server_cpu = tree_cpu(pids)
+            figures = meter.run(name, lambda f=factory: measure(f, 1))  # type: ignore[misc]
+            stage = meter.stages[name]
+            stage["client_cpu_s"] = stage["cpu_s"]
+            stage["servers_cpu_s"] = round(tree_cpu(pids) - server_cpu, 3)
+            stage["cpu_s"] = round(stage["client_cpu_s"] + stage["servers_cpu_s"], 3)
+            stage["client_peak_rss_mb"] = stage["peak_rss_mb"]
+            stage["servers_peak_rss_mb"] = round(tree_memory(pids, "VmHWM"), 1)
+            stage["peak_rss_mb"] = round(stage["peak_rss_mb"] + stage["servers_peak_rss_mb"], 1)
+            stage["rss_before_mb"] = round(stage["rss_before_mb"] + before_mb, 1)
+            stage.update({k: round(v, 2) for k, v in figures.items() if k != "requests"})
+            stage["rows"] = figures["requests"]
+    finally:
+        for proc in procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, 15)
+        for proc in procs.values():
+            proc.wait(timeout=30)
+    return made
+
+
 # -- in the parent: the scales, the children, the results -----------------------------------------
 
 
@@ -321,6 +670,18 @@ def run_child(
     result["process_s"] = round(time.monotonic() - began, 1)
     result["load_before"] = load
     return result
+
+
+def run_anchor(
+    group: str, n: int, usecase: Path, home: Path, days: int, day: int | None = None
+) -> dict[str, Any]:
+    """An anchor's group as :func:`run_child` runs it; one that fails or runs out of time is
+    recorded as such (its error) instead of ending the run: the stages' measures stand."""
+    try:
+        return run_child(group, n, usecase, home, days, day)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        say(f"  {group} failed: {exc}")
+        return {"stages": {}, "made": {}, "error": str(exc)}
 
 
 def features_run(n: int, days: int) -> dict[str, Any] | None:
@@ -358,28 +719,56 @@ def run_scale(n: int, days: int, groups: list[str], after_features: bool = False
     held = json.loads(marker.read_text()) if marker.is_file() else {}
     if after_features and (earlier is None or held.get("days") != days):
         raise SystemExit(f"no home with the feature pipeline at x{n} over {days} day(s) to reuse")
+    anchors = "anchors" in groups
     if earlier is not None:
         out.update(land=earlier["land"], features=earlier["features"])
         out["features_from"] = earlier["features_from"]
+        if anchors:  # Feast's materialize of each day, after every day's features now
+            out["anchors"] = {
+                "materialize": [
+                    run_anchor("anchor-materialize", n, usecase, home, days, d) for d in range(days)
+                ],
+                "materialize_after_features": True,
+            }
     else:
         if home.exists():
             shutil.rmtree(home)
         home.mkdir(parents=True)
         marker.write_text(json.dumps({"days": days}))
         out["land"] = run_child("land", n, usecase, home, days)
-        out["features"] = [run_child("features", n, usecase, home, days, d) for d in range(days)]
-    for group in ("training", "serving", "monitoring"):
-        if group in groups:
+        out["features"] = []
+        for d in range(days):
+            out["features"].append(run_child("features", n, usecase, home, days, d))
+            if anchors:  # on the partitions airloop's materialisation of the day found
+                materialized = out.setdefault("anchors", {}).setdefault("materialize", [])
+                materialized.append(run_anchor("anchor-materialize", n, usecase, home, days, d))
+    # Each anchor after its stage's group (and needing it); the anchors' servers after
+    # monitoring, as their requests are logged as served ones.
+    order = (
+        ("training", "training"),
+        ("anchor-training-set", "training"),
+        ("serving", "serving"),
+        ("monitoring", "monitoring"),
+        ("anchor-serving", "serving"),
+    )
+    for group, needs in order:
+        if needs not in groups:
+            continue
+        if group.startswith("anchor-"):
+            if anchors:
+                key = group.removeprefix("anchor-")
+                out.setdefault("anchors", {})[key] = run_anchor(group, n, usecase, home, days)
+        else:
             out[group] = run_child(group, n, usecase, home, days)
     return out
 
 
-def stage_table(scale: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per stage, its measures at this scale (the feature stages: the mean over the days)."""
-    flat: dict[str, dict[str, Any]] = dict(scale["land"]["stages"])
-    days = scale["features"]
-    for name in days[0]["stages"]:
-        runs = [d["stages"][name] for d in days]
+def day_means(days: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per stage of a group run once a day, the mean of its measures over the days that ran it
+    (peak: the highest day's)."""
+    flat: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(k for d in days for k in d["stages"]):
+        runs = [d["stages"][name] for d in days if name in d["stages"]]
         flat[name] = {
             key: round(sum(r[key] for r in runs) / len(runs), 3)
             for key in ("wall_s", "cpu_s", "rss_before_mb")
@@ -390,9 +779,23 @@ def stage_table(scale: dict[str, Any]) -> dict[str, dict[str, Any]]:
         )
         if all("rows" in r for r in runs):
             flat[name]["rows"] = round(sum(r["rows"] for r in runs) / len(runs))
+    return flat
+
+
+def stage_table(scale: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per stage, its measures at this scale (the feature stages: the mean over the days), then
+    the anchors'."""
+    flat: dict[str, dict[str, Any]] = dict(scale["land"]["stages"])
+    flat.update(day_means(scale["features"]))
     for group in ("training", "serving", "monitoring"):
         if group in scale:
             flat.update(scale[group]["stages"])
+    anchors = scale.get("anchors", {})
+    if anchors.get("materialize"):
+        flat.update(day_means(anchors["materialize"]))
+    for group in ("training-set", "serving"):
+        if group in anchors:
+            flat.update(anchors[group]["stages"])
     for m in flat.values():
         m.setdefault("grew_mb", round(m["peak_rss_mb"] - m["rss_before_mb"], 1))
     return flat
@@ -504,6 +907,133 @@ def scale_lines(scales: list[dict[str, Any]]) -> list[str]:
             f"| x{n} | {m['p50_ms']} | {m['p99_ms']} | {m['online_store_mb']} |"
             for n, m in serving_rows
         ]
+    return lines + anchor_lines(scales)
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    """a ÷ b to two places; "-" without both, or with b at zero."""
+    return "-" if a is None or b is None or b <= 0 else f"{a / b:.2f}"
+
+
+def anchor_lines(scales: list[dict[str, Any]]) -> list[str]:
+    """The anchors' table (each airloop stage against its anchor, per scale, with both slopes
+    from the scale before) and the serving anchors' latencies."""
+    with_anchors = [s for s in scales if s.get("anchors")]
+    if not with_anchors:
+        return []
+    tables = {s["scale"]: stage_table(s) for s in scales}
+    grow = slopes(scales)
+    lines = [
+        "",
+        "### Anchors: what a user would run instead, on the same data and machine",
+        "",
+        "Each anchor in a fresh process of its own, as the stages are, in a Feast repository of"
+        " its own in the same home (a registry, the same definitions over the same Parquet"
+        " partitions, Feast's stock `duckdb` offline store, a SQLite online store filled by"
+        " Feast's materialize). Figures: wall s / processor s / peak MB (MB the stage added to"
+        " its process). Ratios: airloop ÷ anchor, below 1 where airloop costs less; memory's of"
+        " what the stage added. Slopes: from the scale before, airloop's; anchor's.",
+        "",
+    ]
+    lines += [f"- **{anchor}**: {what}." for _, anchor, what in ANCHORS]
+    lines += [
+        "- **anchor: feast serve + mlflow models serve, one row** (no ratio): the same request"
+        " as two HTTP hops, `feast serve` of the anchors' repository then `mlflow models serve`.",
+        "",
+        "| airloop stage | anchor | scale | airloop | anchor | airloop ÷ anchor wall"
+        " | ÷ processor | ÷ memory added | slope wall | slope processor |",
+        "|---|---|---|---|---|---:|---:|---:|---|---|",
+    ]
+
+    def cell(m: dict[str, Any] | None) -> str:
+        if m is None:
+            return "-"
+        return (
+            f"{m['wall_s']:.2f} / {m['cpu_s']:.2f} / {m['peak_rss_mb']:.0f} (+{m['grew_mb']:.0f})"
+        )
+
+    for stage, anchor, _ in ANCHORS:
+        prev = None
+        for s in scales:
+            n = s["scale"]
+            ours, theirs = tables[n].get(stage), tables[n].get(anchor)
+            if ours is None and theirs is None:
+                continue
+            walls = cpus = "-"
+            if prev is not None:
+                key = f"x{prev}→x{n}"
+                ours_g, theirs_g = grow.get(stage, {}), grow.get(anchor, {})
+                walls = f"{ours_g.get('wall ' + key, '-')}; {theirs_g.get('wall ' + key, '-')}"
+                cpus = f"{ours_g.get('cpu ' + key, '-')}; {theirs_g.get('cpu ' + key, '-')}"
+            ratios = [
+                ratio((ours or {}).get(key), (theirs or {}).get(key))
+                for key in ("wall_s", "cpu_s", "grew_mb")
+            ]
+            lines.append(
+                f"| {stage} | {anchor} | x{n} | {cell(ours)} | {cell(theirs)}"
+                f" | {' | '.join(ratios)} | {walls} | {cpus} |"
+            )
+            prev = n
+    for s in scales:
+        failed = {
+            g: a["error"]
+            for g, a in s.get("anchors", {}).items()
+            if isinstance(a, dict) and "error" in a
+        }
+        failed.update(
+            {
+                f"materialize day {i + 1}": a["error"]
+                for i, a in enumerate(s.get("anchors", {}).get("materialize", []))
+                if "error" in a
+            }
+        )
+        if not s.get("anchors"):
+            lines.append(
+                f"\nx{s['scale']}: the measure of {s['measured_at']}, made before the anchors"
+                " existed: no anchor figures at this scale."
+            )
+        for group, error in failed.items():
+            lines.append(f"\nx{s['scale']}: anchor {group} failed ({error}).")
+    served = [
+        (s["scale"], tables[s["scale"]], s["anchors"])
+        for s in with_anchors
+        if "serving" in s["anchors"]
+    ]
+    if served:
+        http, sdk, two = (
+            ANCHORS[2][0],
+            ANCHORS[2][1],
+            "anchor: feast serve + mlflow models serve, one row",
+        )
+        lines += [
+            "",
+            "One-row requests over loopback HTTP, one at a time, the same"
+            f" {LATENCY_REQUESTS} requests (after 50 to warm) in the same order on each path, one"
+            " worker per server; processor: the client's and its servers' per request; memory:"
+            " the peak resident sets of the client and its servers. airloop's `/v1/predict` also"
+            " checks the features' ttl and freshness and logs each prediction; the anchor does"
+            " neither.",
+            "",
+            "| scale | airloop p50 / p99 ms | anchor p50 / p99 ms | airloop ÷ anchor p50 / p99"
+            " | two hops p50 / p99 ms | processor ms per request airloop / anchor"
+            " | peak MB airloop / anchor | online store MB airloop / anchor |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for n, table, anchors in served:
+            a, b, c = table.get(http), table.get(sdk), table.get(two)
+            if a is None or b is None:
+                continue
+            made = anchors["serving"]["made"]
+            per = 1000 / made.get("calls", made["requests"])
+            hops = f"{c['p50_ms']} / {c['p99_ms']}" if c else "-"
+            lines.append(
+                f"| x{n} | {a['p50_ms']} / {a['p99_ms']} | {b['p50_ms']} / {b['p99_ms']}"
+                f" | {ratio(a['p50_ms'], b['p50_ms'])} / {ratio(a['p99_ms'], b['p99_ms'])}"
+                f" | {hops}"
+                f" | {a['cpu_s'] * per:.2f} / {b['cpu_s'] * per:.2f}"
+                f" | {a['peak_rss_mb']:.0f} / {b['peak_rss_mb']:.0f}"
+                f" | {made['online_store_mb']} / {made['anchor_online_store_mb']} |"
+            )
     return lines
 
 
@@ -562,8 +1092,8 @@ def main() -> None:
     parser.add_argument(
         "--groups",
         nargs="+",
-        default=["training", "serving", "monitoring"],
-        help="what runs after the feature pipeline (default: all)",
+        default=["training", "serving", "monitoring", "anchors"],
+        help="what runs after the feature pipeline, and the anchors (default: all)",
     )
     parser.add_argument(
         "--features-only-from",
