@@ -218,9 +218,12 @@ def push_digest(output: str) -> str | None:
 
 
 def remove_local(image: dict[str, Any]) -> None:
-    """Every local tag of the image, so that it is gone from the engine (parents included)."""
+    """Every local tag of the image, so that it is gone from the engine and a pull must fetch
+    its manifest and configuration from the registry. Its build's intermediate layers stay
+    (``--no-prune``): they are the builder's cache, so the next run of the tier does not
+    install the unchanged dependencies again."""
     tags = list(image.get("RepoTags") or [])
-    removed = docker("rmi", *tags, timeout=300) if tags else None
+    removed = docker("rmi", "--no-prune", *tags, timeout=300) if tags else None
     if inspect_image(image["Id"]) is not None:
         said = removed.stderr if removed else "it has no tags"
         raise AssertionError(f"the image {image['Id']} is still on the engine: {said}")
