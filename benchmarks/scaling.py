@@ -243,7 +243,8 @@ def task_breakdown(db_url: str, dag_id: str) -> dict[str, Any]:
     ).dt.total_seconds()
     return {
         "mean_seconds": {
-            str(name): round(float(group.mean()), 2) for name, group in tasks.groupby("name")
+            str(name): round(float(seconds.mean()), 2)
+            for name, seconds in tasks.groupby("name")["duration"]
         },
         "runs": len(runs),
         "run_wall_seconds": round(float(wall.sum()), 1),
@@ -299,7 +300,8 @@ def write(results: dict[str, Any]) -> None:
             lines.append(
                 f"| {name} | {part['seconds']} | {dag_id} | {d['runs']} | {d['tasks']} | {d['run_seconds']} | {d['task_seconds']} |"
             )
-    lines += at_scale_lines(results.get("workers_at_scale"))
+    for found in (results.get("workers_at_scale") or {}).values():
+        lines += at_scale_lines(found)
     w1, w2 = results["workers"]["1"], results["workers"]["2"]
     lines += [
         "",
@@ -388,7 +390,10 @@ def main() -> None:
         }
         measured["1"] = workers_at_scale(1, args.scale, args.days, concurrency=1)
         measured["2"] = workers_at_scale(2, args.scale, args.days, concurrency=1)
-        results["workers_at_scale"] = measured
+        previous_scales = results.get("workers_at_scale") or {}
+        if "scale" in previous_scales:  # the first layout: one scale, not keyed by it
+            previous_scales = {f"x{previous_scales['scale']}": previous_scales}
+        results["workers_at_scale"] = {**previous_scales, f"x{args.scale}": measured}
     write(results)
 
 
