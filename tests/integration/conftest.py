@@ -137,3 +137,52 @@ def champion(features, flights):
     found = describe_champion(features, flights)
     assert found is not None
     return found
+
+
+def clear_and_rerun(dag: Any, run: Any) -> Any:
+    """``airflow tasks clear <dag> -s D -e D --yes`` for the run's logical date, then that same
+    run driven to its end as the scheduler would drive it: the same run id, every task a new try.
+
+    The clear is Airflow's own command, called in this process; running the cleared run takes
+    the loop of ``dag.test()`` (which itself would delete the run and make a new one), on the
+    existing run instead: no scheduler, API server or executor needed.
+    """
+    from airflow.cli import cli_parser
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk.definitions.dag import _run_task  # dag.test()'s own runner of one task
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from sqlalchemy import select
+
+    logical = run.logical_date.isoformat()
+    args = cli_parser.get_parser().parse_args(
+        ["tasks", "clear", dag.dag_id, "-s", logical, "-e", logical, "--yes"]
+    )
+    args.func(args)
+    with create_session() as session:
+        dr = session.scalar(
+            select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run.run_id)
+        )
+        assert dr is not None and dr.state == DagRunState.QUEUED, "the clear queued the run"
+        dr.dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+        dr.set_state(DagRunState.RUNNING)  # the scheduler starts a queued run
+        session.commit()
+        idle = 0
+        while dr.state == DagRunState.RUNNING:
+            session.expire_all()
+            schedulable, _ = dr.update_state(session=session)
+            for ti in schedulable:
+                ti.try_number += 1
+                ti.state = TaskInstanceState.SCHEDULED
+            session.commit()
+            scheduled = [
+                ti
+                for ti in dr.get_task_instances(session=session)
+                if ti.state == TaskInstanceState.SCHEDULED
+            ]
+            for ti in scheduled:
+                _run_task(ti=ti, task=dag.task_dict[ti.task_id])
+            idle = 0 if scheduled else idle + 1
+            assert idle < 3, f"nothing left to run, and the run is not done: {task_states(dr)}"
+    return dr

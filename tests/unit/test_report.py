@@ -354,3 +354,60 @@ def test_prometheus_labels_are_escaped(flights: UseCase) -> None:
         (("feature", 'we"ird\\name'), ("measure", "psi"), ("usecase", "flights")),
     )
     assert parsed[key] == 0.1
+
+
+# -- a rerun of an older interval ---------------------------------------------------------------
+
+
+def test_history_can_stop_at_an_interval(home: Settings, flights: UseCase) -> None:
+    book = ledger(home)
+    for d in (0, 1, 2):
+        book.record(decision(day(d)).to_dict())
+    assert list(history_frame(home, flights, until=day(1))["interval_start"]) == [day(0), day(1)]
+
+
+def test_the_page_of_an_older_interval_rerun_after_a_later_one_is_the_same(
+    home: Settings, flights: UseCase
+) -> None:
+    """Its history is the one it had at its interval: not the later interval's row, nor the
+    request a later interval opened."""
+    book = ledger(home)
+
+    def page() -> str:
+        return render_report(home, flights, START, END, checked_drift(), performance(), decision())
+
+    book.record(decision().to_dict())
+    first = page()
+    later = START + timedelta(days=1)
+    book.record(decision(later, action="requested", request_id="r-later").to_dict())
+    book.open_request(
+        RetrainRequest(
+            request_id="r-later",
+            interval_start=later.isoformat(),
+            interval_end=(later + timedelta(days=1)).isoformat(),
+            opened_at=later.isoformat(),
+            status="open",
+            streak=2,
+            reasons=[],
+        ).to_dict()
+    )
+    assert page() == first
+
+
+def test_a_rerun_of_an_older_interval_leaves_the_latest_figures_alone(
+    home: Settings, flights: UseCase
+) -> None:
+    from airloop.monitoring.report import publish_latest
+
+    book = ledger(home)
+    latest = home.monitoring_metrics_file(flights.name)
+    book.record(decision(day(0)).to_dict())
+    assert publish_latest(home, flights, day(0), "day 0\n") == latest
+    assert latest.read_text() == "day 0\n"
+    book.record(decision(day(1)).to_dict())
+    publish_latest(home, flights, day(1), "day 1\n")
+    publish_latest(home, flights, day(0), "day 0 again\n")  # the older interval, rerun
+    assert latest.read_text() == "day 1\n"
+    latest.unlink()
+    publish_latest(home, flights, day(0), "day 0 again\n")
+    assert latest.read_text() == "day 0 again\n", "figures rather than none"

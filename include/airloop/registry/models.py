@@ -15,7 +15,7 @@ from typing import Any
 from airloop.catalog import is_better, metric
 from airloop.core.errors import PermanentError
 from airloop.core.records import Number, Record
-from airloop.registry.evidence import drift_state, record_event
+from airloop.registry.evidence import drift_state, history, record_event
 from airloop.registry.tracking import configure
 from airloop.settings import Settings
 from airloop.usecase import UseCase
@@ -182,6 +182,23 @@ def alias_version(settings: Settings, model_name: str, alias: str = CHAMPION) ->
             f"the model registry ({settings.tracking_uri}) did not answer for"
             f" {model_name}@{alias}: {type(exc).__name__}: {exc}"[:400]
         ) from exc
+
+
+def champion_to_beat(settings: Settings, usecase: UseCase, mlflow_run_id: str) -> str | None:
+    """The champion a training run's model is evaluated against: the current one; or, when the
+    run's own version already is the champion (its evaluate task cleared and run again after
+    its promotion), the champion that promotion replaced, so that the rerun compares what the
+    first try compared, never the model with itself."""
+    name = usecase.training.model_name
+    current = alias_version(settings, name)
+    if current is None or configure(settings).get_model_version(name, current).run_id != (
+        mlflow_run_id
+    ):
+        return current
+    promoted = [
+        e for e in history(settings, usecase) if (e.kind, e.version) == ("promoted", current)
+    ]
+    return promoted[0].champion_before if promoted else None
 
 
 def require_champion(settings: Settings, usecase: UseCase) -> str:

@@ -14,7 +14,7 @@ from airloop.core.records import Record
 from airloop.registry.models import (
     Promotion,
     Registration,
-    alias_version,
+    champion_to_beat,
     feature_view_versions,
     gate,
     promote,
@@ -126,9 +126,10 @@ def evaluate_model(
     usecase: UseCase | str | None = None,
     settings: Settings | None = None,
 ) -> Evaluation:
-    """The new model and the current champion on the same held-out, later time slice."""
+    """The new model and the current champion on the same held-out, later time slice (on a
+    rerun after this run's own promotion, the champion it replaced)."""
     uc, st = resolve(usecase, settings)
-    champion = alias_version(st, uc.training.model_name)
+    champion = champion_to_beat(st, uc, trained.run_id)
     return evaluate_run(st, uc, training_set, trained.run_id, champion)
 
 

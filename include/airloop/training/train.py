@@ -347,7 +347,10 @@ def train_and_log(
         previous = find_run(settings, experiment, {**identity, "airloop.stage": "train"})
         if previous is not None:
             log.info("reusing MLflow run %s of an earlier try of this task", previous.info.run_id)
-            return _trained(note_run(previous.info.run_id), cfg, previous.data.metrics)
+            # What this stage returned the first time: its validation metrics, not the test_*
+            # ones the evaluate stage has since logged to the same run.
+            metrics = {f"val_{m}": previous.data.metrics.get(f"val_{m}") for m in usecase.metrics}
+            return _trained(note_run(previous.info.run_id), cfg, metrics)
         for ended in end_abandoned_runs(
             settings, experiment, {**identity, "airloop.stage": "train"}
         ):

@@ -19,6 +19,7 @@ from typing import Any
 
 from airloop.core.files import read_json, write_text
 from airloop.data.intervals import as_utc
+from airloop.metadata.ledger import FeedbackLedger
 from airloop.monitoring.checks import interval_dir
 from airloop.monitoring.records import Decision, DriftCheck, PerformanceCheck, ReportPublished
 from airloop.monitoring.report.page import render_report
@@ -48,7 +49,7 @@ def publish_report(
     )
     prom = prometheus_text(uc, full, performance, decision)
     write_text(folder / "metrics.prom", prom)
-    latest = write_text(st.monitoring_metrics_file(uc.name), prom)
+    latest = publish_latest(st, uc, start, prom)
     version = drift.model_version or performance.model_version
     experiment, run_id = log_report(
         st, uc, start, end, full, performance, decision, version, lineage
@@ -66,3 +67,16 @@ def publish_report(
         metrics_uri=str(latest),
         note=note,
     )
+
+
+def publish_latest(settings: Settings, usecase: UseCase, start: datetime, prom: str) -> Path:
+    """The figures the serving API's ``/metrics`` appends: the newest monitored interval's.
+
+    A rerun (or a backfill) of an older interval leaves a later interval's figures in place.
+    """
+    latest = settings.monitoring_metrics_file(usecase.name)
+    decisions = FeedbackLedger(settings.monitoring_root(usecase.name)).decisions()
+    newer = [d for d in decisions if datetime.fromisoformat(d["interval_start"]) > start]
+    if not newer or not latest.exists():
+        write_text(latest, prom)
+    return latest

@@ -15,11 +15,16 @@ from airloop.settings import Settings
 from airloop.usecase import UseCase
 
 
-def history_frame(settings: Settings, usecase: UseCase, last: int | None = None) -> pd.DataFrame:
-    """One row per monitored interval (the ``last`` ones only, if given): drift share,
-    prediction drift, live metric, decision."""
+def history_frame(
+    settings: Settings, usecase: UseCase, last: int | None = None, until: datetime | None = None
+) -> pd.DataFrame:
+    """One row per monitored interval (the ``last`` ones only, if given; none after the
+    interval starting at ``until``, if given): drift share, prediction drift, live metric,
+    decision."""
     rows = []
     decisions = FeedbackLedger(settings.monitoring_root(usecase.name)).decisions()
+    if until is not None:
+        decisions = [d for d in decisions if datetime.fromisoformat(d["interval_start"]) <= until]
     for decision in decisions[-last:] if last else decisions:
         start = datetime.fromisoformat(decision["interval_start"])
         folder = interval_dir(settings, usecase, start)

@@ -65,8 +65,14 @@ def render_report(
         reference = load_reference(settings, usecase, full["model_version"])
         served = pd.read_parquet(full["served_uri"])
         plots = distribution_plots(reference, served, [*drifting, SCORE])
-    requests = FeedbackLedger(settings.monitoring_root(usecase.name)).requests()
-    history = history_frame(settings, usecase, last=REPORT_HISTORY)
+    # The history as it stood at this interval: a rerun of an older interval, after later
+    # ones, draws the page it drew the first time.
+    requests = [
+        r
+        for r in FeedbackLedger(settings.monitoring_root(usecase.name)).requests()
+        if datetime.fromisoformat(r["interval_start"]) <= start
+    ]
+    history = history_frame(settings, usecase, last=REPORT_HISTORY, until=start)
     note = ""
     if decision.request is not None and decision.request.note_uri:
         note = Path(decision.request.note_uri).read_text()
