@@ -220,6 +220,12 @@ def test_rerunning_a_monitored_interval_emits_no_second_request(
     assert len(_retrain_events(features)) == before
     assert len(emitted()) == 1
     assert [r["request_id"] for r in ledger.requests()].count(REQUEST) == 1
+    # What the interval decided, reported and published is what its first run did.
+    decision = ledger.decision_for(day(9)) or {}
+    assert (decision.get("action"), decision.get("request_id")) == ("requested", REQUEST)
+    folder = features.monitoring_root(flights.name) / "intervals" / "2013-01-09"
+    assert (folder / "report.html").read_text() == drift_requested["report"]
+    assert (folder / "metrics.prom").read_text() == drift_requested["prom"]
 
 
 def test_served_metrics_include_the_monitoring_figures(champion, features, flights):

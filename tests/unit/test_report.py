@@ -293,7 +293,10 @@ def test_page_without_drift_shows_the_decision_and_the_tables(
 
 
 def test_page_escapes_what_it_shows(home: Settings, flights: UseCase, tmp_path: Path) -> None:
-    note = tmp_path / "note.md"
+    from airloop.monitoring.feedback import request_note_path
+
+    note = request_note_path(home, flights, "r-<1>")  # where decide_retraining writes it
+    note.parent.mkdir(parents=True, exist_ok=True)
     note.write_text("retrain: <live> & drift\n")
     request = RetrainRequest(
         request_id="r-<1>",
@@ -330,6 +333,11 @@ def test_page_escapes_what_it_shows(home: Settings, flights: UseCase, tmp_path: 
     assert "40 pending;\n3 &lt; 500 labelled</p>" in page
     for raw in ("<script>", "<b>odd</b>", "<live>", "<again>", "3 < 500"):
         assert raw not in page
+    # A rerun of the interval names its request without opening it again: the same page.
+    rerun = chosen.model_copy(update={"request": None})
+    assert page == render_report(
+        home, flights, START, END, odd, performance(status="3 < 500 labelled"), rerun
+    )
 
 
 def test_page_shows_an_unmeasured_interval_as_a_blank_cell(

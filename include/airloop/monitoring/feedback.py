@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from airloop.core.files import write_text
@@ -112,9 +113,15 @@ def decide(
     key_start, key_end = start.isoformat(), end.isoformat()
     history = [d for d in ledger.decisions() if d["interval_start"] != key_start]
     streak = 1 + breach_streak(history, start) if reasons else 0
-    action, detail = verdict(ledger, controls, start, end, streak, now)
+    # A rerun of the interval that opened a request (a cleared task, a retry) decides what its
+    # first try decided, and names the same request; it opens none (nothing is emitted twice).
+    opened = next((r for r in ledger.requests() if r["interval_start"] == key_start), None)
+    if opened is not None:
+        action, detail = REQUESTED, None
+    else:
+        action, detail = verdict(ledger, controls, start, end, streak, now)
     request = None
-    if action == REQUESTED:
+    if action == REQUESTED and opened is None:
         request = RetrainRequest(
             request_id=f"retrain-{start:%Y%m%dT%H%M}",
             interval_start=key_start,
@@ -134,7 +141,7 @@ def decide(
         action=action,
         detail=detail,
         reasons=reasons,
-        request_id=request.request_id if request else None,
+        request_id=opened["request_id"] if opened else (request.request_id if request else None),
         decided_at=now.isoformat(),
         request=request,
         **context,
@@ -207,7 +214,7 @@ def decide_retraining(
     )
     if decision.request is not None:
         note = write_text(
-            root / "requests" / f"{decision.request.request_id}.md",
+            request_note_path(st, uc, decision.request.request_id),
             request_note(uc, decision.request, performance),
         )
         decision = decision.model_copy(
@@ -215,6 +222,11 @@ def decide_retraining(
         )
     log.info("interval %s: %s (%s)", decision.interval_start, decision.action, decision.detail)
     return decision
+
+
+def request_note_path(settings: Settings, usecase: UseCase, request_id: str) -> Path:
+    """Where a retrain request's note is kept (the monitoring report shows it)."""
+    return settings.monitoring_root(usecase.name) / "requests" / f"{request_id}.md"
 
 
 def _threshold(figures: dict[str, Any]) -> str:

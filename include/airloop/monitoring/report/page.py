@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -13,6 +12,7 @@ import pandas as pd
 from airloop.core.columns import SCORE
 from airloop.core.html import html_table
 from airloop.metadata.ledger import FeedbackLedger
+from airloop.monitoring.feedback import REQUESTED, request_note_path
 from airloop.monitoring.readers import load_reference
 from airloop.monitoring.records import Decision, PerformanceCheck
 from airloop.monitoring.report.charts import distribution_plots, history_plot
@@ -73,9 +73,11 @@ def render_report(
         if datetime.fromisoformat(r["interval_start"]) <= start
     ]
     history = history_frame(settings, usecase, last=REPORT_HISTORY, until=start)
+    # The note of the request this interval opened (by its id: a rerun opens none again).
     note = ""
-    if decision.request is not None and decision.request.note_uri:
-        note = Path(decision.request.note_uri).read_text()
+    if decision.action == REQUESTED and decision.request_id:
+        path = request_note_path(settings, usecase, decision.request_id)
+        note = path.read_text() if path.exists() else ""
     live = performance.live or {}
     expected = performance.expected or {}
     target = usecase.monitoring.live_target  # the use case's promise for its primary metric
