@@ -96,15 +96,21 @@ def production_env(databases: dict[str, Any], tmp_path_factory) -> dict[str, str
     }
 
 
+QUEUED_TIMEOUT = 30  # seconds a task may stay queued before it is sent again (Airflow: 600)
+
+
 @pytest.fixture(scope="session")
 def user_env(production_env: dict[str, str]) -> dict[str, str]:
     """A shell with the production variables and nothing of the test session's own. A task
     whose worker died is given up after 30 s without a heartbeat instead of Airflow's 300
-    (test_worker_killed.py waits for it)."""
+    (test_worker_killed.py waits for it); one queued and lost is sent again after
+    :data:`QUEUED_TIMEOUT` (test_lost_send.py waits for it)."""
     return user_shell(
         production_env,
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT="30",
         AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL="5",
+        AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT=str(QUEUED_TIMEOUT),
+        AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL="10",
     )
 
 

@@ -19,7 +19,6 @@ import os
 import signal
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,34 +27,11 @@ from airloop.core.polling import wait_until
 from airloop.runtime.api import ACTIVE_TASK_STATES
 from tests.conftest import descendants, running
 from tests.production.conftest import FIRST_WINDOW
+from tests.production.processes import scheduler_of
 
 pytestmark = pytest.mark.production
 CATCH_SECONDS = 600  # for train_model to be seen running
 RESTART_SECONDS = 60  # for the supervisor to start the scheduler again (it checks every 2 s)
-
-
-def children(pid: int) -> set[int]:
-    """A process's own children (Linux /proc)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found |= {int(child) for child in (task / "children").read_text().split()}
-        except FileNotFoundError:
-            continue
-    return found
-
-
-def scheduler_of(stack_pid: int) -> int | None:
-    """The running ``airflow scheduler`` that ``airloop up`` started, if there is one."""
-    for pid in children(stack_pid):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except FileNotFoundError:
-            continue
-        at = [i for i, arg in enumerate(argv) if arg.endswith(b"/airflow")]
-        if at and argv[at[0] + 1 : at[0] + 2] == [b"scheduler"] and running(pid):
-            return pid
-    return None
 
 
 def test_a_scheduler_killed_mid_run_is_restarted_and_the_run_completes_once(

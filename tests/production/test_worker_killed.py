@@ -21,25 +21,11 @@ import pytest
 
 from tests.conftest import descendants, running
 from tests.production.conftest import FIRST_WINDOW
+from tests.production.processes import worker_of
 from tests.support import wait_for
 
 pytestmark = pytest.mark.production
 CATCH_SECONDS = 600  # for train_model to be seen running
-
-
-def parent(pid: int) -> int:
-    """A process's parent (Linux /proc)."""
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def worker_of(stack_pid: int, task_pid: int) -> set[int]:
-    """The component of ``airloop up`` that runs a task's process: the Celery worker (a child
-    of ``airloop up``) above it, and every process that worker started."""
-    pid = task_pid
-    while parent(pid) != stack_pid:
-        pid = parent(pid)
-        assert pid > 1, f"process {task_pid} does not run under airloop up ({stack_pid})"
-    return {pid} | descendants(pid)
 
 
 def test_a_worker_killed_during_train_model_is_survived_with_one_version(
