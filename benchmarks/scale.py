@@ -43,12 +43,24 @@ slope of its wall time, its processor time and the memory it added, from each sc
 (1 means linear in the rows). The machine's CPU count and load average are recorded: other work
 may run on it at the same time, and then the processor times are the figure to read.
 
+The demo window end to end (group ``demo``, off by default; ``--groups demo`` runs it alone):
+``airloop demo --trials 0`` as a user runs it, through Airflow's scheduler, on the scaled use
+case (``AIRLOOP_USECASE``: ``usecase-demo.yaml`` beside the copies, the copies' data with the
+shipped monitoring and serving settings, ``scale_data.prepare_demo``), copies made for the
+demo's whole default window (the replay's ``first_window`` to a first champion, then the
+demo's default days served and monitored), in a fresh ``AIRLOOP_HOME`` per scale and run. Its
+wall time; the processor time of its whole process tree and the peak resident set of its
+largest process (``getrusage(RUSAGE_CHILDREN)`` in a process of its own that starts the demo
+and nothing else); the phases and the processor time by process the demo measures itself
+(``profile.json``); and from Airflow's database, per DAG, its runs' wall time against their
+tasks' and each task's mean (``benchmarks/loop.py``'s ``where_it_goes``).
+
 ``--after-features`` runs training, serving and monitoring in the home an earlier run of the
 same scale and window left, with that run's landing and feature figures (a run at x100 can so
 be split in two). ``--report`` writes scale.md again from scale.json.
 
-Results: ``benchmarks/results/scale.json`` (runs, newest first) and ``scale.md`` (the newest
-measure of each scale, per window of days).
+Results: ``benchmarks/results/scale.json`` (runs, newest first; the demo's measures in each
+run's ``demos``) and ``scale.md`` (the newest measure of each scale, per window of days).
 """
 
 from __future__ import annotations
@@ -60,6 +72,8 @@ import json
 import math
 import os
 import re
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,6 +90,15 @@ FIRST = date(2013, 1, 1)
 STEP_TIMEOUT = 20 * 60  # no group of stages may run longer (the machine is shared)
 LATENCY_REQUESTS = 300
 ANCHOR_REPO = "anchor-feast"  # in the home: the anchors' Feast repository
+DEMO_TRIALS = 0  # the demo's first experiment: none, the loop alone (``airloop demo --trials``)
+DEMO_TIMEOUT = 90 * 60  # the longest one demo may run
+DEMO_PORTS = {  # the demo's servers, on ports of their own (bench-loop's are 8721 to 8725)
+    "AIRLOOP_AIRFLOW_PORT": "8741",
+    "AIRLOOP_AIRFLOW_WORKER_LOG_PORT": "8742",
+    "AIRLOOP_AIRFLOW_TRIGGER_LOG_PORT": "8743",
+    "AIRLOOP_SERVING_PORT": "8744",
+    "AIRLOOP_MLFLOW_UI_PORT": "8745",
+}
 ANCHOR_PORTS = {"airloop": 8631, "mlflow": 8632, "feast": 8633}  # loopback only
 # airloop's stage, the anchor's stage and what the anchor is (scale.md's comparison table).
 ANCHORS = (
@@ -763,6 +786,425 @@ def run_scale(n: int, days: int, groups: list[str], after_features: bool = False
     return out
 
 
+# -- the demo window end to end -------------------------------------------------------------------
+
+
+def demo_window() -> dict[str, Any]:
+    """The demo's default window for the flights use case, as ``airloop demo`` computes it
+    (``replay.first_window`` to a first champion, then ``DEMO_DAYS`` served and monitored):
+    its first day, its days in all, and its intervals before and after the first champion."""
+    from airloop.cli.common import DEMO_DAYS
+    from airloop.cli.stack import demo_window as window_of
+    from airloop.usecase.model import load_usecase
+
+    window = window_of(load_usecase("flights"), None, None, DEMO_DAYS, False)
+    first = window.first.date()
+    if first != FIRST:
+        raise SystemExit(f"the demo's window starts on {first}, the copies on {FIRST}")
+    return {
+        "first": first.isoformat(),
+        "days": (window.last - window.first).days,
+        "bootstrap_intervals": len(window.bootstrap),
+        "monitored_intervals": len(window.monitored),
+    }
+
+
+def measure_tree(
+    argv: list[str], env: dict[str, str], log: Path, timeout: float = DEMO_TIMEOUT
+) -> dict[str, Any]:
+    """Run ``argv`` to its end (its output to ``log``; stopped with SIGTERM after ``timeout``)
+    and measure it with all it started: wall seconds, processor seconds (user and system) and
+    the peak resident set of its largest process. Meant for a process that runs nothing else:
+    ``RUSAGE_CHILDREN`` counts every child this process waited for, and every descendant they
+    waited for (a process orphaned before its end is not counted)."""
+    began, used = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # A benchmark stopped with SIGTERM stops the demo too (its servers follow their parent).
+        previous = signal.signal(signal.SIGTERM, lambda *_: proc.terminate())
+        timed_out = False
+        try:
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                proc.terminate()
+                try:
+                    proc.wait(timeout=120)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+            if proc.poll() is None:  # interrupted: the demo goes with the benchmark
+                proc.terminate()
+                proc.wait()
+    wall = time.perf_counter() - began
+    done = resource.getrusage(resource.RUSAGE_CHILDREN)
+    user, system = done.ru_utime - used.ru_utime, done.ru_stime - used.ru_stime
+    return {
+        "wall_s": round(wall, 1),
+        "cpu_s": round(user + system, 1),
+        "user_s": round(user, 1),
+        "system_s": round(system, 1),
+        "largest_peak_rss_mb": round(done.ru_maxrss / 1024, 1),  # kB on Linux
+        "returncode": proc.returncode,
+        "timed_out": timed_out,
+    }
+
+
+def demo_child(args: argparse.Namespace) -> dict[str, Any]:
+    """``airloop demo`` on the scaled use case in ``args.home``, measured (``--child demo``: a
+    process that runs the demo and nothing else, so its children's usage is the demo's)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "AIRLOOP"))}
+    env.update(DEMO_PORTS)
+    env.update({"AIRLOOP_HOME": args.home, "AIRLOOP_USECASE": args.usecase})
+    argv = [str(Path(sys.executable).with_name("airloop")), "demo", "--trials", str(args.trials)]
+    return measure_tree(argv, env, Path(args.home) / "demo.log", args.timeout)
+
+
+def demo_error(log: str, limit: int = 3000) -> str:
+    """Why a demo failed, from its output: from the line where the replay stopped (``airloop
+    demo`` prints ``the replay stopped: ...``), else a Python traceback's start, else its tail."""
+    for marker in ("the replay stopped:", "Traceback (most recent call last)"):
+        at = log.rfind(marker)
+        if at >= 0:
+            return log[at : at + limit].strip()
+    return log[-limit:].strip()
+
+
+def read_demo_home(home: Path, name: str) -> dict[str, Any]:
+    """What the demo left in its home: the phases and the processor time by process it measured
+    itself (``reports/<use case>/profile.json``), and per DAG from Airflow's database its runs'
+    and tasks' time (``benchmarks/loop.py``'s ``where_it_goes``); whatever of them is there."""
+    out: dict[str, Any] = {}
+    profile_path = home / "reports" / name / "profile.json"
+    if profile_path.is_file():
+        profile = json.loads(profile_path.read_text())
+        out["profile"] = {
+            key: profile.get(key)
+            for key in (
+                "seconds",
+                "first",
+                "last",
+                "bootstrap_intervals",
+                "monitored_intervals",
+                "phases",
+                "processes",
+                "restarts",
+                "stores",
+                "served",
+            )
+        }
+    database = home / "airflow" / "airflow.db"
+    if database.is_file():
+        if str(ROOT) not in sys.path:
+            sys.path.insert(0, str(ROOT))
+        from benchmarks.loop import where_it_goes
+
+        with contextlib.suppress(Exception):  # a demo stopped early may leave no runs
+            out["dags"] = where_it_goes(f"sqlite:///{database}")
+    return out
+
+
+def parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def run_demo(n: int, trials: int = DEMO_TRIALS, timeout: float = DEMO_TIMEOUT) -> dict[str, Any]:
+    """``airloop demo`` over its default window at scale ``n``, in a fresh home: its measures
+    (a demo that fails or runs out of time is recorded with its error, not raised)."""
+    import shutil
+
+    import yaml
+
+    from benchmarks.scale_data import prepare_demo
+
+    window = demo_window()
+    began = time.monotonic()
+    usecase = prepare_demo(n, FIRST, window["days"])
+    prepared = round(time.monotonic() - began, 1)
+    name = yaml.safe_load(usecase.read_text())["name"]
+    home = HOMES / f"demo-x{n}"
+    if home.exists():
+        shutil.rmtree(home)
+    home.mkdir(parents=True)
+    record: dict[str, Any] = {
+        "scale": n,
+        "days": window["days"],
+        "window": window,
+        "usecase": str(usecase.relative_to(ROOT.parent)),
+        "options": {"trials": trials, "profile": "embedded"},
+        "flights": parquet_rows(usecase.with_name("flights.parquet")),
+        "prepare_s": prepared,
+        "home": str(home.relative_to(ROOT.parent)),
+        "load_before": load_average(),
+    }
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
+        path = Path(out.name)
+    argv = [
+        sys.executable, "-m", "benchmarks.scale", "--child", "demo", "--usecase", str(usecase),
+        "--home", str(home), "--trials", str(trials), "--timeout", str(timeout),
+        "--out", str(path),
+    ]  # fmt: skip
+    say(f"x{n} demo: {window['days']} days from {window['first']} in {home}")
+    try:
+        subprocess.run(argv, cwd=ROOT.parent, check=True, timeout=timeout + 300)
+        record.update(json.loads(path.read_text()))
+    finally:
+        path.unlink(missing_ok=True)
+    record["load_after"] = load_average()
+    if record["returncode"] != 0:
+        log = (home / "demo.log").read_text(errors="replace")
+        reason = "timed out" if record["timed_out"] else f"exit status {record['returncode']}"
+        record["error"] = f"{reason}: {demo_error(log)}"
+        say(f"  x{n} demo failed ({reason})")
+    record.update(read_demo_home(home, name))
+    say(
+        f"  x{n} demo: {record['wall_s']} s wall, {record['cpu_s']} s processor,"
+        f" largest process {record['largest_peak_rss_mb']} MB"
+    )
+    return record
+
+
+def newest_demos(runs: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Per window (days), the newest demo measure of each scale (runs are newest first), each
+    with its run's date, in the order of the scales."""
+    found: dict[int, dict[int, dict[str, Any]]] = {}
+    for run in runs:
+        for demo in run.get("demos", []):
+            by_scale = found.setdefault(demo["days"], {})
+            if demo["scale"] not in by_scale:
+                by_scale[demo["scale"]] = {**demo, "measured_at": run["measured_at"]}
+    return {days: [by[n] for n in sorted(by)] for days, by in found.items()}
+
+
+def demo_slopes(demos: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """The log-log slopes, from each scale measured to the next (failed ones left out), of the
+    demo's wall and processor time, its largest process's peak, each phase, each process's
+    processor time, each DAG's time in tasks and each task's mean."""
+    done = [d for d in demos if "error" not in d]
+    out: dict[str, dict[str, float | None]] = {}
+
+    def figures(d: dict[str, Any]) -> dict[str, float]:
+        found = {
+            "wall": d["wall_s"],
+            "processor": d["cpu_s"],
+            "largest peak": d["largest_peak_rss_mb"],
+        }
+        profile = d.get("profile") or {}
+        for phase, f in (profile.get("phases") or {}).items():
+            found[f"phase: {phase}"] = f["seconds"]
+        for process, f in (profile.get("processes") or {}).items():
+            found[f"process: {process}"] = f["own"] + f["started"]
+        for dag, f in (d.get("dags") or {}).items():
+            found[f"dag: {dag}"] = f["task_seconds"]
+            found[f"dag wall: {dag}"] = f["run_seconds"]
+            for task, tf in f["per_task"].items():
+                found[f"task: {dag}.{task}"] = tf["mean_seconds"]
+        return found
+
+    for a, b in itertools.pairwise(done):
+        fa, fb = figures(a), figures(b)
+        key = f"x{a['scale']}→x{b['scale']}"
+        for name in fa:
+            if name in fb:
+                out.setdefault(name, {})[key] = slope(fa[name], fb[name], b["scale"] / a["scale"])
+    return out
+
+
+def slope_cell(grow: dict[str, dict[str, float | None]], name: str) -> str:
+    """A figure's slopes from each scale to the next, "-" for one not computed."""
+    values = grow.get(name, {})
+    return ", ".join("-" if v is None else str(v) for v in values.values()) or "-"
+
+
+def demo_lines(runs: list[dict[str, Any]], stage_scales: list[int] | None = None) -> list[str]:
+    """scale.md's section on the demo window end to end: per window, the newest measure of each
+    scale, the slopes between them, and where the time went; ``stage_scales`` the stage
+    benchmark measured, those without a demo measure said so."""
+    by_days = newest_demos(runs)
+    if not by_days:
+        return []
+    lines = [
+        "",
+        "## The default demo window end to end",
+        "",
+        "`airloop demo` as a user runs it (embedded profile: Airflow's scheduler with its local"
+        " executor, the API server, the DAG processor, the serving API), in a fresh home per"
+        " scale, on the scaled use case: the copies of the demo's whole default window"
+        " (`replay.first_window` to a first champion, then the demo's default days served and"
+        " monitored) with the shipped monitoring and serving settings. Wall: the command's;"
+        " processor: its whole process tree's (`getrusage(RUSAGE_CHILDREN)`); memory: the peak"
+        " resident set of the largest single process in it. Phases and processor time by"
+        " process: as the demo measured them (`profile.json`); per DAG: from Airflow's"
+        " database. Slopes as above, from each scale measured to the next (memory's: of the"
+        " largest process's whole peak, imports included).",
+    ]
+    for days, demos in by_days.items():
+        names = [f"x{d['scale']}" for d in demos]
+        grow = demo_slopes(demos)
+        first = demos[0]
+        window = first["window"]
+        lines += [
+            "",
+            f"### {days} days from {window['first']}: {window['bootstrap_intervals']} to a first"
+            f" champion, {window['monitored_intervals']} served and monitored",
+            "",
+            f"Options: `airloop demo --trials {first['options']['trials']}` (no experiment:"
+            " the loop alone), `AIRLOOP_USECASE` the scaled use case, a fresh `AIRLOOP_HOME`.",
+            "",
+        ]
+        for d in demos:
+            lines.append(
+                f"- x{d['scale']}, measured {d['measured_at']} (load average {d['load_before']}"
+                f" at its start, {d.get('load_after', '-')} at its end): {d['flights']:,}"
+                f" flights in the window; `{d['usecase']}`"
+            )
+        failed = [d for d in demos if "error" in d]
+        for d in failed:
+            lines += ["", f"**x{d['scale']} failed** after {d['wall_s'] / 60:.1f} min:", ""]
+            lines += ["```", *d["error"].splitlines()[:40], "```"]
+
+        def pick(name: str, grow: dict[str, Any] = grow) -> str:
+            return slope_cell(grow, name)
+
+        lines += [
+            "",
+            "| | " + " | ".join(names) + " | slope |",
+            "|---|" + "---:|" * len(names) + "---|",
+            "| wall min | "
+            + " | ".join(f"{d['wall_s'] / 60:.1f}" for d in demos)
+            + f" | {pick('wall')} |",
+            "| processor min, all its processes | "
+            + " | ".join(f"{d['cpu_s'] / 60:.1f}" for d in demos)
+            + f" | {pick('processor')} |",
+            "| processor ÷ wall | "
+            + " | ".join(f"{d['cpu_s'] / d['wall_s']:.2f}" if d["wall_s"] else "-" for d in demos)
+            + " | |",
+            "| largest process's peak MB | "
+            + " | ".join(f"{d['largest_peak_rss_mb']:.0f}" for d in demos)
+            + f" | {pick('largest peak')} |",
+            "| predictions served | "
+            + " | ".join(
+                f"{((d.get('profile') or {}).get('served') or {}).get('predicted', 0):,}"
+                for d in demos
+            )
+            + " | |",
+            "| s per monitored interval, all in | "
+            + " | ".join(
+                f"{d['wall_s'] / max(d['window']['monitored_intervals'], 1):.1f}" for d in demos
+            )
+            + " | |",
+        ]
+        if stage_scales:
+            missing = [n for n in stage_scales if n not in {d["scale"] for d in demos}]
+            done = [d for d in demos if "error" not in d]
+            for n in missing:
+                estimate = ""
+                if len(done) >= 2 and pick("wall") != "-":
+                    last_slope = list(grow["wall"].values())[-1]
+                    if last_slope is not None:
+                        top = done[-1]
+                        guess = top["wall_s"] * (n / top["scale"]) ** last_slope / 60
+                        estimate = (
+                            f": it would hold this shared 2-core machine for about {guess:.0f}"
+                            f" min (at the x{done[-2]['scale']}→x{top['scale']} slope of the"
+                            " demo's wall time)"
+                        )
+                lines += [
+                    "",
+                    f"x{n}: the demo window not measured{estimate}; `python -m benchmarks.scale"
+                    f" --groups demo --scales {n}` measures it.",
+                ]
+        lines += demo_where_lines(demos, grow)
+    return lines
+
+
+def demo_where_lines(
+    demos: list[dict[str, Any]], grow: dict[str, dict[str, float | None]]
+) -> list[str]:
+    """Where the demo's time went at each scale: its phases, processor time by process, and per
+    DAG and task from Airflow's database; each with its slope."""
+    names = [f"x{d['scale']}" for d in demos]
+    head = "| " + " | ".join(names) + " | slope |"
+    rule = "---:|" * len(names) + "---|"
+
+    def row(label: str, key: str, cells: list[str]) -> str:
+        return f"| {label} | " + " | ".join(cells) + f" | {slope_cell(grow, key)} |"
+
+    lines: list[str] = []
+    phases = dict.fromkeys(p for d in demos for p in ((d.get("profile") or {}).get("phases") or {}))
+    if phases:
+        lines += ["", "Phases, as the demo measured them (seconds):", "", "| phase " + head]
+        lines.append("|---|" + rule)
+        for phase in phases:
+            cells = []
+            for d in demos:
+                f = ((d.get("profile") or {}).get("phases") or {}).get(phase)
+                cells.append("-" if f is None else f"{f['seconds']:.1f}")
+            lines.append(row(phase, f"phase: {phase}", cells))
+    processes = dict.fromkeys(
+        p for d in demos for p in ((d.get("profile") or {}).get("processes") or {})
+    )
+    if processes:
+        lines += [
+            "",
+            "Processor seconds by process, as the demo measured them (its own + the processes"
+            " it started; the scheduler's are its executor's tasks):",
+            "",
+            "| process " + head,
+            "|---|" + rule,
+        ]
+        for process in processes:
+            cells = []
+            for d in demos:
+                f = ((d.get("profile") or {}).get("processes") or {}).get(process)
+                cells.append("-" if f is None else f"{f['own']:.1f} + {f['started']:.1f}")
+            lines.append(row(process, f"process: {process}", cells))
+    dags = dict.fromkeys(dag for d in demos for dag in (d.get("dags") or {}))
+    if dags:
+        lines += [
+            "",
+            "Per DAG, from Airflow's database: runs, their wall seconds / seconds in tasks (the"
+            " rest is orchestration); slopes of both, in that order:",
+            "",
+            "| DAG " + head,
+            "|---|" + rule,
+        ]
+        for dag in dags:
+            cells = []
+            for d in demos:
+                f = (d.get("dags") or {}).get(dag)
+                cells.append(
+                    "-"
+                    if f is None
+                    else f"{f['runs']} runs, {f['run_seconds']:.0f} / {f['task_seconds']:.0f}"
+                )
+            tasks = grow.get(f"dag: {dag}", {})
+            walls = grow.get(f"dag wall: {dag}", {})
+            shown = "; ".join(
+                f"{walls.get(k) if walls.get(k) is not None else '-'}"
+                f" / {tasks.get(k) if tasks.get(k) is not None else '-'}"
+                for k in dict.fromkeys([*walls, *tasks])
+            )
+            lines.append(f"| {dag} | " + " | ".join(cells) + f" | {shown or '-'} |")
+        lines += ["", "Mean seconds per task run:", "", "| task " + head, "|---|" + rule]
+        for dag in dags:
+            tasks = dict.fromkeys(
+                t for d in demos for t in ((d.get("dags") or {}).get(dag, {}).get("per_task", {}))
+            )
+            for task in tasks:
+                cells = []
+                for d in demos:
+                    f = (d.get("dags") or {}).get(dag, {}).get("per_task", {}).get(task)
+                    cells.append("-" if f is None else f"{f['mean_seconds']:.2f}")
+                lines.append(row(f"{dag}.{task}", f"task: {dag}.{task}", cells))
+    return lines
+
+
 def day_means(days: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per stage of a group run once a day, the mean of its measures over the days that ran it
     (peak: the highest day's)."""
@@ -1077,6 +1519,8 @@ def write(run: dict[str, Any] | None = None) -> Path:
             "",
             *scale_lines(scales),
         ]
+    stage_scales = sorted({s["scale"] for r in runs for s in r.get("scales", [])})
+    lines += demo_lines(runs, stage_scales)
     for entry in runs[:1]:
         if entry.get("note"):
             lines += ["", f"**Note** ({entry['measured_at']}): {entry['note']}"]
@@ -1093,7 +1537,14 @@ def main() -> None:
         "--groups",
         nargs="+",
         default=["training", "serving", "monitoring", "anchors"],
-        help="what runs after the feature pipeline, and the anchors (default: all)",
+        help="what runs after the feature pipeline, and the anchors (default: all of those);"
+        " 'demo' adds the demo's default window end to end, alone with --groups demo",
+    )
+    parser.add_argument(
+        "--demo-trials",
+        type=int,
+        default=DEMO_TRIALS,
+        help=f"the demo's first experiment's trials (default {DEMO_TRIALS}: the loop alone)",
     )
     parser.add_argument(
         "--features-only-from",
@@ -1115,7 +1566,12 @@ def main() -> None:
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--day", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--trials", type=int, default=DEMO_TRIALS, help=argparse.SUPPRESS)
+    parser.add_argument("--timeout", type=float, default=DEMO_TIMEOUT, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child == "demo":
+        Path(args.out).write_text(json.dumps(demo_child(args)))
+        return
     if args.child:
         Path(args.out).write_text(json.dumps(child(args)))
         return
@@ -1140,12 +1596,19 @@ def main() -> None:
         },
         "note": args.note,
     }
+    stage_groups = [g for g in args.groups if g != "demo"]
+    demos: list[dict[str, Any]] = []
     for n in sorted(args.scales):
-        limited = args.features_only_from is not None and n >= args.features_only_from
-        groups = [] if limited else args.groups
-        scales.append(run_scale(n, args.days, groups, args.after_features))
+        if stage_groups or "demo" not in args.groups:
+            limited = args.features_only_from is not None and n >= args.features_only_from
+            groups = [] if limited else stage_groups
+            scales.append(run_scale(n, args.days, groups, args.after_features))
+            run.update(scales=scales, slopes=slopes(scales))
+        if "demo" in args.groups:
+            demos.append(run_demo(n, args.demo_trials))
+            run["demos"] = demos
         # Written after each scale: a run stopped at a larger scale keeps the smaller ones.
-        run.update(scales=scales, slopes=slopes(scales), seconds=round(time.monotonic() - began, 1))
+        run["seconds"] = round(time.monotonic() - began, 1)
         run["machine"]["load_end"] = load_average()
         path = write(run)
     say(path.read_text())

@@ -205,3 +205,45 @@ def prepare(
     partial.write_text(f"# Written by benchmarks/scale_data.py: the flights use case x{n}.\n{text}")
     partial.replace(target)  # last: a half-written folder is never taken for a finished one
     return target
+
+
+def demo_variant(scaled: dict[str, Any], shipped: dict[str, Any]) -> dict[str, Any]:
+    """The scaled use case as ``airloop demo`` runs it: a new mapping with the shipped
+    ``serving`` and ``monitoring`` sections back in place of the two settings
+    :func:`scaled_usecase` changes for the stage benchmark (``past_events: flag``,
+    ``monitoring.min_rows`` 500). The demo moves the online store with its replay clock and
+    monitors as shipped, so at x1 it is the shipped demo, only the use case renamed; the copies,
+    the widened value sets and bounds and the replay's files stay."""
+    out = {}
+    for key, value in scaled.items():
+        if key in ("serving", "monitoring"):
+            if key in shipped:
+                out[key] = shipped[key]
+            continue
+        out[key] = value
+    return out
+
+
+def prepare_demo(
+    n: int, first: date, days: int, cache: Path = CACHE, raw: dict[str, pd.DataFrame] | None = None
+) -> Path:
+    """The xN copies of [first, first + days) as :func:`prepare` makes them, and beside their use
+    case ``usecase-demo.yaml`` (:func:`demo_variant`), written once; its path."""
+    import yaml
+
+    from airloop.usecase.model import resolve_usecase_path
+
+    scaled = prepare(n, first, days, cache, raw)
+    target = scaled.with_name("usecase-demo.yaml")
+    if target.is_file():
+        return target
+    shipped = yaml.safe_load(resolve_usecase_path("flights").read_text())
+    spec = demo_variant(yaml.safe_load(scaled.read_text()), shipped)
+    text = yaml.safe_dump(spec, sort_keys=False)
+    partial = target.with_suffix(".tmp")
+    partial.write_text(
+        f"# Written by benchmarks/scale_data.py: the flights use case x{n}, as the demo runs it.\n"
+        f"{text}"
+    )
+    partial.replace(target)
+    return target

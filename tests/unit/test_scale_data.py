@@ -11,9 +11,11 @@ import pytest
 import yaml
 
 from benchmarks.scale_data import (
+    demo_variant,
     multiply,
     multiply_flights,
     multiply_weather,
+    prepare_demo,
     scaled_usecase,
     within_days,
 )
@@ -142,3 +144,35 @@ def test_a_scale_below_one_is_refused() -> None:
         multiply_flights(FLIGHTS, 0)
     with pytest.raises(ValueError, match="not in the frame"):
         multiply_weather(FLIGHTS.drop(columns="origin"), 2)
+
+
+def test_the_demos_use_case_monitors_and_serves_as_shipped_on_the_copies(tmp_path: Path) -> None:
+    from airloop.usecase.model import load_usecase, resolve_usecase_path
+
+    shipped = yaml.safe_load(resolve_usecase_path("flights").read_text())
+    files = {t: tmp_path / f"{t}.parquet" for t in RAW}
+    scaled = scaled_usecase(shipped, 3, files, date(2013, 1, 1), 35)
+    demo = demo_variant(scaled, shipped)
+    assert demo["monitoring"] == shipped["monitoring"]
+    assert ("serving" in demo) == ("serving" in shipped)
+    assert list(demo) == [k for k in scaled if k in demo]  # the sections keep their order
+    for kept in ("name", "sources", "replay"):
+        assert demo[kept] == scaled[kept]
+    assert scaled["monitoring"]["min_rows"] == 500  # the stage benchmark's, left alone
+    path = tmp_path / "usecase-demo.yaml"
+    path.write_text(yaml.safe_dump(demo, sort_keys=False))
+    usecase = load_usecase(str(path))
+    assert usecase.name == "flights_x3"
+    assert usecase.monitoring.min_rows == shipped["monitoring"]["min_rows"]
+
+
+def test_the_demos_use_case_is_written_beside_the_copies_once(tmp_path: Path) -> None:
+    path = prepare_demo(2, date(2013, 1, 1), 2, cache=tmp_path, raw=RAW)
+    assert path.name == "usecase-demo.yaml"
+    assert (path.parent / "usecase.yaml").is_file()
+    assert (path.parent / "flights.parquet").is_file()
+    spec = yaml.safe_load(path.read_text())
+    assert spec["replay"]["end"] == "2013-01-03"
+    written = path.stat().st_mtime_ns
+    assert prepare_demo(2, date(2013, 1, 1), 2, cache=tmp_path, raw=RAW) == path
+    assert path.stat().st_mtime_ns == written
