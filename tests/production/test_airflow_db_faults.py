@@ -23,6 +23,7 @@ import pytest
 from airloop.core.polling import wait_until
 from airloop.runtime.api import ACTIVE_TASK_STATES
 from tests.production.conftest import FIRST_WINDOW
+from tests.production.history import champion_ready, run_version
 from tests.support import pg_admin_engine
 
 pytestmark = pytest.mark.production
@@ -52,8 +53,6 @@ def terminate_all(database: str) -> int:
 def test_airflows_database_losing_its_connections_mid_run_leaves_one_of_everything(
     stack: Any, client: Any, first_training: dict[str, Any], settings: Any, databases: Any
 ) -> None:
-    from airloop.registry.tracking import configure
-
     database = databases["names"]["airflow"]
     run = client.trigger("model_training", FIRST_WINDOW, note="production tier: Airflow DB faults")
     run_id = run["dag_run_id"]
@@ -89,22 +88,10 @@ def test_airflows_database_losing_its_connections_mid_run_leaves_one_of_everythi
     assert {ti["state"] for ti in tis} <= {"success", "skipped"}, tis
     retried = sorted(ti["task_id"] for ti in tis if ti["try_number"] > 1)
 
-    mlflow = configure(settings)
-    versions = mlflow.search_model_versions(
-        f"name = 'flight_delay' and tags.`airloop.run_id` = '{run_id}'"
-    )
-    assert len(versions) == 1, [v.version for v in versions]
-    [version] = versions
-    assert version.tags["airloop.training_set_digest"] and version.tags["airloop.feature_views"]
-    experiment = mlflow.get_experiment_by_name("flights/training")
-    runs = mlflow.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`airloop.run_id` = '{run_id}' and tags.`airloop.stage` = 'train'",
-    )
+    version, runs = run_version(settings, run_id)
     statuses = sorted(r.info.status for r in runs)
     assert statuses in (["FINISHED"], ["FINISHED", "KILLED"]), statuses
-    champion = mlflow.get_model_version_by_alias("flight_delay", "champion")
-    assert mlflow.get_model_version("flight_delay", champion.version).status == "READY"
+    assert champion_ready(settings)
     assert stack.poll() is None, "airloop up ended under the database faults"
     restarted = [
         line

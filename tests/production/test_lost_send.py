@@ -29,6 +29,7 @@ from airloop.core.polling import wait_until
 from airloop.runtime.api import ACTIVE_TASK_STATES
 from tests.conftest import descendants, running
 from tests.production.conftest import FIRST_WINDOW, QUEUED_TIMEOUT
+from tests.production.history import run_version
 from tests.production.processes import scheduler_of, workers_of
 
 pytestmark = pytest.mark.production
@@ -45,8 +46,6 @@ def test_a_task_lost_between_queued_and_its_worker_is_sent_again_once(
 ) -> None:
     import redis
     from sqlalchemy import create_engine, text
-
-    from airloop.registry.tracking import configure
 
     workers = workers_of(stack.pid)
     assert set(workers) == {"worker-1", "worker-2"}, workers
@@ -118,19 +117,9 @@ def test_a_task_lost_between_queued_and_its_worker_is_sent_again_once(
     [lost_task] = [ti for ti in tis if ti["task_id"] == FIRST_TASK]
     assert lost_task["state"] == "success", lost_task
 
-    mlflow = configure(settings)
-    versions = mlflow.search_model_versions(
-        f"name = 'flight_delay' and tags.`airloop.run_id` = '{run_id}'"
-    )
-    assert len(versions) == 1, [v.version for v in versions]
-    [version] = versions
-    assert version.tags["airloop.training_set_digest"] and version.tags["airloop.feature_views"]
-    experiment = mlflow.get_experiment_by_name("flights/training")
-    runs = mlflow.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`airloop.run_id` = '{run_id}' and tags.`airloop.stage` = 'train'",
-    )
-    assert sorted(r.info.status for r in runs) == ["FINISHED"], runs
+    version, runs = run_version(settings, run_id)
+    statuses = sorted(r.info.status for r in runs)
+    assert statuses == ["FINISHED"], statuses
     assert all(running(pid) for pid in workers.values()), "a paused worker did not go on"
     print(
         f"\n{FIRST_TASK} queued, the scheduler killed and its message ({lost} in the queue)"

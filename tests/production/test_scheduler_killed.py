@@ -27,6 +27,7 @@ from airloop.core.polling import wait_until
 from airloop.runtime.api import ACTIVE_TASK_STATES
 from tests.conftest import descendants, running
 from tests.production.conftest import FIRST_WINDOW
+from tests.production.history import champion_ready, run_version
 from tests.production.processes import scheduler_of
 
 pytestmark = pytest.mark.production
@@ -37,8 +38,6 @@ RESTART_SECONDS = 60  # for the supervisor to start the scheduler again (it chec
 def test_a_scheduler_killed_mid_run_is_restarted_and_the_run_completes_once(
     stack: Any, client: Any, first_training: dict[str, Any], settings: Any
 ) -> None:
-    from airloop.registry.tracking import configure
-
     run = client.trigger("model_training", FIRST_WINDOW, note="production tier: scheduler killed")
     run_id = run["dag_run_id"]
 
@@ -94,21 +93,10 @@ def test_a_scheduler_killed_mid_run_is_restarted_and_the_run_completes_once(
     assert ended > killed_wall, f"train_model ended at {ended}, before the kill ({killed_wall})"
 
     # What one run writes: one version with its lineage, from one finished training run.
-    mlflow = configure(settings)
-    versions = mlflow.search_model_versions(
-        f"name = 'flight_delay' and tags.`airloop.run_id` = '{run_id}'"
-    )
-    assert len(versions) == 1, [v.version for v in versions]
-    [version] = versions
-    assert version.tags["airloop.training_set_digest"] and version.tags["airloop.feature_views"]
-    experiment = mlflow.get_experiment_by_name("flights/training")
-    runs = mlflow.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`airloop.run_id` = '{run_id}' and tags.`airloop.stage` = 'train'",
-    )
-    assert sorted(r.info.status for r in runs) == ["FINISHED"], runs
-    champion = mlflow.get_model_version_by_alias("flight_delay", "champion")
-    assert mlflow.get_model_version("flight_delay", champion.version).status == "READY"
+    version, runs = run_version(settings, run_id)
+    statuses = sorted(r.info.status for r in runs)
+    assert statuses == ["FINISHED"], statuses
+    assert champion_ready(settings)
 
     def took(run: dict[str, Any]) -> float:
         spent = datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])

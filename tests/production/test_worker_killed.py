@@ -21,6 +21,7 @@ import pytest
 
 from tests.conftest import descendants, running
 from tests.production.conftest import FIRST_WINDOW
+from tests.production.history import champion_ready, run_version
 from tests.production.processes import worker_of
 from tests.support import wait_for
 
@@ -31,8 +32,6 @@ CATCH_SECONDS = 600  # for train_model to be seen running
 def test_a_worker_killed_during_train_model_is_survived_with_one_version(
     stack: Any, client: Any, first_training: dict[str, Any], settings: Any
 ) -> None:
-    from airloop.registry.tracking import configure
-
     run = client.trigger("model_training", FIRST_WINDOW, note="production tier: a worker killed")
     run_id = run["dag_run_id"]
 
@@ -61,18 +60,7 @@ def test_a_worker_killed_during_train_model_is_survived_with_one_version(
     assert retried["state"] == "success" and retried["try_number"] == 2, retried
 
     # Exactly one version for the run, with its lineage; the killed try's MLflow run ended.
-    mlflow = configure(settings)
-    versions = mlflow.search_model_versions(
-        f"name = 'flight_delay' and tags.`airloop.run_id` = '{run_id}'"
-    )
-    assert len(versions) == 1, [v.version for v in versions]
-    [version] = versions
-    assert version.tags["airloop.training_set_digest"] and version.tags["airloop.feature_views"]
-    experiment = mlflow.get_experiment_by_name("flights/training")
-    runs = mlflow.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`airloop.run_id` = '{run_id}' and tags.`airloop.stage` = 'train'",
-    )
+    version, runs = run_version(settings, run_id)
     statuses = sorted(r.info.status for r in runs)
     assert statuses in (["FINISHED"], ["FINISHED", "KILLED"]), statuses
     assert all(
@@ -80,8 +68,7 @@ def test_a_worker_killed_during_train_model_is_survived_with_one_version(
         for r in runs
         if r.info.status == "KILLED"
     )
-    champion = mlflow.get_model_version_by_alias("flight_delay", "champion")
-    assert mlflow.get_model_version("flight_delay", champion.version).status == "READY"
+    assert champion_ready(settings)
     # airloop up started the killed worker again, under the same name.
     names = [Path(f"/proc/{p}/cmdline").read_bytes() for p in descendants(stack.pid) if running(p)]
     assert any(hostname.encode() in name for name in names), f"{hostname} was not started again"
