@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -192,6 +193,24 @@ def test_training_is_reproducible(features, flights) -> None:
         evaluate_run(features, flights, a, first.run_id).challenger
         == evaluate_run(features, flights, b, second.run_id).challenger
     )
+
+
+def test_a_training_set_joined_in_pieces_is_the_set_joined_whole(
+    features, flights, monkeypatch, caplog
+) -> None:
+    """Pieces of a few days each give the rows, the file and the digest of one join."""
+    import logging
+
+    from airloop.training import dataset, pipeline
+
+    whole = pipeline.build_training_set(params=WINDOW, usecase=flights, settings=features)
+    monkeypatch.setattr(dataset, "PIECE_ROWS", 2_000)
+    Path(whole.uri).unlink()
+    with caplog.at_level(logging.INFO, logger=dataset.__name__):
+        pieces = pipeline.build_training_set(params=WINDOW, usecase=flights, settings=features)
+    assert "in 4 piece(s)" in caplog.text
+    assert (pieces.uri, pieces.digest, pieces.rows) == (whole.uri, whole.digest, whole.rows)
+    assert dataset.frame_digest(pd.read_parquet(pieces.uri)) == pieces.digest
 
 
 def test_gate_refuses_a_worse_challenger_and_promotes_a_better_one(

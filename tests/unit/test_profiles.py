@@ -101,13 +101,13 @@ def test_get_settings_refuses_with_the_variables(monkeypatch: pytest.MonkeyPatch
 
 
 def test_feast_configuration_comes_from_the_profile(tmp_path: Path) -> None:
-    from airloop.features.store import store_config
+    from airloop.features.store import ONLINE_SQLITE, store_config
 
     prod = store_config(Settings(**production(tmp_path)))
     assert prod["registry"]["registry_type"] == "sql"
     assert prod["online_store"] == {"type": "redis", "connection_string": "redis:6379,db=1"}
     embedded = store_config(Settings(home=tmp_path / "e"))
-    assert embedded["online_store"]["type"] == "sqlite"
+    assert embedded["online_store"]["type"] == ONLINE_SQLITE
     assert embedded["registry"] == str(tmp_path / "e" / "feast" / "registry.db")
 
 
@@ -128,7 +128,9 @@ def test_the_feast_cli_file_reads_the_same_configuration(tmp_path: Path, monkeyp
     monkeypatch.setattr(os, "environ", {**os.environ, **env})
     config = yaml.safe_load(os.path.expandvars(text))  # what Feast does with the file
     assert config["online_store"] == json.loads(env["AIRLOOP_FEAST_ONLINE_STORE_CONFIG"])
+    # Feast's stock store over the same file: its `feast apply` shows a plan for that one only.
     assert config["online_store"]["type"] == "sqlite"
+    assert config["online_store"]["path"] == str(tmp_path / "h" / "feast" / "online.db")
     assert config["registry"] == str(tmp_path / "h" / "feast" / "registry.db")
 
 

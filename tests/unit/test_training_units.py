@@ -447,3 +447,109 @@ def test_relative_to_is_a_model_input_of_a_regression(tmp_path) -> None:
     lagged = next(i for i in usecase.model_inputs if "_lag_" in i)
     raw["training"]["relative_to"] = lagged
     assert load_usecase(str(write_usecase(tmp_path / "lag", raw))).training.relative_to == lagged
+
+
+def _piece(path, ids, stamps, **columns):
+    frame = pd.DataFrame(
+        {"event_id": ids, "event_timestamp": pd.to_datetime(stamps, utc=True), **columns}
+    )
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def test_pieces_in_time_order_are_copied_and_overlapping_ones_sorted(tmp_path) -> None:
+    """Each piece is ordered already. Either way the file is ordered by time then id, a column missing in a piece or holding
+    only integers there takes the others' type, and the file's digest is the whole frame's."""
+    from airloop.training.dataset import combine_pieces, file_digest
+
+    first = _piece(
+        tmp_path / "a.parquet",
+        ["a", "b", "c"],
+        ["2013-01-01 05:00", "2013-01-01 06:00", "2013-01-01 06:00"],
+        count=[1, 2, 3],
+        flag=[True, False, True],
+        note=[None, None, None],
+    )
+    later = _piece(
+        tmp_path / "b.parquet",
+        ["d", "e"],
+        ["2013-01-02 05:30", "2013-01-03 00:00"],
+        count=[4, None],
+        flag=[None, True],
+        note=["x", "y"],
+    )
+    earlier = _piece(tmp_path / "c.parquet", ["f"], ["2013-01-01 05:30"], count=[7])
+    for pieces, ids in [
+        ([first, later], ["a", "b", "c", "d", "e"]),
+        ([first, later, earlier], ["a", "f", "b", "c", "d", "e"]),
+    ]:
+        out = combine_pieces(pieces, tmp_path / f"out-{len(pieces)}.parquet")
+        frame = pd.read_parquet(out)
+        assert list(frame["event_id"]) == ids
+        assert str(frame["count"].dtype) == "float64"
+        assert frame["note"].tolist()[-2:] == ["x", "y"]
+        assert file_digest(out) == frame_digest(frame)
+
+
+def test_a_file_digest_reads_each_row_group_as_the_whole_file_is_read(tmp_path) -> None:
+    """Integers and booleans missing in one row group only: read whole, they are floats and
+    objects in every row, and so they are hashed."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from airloop.training.dataset import file_digest
+
+    table = pa.table(
+        {
+            "count": pa.array([1, 2, None, 4], pa.int64()),
+            "flag": pa.array([True, False, None, True]),
+            "whole": pa.array([1, 2, 3, 4], pa.int64()),
+        }
+    )
+    path = tmp_path / "groups.parquet"
+    pq.write_table(table, path, row_group_size=2)
+    assert pq.ParquetFile(path).num_row_groups == 2
+    assert file_digest(path) == frame_digest(pd.read_parquet(path))
+
+
+def test_a_training_set_above_max_rows_is_read_as_the_same_even_sample(tmp_path) -> None:
+    """Row group by row group, in the set's order, the same rows on every read; all of a set
+    that fits."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from airloop.training.dataset import load_training_set
+
+    frame = pd.DataFrame(
+        {
+            "event_id": [f"e{i:04d}" for i in range(1000)],
+            "event_timestamp": pd.date_range("2013-01-01", periods=1000, freq="min", tz="UTC"),
+            "x": np.arange(1000.0),
+        }
+    )
+    path = tmp_path / "set.parquet"
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=128)
+    sample = load_training_set(str(path), max_rows=300)
+    assert len(sample) == 300
+    assert sample["event_timestamp"].is_monotonic_increasing
+    assert sample["x"].nunique() == 300
+    assert sample["x"].min() < 100 and sample["x"].max() > 900  # the whole window, evenly
+    assert sample.equals(load_training_set(str(path), max_rows=300))
+    assert load_training_set(str(path), max_rows=1000).equals(frame)
+    assert load_training_set(str(path)).equals(frame)
+
+
+def test_time_split_of_an_ordered_set_is_the_split_by_masks() -> None:
+    """Slices of a set in time order hold the rows the masks would pick."""
+    stamps = pd.to_datetime(["2013-01-01"] * 3 + ["2013-01-02"] * 4 + ["2013-01-03"] * 3, utc=True)
+    frame = pd.DataFrame({"event_timestamp": stamps, "x": range(10)})
+    shuffled = frame.sample(frac=1, random_state=1)
+    for a, b in zip(split_by_time(frame, 0.3, 0.3), split_by_time(shuffled, 0.3, 0.3), strict=True):
+        assert sorted(a["x"]) == sorted(b["x"])
+
+
+def test_max_rows_below_min_rows_is_refused() -> None:
+    from airloop.usecase.policies import TrainingSpec
+
+    with pytest.raises(ValueError, match=r"training.max_rows \(100\) is below training.min_rows"):
+        TrainingSpec(model_name="m", min_rows=200, max_rows=100)

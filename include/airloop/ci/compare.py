@@ -90,7 +90,7 @@ def held_out_rows(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The base's held-out slice and the candidate's rows of the same events, in one order."""
     spec = usecase.training
-    base = load_training_set(champion_set.uri)
+    base = load_training_set(champion_set.uri, spec.max_rows)
     _, _, test = split_by_time(base, spec.validation_fraction, spec.test_fraction)
     theirs = load_training_set(candidate_set.uri).drop_duplicates(EVENT_ID).set_index(EVENT_ID)
     test = test[test[EVENT_ID].isin(theirs.index)].reset_index(drop=True)

@@ -26,12 +26,19 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
     tmp = Path(name)
     try:
         write(tmp)
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return path
+
+
+def publish(tmp: Path, path: Path) -> Path:
+    """Flush a finished file to disk and rename it to ``path`` (on the same file system), for a
+    file whose name is known only once it is written (a digest in the name, say)."""
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
     return path
 
 

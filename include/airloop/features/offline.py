@@ -53,10 +53,17 @@ def write_partition(df: pd.DataFrame, path: Path) -> Path:
 
 
 def read_partitions(
-    settings: Settings, usecase: UseCase, table: str, since: datetime, until: datetime
+    settings: Settings,
+    usecase: UseCase,
+    table: str,
+    since: datetime,
+    until: datetime,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame | None:
-    """Concatenate a table's partitions whose interval starts in [since, until); None if none."""
-    frames = [pd.read_parquet(p) for p in partitions_in(settings, usecase, table, since, until)]
+    """Concatenate a table's partitions whose interval starts in [since, until) (these columns
+    of them, or all); None if none."""
+    paths = partitions_in(settings, usecase, table, since, until)
+    frames = [pd.read_parquet(p, columns=columns) for p in paths]
     frames = [f for f in frames if not f.empty]
     if not frames:
         return None

@@ -25,21 +25,26 @@ def repo_objects(kind: str) -> dict[str, Any]:
 
 
 def feast_cli_env() -> dict[str, str]:
-    """The variables ``feature_repo/feature_store.yaml`` reads: the profile's registry and stores.
+    """The variables ``feature_repo/feature_store.yaml`` reads: the profile's registry and stores
+    (SQLite as Feast's stock store, whose tables airloop's batched one writes alike).
 
     Feast expands variables in the file before parsing it, and YAML reads JSON, so each
     variable holds its part of the configuration as JSON.
     """
-    from airloop.features.store import store_config
+    from airloop.features.store import ONLINE_SQLITE, store_config
 
     settings = get_settings()
     usecase = load_usecase(settings.usecase)
     config = store_config(settings)
+    online = config["online_store"]
+    if online["type"] == ONLINE_SQLITE:
+        # Feast's own SQLite store, same tables: `feast apply` shows its plan only for that one.
+        online = {**online, "type": "sqlite"}
     settings.feast_dir.mkdir(parents=True, exist_ok=True)
     return {
         **settings.environment(),
         "AIRLOOP_FEAST_PROJECT": usecase.name,
         "AIRLOOP_FEAST_REGISTRY_CONFIG": json.dumps(config["registry"]),
         "AIRLOOP_FEAST_OFFLINE_STORE_CONFIG": json.dumps(config["offline_store"]),
-        "AIRLOOP_FEAST_ONLINE_STORE_CONFIG": json.dumps(config["online_store"]),
+        "AIRLOOP_FEAST_ONLINE_STORE_CONFIG": json.dumps(online),
     }

@@ -34,6 +34,8 @@ class Materialized(Record):
 # Feast's DuckDB store, reading only the rows a training set's join can use (named here, not
 # imported: the module imports Feast, which Feast's config loading does when it is needed).
 OFFLINE_STORE = "airloop.features.duckdb_store.WindowedDuckDBOfflineStore"
+# Feast's SQLite online store, writing each batch with one executemany (named here likewise).
+ONLINE_SQLITE = "airloop.features.sqlite_online.BatchedSqliteOnlineStore"
 
 
 def store_config(settings: Settings) -> dict[str, Any]:
@@ -41,12 +43,13 @@ def store_config(settings: Settings) -> dict[str, Any]:
 
     Embedded: a registry file, SQLite online. Production: the SQL registry (required for
     concurrent materialisation), Redis online. Both: DuckDB over the Parquet partitions
-    (``features.duckdb_store``).
+    (``features.duckdb_store``). SQLite, in whichever profile: Feast's store with batched
+    writes (``features.sqlite_online``), the same tables.
     """
     if settings.feast_online_store == "redis":
         online: dict[str, Any] = {"type": "redis", "connection_string": settings.feast_redis_url}
     else:
-        online = {"type": "sqlite", "path": str(settings.online_store_path)}
+        online = {"type": ONLINE_SQLITE, "path": str(settings.online_store_path)}
     registry: Any = settings.feast_registry
     if settings.feast_registry_url and "://" in settings.feast_registry_url:
         registry = {

@@ -167,14 +167,14 @@ def _trigger(settings: Settings, usecase: UseCase, tags: dict[str, str]) -> Link
 
 
 def _training_set(settings: Settings, usecase: UseCase, tags: dict[str, str]) -> Link:
-    from airloop.training.dataset import frame_digest, load_training_set
+    from airloop.training.dataset import file_digest
 
     uri, digest = tags.get("training_set_uri", ""), tags.get("training_set_digest")
     start, end = tags.get("window_start"), tags.get("window_end")
     link = Link(kind="training set", ref=str(digest), detail={"window": [start, end], "uri": uri})
     if not uri or not Path(uri).exists():
         link = link.model_copy(update={"status": "broken", "problem": f"{uri or 'no uri'} is gone"})
-    elif frame_digest(load_training_set(uri)) != digest:
+    elif file_digest(uri) != digest:
         link = link.model_copy(
             update={
                 "status": "broken",

@@ -106,7 +106,7 @@ def smoke_test(
     """The service's ``/invocations`` on held-out rows against the version scored in-process."""
     import mlflow
 
-    frame = load_training_set(training_set.uri)
+    frame = load_training_set(training_set.uri, usecase.training.max_rows)
     _, _, test = split_by_time(
         frame, usecase.training.validation_fraction, usecase.training.test_fraction
     )

@@ -77,7 +77,7 @@ def validate_training_set(
 ) -> TrainingSetCheck:
     """The training-set gate: label balance, missing features, ranges."""
     uc, _ = resolve(usecase, settings)
-    frame = load_training_set(training_set.uri)
+    frame = load_training_set(training_set.uri, uc.training.max_rows)
     return check_training_set(uc, frame, training_set.feature_columns)
 
 

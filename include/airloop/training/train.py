@@ -182,8 +182,10 @@ def fit(
             mine is None or not is_better(primary, usecase.task, mine, theirs)
         ):
             model, metrics, config = other_model, other_metrics, other
-    if refit:
-        train = pd.concat([train, valid])
+    if refit:  # the two slices of a training set's time order are one slice of it
+        both = len(train) + len(valid)
+        contiguous = frame[EVENT_TS].is_monotonic_increasing
+        train = frame.iloc[:both] if contiguous else pd.concat([train, valid])
         model = fitted_on(train, config)
     return Fitted(model, columns, train, valid, test, metrics, refit, config, compared)
 
@@ -277,6 +279,8 @@ def _log_training_inputs(
             "labels_as_of": training_set.as_of,
             "feature_service": training_set.feature_service,
             "training_set_digest": training_set.digest,
+            "training_set_rows": training_set.rows,
+            "rows_read": len(frame),
             "rows_train": len(fitted.train),
             "rows_validation": len(fitted.validation),
             "rows_test": len(fitted.test),
@@ -355,7 +359,7 @@ def train_and_log(
             settings, experiment, {**identity, "airloop.stage": "train"}
         ):
             log.warning("ended MLflow run %s, left running by a try that was killed", ended)
-    frame = load_training_set(training_set.uri)
+    frame = load_training_set(training_set.uri, usecase.training.max_rows)
     refit = log_the_model and usecase.training.refit
     candidates = usecase.training.candidates if log_the_model else None  # a trial is one config
     fitted = fit(usecase, frame, training_set.feature_columns, cfg, refit, candidates)
@@ -422,7 +426,7 @@ def evaluate_run(
 
     The figures go to the run as ``test_*`` metrics and an ``evaluation/`` artifact folder.
     """
-    frame = load_training_set(training_set.uri)
+    frame = load_training_set(training_set.uri, usecase.training.max_rows)
     spec = usecase.training
     _, _, test = split_by_time(frame, spec.validation_fraction, spec.test_fraction)
     inputs = model_inputs(test, training_set.feature_columns)

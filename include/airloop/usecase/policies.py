@@ -70,6 +70,10 @@ class TrainingSpec(Spec):
     # from the freshest weeks the test slice leaves, and the test slice still judges it unseen.
     refit: bool = False
     min_rows: int = 200
+    # The rows training, evaluation and the gate read at most: beyond it, the same even sample
+    # of the window every time (its time split as ever), so their memory stays bounded however
+    # large the window grows (about 3 GB at a million rows of 55 columns: docs/scaling.md).
+    max_rows: int | None = Field(default=1_000_000, ge=1)
     positive_rate: tuple[float, float] = (0.01, 0.99)
     max_null_share: float = Field(default=0.6, ge=0, le=1)
     # Per model input, for a feature missing by nature (an aircraft's earlier departure of the
@@ -82,6 +86,15 @@ class TrainingSpec(Spec):
         if isinstance(value, list):
             return [{"family": v} if isinstance(v, str) else v for v in value]
         return value
+
+    @model_validator(mode="after")
+    def _max_rows_holds_min_rows(self) -> TrainingSpec:
+        if self.max_rows is not None and self.max_rows < self.min_rows:
+            raise ValueError(
+                f"training.max_rows ({self.max_rows}) is below training.min_rows"
+                f" ({self.min_rows}): no training set could pass the gate"
+            )
+        return self
 
     @model_validator(mode="after")
     def _refit_leaves_calibration_its_slice(self) -> TrainingSpec:
