@@ -43,6 +43,22 @@ def version_of(settings: Settings, name: str) -> tuple[str, str]:
     return str(mv.version), run.info.run_id
 
 
+def unused_set() -> Any:
+    """A reused run reads no training set: this one does not exist."""
+    from airloop.training.dataset import TrainingSet
+
+    return TrainingSet(
+        uri="/nowhere.parquet",
+        digest="",
+        rows=0,
+        start="2013-01-01",
+        end="2013-01-09",
+        as_of="2013-01-09",
+        feature_service="flight_delay_v1",
+        feature_columns=[],
+    )
+
+
 def promoted(settings: Settings, usecase: Any, version: str, before: str | None) -> None:
     from airloop.metadata.store import MetadataStore
 
@@ -100,7 +116,6 @@ def test_a_reused_training_run_returns_its_validation_metrics_only(local, flight
     import mlflow
 
     from airloop.registry.tracking import configure, experiment_id
-    from airloop.training.dataset import TrainingSet
     from airloop.training.train import lineage_tags, train_and_log
 
     configure(local)
@@ -108,16 +123,24 @@ def test_a_reused_training_run_returns_its_validation_metrics_only(local, flight
         mlflow.set_tags({**lineage_tags(RUN), "airloop.stage": "train"})
         mlflow.log_metrics({f"val_{m}": 0.5 for m in flights.metrics})
         mlflow.log_metrics({f"test_{m}": 0.25 for m in flights.metrics})  # evaluate's, later
-    unused = TrainingSet(  # a reused run reads no training set: this one does not exist
-        uri="/nowhere.parquet",
-        digest="",
-        rows=0,
-        start="2013-01-01",
-        end="2013-01-09",
-        as_of="2013-01-09",
-        feature_service="flight_delay_v1",
-        feature_columns=[],
-    )
-    trained = train_and_log(local, flights, unused, lineage=RUN)
+    trained = train_and_log(local, flights, unused_set(), lineage=RUN)
     assert trained.run_id == run.info.run_id
     assert trained.metrics == {f"val_{m}": 0.5 for m in flights.metrics}
+
+
+def test_a_reused_training_run_returns_the_configuration_it_kept(local, flights) -> None:
+    """Candidate selection may have kept another family than the one asked for: a retried
+    task returns the one its run kept, as its first try did."""
+    import mlflow
+
+    from airloop.registry.tracking import configure, experiment_id
+    from airloop.training.train import CONFIG_TAG, TrainConfig, lineage_tags, train_and_log
+
+    kept = TrainConfig(family="logistic", seed=7)
+    configure(local)
+    with mlflow.start_run(experiment_id=experiment_id(local, "flights/training")):
+        mlflow.set_tags(
+            {**lineage_tags(RUN), "airloop.stage": "train", CONFIG_TAG: kept.model_dump_json()}
+        )
+    trained = train_and_log(local, flights, unused_set(), lineage=RUN)
+    assert trained.config == kept

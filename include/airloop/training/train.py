@@ -54,6 +54,7 @@ MODEL_ARTIFACT = "model"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 REFERENCE_ROWS = 50_000
 IDENTITY_TAGS = ("airloop.dag_id", "airloop.run_id")
+CONFIG_TAG = "airloop.train_config"  # the configuration a run kept, as JSON
 
 
 class TrainConfig(Record):
@@ -354,6 +355,9 @@ def train_and_log(
             # What this stage returned the first time: its validation metrics, not the test_*
             # ones the evaluate stage has since logged to the same run.
             metrics = {f"val_{m}": previous.data.metrics.get(f"val_{m}") for m in usecase.metrics}
+            # And the configuration it kept (candidate selection may have kept another family).
+            kept = previous.data.tags.get(CONFIG_TAG)
+            cfg = TrainConfig.model_validate_json(kept) if kept else cfg
             return _trained(note_run(previous.info.run_id), cfg, metrics)
         for ended in end_abandoned_runs(
             settings, experiment, {**identity, "airloop.stage": "train"}
@@ -371,7 +375,14 @@ def train_and_log(
         nested=parent_run_id is not None,
     ) as run:
         note_run(run.info.run_id)
-        mlflow.set_tags({**tags, "airloop.stage": "train", "airloop.usecase": usecase.name})
+        mlflow.set_tags(
+            {
+                **tags,
+                "airloop.stage": "train",
+                "airloop.usecase": usecase.name,
+                CONFIG_TAG: cfg.model_dump_json(),
+            }
+        )
         mlflow.log_params(
             {
                 "family": cfg.family,
