@@ -375,14 +375,8 @@ def train_and_log(
         nested=parent_run_id is not None,
     ) as run:
         note_run(run.info.run_id)
-        mlflow.set_tags(
-            {
-                **tags,
-                "airloop.stage": "train",
-                "airloop.usecase": usecase.name,
-                CONFIG_TAG: cfg.model_dump_json(),
-            }
-        )
+        stage = {"airloop.stage": "train", "airloop.usecase": usecase.name}
+        mlflow.set_tags({**tags, **stage, CONFIG_TAG: cfg.model_dump_json()})
         mlflow.log_params(
             {
                 "family": cfg.family,
