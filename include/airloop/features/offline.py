@@ -62,7 +62,11 @@ def read_partitions(
 ) -> pd.DataFrame | None:
     """Concatenate a table's partitions whose interval starts in [since, until) (these columns
     of them, or all); None if none."""
-    paths = partitions_in(settings, usecase, table, since, until)
+    return read_files(partitions_in(settings, usecase, table, since, until), columns)
+
+
+def read_files(paths: list[Path], columns: list[str] | None = None) -> pd.DataFrame | None:
+    """Concatenate these partition files (these columns of them, or all); None if all are empty."""
     frames = [pd.read_parquet(p, columns=columns) for p in paths]
     frames = [f for f in frames if not f.empty]
     if not frames:

@@ -18,7 +18,7 @@ from airloop.core.errors import PermanentError
 from airloop.core.files import publish
 from airloop.core.records import Record
 from airloop.data.intervals import as_utc
-from airloop.features.offline import partitions_in, read_partitions
+from airloop.features.offline import partitions_in, read_files, read_partitions
 from airloop.features.store import historical_features
 from airloop.settings import Settings
 from airloop.usecase import UseCase
@@ -156,7 +156,9 @@ def retrieve_training_set(
     with tempfile.TemporaryDirectory(dir=folder, prefix=".pieces-") as scratch:
         pieces: list[Path] = []
         for group in _piece_files(event_files):
-            events = pd.concat([pd.read_parquet(f) for f in group], ignore_index=True)
+            events = read_files(group)
+            if events is None:
+                continue
             entity_rows = events.merge(labels, on=EVENT_ID, how="inner")
             if entity_rows.empty:
                 continue
@@ -191,12 +193,10 @@ def retrieve_training_set(
 def _piece_files(files: list[Path]) -> list[list[Path]]:
     """Consecutive partition files in groups of about :data:`PIECE_ROWS` rows (a larger
     partition is a group of its own), by the row counts in their footers."""
-    import pyarrow.parquet as pq
-
     groups: list[list[Path]] = [[]]
     held = 0
     for path in files:
-        rows = pq.ParquetFile(path).metadata.num_rows
+        rows = parquet_rows(path)
         if groups[-1] and held + rows > PIECE_ROWS:
             groups.append([])
             held = 0
