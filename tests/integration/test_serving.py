@@ -197,6 +197,28 @@ def invocation_frame(features: Any, champion: Any) -> pd.DataFrame:
     return frame
 
 
+def test_instances_that_leave_out_different_optional_columns_are_scored_as_missing_values(
+    client, champion, features
+) -> None:
+    """Found by the contract test: MLflow turns ``instances`` records into columns, and records
+    that each leave out another optional column gave columns of unequal lengths, a 400."""
+    import mlflow
+
+    frame = invocation_frame(features, champion)
+    schema = mlflow.pyfunc.load_model(f"models:/flight_delay/{champion['version']}").metadata
+    optional = [s.name for s in schema.get_input_schema().inputs if not s.required]
+    assert len(optional) >= 2, optional  # columns the signature lets a record leave out
+    rows = [dict(row) for row in frame.to_dict("records") * 2]
+    rows[0][optional[0]] = rows[1][optional[1]] = None
+    records = client.post("/invocations", json={"dataframe_records": rows})
+    assert records.status_code == 200, records.text
+    left_out = [{k: v for k, v in row.items() if v is not None} for row in rows]
+    assert left_out[0].keys() != left_out[1].keys()
+    response = client.post("/invocations", json={"instances": left_out})
+    assert response.status_code == 200, response.text
+    assert response.json() == records.json()
+
+
 def test_invocations_refuse_an_unknown_column_and_a_value_outside_the_declared_set(
     client, champion, features
 ) -> None:

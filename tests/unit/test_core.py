@@ -15,7 +15,7 @@ from airloop.core.files import atomic_write, read_json, read_jsonl, write_json, 
 from airloop.core.html import figure_img, html_table
 from airloop.core.http import HttpError, answers, probe, request_json, web_url
 from airloop.core.polling import WaitTimeout, wait_until
-from airloop.core.records import Number, Record, json_safe, plain, to_json
+from airloop.core.records import Number, Record, json_column, json_safe, plain, to_json
 from airloop.core.stopwatch import Stopwatch
 
 
@@ -53,6 +53,26 @@ def test_plain_gives_json_values_and_text_for_the_rest() -> None:
     assert plain(np.float32(1.5)) == 1.5 and plain(float("nan")) is None
     assert plain(Path("/x")) == "/x"
     assert json_safe({"a": (1, float("inf"))}) == {"a": [1, None]}
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        np.array([1.5, np.nan, -np.inf, 0.0, 2e300]),
+        np.array([1.5, np.nan], dtype=np.float32),
+        np.array([3, -1, 2**40]),
+        np.array([True, False]),
+        np.array(["JFK", None, 4.0, float("nan")], dtype=object),
+        [1, 2.5, None, float("inf"), "x"],
+        np.array([], dtype=float),
+    ],
+    ids=["float64", "float32", "int64", "bool", "objects", "list", "empty"],
+)
+def test_a_column_converted_at_once_is_json_safe_of_each_value(column) -> None:
+    converted = json_column(column)
+    expected = [json_safe(v) for v in column]
+    assert converted == expected
+    assert [type(v) for v in converted] == [type(v) for v in expected]
 
 
 def test_atomic_write_replaces_whole_or_leaves_the_old_file(tmp_path: Path) -> None:

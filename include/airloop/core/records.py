@@ -56,6 +56,21 @@ def json_safe(value: Any) -> Any:
     return finite_or_none(value)
 
 
+def json_column(values: Any) -> list[Any]:
+    """:func:`json_safe` of each value of a column, a numeric numpy array converted at once:
+    serving logs every input of every prediction, and per value this was a tenth of a batch's
+    time."""
+    import numpy as np
+
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iubf":
+        out = values.tolist()
+        if values.dtype.kind == "f":
+            for index in np.flatnonzero(~np.isfinite(values)):
+                out[index] = None
+        return out
+    return [finite_or_none(v) for v in values]
+
+
 def plain(value: Any) -> Any:
     """A value as JSON can hold it: numbers and text as they are, anything else as text."""
     value = json_safe(value)

@@ -262,7 +262,7 @@ class CheckedModel:
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
         """Check the table, then let the model score it."""
         if isinstance(data, dict):
-            data = pd.DataFrame(data)
+            data = self.table_of(data)
         if not isinstance(data, pd.DataFrame) and self.sent is not None:
             data = self.sent  # records MLflow left as a list (``inputs`` with ``params``)
         if not isinstance(data, pd.DataFrame):
@@ -289,3 +289,13 @@ class CheckedModel:
             )
             raise ValueError(self.refusal.message)
         return self.pyfunc.predict(as_signature_says(data, self.metadata), params=params)
+
+    def table_of(self, columns: dict[str, Any]) -> pd.DataFrame:
+        """The table of MLflow's columns. ``instances`` records that leave out an optional
+        column (as ``dataframe_records`` may) come out of MLflow's parse as columns of unequal
+        lengths, which MLflow then fails to score; the records as sent, a left-out value
+        missing, are that table."""
+        lengths = {len(v) for v in columns.values() if isinstance(v, list | np.ndarray)}
+        if len(lengths) > 1 and self.sent is not None:
+            return self.sent
+        return pd.DataFrame(columns)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from airloop.core.periods import Span
-from airloop.core.records import json_safe
+from airloop.core.records import json_column
 from airloop.serving.breaker import Breaker, BreakerOpen
 from airloop.serving.errors import ApiError
 from airloop.serving.freshness import freshness_by_view, is_stale
@@ -125,6 +125,7 @@ class Predictor:
         request_id = request_id or uuid.uuid4().hex
         predictions = []
         logged: list[dict[str, Any]] = []
+        logged_inputs = {c: json_column(data[c]) for c in model.input_columns}
         for i in range(len(rows)):
             value = float(scores[i])
             self.metrics.scores.observe(value)
@@ -148,7 +149,7 @@ class Predictor:
                     "event_id": event_id,
                     "event_time": event_time.astimezone(UTC).isoformat() if event_time else now,
                     "entities": entity_rows[i],
-                    "features": {c: json_safe(data[c][i]) for c in model.input_columns},
+                    "features": {c: logged_inputs[c][i] for c in model.input_columns},
                     "model": self.holder.model_name,
                     "model_version": model.version,
                     "score": value,
