@@ -553,3 +553,33 @@ def test_max_rows_below_min_rows_is_refused() -> None:
 
     with pytest.raises(ValueError, match=r"training.max_rows \(100\) is below training.min_rows"):
         TrainingSpec(model_name="m", min_rows=200, max_rows=100)
+
+
+def test_the_rows_of_some_events_read_as_the_whole_set_reads_them(tmp_path) -> None:
+    """``airloop ci``'s candidate rows: only the events asked for, in the set's order, each
+    column typed as in the whole set (integers missing only in rows not asked for stay floats),
+    a repeated event kept; none for ids of another type."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from airloop.training.dataset import load_training_rows, load_training_set
+
+    table = pa.table(
+        {
+            "event_id": pa.array([1, 2, 3, 4, 5, 2, 6]),
+            "count": pa.array([1, 2, None, 4, 5, 2, 6], pa.int64()),
+            "flag": pa.array([True, False, None, True, True, False, True]),
+            "x": pa.array([0.5, 1.5, 2.5, 3.5, 4.5, 1.5, 6.5]),
+        }
+    )
+    path = tmp_path / "set.parquet"
+    pq.write_table(table, path, row_group_size=2)
+    whole = load_training_set(str(path))
+    asked = pd.Series([6, 2, 5, 99])
+    rows = load_training_rows(str(path), asked)
+    expected = whole[whole["event_id"].isin(asked)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(rows, expected)
+    assert rows["event_id"].tolist() == [2, 5, 2, 6]
+    assert str(rows["count"].dtype) == "float64" and rows["flag"].dtype == object
+    assert load_training_rows(str(path), pd.Series(["2", "5"])).empty
+    assert list(load_training_rows(str(path), pd.Series([], dtype=int)).columns) == list(whole)

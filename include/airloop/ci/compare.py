@@ -20,7 +20,12 @@ from airloop.core.records import Number, Record
 from airloop.registry.models import GateDecision, gate
 from airloop.registry.tracking import configure
 from airloop.settings import Settings
-from airloop.training.dataset import TrainingSet, load_training_set, split_by_time
+from airloop.training.dataset import (
+    TrainingSet,
+    load_training_rows,
+    load_training_set,
+    split_by_time,
+)
 from airloop.training.metrics import compute_metrics, slice_metrics
 from airloop.training.models import model_inputs, score
 from airloop.usecase import UseCase
@@ -92,7 +97,8 @@ def held_out_rows(
     spec = usecase.training
     base = load_training_set(champion_set.uri, spec.max_rows)
     _, _, test = split_by_time(base, spec.validation_fraction, spec.test_fraction)
-    theirs = load_training_set(candidate_set.uri).drop_duplicates(EVENT_ID).set_index(EVENT_ID)
+    theirs = load_training_rows(candidate_set.uri, test[EVENT_ID])
+    theirs = theirs.drop_duplicates(EVENT_ID).set_index(EVENT_ID)
     test = test[test[EVENT_ID].isin(theirs.index)].reset_index(drop=True)
     if test.empty:
         raise PermanentError(

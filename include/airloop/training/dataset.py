@@ -82,23 +82,31 @@ def file_digest(uri: str | Path) -> str:
     boolean column with a missing value anywhere in the file is read as pandas reads it whole
     (floats, objects), though a row group without one would read as integers or booleans.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     source = pq.ParquetFile(uri)
     schema = source.schema_arrow
-    widened = {
-        field.name: "float64" if pa.types.is_integer(field.type) else "object"
-        for field in schema
-        if (pa.types.is_integer(field.type) or pa.types.is_boolean(field.type))
-        and _has_nulls(source, field.name)
-    }
+    widened = _types_read_whole(source)
     digest = hashlib.sha256()
     for group in range(source.num_row_groups):
         frame = source.read_row_group(group).to_pandas()
         digest.update(_row_hashes(frame.astype(widened) if widened else frame))
     digest.update(json.dumps(list(schema.names)).encode())
     return digest.hexdigest()
+
+
+def _types_read_whole(source: Any) -> dict[str, str]:
+    """The pandas types of the columns that read otherwise in part than whole: an integer or
+    boolean column with a missing value anywhere in the file reads whole as floats or objects,
+    a row group (or a selection of rows) without one as integers or booleans."""
+    import pyarrow as pa
+
+    return {
+        field.name: "float64" if pa.types.is_integer(field.type) else "object"
+        for field in source.schema_arrow
+        if (pa.types.is_integer(field.type) or pa.types.is_boolean(field.type))
+        and _has_nulls(source, field.name)
+    }
 
 
 def _has_nulls(source: Any, column: str) -> bool:
@@ -284,15 +292,15 @@ def _sorted_batches(pieces: list[Path]) -> Any:
     """The pieces' rows by event time then id, from DuckDB's sort (out of core)."""
     import duckdb
 
-    con = duckdb.connect()
-    con.execute("SET memory_limit = '2GB'")
     files = [str(p) for p in pieces]
     # The two column names are airloop's constants; the files are a parameter.
     query = (
         "SELECT * FROM read_parquet($files, union_by_name = true) "  # nosec B608
         f'ORDER BY "{EVENT_TS}", "{EVENT_ID}"'
     )
-    yield from con.sql(query, params={"files": files}).fetch_record_batch(PIECE_ROWS)
+    with duckdb.connect() as con:  # closed with its spill files once the batches are read
+        con.execute("SET memory_limit = '2GB'")
+        yield from con.sql(query, params={"files": files}).fetch_record_batch(PIECE_ROWS)
 
 
 def load_training_set(uri: str, max_rows: int | None = None) -> pd.DataFrame:
@@ -319,6 +327,31 @@ def load_training_set(uri: str, max_rows: int | None = None) -> pd.DataFrame:
         first += rows
     log.info("training set %s: %d of its %d rows (training.max_rows)", path.name, max_rows, total)
     return pa.concat_tables(parts).to_pandas(self_destruct=True)
+
+
+def load_training_rows(uri: str, event_ids: Any) -> pd.DataFrame:
+    """The rows of a training set whose event is one of ``event_ids`` (pandas' ``isin``), in
+    their order and typed as :func:`load_training_set` reads the whole set; read a row group
+    at a time, so only those rows are ever held (``airloop ci`` needs the candidate's rows of
+    the base's held-out events, a fraction of a set that can be millions of rows)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = Path(uri)
+    if not path.is_file():
+        raise TrainingDataError(f"training set {uri} does not exist (was the home cleaned?)")
+    source = pq.ParquetFile(path)
+    wanted = pd.Index(pd.unique(pd.Series(event_ids)))
+    parts = []
+    for group in range(source.num_row_groups):
+        ids = source.read_row_group(group, columns=[EVENT_ID]).column(0).to_pandas()
+        keep = ids.isin(wanted).to_numpy()
+        if keep.any():
+            parts.append(source.read_row_group(group).filter(pa.array(keep)))
+    table = pa.concat_tables(parts) if parts else source.schema_arrow.empty_table()
+    frame = table.to_pandas(self_destruct=True)
+    widened = _types_read_whole(source)
+    return frame.astype(widened) if widened else frame
 
 
 # The sample of a training set larger than ``training.max_rows`` is fixed: every stage that
