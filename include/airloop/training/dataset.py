@@ -96,9 +96,9 @@ def file_digest(uri: str | Path) -> str:
 
 
 def _types_read_whole(source: Any) -> dict[str, str]:
-    """The pandas types of the columns that read otherwise in part than whole: an integer or
-    boolean column with a missing value anywhere in the file reads whole as floats or objects,
-    a row group (or a selection of rows) without one as integers or booleans."""
+    """The pandas types of the columns whose type depends on how much of the file is read: an
+    integer or boolean column with a missing value anywhere reads whole as floats or objects,
+    but a row group (or a selection of rows) without one reads as integers or booleans."""
     import pyarrow as pa
 
     return {
@@ -303,20 +303,26 @@ def _sorted_batches(pieces: list[Path]) -> Any:
         yield from con.sql(query, params={"files": files}).fetch_record_batch(PIECE_ROWS)
 
 
+def _training_file(uri: str) -> Any:
+    """A training set's Parquet file, opened for its footer and row groups; a clear error
+    where it is gone."""
+    import pyarrow.parquet as pq
+
+    if not Path(uri).is_file():
+        raise TrainingDataError(f"training set {uri} does not exist (was the home cleaned?)")
+    return pq.ParquetFile(uri)
+
+
 def load_training_set(uri: str, max_rows: int | None = None) -> pd.DataFrame:
     """The rows of a training set written by :func:`retrieve_training_set`; with ``max_rows``
     (``training.max_rows``), at most that many: an even sample of its rows, in their order,
     the same on every read, taken a row group at a time so the whole set is never in memory."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    path = Path(uri)
-    if not path.is_file():
-        raise TrainingDataError(f"training set {uri} does not exist (was the home cleaned?)")
-    source = pq.ParquetFile(path)
+    source = _training_file(uri)
     total = source.metadata.num_rows
     if max_rows is None or total <= max_rows:
-        return pd.read_parquet(path)
+        return pd.read_parquet(uri)
     kept = np.sort(np.random.default_rng(SAMPLE_SEED).choice(total, max_rows, replace=False))
     parts, first = [], 0
     for group in range(source.num_row_groups):
@@ -325,7 +331,9 @@ def load_training_set(uri: str, max_rows: int | None = None) -> pd.DataFrame:
         if len(chosen):
             parts.append(source.read_row_group(group).take(pa.array(chosen)))
         first += rows
-    log.info("training set %s: %d of its %d rows (training.max_rows)", path.name, max_rows, total)
+    log.info(
+        "training set %s: %d of its %d rows (training.max_rows)", Path(uri).name, max_rows, total
+    )
     return pa.concat_tables(parts).to_pandas(self_destruct=True)
 
 
@@ -335,12 +343,8 @@ def load_training_rows(uri: str, event_ids: Any) -> pd.DataFrame:
     at a time, so only those rows are ever held (``airloop ci`` needs the candidate's rows of
     the base's held-out events, a fraction of a set that can be millions of rows)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    path = Path(uri)
-    if not path.is_file():
-        raise TrainingDataError(f"training set {uri} does not exist (was the home cleaned?)")
-    source = pq.ParquetFile(path)
+    source = _training_file(uri)
     wanted = pd.Index(pd.unique(pd.Series(event_ids)))
     parts = []
     for group in range(source.num_row_groups):
